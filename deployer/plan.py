@@ -1,0 +1,72 @@
+"""The pure core of a release: input checks, colour choice and the route state.
+
+Nothing here does I/O, so every rule is unit tested without Docker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from deployer.errors import InputError
+
+COLOURS = ("blue", "green")
+VERSION = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def check_version(version: str) -> str:
+    if not VERSION.match(version or ""):
+        raise InputError(
+            f"invalid version {version!r}: use 1 to 128 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+        )
+    if version in (".", ".."):
+        raise InputError(f"invalid version {version!r}")
+    return version
+
+
+def check_colour(colour: str) -> str:
+    if colour not in COLOURS:
+        raise InputError(f"unknown colour {colour!r}: use blue or green")
+    return colour
+
+
+def other(colour: str) -> str:
+    return COLOURS[1 - COLOURS.index(check_colour(colour))]
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Which colour the edge sends live and preview traffic to ('' for none).
+
+    This is the runtime state the edge reads on every request, and the one
+    persistent truth of which colour is live.
+    """
+
+    live: str = ""
+    preview: str = ""
+
+    def render(self) -> str:
+        return f"live={self.live}\npreview={self.preview}\n"
+
+    @classmethod
+    def parse(cls, text: str) -> Routes:
+        values = {}
+        for line in text.splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key in ("live", "preview"):
+                values[key] = value.strip() if value.strip() in COLOURS else ""
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    version: str
+    live: str  # '' on the first release
+    idle: str
+
+
+def plan_release(version: str, routes: Routes) -> ReleasePlan:
+    """The idle colour is the one that is not live; the first release goes to blue."""
+    check_version(version)
+    idle = other(routes.live) if routes.live else COLOURS[0]
+    return ReleasePlan(version=version, live=routes.live, idle=idle)

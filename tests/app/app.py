@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Tiny HTTP test service for the blue-green deployer integration tests.
+
+Standard library only. Behaviour is controlled through environment variables:
+
+  PORT            listening port on 0.0.0.0 (default 8080)
+  APP_VERSION     reported version (default "dev")
+  APP_COLOUR      reported colour (default "none")
+  APP_SERVICE     reported service name (default "app")
+  STARTUP_DELAY   seconds to wait before listening at all (float, default 0)
+  NEVER_HEALTHY   "1" -> /health always answers 503
+  CRASH_AFTER     seconds after which the process exits with code 3
+  SLOW_PATH       path (or path suffix, e.g. /api/slow) that answers slowly (default /slow)
+  SLOW_SECONDS    how long the slow path sleeps (default 2)
+  EVENT_INTERVAL  seconds between server-sent events (default 0.5)
+  EVENT_COUNT     number of server-sent events per stream (default 20)
+  DRAIN_SECONDS   max seconds to wait for in-flight requests on SIGTERM (default 10)
+"""
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def _float_env(name, default):
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        log("ignoring invalid %s=%r" % (name, raw))
+        return default
+
+
+def log(msg):
+    sys.stderr.write("[testapp] %s\n" % msg)
+    sys.stderr.flush()
+
+
+PORT = int(os.environ.get("PORT", "8080") or "8080")
+VERSION = os.environ.get("APP_VERSION", "dev")
+COLOUR = os.environ.get("APP_COLOUR", "none")
+SERVICE = os.environ.get("APP_SERVICE", "app")
+STARTUP_DELAY = _float_env("STARTUP_DELAY", 0.0)
+NEVER_HEALTHY = os.environ.get("NEVER_HEALTHY", "") == "1"
+CRASH_AFTER = _float_env("CRASH_AFTER", None)
+SLOW_PATH = os.environ.get("SLOW_PATH", "/slow") or "/slow"
+SLOW_SECONDS = _float_env("SLOW_SECONDS", 2.0)
+EVENT_INTERVAL = _float_env("EVENT_INTERVAL", 0.5)
+EVENT_COUNT = int(_float_env("EVENT_COUNT", 20))
+DRAIN_SECONDS = _float_env("DRAIN_SECONDS", 10.0)
+
+HEALTH_PATHS = ("/health", "/actuator/health")
+
+_ready = threading.Event()
+_draining = threading.Event()
+_inflight_lock = threading.Condition()
+_inflight = 0
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "deployer-testapp"
+    sys_version = ""
+
+    def version_string(self):
+        return self.server_version
+
+    # -- bookkeeping -------------------------------------------------------
+    def log_message(self, fmt, *args):  # no per-request logging
+        pass
+
+    def _enter(self):
+        global _inflight
+        with _inflight_lock:
+            _inflight += 1
+
+    def _leave(self):
+        global _inflight
+        with _inflight_lock:
+            _inflight -= 1
+            _inflight_lock.notify_all()
+
+    def _path(self):
+        return self.path.split("?", 1)[0].split("#", 1)[0] or "/"
+
+    def _common_headers(self):
+        self.send_header("X-App-Version", VERSION)
+        self.send_header("X-App-Colour", COLOUR)
+        self.send_header("X-App-Service", SERVICE)
+        if _draining.is_set():
+            # Ask keep-alive clients to go elsewhere while we drain.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+
+    def _send_json(self, status, obj, head=False):
+        body = (json.dumps(obj, separators=(",", ":")) + "\n").encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self._common_headers()
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def _info(self, path):
+        return {"service": SERVICE, "version": VERSION, "colour": COLOUR, "path": path}
+
+    def _is_slow(self, path):
+        return path == SLOW_PATH or path.endswith(SLOW_PATH) or path.startswith(SLOW_PATH + "/")
+
+    def _read_body(self):
+        te = self.headers.get("Transfer-Encoding", "").lower()
+        if "chunked" in te:
+            total = 0
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    break
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers until blank line
+                    while True:
+                        t = self.rfile.readline(65537)
+                        if not t or t in (b"\r\n", b"\n"):
+                            break
+                    break
+                remaining = size
+                while remaining > 0:
+                    chunk = self.rfile.read(min(remaining, 65536))
+                    if not chunk:
+                        break
+                    remaining -= len(chunk)
+                    total += len(chunk)
+                self.rfile.readline(3)  # CRLF after chunk
+            return total
+        try:
+            length = int(self.headers.get("Content-Length", "0") or "0")
+        except ValueError:
+            length = 0
+        remaining, total = length, 0
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            total += len(chunk)
+        return total
+
+    # -- handlers ----------------------------------------------------------
+    def _handle_get(self, head=False):
+        path = self._path()
+        if path in HEALTH_PATHS:
+            if _ready.is_set() and not NEVER_HEALTHY and not _draining.is_set():
+                self._send_json(200, {"status": "UP"}, head)
+            else:
+                self._send_json(503, {"status": "DOWN"}, head)
+            return
+        if not head and (path == "/events" or path.endswith("/events")):
+            self._events()
+            return
+        if self._is_slow(path):
+            time.sleep(SLOW_SECONDS)
+        self._send_json(200, self._info(path), head)
+
+    def _events(self):
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.send_header("X-App-Version", VERSION)
+        self.send_header("X-App-Colour", COLOUR)
+        self.send_header("X-App-Service", SERVICE)
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for i in range(EVENT_COUNT):
+                if i:
+                    time.sleep(EVENT_INTERVAL)
+                payload = json.dumps({"version": VERSION, "colour": COLOUR, "n": i},
+                                     separators=(",", ":"))
+                self.wfile.write(("data: %s\n\n" % payload).encode("utf-8"))
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def do_GET(self):
+        self._enter()
+        try:
+            self._handle_get()
+        finally:
+            self._leave()
+
+    def do_HEAD(self):
+        self._enter()
+        try:
+            self._handle_get(head=True)
+        finally:
+            self._leave()
+
+    def do_POST(self):
+        self._enter()
+        try:
+            received = self._read_body()
+            path = self._path()
+            if self._is_slow(path):
+                time.sleep(SLOW_SECONDS)
+            info = self._info(path)
+            info["received"] = received
+            self._send_json(200, info)
+        finally:
+            self._leave()
+
+    do_PUT = do_POST
+    do_PATCH = do_POST
+    do_DELETE = do_POST
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        # Client disconnects etc. are expected in tests; stay quiet.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
+            return
+        log("error serving %s: %r" % (client_address, exc))
+
+
+def _crash():
+    log("crashing as asked by CRASH_AFTER")
+    os._exit(3)
+
+
+def main():
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    if CRASH_AFTER is not None:
+        t = threading.Timer(CRASH_AFTER, _crash)
+        t.daemon = True
+        t.start()
+
+    if STARTUP_DELAY > 0:
+        log("starting in %.3gs (STARTUP_DELAY)" % STARTUP_DELAY)
+        if stop.wait(STARTUP_DELAY):
+            log("signal received before listening, exiting")
+            return 0
+
+    httpd = Server(("0.0.0.0", PORT), Handler)
+    serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
+                             name="serve", daemon=True)
+    serve.start()
+    _ready.set()
+    log("listening on :%d version=%s colour=%s service=%s" % (PORT, VERSION, COLOUR, SERVICE))
+
+    while not stop.wait(1.0):
+        pass
+
+    log("shutdown requested, no longer accepting connections; draining up to %gs"
+        % DRAIN_SECONDS)
+    _draining.set()
+    httpd.shutdown()          # stop the accept loop
+    httpd.socket.close()      # new connections are now refused
+    deadline = time.monotonic() + DRAIN_SECONDS
+    with _inflight_lock:
+        while _inflight > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _inflight_lock.wait(left)
+        remaining = _inflight
+    if remaining:
+        log("drain timeout, %d request(s) still in flight; exiting" % remaining)
+    else:
+        log("drained, exiting")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
