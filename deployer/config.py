@@ -15,6 +15,7 @@ from typing import Any
 from deployer.errors import ConfigError
 
 DEFAULT_FILE = "deployer.toml"
+DEFAULT_SCHEDULE = "0 3 * * *"
 REQUIRED_SERVICES = ("backend", "frontend")
 PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 IMAGE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/:-]*$")
@@ -62,7 +63,7 @@ class Timeouts:
 @dataclass(frozen=True)
 class Backup:
     dir: Path
-    schedule: str = "0 3 * * *"
+    schedule: str = "0 3 * * *"  # DEFAULT_SCHEDULE
     before_release: bool = True
     keep_last: int = 7
     keep_daily: int = 7
@@ -216,11 +217,12 @@ def _services(r: _Reader) -> dict[str, Service]:
 
 
 def _backup(r: _Reader) -> Backup:
-    from croniter import croniter  # only when a config is loaded, not on every import
+    schedule = r.string("backup.schedule", default=DEFAULT_SCHEDULE)
+    if schedule != DEFAULT_SCHEDULE:
+        from croniter import croniter  # imported only for a schedule of the user's own
 
-    schedule = r.string("backup.schedule", default="0 3 * * *")
-    if not croniter.is_valid(schedule):
-        raise ConfigError(r.file, "backup.schedule", f"not a valid cron expression: {schedule!r}")
+        if not croniter.is_valid(schedule):
+            raise ConfigError(r.file, "backup.schedule", f"not a valid cron expression: {schedule!r}")
     webhook = r.string("backup.webhook", default="") or None
     if webhook and not re.match(r"^https?://", webhook):
         raise ConfigError(r.file, "backup.webhook", "must be an http:// or https:// URL")

@@ -9,51 +9,25 @@ are write-to-temp then rename, so a reader never sees half a file.
 from __future__ import annotations
 
 import base64
-import shlex
 from dataclasses import dataclass
 
+from deployer import edge_scripts as scripts
 from deployer import engine
 from deployer.config import Config
-from deployer.errors import EdgeError
+from deployer.edge_scripts import HISTORY, LOCK, ROUTES, SITE
+from deployer.errors import EdgeError, LockError, SwitchError
 from deployer.plan import Routes
 
-STATE = "/var/lib/deployer"
-SITE = f"{STATE}/site.conf"
-ROUTES = f"{STATE}/routes"
-HISTORY = f"{STATE}/history.jsonl"
-LOCK = f"{STATE}/lock"
 LIVE_PORT = 80
 PREVIEW_PORT = 8081
 
 
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
+@dataclass(frozen=True)
+class Switched:
+    """The outcome of a switch script: 'already' live, or switched from `previous`."""
 
-
-def write_atomic_script(path: str, content: str) -> str:
-    """Shell that writes content to path through a temp file, fsync and rename."""
-    tmp = f"{path}.tmp.$$"
-    return (
-        f"printf %s {shlex.quote(_b64(content))} | base64 -d > {tmp} && sync {tmp} && mv -f {tmp} {path}"
-    )
-
-
-def apply_site_script(content: str) -> str:
-    """Test the candidate with `nginx -t`, swap it in, reload; put the old one back if reload fails."""
-    return "\n".join(
-        [
-            "set -e",
-            f"printf %s {shlex.quote(_b64(content))} | base64 -d > {SITE}.new",
-            f"if cmp -s {SITE}.new {SITE}; then rm -f {SITE}.new; echo unchanged; exit 0; fi",
-            f"if ! nginx -t -q -c /etc/nginx/nginx-candidate.conf 2>&1; then rm -f {SITE}.new; exit 10; fi",
-            f"cp -p {SITE} {SITE}.prev 2>/dev/null || true",
-            f"sync {SITE}.new && mv -f {SITE}.new {SITE}",
-            "if ! nginx -s reload 2>&1; then",
-            f"  mv -f {SITE}.prev {SITE}; nginx -s reload || true; exit 11",
-            "fi",
-            "echo reloaded",
-        ]
-    )
+    already: bool
+    previous: str
 
 
 @dataclass(frozen=True)
@@ -73,16 +47,67 @@ class Edge:
         return Routes.parse(result.stdout)
 
     def set_routes(self, routes: Routes, *, step: str) -> None:
-        result = self.run(write_atomic_script(ROUTES, routes.render()), step=step)
+        result = self.run(scripts.write_atomic(ROUTES, routes.render()), step=step)
         if result.exit_code != 0:
             raise EdgeError(f"could not write the route state: {result.stderr.strip()}", step=step)
+
+    # -- switch and commit ---------------------------------------------------
+    def switch(self, target: str, holder: str, token: str, probes: list[str], verify: list[str],
+               history_line: str, timeout: float) -> Switched:
+        result = self.run(scripts.switch(target, holder, token, probes, verify, history_line, timeout), step="switch")
+        out = result.stdout
+        probes_seen = [line for line in out.splitlines() if line.startswith("probe ")]
+        if result.exit_code == scripts.LOCK_HELD:
+            from deployer.lock import describe_holder
+
+            record = out.strip().partition(" ")[2]
+            raise LockError(
+                "another release or switch holds the lock: "
+                + describe_holder(base64.b64decode(record).decode(errors="replace") if record else "{}"),
+                step="lock",
+            )
+        if result.exit_code == scripts.TARGET_UNHEALTHY:
+            bad = [p for p in probes_seen if f"[{target}]" not in p or not p.split()[1].startswith(("2", "3"))]
+            raise SwitchError(f"cannot switch to {target}: it is not healthy: {'; '.join(bad)}", step="check")
+        if result.exit_code == scripts.VERIFY_FAILED:
+            raise EdgeError(
+                f"{target} did not answer through the live route; the previous routes are back: {probes_seen[-1:]}",
+                step="verify",
+            )
+        if result.exit_code != 0:
+            raise EdgeError(f"switch failed in the edge: {(result.stderr or out).strip()}", step="switch")
+        last = out.strip().splitlines()[-1] if out.strip() else ""
+        return Switched(already=last == "already", previous=last.rpartition(" ")[2] if last != "already" else target)
+
+    def commit(
+        self, new: Routes, old: Routes, verify: list[str], history_line: str, token: str, timeout: float, *, step: str
+    ) -> None:
+        result = self.run(scripts.commit(new, old, verify, history_line, token, timeout), step=step)
+        if result.exit_code == scripts.VERIFY_FAILED:
+            failed = [line for line in result.stdout.splitlines() if line.startswith("probe ")]
+            raise EdgeError(
+                f"{new.live} did not answer through the live route; the previous routes are back: {failed[-1:]}",
+                step="verify",
+            )
+        if result.exit_code != 0 or "committed" not in result.stdout:
+            raise EdgeError(f"switching routes failed: {result.stderr.strip() or result.stdout.strip()}", step=step)
+
+    def try_lock(self, holder: str) -> str | None:
+        """Take the lock. Returns None on success, else the current holder's record."""
+        result = self.run(scripts.take_lock(holder), step="lock")
+        if result.exit_code == scripts.LOCK_HELD:
+            record = result.stdout.strip().partition(" ")[2]
+            return base64.b64decode(record).decode(errors="replace") if record else "{}"
+        if result.exit_code != 0:
+            raise LockError(f"could not take the lock: {result.stderr.strip()}", step="lock")
+        return None
 
     # -- site config ---------------------------------------------------------
     def apply_site(self, content: str, *, step: str) -> bool:
         """Returns True when nginx was reloaded, False when the site was unchanged."""
-        result = self.run(apply_site_script(content), step=step)
+        result = self.run(scripts.apply_site(content), step=step)
         output = (result.stdout + result.stderr).strip()
-        if result.exit_code == 10:
+        if result.exit_code == scripts.SITE_REJECTED:
             raise EdgeError(
                 "nginx -t rejected the rendered site config; the live config is untouched",
                 step=step,
@@ -97,8 +122,7 @@ class Edge:
 
     # -- history -------------------------------------------------------------
     def append_history(self, line: str, *, step: str = "record") -> None:
-        script = f"printf '%s\\n' {shlex.quote(line)} >> {HISTORY} && sync {HISTORY}"
-        result = self.run(script, step=step)
+        result = self.run(scripts.append_history(line), step=step)
         if result.exit_code != 0:
             raise EdgeError(f"could not append to the history: {result.stderr.strip()}", step=step)
 
@@ -107,15 +131,6 @@ class Edge:
         return [line for line in out.splitlines() if line.strip()]
 
     # -- lock ----------------------------------------------------------------
-    def try_lock(self, holder: str) -> str | None:
-        """Create the lock atomically. Returns None on success, else the current holder's record."""
-        script = (
-            f"if mkdir {LOCK} 2>/dev/null; then {write_atomic_script(LOCK + '/holder', holder)} && echo taken; "
-            f"else cat {LOCK}/holder 2>/dev/null || echo '{{}}'; fi"
-        )
-        out = self.run(script, step="lock").stdout.strip()
-        return None if out == "taken" else out
-
     def read_lock(self) -> str | None:
         out = self.run(f"[ -d {LOCK} ] && (cat {LOCK}/holder 2>/dev/null || echo '{{}}')", step="lock").stdout
         return out.strip() or None
@@ -125,7 +140,7 @@ class Edge:
         if token is None:
             script = f"rm -rf {LOCK} && echo removed"
         else:
-            script = f"grep -q {shlex.quote(token)} {LOCK}/holder 2>/dev/null && rm -rf {LOCK} && echo removed"
+            script = f"{scripts.free_lock(token)} && echo removed"
         return self.run(script, step="unlock").stdout.strip() == "removed"
 
     # -- addresses -----------------------------------------------------------

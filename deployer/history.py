@@ -11,14 +11,19 @@ from typing import Any
 from deployer.edge import Edge
 
 
-def record(edge: Edge, action: str, **fields: Any) -> None:
+def line(action: str, **fields: Any) -> str:
+    """One history entry as a JSON line."""
     try:
         user = getpass.getuser()
     except Exception:
         user = "unknown"
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "action": action, "by": f"{user}@{socket.gethostname()}"}
     entry.update({k: v for k, v in fields.items() if v is not None})
-    edge.append_history(json.dumps(entry, sort_keys=True))
+    return json.dumps(entry, sort_keys=True)
+
+
+def record(edge: Edge, action: str, **fields: Any) -> None:
+    edge.append_history(line(action, **fields))
 
 
 def entries(edge: Edge, last: int = 10) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from deployer import colours, engine, health, history, images, infra, lock, site
 from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.plan import Routes, check_version, plan_release
+from deployer.switch import INSIDE_LIVE, verify_paths
 
 # The edge caches colour host names for 1 s (resolver valid=1s): never switch to
 # containers younger than that, or a worker could still hold a stale address.
@@ -31,8 +32,8 @@ def release(
     check_version(version)
     started = time.monotonic()
     edge = infra.require_edge(config)
-    live_url, preview_url = edge.urls()
-    with lock.held(edge, f"release {version}"):
+    _, preview_url = edge.urls()
+    with lock.held(edge, f"release {version}") as holder:
         images.ensure_app_images(config, version, build=build, say=say)
         dump = _backup(config, version, backup, say)
         edge.apply_site(site.render(config), step="site")
@@ -51,15 +52,7 @@ def release(
             _undo_start(config, edge, before, plan.idle, exc)
             raise
         after = Routes(live=plan.idle, preview=plan.live)
-        try:
-            edge.set_routes(after, step="switch")
-            health.check_once(config, health.route_checks(config, live_url, plan.idle), step="verify")
-        except BaseException:
-            edge.set_routes(before, step="restore")
-            _remove_colour(config, plan.idle)
-            raise
-        history.record(
-            edge,
+        line = history.line(
             "release",
             version=version,
             colour=plan.idle,
@@ -67,6 +60,12 @@ def release(
             seconds=round(time.monotonic() - started, 2),
             backup=dump,
         )
+        verify = [f"{INSIDE_LIVE}{path}" for path in verify_paths(config)]
+        try:
+            edge.commit(after, before, verify, line, holder.token, config.timeouts.request_timeout, step="switch")
+        except BaseException:
+            _remove_colour(config, plan.idle)
+            raise
     say(f"released {version}: {plan.idle} is live" + (f", {plan.live} is the warm standby" if plan.live else ""))
     return after
 

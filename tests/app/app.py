@@ -9,6 +9,7 @@ Standard library only. Behaviour is controlled through environment variables:
   APP_SERVICE     reported service name (default "app")
   STARTUP_DELAY   seconds to wait before listening at all (float, default 0)
   NEVER_HEALTHY   "1" -> /health always answers 503
+  (file)          while /tmp/unhealthy exists, /health answers 503 (tests turn a colour sick)
   CRASH_AFTER     seconds after which the process exits with code 3
   SLOW_PATH       path (or path suffix, e.g. /api/slow) that answers slowly (default /slow)
   SLOW_SECONDS    how long the slow path sleeps (default 2)
@@ -158,7 +159,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle_get(self, head=False):
         path = self._path()
         if path in HEALTH_PATHS:
-            if _ready.is_set() and not NEVER_HEALTHY and not _draining.is_set():
+            sick = NEVER_HEALTHY or os.path.exists("/tmp/unhealthy")
+            if _ready.is_set() and not sick and not _draining.is_set():
                 self._send_json(200, {"status": "UP"}, head)
             else:
                 self._send_json(503, {"status": "DOWN"}, head)

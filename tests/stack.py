@@ -1,0 +1,168 @@
+"""A throwaway deployer project on the real engine, for integration tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+
+
+class Stack:
+    """One project: its config, its images, its containers; destroy() removes them all."""
+
+    def __init__(self, name: str, folder: Path, docker_client, app_image: str) -> None:
+        self.name = name
+        self.folder = folder
+        self.docker = docker_client
+        self.app_image = app_image
+        self.images: list[str] = []
+        (folder / "db.env").write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=test-secret-pw\n")
+        self.config = folder / "deployer.toml"
+        self.write_config()
+
+    def write_config(self, extra: str = "", deadline: float = 40) -> None:
+        self.config.write_text(
+            textwrap.dedent(
+                f"""
+                [project]
+                name = "{self.name}"
+                restart = "no"
+
+                [services.backend]
+                image = "{self.name}-backend"
+                port = 8080
+                health = "/health"
+                stop_grace = 5
+
+                [services.frontend]
+                image = "{self.name}-frontend"
+                port = 8081
+                health = "/health"
+                stop_grace = 5
+
+                [edge]
+                public_port = 0
+                preview_port = 0
+                public_bind = "127.0.0.1"
+
+                [database]
+                env_file = "db.env"
+
+                [timeouts]
+                health_deadline = {deadline}
+                health_interval = 0.25
+                request_timeout = 2
+
+                [backup]
+                dir = "backups"
+                """
+            )
+            + extra
+        )
+
+    # -- images ----------------------------------------------------------------
+    def tag(self, version: str, backend_env: dict | None = None, frontend_env: dict | None = None) -> None:
+        """Tag the test app as both services at a version, with env baked in to change its behaviour."""
+        for service, env in (("backend", backend_env), ("frontend", frontend_env)):
+            ref = f"{self.name}-{service}:{version}"
+            if env:
+                lines = "".join(f"ENV {k}={v}\n" for k, v in env.items())
+                dockerfile = f"FROM {self.app_image}\n{lines}"
+                import io
+
+                self.docker.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True)
+            else:
+                self.docker.images.get(self.app_image).tag(ref)
+            self.images.append(ref)
+
+    # -- the CLI ---------------------------------------------------------------
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "deployer", *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess:
+        result = self.cli(*args)
+        assert result.returncode == 0, f"deployer {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "deployer", *args, "--config", str(self.config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    # -- the edge --------------------------------------------------------------
+    @property
+    def edge(self):
+        return self.docker.containers.get(f"{self.name}-infra-edge-1")
+
+    def port(self, container_port: int) -> int:
+        edge = self.edge
+        edge.reload()
+        return int(edge.attrs["NetworkSettings"]["Ports"][f"{container_port}/tcp"][0]["HostPort"])
+
+    @property
+    def live_url(self) -> str:
+        return f"http://127.0.0.1:{self.port(80)}"
+
+    @property
+    def preview_url(self) -> str:
+        return f"http://127.0.0.1:{self.port(8081)}"
+
+    def get(self, path: str = "/", **kw) -> httpx.Response:
+        return httpx.get(self.live_url + path, timeout=5, **kw)
+
+    def serving(self, path: str = "/api/version") -> tuple[str, str]:
+        """(version, colour) that the live route answers with."""
+        body = self.get(path).json()
+        return body["version"], body["colour"]
+
+    def edge_file(self, path: str) -> str:
+        code, out = self.edge.exec_run(["cat", path])
+        return out.decode() if code == 0 else ""
+
+    def containers(self, colour: str | None = None) -> list:
+        labels = [f"deployer.project={self.name}"]
+        if colour:
+            labels.append(f"deployer.colour={colour}")
+        return self.docker.containers.list(all=True, filters={"label": labels})
+
+    # -- cleanup ---------------------------------------------------------------
+    def destroy(self) -> None:
+        """Remove containers, volumes, networks and images of this project, whatever state it is in."""
+        try:
+            self.cli("down", "--volumes", timeout=120)
+        except Exception:  # noqa: BLE001
+            pass
+        for c in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project"}):
+            if c.labels.get("com.docker.compose.project", "").startswith(f"{self.name}-"):
+                c.remove(force=True, v=True)
+        for c in self.docker.containers.list(all=True, filters={"name": self.name}):
+            if c.name.startswith(self.name):
+                c.remove(force=True, v=True)
+        for v in self.docker.volumes.list():
+            if v.name.startswith(f"{self.name}-"):
+                try:
+                    v.remove(force=True)
+                except Exception:  # noqa: BLE001
+                    pass
+        for n in self.docker.networks.list():
+            if n.name.startswith(f"{self.name}-"):
+                try:
+                    n.remove()
+                except Exception:  # noqa: BLE001
+                    pass
+        for ref in self.images:
+            try:
+                self.docker.images.remove(ref, force=True, noprune=False)
+            except Exception:  # noqa: BLE001
+                pass
