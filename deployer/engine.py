@@ -96,6 +96,20 @@ def _container(attrs: dict[str, Any]) -> Container:
     )
 
 
+def youngest_age(project: str, colour: str) -> float:
+    """Seconds since the most recently started container of the colour started (0 if unknown)."""
+    from datetime import datetime, timezone
+
+    ages = []
+    for c in colour_containers(project, colour):
+        try:
+            started = datetime.fromisoformat(c.started_at[:26].rstrip("Z") + "+00:00")
+        except ValueError:
+            return 0.0
+        ages.append((datetime.now(timezone.utc) - started).total_seconds())
+    return min(ages, default=0.0)
+
+
 def container_logs(name: str, lines: int = 30) -> str:
     try:
         raw = client().containers.get(name).logs(tail=lines, stdout=True, stderr=True)

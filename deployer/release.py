@@ -16,9 +16,10 @@ from deployer.errors import DeployerError
 from deployer.plan import Routes, check_version, plan_release
 from deployer.switch import INSIDE_LIVE, verify_paths
 
-# The edge caches colour host names for 1 s (resolver valid=1s): never switch to
-# containers younger than that, or a worker could still hold a stale address.
-MIN_AGE_BEFORE_SWITCH = 1.5
+# The edge caches colour host names for 1 s (resolver valid=1s). An address cached
+# before the new containers started expires at most 1 s after they started, so
+# live traffic moves only to containers at least this old.
+MIN_AGE_BEFORE_SWITCH = 1.2
 
 
 def release(
@@ -43,11 +44,10 @@ def release(
         try:
             edge.set_routes(Routes(live=before.live, preview=plan.idle), step="start")
             colours.up(config, plan.idle, version)
-            started_idle = time.monotonic()
             waited = health.wait_healthy(config, plan.idle, health.service_checks(config, preview_url, plan.idle), say)
             say(f"{plan.idle} healthy after {waited:.1f}s")
             health.check_once(config, health.route_checks(config, preview_url, plan.idle), step="smoke")
-            time.sleep(max(0.0, MIN_AGE_BEFORE_SWITCH - (time.monotonic() - started_idle)))
+            time.sleep(max(0.0, MIN_AGE_BEFORE_SWITCH - engine.youngest_age(config.name, plan.idle)))
         except BaseException as exc:
             _undo_start(config, edge, before, plan.idle, exc)
             raise

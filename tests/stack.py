@@ -143,12 +143,16 @@ class Stack:
             self.cli("down", "--volumes", timeout=120)
         except Exception:  # noqa: BLE001
             pass
-        for c in self.docker.containers.list(all=True, filters={"label": f"com.docker.compose.project"}):
-            if c.labels.get("com.docker.compose.project", "").startswith(f"{self.name}-"):
-                c.remove(force=True, v=True)
-        for c in self.docker.containers.list(all=True, filters={"name": self.name}):
-            if c.name.startswith(self.name):
-                c.remove(force=True, v=True)
+        from docker.errors import NotFound
+
+        mine = {"label": f"deployer.project={self.name}"}
+        for c in self.docker.containers.list(all=True, filters=mine, sparse=True) + self.docker.containers.list(
+            all=True, filters={"name": f"^{self.name}-"}, sparse=True
+        ):
+            try:
+                self.docker.containers.get(c.id).remove(force=True, v=True)
+            except NotFound:
+                pass
         for v in self.docker.volumes.list():
             if v.name.startswith(f"{self.name}-"):
                 try:
