@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import signal
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import typer
 
-from deployer.errors import DeployerError
+from deployer.backup.cli import app as backup_app
+from deployer.console import ConfigOption, handled, load_config, say
 
 app = typer.Typer(
     add_completion=False,
@@ -21,39 +19,9 @@ app = typer.Typer(
 )
 lock_app = typer.Typer(no_args_is_help=True, help="Inspect or break the release lock.")
 app.add_typer(lock_app, name="lock")
+app.add_typer(backup_app, name="backup")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Path to deployer.toml (default: ./deployer.toml).")
-]
-
-
-def say(message: str) -> None:
-    print(f"· {message}", file=sys.stderr, flush=True)
-
-
-def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one message and an exit code (2 bad input, 1 failure)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except DeployerError as exc:
-            step = f" in step '{exc.step}'" if exc.step else ""
-            print(f"ERROR ({type(exc).__name__}{step}): {exc}", file=sys.stderr)
-            if exc.logs:
-                print(f"--- last lines ---\n{exc.logs}", file=sys.stderr)
-            if os.environ.get("DEPLOYER_TRACEBACK"):
-                raise
-            raise typer.Exit(exc.exit_code) from None
-
-    return wrapper
-
-
-def _config(path: Path | None):
-    from deployer import config
-
-    return config.load(path)
+_config = load_config
 
 
 def _terminate_gracefully() -> None:
@@ -154,6 +122,20 @@ def down(
     infra.down(_config(config), volumes=volumes, say=say)
 
 
+@app.command()
+@handled
+def init(
+    folder: Annotated[Path, typer.Argument(help="Project folder with backend/ and frontend/.")] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite deployer.toml and the Dockerfiles.")] = False,
+) -> None:
+    """Write a commented deployer.toml and Dockerfiles for a Spring Boot + Next.js project."""
+    from deployer import init as setup
+
+    for item in setup.init(folder, force=force):
+        print(f"{item.action:9} {item.path}")
+    print(setup.NEXT_STEPS)
+
+
 @lock_app.command("status")
 @handled
 def lock_status(config: ConfigOption = None) -> None:
@@ -177,6 +159,8 @@ def lock_release(config: ConfigOption = None) -> None:
         return
     edge.unlock()
     print(f"lock broken; it was held by {lock.describe_holder(record)}")
+
+
 
 
 def main() -> None:

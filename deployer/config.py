@@ -119,17 +119,19 @@ def find(path: str | Path | None) -> Path:
     return candidate.resolve()
 
 
-def load(path: str | Path | None = None) -> Config:
+def load(path: str | Path | None = None, *, check_paths: bool = True) -> Config:
+    """check_paths=False skips the existence checks of env files, build contexts and
+    templates: the backup service sees only the config's folder, not the build trees."""
     file = find(path)
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
-    return parse(raw, file)
+    return parse(raw, file, check_paths=check_paths)
 
 
-def parse(raw: dict[str, Any], file: Path) -> Config:
-    r = _Reader(raw, file)
+def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Config:
+    r = _Reader(raw, file, check_paths)
     known = {"project", "services", "edge", "database", "timeouts", "smoke", "backup"}
     for key in raw:
         if key not in known:
@@ -245,9 +247,10 @@ def _backup(r: _Reader) -> Backup:
 class _Reader:
     """Typed access to dotted keys; remembers which keys were read to reject unknown ones."""
 
-    def __init__(self, raw: dict[str, Any], file: Path) -> None:
+    def __init__(self, raw: dict[str, Any], file: Path, check_paths: bool = True) -> None:
         self.raw = raw
         self.file = file
+        self.check_paths = check_paths
         self.seen: set[str] = set()
 
     def _get(self, key: str) -> Any:
@@ -344,7 +347,7 @@ class _Reader:
         if not value:
             return None
         resolved = (self.file.parent / value).resolve()
-        if must_exist and not resolved.exists():
+        if must_exist and self.check_paths and not resolved.exists():
             raise ConfigError(self.file, key, f"{value} does not exist (relative paths start at the config's folder)")
         return resolved
 

@@ -16,8 +16,9 @@ def publish(bind: str, port: int, container_port: int) -> str:
     return f"{bind}:{port or ''}:{container_port}"
 
 
-def variables(config: Config, edge_image: str, db_image: str) -> dict[str, str]:
+def variables(config: Config, edge_image: str, db_image: str, backup_image: str = "none") -> dict[str, str]:
     return {
+        **backup_variables(config, backup_image),
         "DEPLOYER_PROJECT": config.name,
         "DEPLOYER_RESTART": config.restart,
         "EDGE_IMAGE": edge_image,
@@ -29,18 +30,39 @@ def variables(config: Config, edge_image: str, db_image: str) -> dict[str, str]:
     }
 
 
+def backup_variables(config: Config, backup_image: str) -> dict[str, str]:
+    """The `backup` service: the deployer's own image, run as the caller, with the config's folder mounted."""
+    import os
+
+    sock = "/var/run/docker.sock"
+    return {
+        "BACKUP_IMAGE": backup_image,
+        "DEPLOYER_CONFIG": str(config.path),
+        "CONFIG_DIR": str(config.root),
+        "BACKUP_DIR": str(config.backup.dir),
+        "BACKUP_USER": f"{os.getuid()}:{os.getgid()}",
+        "DOCKER_GID": str(os.stat(sock).st_gid if os.path.exists(sock) else 0),
+        "BACKUP_NETWORK_MODE": "bridge" if config.backup.webhook else "none",
+    }
+
+
 def up(config: Config, say: Callable[[str], None] = print) -> None:
     """Idempotent: creates what is missing, changes only what differs, never touches a colour."""
     from python_on_whales.exceptions import DockerException
 
     for name, internal in config.networks.items():
         engine.ensure_network(name, internal=internal)
-    say("images: edge and database")
+    say("images: edge, database and backup")
     edge_image = images.own_image("nginx", config.base_image)
     db_image = config.database.image or images.own_image("db", config.base_image)
     if config.database.image and not engine.image_exists(db_image):
         raise EngineError(f"database image {db_image} does not exist", step="up")
-    with colours.compose(config.infra_project, "infra.yml", variables(config, edge_image, db_image)) as docker:
+    from deployer.backup import image as own
+
+    backup_image = own.own_image(config.base_image)
+    config.backup.dir.mkdir(parents=True, exist_ok=True)
+    values = variables(config, edge_image, db_image, backup_image)
+    with colours.compose(config.infra_project, "infra.yml", values) as docker:
         try:
             docker.compose.up(detach=True, remove_orphans=True, pull="never", wait=True, wait_timeout=120, quiet=True)
         except DockerException as exc:
