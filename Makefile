@@ -1,0 +1,31 @@
+# Two entry points for a fresh machine with Docker:
+#   make demo   set up, then release the bundled example (Spring-style API + Next.js + pgvector)
+#   make test   set up, then run the whole test suite (unit + integration on the real engine)
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: setup demo demo-down test unit bench
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test,bench]'
+	touch $@
+
+demo: setup
+	examples/secrets.sh
+	$(PY) examples/demo.py
+
+demo-down: setup
+	$(VENV)/bin/deployer down --config examples/deployer.toml --volumes
+
+test: setup
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+bench: setup
+	$(PY) bench/zero_downtime.py

@@ -1,0 +1,91 @@
+"""The demo release of the bundled example, as a user would run it (`make demo`).
+
+Builds v1 and v2, brings up the edge and database, releases v1, writes items,
+releases v2 while a background client keeps requesting, shows that the items
+survived and that search still ranks them, switches back to v1, and prints
+`deployer status` and the number of failed requests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+CONFIG = str(HERE / "deployer.toml")
+ITEMS = ["green apple", "red apple pie", "apple crumble", "car engine oil", "bicycle chain grease"]
+
+
+def deployer(*args: str) -> None:
+    print(f"\n$ deployer {' '.join(args)}", flush=True)
+    result = subprocess.run([sys.executable, "-m", "deployer", *args, "--config", CONFIG])
+    if result.returncode != 0:
+        sys.exit(f"demo stopped: `deployer {' '.join(args)}` exited with {result.returncode}")
+
+
+class Traffic(threading.Thread):
+    """Light background traffic through the live route; counts what fails."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.ok, self.failed, self.versions = base, 0, 0, set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self.stop.is_set():
+                for path in ("/api/version", "/", "/api/items"):
+                    try:
+                        r = client.get(self.base + path)
+                        r.raise_for_status()
+                        self.ok += 1
+                        if path == "/api/version":
+                            self.versions.add(r.json()["version"])
+                    except httpx.HTTPError:
+                        self.failed += 1
+                time.sleep(0.05)
+
+
+def live_url() -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "deployer", "status", "--json", "--config", CONFIG], capture_output=True, text=True
+    )
+    import json
+
+    return json.loads(out.stdout)["edge"]["live_url"]
+
+
+def main() -> None:
+    deployer("build", "v1")
+    deployer("build", "v2")
+    deployer("up")
+    deployer("release", "v1")
+    base = live_url()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        for name in ITEMS:
+            client.post("/api/items", json={"name": name}).raise_for_status()
+        print(f"\nwrote {len(ITEMS)} items through {base}/api/items")
+        traffic = Traffic(base)
+        traffic.start()
+        deployer("release", "v2")
+        names = [item["name"] for item in client.get("/api/items").json()]
+        found = [n for n in ITEMS if n in names]
+        top = client.get("/api/items/search", params={"q": "apple", "k": 3}).json()
+        print(f"\nafter v2: {len(found)}/{len(ITEMS)} items are still there; search 'apple' ->", end=" ")
+        print(", ".join(hit["name"] for hit in top))
+        deployer("switch", "--to", "blue")
+        print(f"\nlive now answers {client.get('/api/version').json()}")
+        traffic.stop.set()
+        traffic.join()
+    deployer("status")
+    print(f"\nbackground client: {traffic.ok} requests, {traffic.failed} failed, versions seen {sorted(traffic.versions)}")
+    print(f"the demo is running at {base} — remove it with `make demo-down`")
+
+
+if __name__ == "__main__":
+    main()
