@@ -92,15 +92,18 @@ class Edge:
         if result.exit_code != 0 or "committed" not in result.stdout:
             raise EdgeError(f"switching routes failed: {result.stderr.strip() or result.stdout.strip()}", step=step)
 
-    def try_lock(self, holder: str) -> str | None:
-        """Take the lock. Returns None on success, else the current holder's record."""
-        result = self.run(scripts.take_lock(holder), step="lock")
+    def take_lock(self, holder: str) -> Routes:
+        """Take the lock and read the routes in one exec; LockError when someone holds it."""
+        result = self.run(f"{scripts.take_lock(holder)}\ncat {ROUTES} 2>/dev/null || true", step="lock")
         if result.exit_code == scripts.LOCK_HELD:
+            from deployer.lock import describe_holder
+
             record = result.stdout.strip().partition(" ")[2]
-            return base64.b64decode(record).decode(errors="replace") if record else "{}"
+            text = base64.b64decode(record).decode(errors="replace") if record else "{}"
+            raise LockError(f"another release or switch holds the lock: {describe_holder(text)}", step="lock")
         if result.exit_code != 0:
             raise LockError(f"could not take the lock: {result.stderr.strip()}", step="lock")
-        return None
+        return Routes.parse(result.stdout)
 
     # -- site config ---------------------------------------------------------
     def apply_site(self, content: str, *, step: str) -> bool:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from deployer.edge import Edge
-from deployer.errors import LockError
+from deployer.plan import Routes
 
 
 @dataclass(frozen=True)
@@ -76,13 +76,21 @@ def describe_holder(record: str) -> str:
     return text
 
 
+@dataclass
+class Lease:
+    """A held lock, the routes read when it was taken, and whether a commit already freed it."""
+
+    holder: Holder
+    routes: Routes
+    freed: bool = False
+
+
 @contextmanager
-def held(edge: Edge, command: str) -> Iterator[Holder]:
+def held(edge: Edge, command: str) -> Iterator[Lease]:
     holder = Holder.me(command)
-    current = edge.try_lock(holder.to_json())
-    if current is not None:
-        raise LockError(f"another release or switch holds the lock: {describe_holder(current)}", step="lock")
+    lease = Lease(holder, edge.take_lock(holder.to_json()))
     try:
-        yield holder
+        yield lease
     finally:
-        edge.unlock(holder.token)
+        if not lease.freed:
+            edge.unlock(holder.token)

@@ -34,11 +34,11 @@ def release(
     started = time.monotonic()
     edge = infra.require_edge(config)
     _, preview_url = edge.urls()
-    with lock.held(edge, f"release {version}") as holder:
+    with lock.held(edge, f"release {version}") as lease:
         images.ensure_app_images(config, version, build=build, say=say)
         dump = _backup(config, version, backup, say)
         edge.apply_site(site.render(config), step="site")
-        before = edge.routes()
+        before = lease.routes
         plan = plan_release(version, before)
         say(f"live: {plan.live or 'none'} · releasing {version} to {plan.idle}")
         try:
@@ -62,7 +62,8 @@ def release(
         )
         verify = [f"{INSIDE_LIVE}{path}" for path in verify_paths(config)]
         try:
-            edge.commit(after, before, verify, line, holder.token, config.timeouts.request_timeout, step="switch")
+            edge.commit(after, before, verify, line, lease.holder.token, config.timeouts.request_timeout, step="switch")
+            lease.freed = True
         except BaseException:
             _remove_colour(config, plan.idle)
             raise
