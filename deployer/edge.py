@@ -120,15 +120,6 @@ class Edge:
             raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
         return output.endswith("reloaded")
 
-    def site(self) -> str:
-        return self.run(f"cat {SITE}", step="read site").stdout
-
-    # -- history -------------------------------------------------------------
-    def append_history(self, line: str, *, step: str = "record") -> None:
-        result = self.run(scripts.append_history(line), step=step)
-        if result.exit_code != 0:
-            raise EdgeError(f"could not append to the history: {result.stderr.strip()}", step=step)
-
     def history(self, last: int = 10) -> list[str]:
         out = self.run(f"tail -n {int(last)} {HISTORY} 2>/dev/null || true", step="read history").stdout
         return [line for line in out.splitlines() if line.strip()]

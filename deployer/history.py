@@ -22,10 +22,6 @@ def line(action: str, **fields: Any) -> str:
     return json.dumps(entry, sort_keys=True)
 
 
-def record(edge: Edge, action: str, **fields: Any) -> None:
-    edge.append_history(line(action, **fields))
-
-
 def entries(edge: Edge, last: int = 10) -> list[dict[str, Any]]:
     out = []
     for line in edge.history(last):
