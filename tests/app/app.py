@@ -15,9 +15,12 @@ Standard library only. Behaviour is controlled through environment variables:
   SLOW_SECONDS    how long the slow path sleeps (default 2)
   EVENT_INTERVAL  seconds between server-sent events (default 0.5)
   EVENT_COUNT     number of server-sent events per stream (default 20)
+  GET .../ws      with Upgrade: websocket, the same events as WebSocket text frames, then a close
   DRAIN_SECONDS   max seconds to wait for in-flight requests on SIGTERM (default 10)
 """
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -168,6 +171,9 @@ class Handler(BaseHTTPRequestHandler):
         if not head and (path == "/events" or path.endswith("/events")):
             self._events()
             return
+        if not head and path.endswith("/ws") and self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket()
+            return
         if self._is_slow(path):
             time.sleep(SLOW_SECONDS)
         self._send_json(200, self._info(path), head)
@@ -191,6 +197,34 @@ class Handler(BaseHTTPRequestHandler):
                                      separators=(",", ":"))
                 self.wfile.write(("data: %s\n\n" % payload).encode("utf-8"))
                 self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _websocket(self):
+        """A minimal WebSocket (RFC 6455): the handshake, then EVENT_COUNT text frames
+        {"version","colour","n"} every EVENT_INTERVAL, then a close frame."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        self.close_connection = True
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("X-App-Version", VERSION)
+        self.send_header("X-App-Colour", COLOUR)
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for i in range(EVENT_COUNT):
+                if i:
+                    time.sleep(EVENT_INTERVAL)
+                payload = json.dumps({"version": VERSION, "colour": COLOUR, "n": i}, separators=(",", ":"))
+                self.wfile.write(bytes([0x81, len(payload)]) + payload.encode())  # text frame, < 126 bytes
+                self.wfile.flush()
+            self.wfile.write(bytes([0x88, 2, 0x03, 0xE8]))  # close, 1000 normal
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
 

@@ -132,3 +132,55 @@ def test_open_streams_and_long_requests_finish_on_their_colour_after_a_switch(pr
     assert {(e["colour"], e["version"]) for e in events} == {("green", "v2")}
     assert [a[:3] for a in long_answers] == [(200, "green", "v2")] * 4, long_answers
     assert all(done > switched for *_, done in long_answers), "the long requests ended before the switch returned"
+
+
+def read_ws_frames(sock, count: int) -> list[dict]:
+    """Read unmasked server frames until `count` text frames or a close frame arrive."""
+    frames, buffer = [], b""
+    while len(frames) < count:
+        while len(buffer) < 2 or len(buffer) < 2 + buffer[1]:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return frames
+            buffer += chunk
+        opcode, length = buffer[0] & 0x0F, buffer[1]
+        payload, buffer = buffer[2 : 2 + length], buffer[2 + length :]
+        if opcode == 0x8:
+            frames.append({"close": int.from_bytes(payload[:2], "big")})
+            return frames
+        frames.append(json.loads(payload))
+    return frames
+
+
+def test_an_open_websocket_is_kept_on_its_colour_across_a_switch(project):
+    """Defined behaviour: a WebSocket opened before a switch keeps its colour and all its frames."""
+    import base64
+    import os
+    import socket
+
+    deploy_two_colours(project, EVENT_INTERVAL="0.25", EVENT_COUNT="12")
+    url = urlsplit(project.live_url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=15)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"x-deployer-colour: green" in head.lower()
+    first = read_ws_frames(sock, 2)
+
+    project.ok("switch", "--to", "blue")
+    assert project.serving() == ("v1", "blue")  # new requests go to blue at once
+
+    rest = read_ws_frames(sock, 11)
+    sock.close()
+    frames = first + rest
+    assert [f["n"] for f in frames[:-1]] == list(range(12)), "the WebSocket lost frames across the switch"
+    assert {(f["colour"], f["version"]) for f in frames[:-1]} == {("green", "v2")}
+    assert frames[-1] == {"close": 1000}, "the socket was not closed cleanly by its app"
