@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,6 @@ class Config:
     smoke: tuple[str, ...] = ()
     restart: str = "unless-stopped"
     base_image: str = "debian:trixie-slim"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
