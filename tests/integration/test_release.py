@@ -128,3 +128,36 @@ def test_switch_refuses_an_unhealthy_colour(project):
     blue_backend.unpause()
     assert paused.returncode == 1 and "its backend is paused" in paused.stderr
     assert project.serving("/api/version") == ("v2", "green")
+
+
+def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project):
+    project.tag("v1")
+    project.tag("v2")
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+    project.ok("switch", "--to", "blue")
+    infra = {c.name: c.id for c in project.docker.containers.list(filters={"name": f"{project.name}-infra-"})}
+    assert len(infra) == 3  # edge, db, backup
+    site = project.edge_file("/var/lib/deployer/site.conf")
+
+    again = project.ok("up")
+    assert "reloaded" not in again.stderr  # the rendered site did not change: no reload
+    after = {c.name: c.id for c in project.docker.containers.list(filters={"name": f"{project.name}-infra-"})}
+    assert after == infra  # nothing recreated
+    assert project.edge_file("/var/lib/deployer/site.conf") == site
+    assert project.serving() == ("v1", "blue")
+
+    project.edge.restart(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if project.get("/api/version").status_code == 200:
+                break
+        except Exception:  # noqa: BLE001  (the edge is still starting)
+            pass
+        time.sleep(0.2)
+    assert project.serving() == ("v1", "blue")  # the routes file survived the restart
+    assert project.serving("/") == ("v1", "blue")
+    status = json.loads(project.ok("status", "--json").stdout)
+    assert (status["live"], status["colours"]["green"]["version"]) == ("blue", "v2")
