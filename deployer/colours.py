@@ -13,12 +13,13 @@ from deployer.config import Config
 from deployer.errors import EngineError
 
 
-def variables(config: Config, colour: str, version: str) -> dict[str, str]:
+def variables(config: Config, colour: str, version: str, release_id: str = "00000000") -> dict[str, str]:
     """Compose variables for one colour (pure). Secrets stay in the services' env files."""
     values = {
         "DEPLOYER_PROJECT": config.name,
         "DEPLOYER_COLOUR": colour,
         "DEPLOYER_VERSION": version,
+        "DEPLOYER_RELEASE": release_id,
         "DEPLOYER_RESTART": config.restart,
     }
     for name, service in config.services.items():
@@ -46,11 +47,11 @@ def compose(project: str, file: str, values: dict[str, str]) -> Iterator[Any]:
         )
 
 
-def up(config: Config, colour: str, version: str) -> None:
+def up(config: Config, colour: str, version: str, release_id: str) -> None:
     """Start (or replace) every container of the colour at the version."""
     from python_on_whales.exceptions import DockerException
 
-    with compose(config.project(colour), "app.yml", variables(config, colour, version)) as docker:
+    with compose(config.project(colour), "app.yml", variables(config, colour, version, release_id)) as docker:
         try:
             docker.compose.up(detach=True, force_recreate=True, remove_orphans=True, pull="never", quiet=True)
         except DockerException as exc:

@@ -52,9 +52,10 @@ class Edge:
             raise EdgeError(f"could not write the route state: {result.stderr.strip()}", step=step)
 
     # -- switch and commit ---------------------------------------------------
-    def switch(self, target: str, holder: str, token: str, probes: list[str], verify: list[str],
+    def switch(self, target: str, target_host: str, holder: str, token: str, probes: list[str], verify: list[str],
                history_line: str, timeout: float) -> Switched:
-        result = self.run(scripts.switch(target, holder, token, probes, verify, history_line, timeout), step="switch")
+        script = scripts.switch(target, target_host, holder, token, probes, verify, history_line, timeout)
+        result = self.run(script, step="switch")
         out = result.stdout
         probes_seen = [line for line in out.splitlines() if line.startswith("probe ")]
         if result.exit_code == scripts.LOCK_HELD:

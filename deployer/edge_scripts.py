@@ -97,9 +97,17 @@ def commit(new: Routes, old: Routes, verify: list[str], history_line: str, token
 
 
 def switch(
-    target: str, holder: str, token: str, probes: list[str], verify: list[str], history_line: str, timeout: float
+    target: str,
+    target_host: str,
+    holder: str,
+    token: str,
+    probes: list[str],
+    verify: list[str],
+    history_line: str,
+    timeout: float,
 ) -> str:
-    """The whole switch in one exec: lock, read routes, probe the target, swap, verify, record, unlock."""
+    """The whole switch in one exec: lock, read routes, probe the target, swap, verify, record, unlock.
+    The old live colour (and its release's host) becomes the preview."""
     tmp = f"{ROUTES}.tmp.$$"
     return "\n".join(
         [
@@ -107,9 +115,11 @@ def switch(
             f"unlock() {{ {free_lock(token)}; }}",
             f"old=$(cat {ROUTES} 2>/dev/null || true)",
             "old_live=$(printf '%s\\n' \"$old\" | sed -n 's/^live=\\(blue\\|green\\)$/\\1/p')",
+            "old_host=$(printf '%s\\n' \"$old\" | sed -n 's/^live_host=\\(\\(blue\\|green\\)\\(-[0-9a-f]\\{8\\}\\)\\?\\)$/\\1/p')",
             f'if [ "$old_live" = {target} ]; then unlock; echo already; exit 0; fi',
             f"if ! {{ {probe(probes, target, timeout)}; }}; then unlock; exit {TARGET_UNHEALTHY}; fi",
-            f"printf 'live={target}\\npreview=%s\\n' \"$old_live\" > {tmp} && sync {tmp} && mv -f {tmp} {ROUTES}",
+            f"printf 'live={target}\\npreview=%s\\nlive_host={target_host}\\npreview_host=%s\\n' \"$old_live\" \"$old_host\""
+            f" > {tmp} && sync {tmp} && mv -f {tmp} {ROUTES}",
             f"if ! {{ {probe(verify, target, timeout)}; }}; then",
             f"  printf '%s\\n' \"$old\" > {tmp} && sync {tmp} && mv -f {tmp} {ROUTES}; unlock; echo restored;"
             f" exit {VERIFY_FAILED}",

@@ -16,6 +16,7 @@ LABEL_PROJECT = "deployer.project"
 LABEL_COLOUR = "deployer.colour"
 LABEL_VERSION = "deployer.version"
 LABEL_SERVICE = "deployer.service"
+LABEL_RELEASE = "deployer.release"
 
 
 @functools.cache
@@ -56,6 +57,7 @@ class Container:
     service: str
     colour: str
     version: str
+    release: str  # the release id: its containers answer to <service>-<colour>-<release>
     status: str  # running, exited, restarting, ...
     health: str  # healthy, unhealthy, starting, or '' without a healthcheck
     restart_count: int
@@ -88,26 +90,13 @@ def _container(attrs: dict[str, Any]) -> Container:
         service=labels.get(LABEL_SERVICE, ""),
         colour=labels.get(LABEL_COLOUR, ""),
         version=labels.get(LABEL_VERSION, ""),
+        release=labels.get(LABEL_RELEASE, ""),
         status=state.get("Status", ""),
         health=(state.get("Health") or {}).get("Status", ""),
         restart_count=int(attrs.get("RestartCount") or 0),
         exit_code=int(state.get("ExitCode") or 0),
         started_at=state.get("StartedAt", ""),
     )
-
-
-def youngest_age(project: str, colour: str) -> float:
-    """Seconds since the most recently started container of the colour started (0 if unknown)."""
-    from datetime import datetime, timezone
-
-    ages = []
-    for c in colour_containers(project, colour):
-        try:
-            started = datetime.fromisoformat(c.started_at[:26].rstrip("Z") + "+00:00")
-        except ValueError:
-            return 0.0
-        ages.append((datetime.now(timezone.utc) - started).total_seconds())
-    return min(ages, default=0.0)
 
 
 def container_logs(name: str, lines: int = 30) -> str:

@@ -12,6 +12,8 @@ from deployer.errors import InputError
 
 COLOURS = ("blue", "green")
 VERSION = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+HOST = re.compile(r"^(blue|green)(-[0-9a-f]{8})?$")
+RELEASE_ID = re.compile(r"^[0-9a-f]{8}$")
 
 
 def check_version(version: str) -> str:
@@ -34,9 +36,15 @@ def other(colour: str) -> str:
     return COLOURS[1 - COLOURS.index(check_colour(colour))]
 
 
+def host(colour: str, release_id: str) -> str:
+    """The host suffix of one release of a colour: its containers answer to <service>-<host>."""
+    return f"{colour}-{release_id}" if RELEASE_ID.match(release_id or "") else colour
+
+
 @dataclass(frozen=True)
 class Routes:
-    """Which colour the edge sends live and preview traffic to ('' for none).
+    """Which colour the edge sends live and preview traffic to ('' for none), and the
+    host suffix of that colour's current release (see `host`).
 
     This is the runtime state the edge reads on every request, and the one
     persistent truth of which colour is live.
@@ -44,17 +52,26 @@ class Routes:
 
     live: str = ""
     preview: str = ""
+    live_host: str = ""
+    preview_host: str = ""
 
     def render(self) -> str:
-        return f"live={self.live}\npreview={self.preview}\n"
+        text = f"live={self.live}\npreview={self.preview}\n"
+        for key in ("live_host", "preview_host"):
+            if getattr(self, key):
+                text += f"{key}={getattr(self, key)}\n"
+        return text
 
     @classmethod
     def parse(cls, text: str) -> Routes:
         values = {}
         for line in text.splitlines():
             key, sep, value = line.strip().partition("=")
+            value = value.strip()
             if sep and key in ("live", "preview"):
-                values[key] = value.strip() if value.strip() in COLOURS else ""
+                values[key] = value if value in COLOURS else ""
+            elif sep and key in ("live_host", "preview_host"):
+                values[key] = value if HOST.match(value) else ""
         return cls(**values)
 
 

@@ -7,19 +7,16 @@ the idle colour and leaves live untouched; in steps 7-8 the previous routes come
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from deployer import colours, engine, health, history, images, infra, lock, site
 from deployer.config import Config
 from deployer.errors import DeployerError
-from deployer.plan import Routes, check_version, plan_release
+from deployer.plan import Routes, check_version, host, plan_release
 from deployer.switch import INSIDE_LIVE, verify_paths
-
-# The edge caches colour host names for 1 s (resolver valid=1s). An address cached
-# before the new containers started expires at most 1 s after they started, so
-# live traffic moves only to containers at least this old.
-MIN_AGE_BEFORE_SWITCH = 1.2
 
 
 def release(
@@ -41,17 +38,19 @@ def release(
         before = lease.routes
         plan = plan_release(version, before)
         say(f"live: {plan.live or 'none'} · releasing {version} to {plan.idle}")
+        # A fresh id per release: the public routes reach the new containers by a name
+        # (backend-green-<id>) that no DNS cache in the edge can hold for old ones.
+        idle_host = host(plan.idle, secrets.token_hex(4))
         try:
-            edge.set_routes(Routes(live=before.live, preview=plan.idle), step="start")
-            colours.up(config, plan.idle, version)
+            colours.up(config, plan.idle, version, idle_host.rpartition("-")[2])
+            edge.set_routes(replace(before, preview=plan.idle, preview_host=idle_host), step="start")
             waited = health.wait_healthy(config, plan.idle, health.service_checks(config, preview_url, plan.idle), say)
             say(f"{plan.idle} healthy after {waited:.1f}s")
             health.check_once(config, health.route_checks(config, preview_url, plan.idle), step="smoke")
-            time.sleep(max(0.0, MIN_AGE_BEFORE_SWITCH - engine.youngest_age(config.name, plan.idle)))
         except BaseException as exc:
             _undo_start(config, edge, before, plan.idle, exc)
             raise
-        after = Routes(live=plan.idle, preview=plan.live)
+        after = Routes(live=plan.idle, live_host=idle_host, preview=plan.live, preview_host=before.live_host)
         line = history.line(
             "release",
             version=version,
@@ -87,7 +86,7 @@ def _undo_start(config: Config, edge, before: Routes, idle: str, exc: BaseExcept
     if isinstance(exc, DeployerError) and not exc.logs:
         exc.logs = _failing_logs(config, idle)
     _remove_colour(config, idle)
-    edge.set_routes(Routes(live=before.live, preview=""), step="undo")
+    edge.set_routes(replace(before, preview="", preview_host=""), step="undo")
 
 
 def _failing_logs(config: Config, colour: str) -> str:

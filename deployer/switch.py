@@ -14,7 +14,7 @@ from deployer.config import Config
 from deployer.edge import LIVE_PORT, PREVIEW_PORT, Edge
 from deployer.edge_scripts import PREVIOUS
 from deployer.errors import SwitchError
-from deployer.plan import check_colour
+from deployer.plan import check_colour, host
 
 INSIDE_LIVE = f"http://127.0.0.1:{LIVE_PORT}"
 INSIDE_PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
@@ -23,11 +23,12 @@ INSIDE_PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
 def switch(config: Config, target: str, *, say: Callable[[str], None] = print) -> str:
     """Returns the colour that was live before."""
     check_colour(target)
-    version = _running_version(config, target)
+    version, release_id = _running_release(config, target)
     holder = lock.Holder.me(f"switch --to {target}")
     line = history.line("switch", colour=target, version=version, previous=PREVIOUS)
     outcome = Edge(config).switch(
         target,
+        host(target, release_id),
         holder.to_json(),
         holder.token,
         probes=[f"{INSIDE_PREVIEW}/_deployer/{target}/{s.name}{s.health}" for s in config.services.values()],
@@ -46,7 +47,8 @@ def verify_paths(config: Config) -> list[str]:
     return list(config.smoke) or [s.health for s in config.services.values()]
 
 
-def _running_version(config: Config, target: str) -> str:
+def _running_release(config: Config, target: str) -> tuple[str, str]:
+    """(version, release id) of the target colour, whose every service must be running."""
     containers = engine.colour_containers(config.name, target)
     state = {c.service: c.status if not c.failed else "failing" for c in containers}
     for service in config.services:
@@ -54,4 +56,5 @@ def _running_version(config: Config, target: str) -> str:
             raise SwitchError(f"cannot switch to {target}: it has no {service} (release to it first)", step="check")
         if state[service] != "running":
             raise SwitchError(f"cannot switch to {target}: its {service} is {state[service]}", step="check")
-    return next(c.version for c in containers)
+    first = next(c for c in containers if c.service in config.services)
+    return first.version, first.release

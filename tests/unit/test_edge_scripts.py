@@ -41,7 +41,7 @@ def test_history_line_is_quoted_safely(tmp_path):
 def test_switch_script_refuses_when_probe_fails_and_frees_the_lock(tmp_path):
     (tmp_path / "routes").write_text(Routes("blue", "").render())
     # curl to a closed port fails, so the target is "unhealthy".
-    script = scripts.switch("green", '{"token":"t1"}', "t1", ["http://127.0.0.1:9/x"], [], "{}", 1)
+    script = scripts.switch("green", "green-0badf00d", '{"token":"t1"}', "t1", ["http://127.0.0.1:9/x"], [], "{}", 1)
     result = run(script, tmp_path)
     assert result.returncode == scripts.TARGET_UNHEALTHY
     assert "probe 000 [] http://127.0.0.1:9/x" in result.stdout
@@ -51,17 +51,20 @@ def test_switch_script_refuses_when_probe_fails_and_frees_the_lock(tmp_path):
 
 def test_switch_script_when_target_already_live(tmp_path):
     (tmp_path / "routes").write_text(Routes("green", "blue").render())
-    result = run(scripts.switch("green", '{"token":"t"}', "t", [], [], "{}", 1), tmp_path)
+    result = run(scripts.switch("green", "green", '{"token":"t"}', "t", [], [], "{}", 1), tmp_path)
     assert result.returncode == 0 and result.stdout.strip().endswith("already")
     assert not (tmp_path / "lock").exists()
 
 
 def test_switch_script_swaps_and_records_previous(tmp_path):
-    (tmp_path / "routes").write_text(Routes("blue", "").render())
+    (tmp_path / "routes").write_text(Routes("blue", "green", live_host="blue-1234abcd", preview_host="green").render())
     line = '{"action": "switch", "previous": "__PREVIOUS__"}'
-    result = run(scripts.switch("green", '{"token":"t"}', "t", [], [], line, 1), tmp_path)
+    result = run(scripts.switch("green", "green-5678ef90", '{"token":"t"}', "t", [], [], line, 1), tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "routes").read_text() == "live=green\npreview=blue\n"
+    # The target's release host goes live; the old live colour and its host become the preview.
+    assert Routes.parse((tmp_path / "routes").read_text()) == Routes(
+        live="green", preview="blue", live_host="green-5678ef90", preview_host="blue-1234abcd"
+    )
     assert (tmp_path / "history.jsonl").read_text() == '{"action": "switch", "previous": "blue"}\n'
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from deployer.errors import InputError
-from deployer.plan import Routes, check_colour, check_version, other, plan_release
+from deployer.plan import Routes, check_colour, check_version, host, other, plan_release
+
+
+def test_release_host():
+    assert host("green", "0123abcd") == "green-0123abcd"
+    assert host("green", "") == "green"  # containers from before release ids: the colour alias
+    assert host("blue", "not-hex!") == "blue"
 
 
 @pytest.mark.parametrize("version", ["v1", "1.2.3", "release_2026-11-26", "a" * 128, "V.9-rc_1"])
@@ -41,5 +47,8 @@ def test_release_goes_to_the_colour_that_is_not_live():
 def test_routes_round_trip_and_ignore_garbage():
     routes = Routes(live="green", preview="blue")
     assert Routes.parse(routes.render()) == routes
+    hosts = Routes(live="green", preview="blue", live_host="green-0123abcd", preview_host="blue")
+    assert Routes.parse(hosts.render()) == hosts
+    assert Routes.parse("live=green\nlive_host=green-$(id)\n") == Routes(live="green")
     assert Routes.parse("live=purple\npreview=blue\nnoise\n") == Routes(live="", preview="blue")
     assert Routes.parse("") == Routes()

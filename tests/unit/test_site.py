@@ -23,13 +23,15 @@ def load(tmp_path: Path, **edge):
 
 def test_routes_follow_the_live_and_preview_colour(tmp_path):
     text = site.render(load(tmp_path))
-    assert text.count("proxy_pass http://backend-$deployer_live:8080;") == 2  # /api/ and /actuator/
-    assert text.count("proxy_pass http://frontend-$deployer_live:3000;") == 1
-    assert text.count("proxy_pass http://backend-$deployer_preview:8080;") == 2
+    # Public routes go to the live release's own alias (backend-green-<release id>).
+    assert text.count("proxy_pass http://backend-$deployer_live_host:8080;") == 2  # /api/ and /actuator/
+    assert text.count("proxy_pass http://frontend-$deployer_live_host:3000;") == 1
+    assert text.count("proxy_pass http://backend-$deployer_preview_host:8080;") == 2
+    assert text.count('if ($deployer_live = "") { return 503') == 3
     assert "location /api/ {" in text and "location / {" in text
     assert "add_header X-Deployer-Colour $deployer_live always;" in text
     # No colour is baked into the config: a switch never needs a reload.
-    assert "backend-blue" not in text and "backend-green" not in text
+    assert "http://backend-blue" not in text and "http://backend-green" not in text
 
 
 def test_direct_colour_routes_on_preview_only(tmp_path):
