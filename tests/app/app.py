@@ -178,42 +178,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(SLOW_SECONDS)
         self._send_json(200, self._info(path), head)
 
-    def _events(self):
+    def _stream(self, status, headers, frame, closing=b""):
+        """Send the headers, then EVENT_COUNT events {"version","colour","n"} every
+        EVENT_INTERVAL, each wrapped by `frame`, then `closing`."""
         self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.send_header("X-App-Version", VERSION)
-        self.send_header("X-App-Colour", COLOUR)
-        self.send_header("X-App-Service", SERVICE)
-        self.end_headers()
-        self.wfile.flush()
-        try:
-            for i in range(EVENT_COUNT):
-                if i:
-                    time.sleep(EVENT_INTERVAL)
-                payload = json.dumps({"version": VERSION, "colour": COLOUR, "n": i},
-                                     separators=(",", ":"))
-                self.wfile.write(("data: %s\n\n" % payload).encode("utf-8"))
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def _websocket(self):
-        """A minimal WebSocket (RFC 6455): the handshake, then EVENT_COUNT text frames
-        {"version","colour","n"} every EVENT_INTERVAL, then a close frame."""
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        accept = base64.b64encode(
-            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
-        ).decode()
-        self.close_connection = True
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.send_header("X-App-Version", VERSION)
-        self.send_header("X-App-Colour", COLOUR)
+        self.send_response(*status)
+        for name, value in headers + [("X-App-Version", VERSION), ("X-App-Colour", COLOUR), ("X-App-Service", SERVICE)]:
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.flush()
         try:
@@ -221,12 +192,31 @@ class Handler(BaseHTTPRequestHandler):
                 if i:
                     time.sleep(EVENT_INTERVAL)
                 payload = json.dumps({"version": VERSION, "colour": COLOUR, "n": i}, separators=(",", ":"))
-                self.wfile.write(bytes([0x81, len(payload)]) + payload.encode())  # text frame, < 126 bytes
+                self.wfile.write(frame(payload.encode("utf-8")))
                 self.wfile.flush()
-            self.wfile.write(bytes([0x88, 2, 0x03, 0xE8]))  # close, 1000 normal
+            self.wfile.write(closing)
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _events(self):
+        """Server-sent events."""
+        headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("Connection", "close")]
+        self._stream((200,), headers, lambda payload: b"data: " + payload + b"\n\n")
+
+    def _websocket(self):
+        """A minimal WebSocket (RFC 6455): the handshake, the events as text frames, a close frame."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)]
+        self._stream(
+            (101, "Switching Protocols"),
+            headers,
+            lambda payload: bytes([0x81, len(payload)]) + payload,  # text frame, payload < 126 bytes
+            closing=bytes([0x88, 2, 0x03, 0xE8]),  # close, 1000 normal
+        )
 
     def do_GET(self):
         self._enter()
