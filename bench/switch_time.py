@@ -43,21 +43,34 @@ def wall(stack: Stack, *argv: str) -> float:
 
 
 def first_healthy(stack: Stack, colour: str, stop: threading.Event, out: dict) -> None:
-    url = f"{stack.preview_url}/_deployer/{colour}/backend/health"
+    """Find the new release's backend (by its version label), then poll its own health path
+    through the preview server every 20 ms until the first 200."""
+    release, base = "", stack.preview_url
     with httpx.Client(timeout=1) as client:
         while not stop.is_set():
+            if not release:
+                mine = [c for c in stack.containers(colour) if c.labels.get("deployer.version") == out["version"]]
+                release = mine[0].labels["deployer.release"] if mine else ""
+                if not release:
+                    time.sleep(0.02)
+                    continue
             try:
-                r = client.get(url)
+                r = client.get(f"{base}/_deployer/{colour}-{release}/backend/health")
                 if r.status_code == 200 and r.headers.get("x-app-version") == out["version"]:
                     out["at"] = datetime.now(timezone.utc)
+                    out["release"] = release
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.02)
 
 
-def started_at(stack: Stack, colour: str) -> datetime:
-    c = next(c for c in stack.containers(colour) if c.labels["deployer.service"] == "backend")
+def started_at(stack: Stack, colour: str, release: str) -> datetime:
+    c = next(
+        c
+        for c in stack.containers(colour)
+        if c.labels["deployer.service"] == "backend" and c.labels["deployer.release"] == release
+    )
     return datetime.fromisoformat(c.attrs["State"]["StartedAt"][:26].rstrip("Z") + "+00:00")
 
 
@@ -92,7 +105,7 @@ def main() -> None:
                 took = wall(stack, "release", v, "--no-backup")
                 stop.set()
                 watcher.join()
-                app = (probe["at"] - started_at(stack, idle)).total_seconds()
+                app = (probe["at"] - started_at(stack, idle, probe["release"])).total_seconds()
                 rows.append((v, took, app, took - app))
                 live = idle
             switches = []

@@ -162,7 +162,12 @@ class Bench:
             version = choices[i % 2] if self.version[self.live] != choices[i % 2] else choices[(i + 1) % 2]
             start = time.monotonic()
             ok = True
-            with colours.compose(cfg.project(self.live), "app.yml", colours.variables(cfg, self.live, version)) as dc:
+            # The live release's own compose project, recreated in place with the same release id
+            # (so the same host aliases), as a compose-only redeploy would do.
+            live = next(c for c in self.stack.containers(self.live) if c.status == "running")
+            project, release = live.labels["com.docker.compose.project"], live.labels["deployer.release"]
+            values = colours.variables(cfg, self.live, version, release)
+            with colours.compose(project, "app.yml", values) as dc:
                 try:
                     dc.compose.up(detach=True, force_recreate=True, pull="never", quiet=True)
                     self.version[self.live] = version

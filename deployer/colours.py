@@ -1,13 +1,21 @@
-"""The app stack of one colour, run with compose (python-on-whales) as project <name>-<colour>."""
+"""The app stack of one colour: each release is its own compose project, <name>-<colour>-<release id>.
+
+A release starts its containers beside the colour's previous ones (the old standby)
+instead of recreating them in place, so the old standby's graceful stop runs while
+the new release starts and warms up, not before it (python-on-whales for compose,
+the docker SDK for the stop and removal).
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from deployer import engine
 from deployer.assets import asset
 from deployer.config import Config
 from deployer.errors import EngineError
@@ -47,25 +55,37 @@ def compose(project: str, file: str, values: dict[str, str]) -> Iterator[Any]:
         )
 
 
+def project(config: Config, colour: str, release_id: str) -> str:
+    return f"{config.project(colour)}-{release_id}"
+
+
 def up(config: Config, colour: str, version: str, release_id: str) -> None:
-    """Start (or replace) every container of the colour at the version."""
+    """Start every container of one release of the colour (a compose project of its own)."""
     from python_on_whales.exceptions import DockerException
 
-    with compose(config.project(colour), "app.yml", variables(config, colour, version, release_id)) as docker:
+    name = project(config, colour, release_id)
+    with compose(name, "app.yml", variables(config, colour, version, release_id)) as docker:
         try:
             docker.compose.up(detach=True, force_recreate=True, remove_orphans=True, pull="never", quiet=True)
         except DockerException as exc:
-            raise EngineError(f"compose up of {config.project(colour)} failed", step="start", logs=error_text(exc)) from None
+            raise EngineError(f"compose up of {name} failed", step="start", logs=error_text(exc)) from None
 
 
-def down(config: Config, colour: str, version: str = "none") -> None:
-    from python_on_whales.exceptions import DockerException
+def remove(config: Config, colour: str, *, keep_release: str | None = None) -> list[str]:
+    """Stop and remove the colour's containers, all at once, except those of `keep_release`.
 
-    with compose(config.project(colour), "app.yml", variables(config, colour, version)) as docker:
-        try:
-            docker.compose.down(remove_orphans=True, volumes=True, quiet=True)
-        except DockerException as exc:
-            raise EngineError(f"compose down of {config.project(colour)} failed", step="down", logs=error_text(exc)) from None
+    Each gets SIGTERM and its service's stop_grace to finish in-flight requests.
+    Returns the names removed."""
+    doomed = [c for c in engine.colour_containers(config.name, colour) if keep_release is None or c.release != keep_release]
+    if not doomed:
+        return []
+
+    def grace(service: str) -> float:
+        return config.services[service].stop_grace if service in config.services else 10
+
+    with ThreadPoolExecutor(max_workers=len(doomed)) as pool:
+        list(pool.map(lambda c: engine.stop_and_remove(c.name, grace(c.service)), doomed))
+    return [c.name for c in doomed]
 
 
 def error_text(exc: Any) -> str:

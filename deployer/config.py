@@ -56,7 +56,7 @@ class Database:
 @dataclass(frozen=True)
 class Timeouts:
     health_deadline: float = 120.0
-    health_interval: float = 1.0
+    health_interval: float = 0.1
     request_timeout: float = 2.0
 
 
@@ -159,7 +159,7 @@ def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Confi
     database = Database(name=r.ident("database.name", default="app"), env_file=db_env, image=db_image)
     timeouts = Timeouts(
         health_deadline=r.number("timeouts.health_deadline", default=120.0, low=1, high=3600),
-        health_interval=r.number("timeouts.health_interval", default=1.0, low=0.05, high=60),
+        health_interval=r.number("timeouts.health_interval", default=0.1, low=0.05, high=60),
         request_timeout=r.number("timeouts.request_timeout", default=2.0, low=0.1, high=60),
     )
     if timeouts.health_interval >= timeouts.health_deadline:

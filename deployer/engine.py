@@ -107,6 +107,21 @@ def container_logs(name: str, lines: int = 30) -> str:
     return raw.decode(errors="replace").rstrip()
 
 
+def stop_and_remove(name: str, grace: float) -> None:
+    """SIGTERM, SIGKILL after `grace` seconds, then remove with its anonymous volumes; gone already is fine."""
+    from docker.errors import APIError, NotFound
+
+    api = client().api
+    try:
+        api.stop(name, timeout=max(1, round(grace)))
+        api.remove_container(name, v=True, force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if exc.status_code != 409 or "in progress" not in str(exc):  # another remover got there first
+            raise EngineError(f"cannot remove {name}: {exc.explanation or exc}", step="remove") from None
+
+
 def container_state(name: str) -> dict[str, Any] | None:
     from docker.errors import NotFound
 

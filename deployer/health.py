@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -12,6 +13,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_d
 from deployer import engine
 from deployer.config import Config
 from deployer.errors import HealthError
+from deployer.plan import host
 
 
 class NotReady(Exception):
@@ -38,9 +40,16 @@ def probe(client: httpx.Client, check: Check) -> str | None:
     return None
 
 
-def colour_failure(config: Config, colour: str) -> str | None:
-    """Why the colour's containers cannot become healthy by waiting (exited, restarting), or None."""
-    containers = engine.colour_containers(config.name, colour)
+# How often the wait looks at the containers' state (an Engine API listing) to fail fast on
+# a crashed container; the HTTP probes run every timeouts.health_interval.
+STATE_CHECK_EVERY = 0.5
+
+
+def colour_failure(config: Config, colour: str, release: str | None = None) -> str | None:
+    """Why the colour's containers (of one release, if given) cannot become healthy by waiting, or None."""
+    containers = [
+        c for c in engine.colour_containers(config.name, colour) if release is None or c.release == release
+    ]
     running = {c.service for c in containers}
     for service in config.services:
         if service not in running:
@@ -52,18 +61,28 @@ def colour_failure(config: Config, colour: str) -> str | None:
 
 
 def wait_healthy(
-    config: Config, colour: str, checks: list[Check], say: Callable[[str], None] = print
+    config: Config,
+    colour: str,
+    checks: list[Check],
+    say: Callable[[str], None] = print,
+    *,
+    release: str | None = None,
+    client: httpx.Client | None = None,
 ) -> float:
-    """Poll until every check passes; give up at the deadline, or at once when a container dies."""
+    """Poll until every check passes; give up at the deadline, or soon after a container dies."""
     t = config.timeouts
     last: list[str] = []
     started = time.monotonic()
-    with httpx.Client(timeout=t.request_timeout) as client:
+    next_state_check = [started]
+    with _client(config, client) as client:
 
         def attempt() -> None:
-            dead = colour_failure(config, colour)
-            if dead:
-                raise HealthError(f"{colour} cannot become healthy: {dead}", step="health")
+            now = time.monotonic()
+            if now >= next_state_check[0]:
+                next_state_check[0] = now + STATE_CHECK_EVERY
+                dead = colour_failure(config, colour, release)
+                if dead:
+                    raise HealthError(f"{colour} cannot become healthy: {dead}", step="health")
             failures = [f for f in (probe(client, c) for c in checks) if f]
             if failures:
                 last[:] = failures
@@ -86,18 +105,29 @@ def wait_healthy(
     return time.monotonic() - started
 
 
-def check_once(config: Config, checks: list[Check], *, step: str) -> None:
+def check_once(config: Config, checks: list[Check], *, step: str, client: httpx.Client | None = None) -> None:
     """Every check must pass now (smoke checks, live verification, switch pre-check)."""
-    with httpx.Client(timeout=config.timeouts.request_timeout) as client:
+    with _client(config, client) as client:
         failures = [f for f in (probe(client, c) for c in checks) if f]
     if failures:
         raise HealthError("; ".join(failures), step=step)
 
 
-def service_checks(config: Config, preview_url: str, colour: str) -> list[Check]:
-    """Each service's health path, reached directly on one colour through the preview server."""
+@contextmanager
+def _client(config: Config, given: httpx.Client | None) -> Iterator[httpx.Client]:
+    """The caller's client (kept open), or a new one closed afterwards."""
+    if given is not None:
+        yield given
+        return
+    with httpx.Client(timeout=config.timeouts.request_timeout) as client:
+        yield client
+
+
+def service_checks(config: Config, preview_url: str, colour: str, release_id: str = "") -> list[Check]:
+    """Each service's health path, reached directly on one release of a colour through the preview server."""
+    target = host(colour, release_id)
     return [
-        Check(f"{preview_url}/_deployer/{colour}/{s.name}{s.health}", colour) for s in config.services.values()
+        Check(f"{preview_url}/_deployer/{target}/{s.name}{s.health}", colour) for s in config.services.values()
     ]
 
 

@@ -79,7 +79,7 @@ def down(config: Config, *, volumes: bool, say: Callable[[str], None] = print) -
     from python_on_whales.exceptions import DockerException
 
     for colour in COLOURS:
-        colours.down(config, colour)
+        colours.remove(config, colour)
     values = variables(config, "none", "none")
     with colours.compose(config.infra_project, "infra.yml", values) as docker:
         try:

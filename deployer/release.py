@@ -1,18 +1,21 @@
 """`deployer release VERSION`: the steps of a zero-downtime release, each undone on failure.
 
-1 lock · 2 images · 3 backup · 4 start the idle colour · 5 health · 6 smoke
-· 7 switch the routes · 8 verify live and record. Before step 7 a failure removes
-the idle colour and leaves live untouched; in steps 7-8 the previous routes come back.
+1 lock · 2 images · 3 backup · 4 site and preview route · 5 start the new release of the
+idle colour beside its old standby, which stops meanwhile · 6 health · 7 smoke · 8 switch
+the routes, verify live and record. Before step 8 a failure removes the idle colour and
+leaves live untouched; in step 8 the previous routes come back.
 """
 
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
-from deployer import colours, engine, health, history, images, infra, lock, site
+from deployer import colours, engine, history, images, infra, lock, site
 from deployer.config import Config
 from deployer.errors import DeployerError
 from deployer.plan import Routes, check_version, host, plan_release
@@ -29,26 +32,32 @@ def release(
 ) -> Routes:
     check_version(version)
     started = time.monotonic()
+    # Compose (python-on-whales) and the HTTP client take ~0.15 s of imports; they load
+    # while the lock, image and site steps wait on the engine.
+    threading.Thread(target=_preload, daemon=True).start()
     edge = infra.require_edge(config)
     _, preview_url = edge.urls()
     with lock.held(edge, f"release {version}") as lease:
         images.ensure_app_images(config, version, build=build, say=say)
         dump = _backup(config, version, backup, say)
-        edge.apply_site(site.render(config), step="site")
         before = lease.routes
         plan = plan_release(version, before)
         say(f"live: {plan.live or 'none'} · releasing {version} to {plan.idle}")
-        # A fresh id per release: the public routes reach the new containers by a name
-        # (backend-green-<id>) that no DNS cache in the edge can hold for old ones.
-        idle_host = host(plan.idle, secrets.token_hex(4))
+        # A fresh id per release: its containers are a compose project of their own and the
+        # routes reach them by a name (backend-green-<id>) that no DNS cache can hold for old ones.
+        release_id = secrets.token_hex(4)
+        idle_host = host(plan.idle, release_id)
+        edge.apply_site(site.render(config), step="site", then_routes=replace(before, preview=plan.idle, preview_host=idle_host))
+        retire: _Background | None = None
         try:
-            colours.up(config, plan.idle, version, idle_host.rpartition("-")[2])
-            edge.set_routes(replace(before, preview=plan.idle, preview_host=idle_host), step="start")
-            waited = health.wait_healthy(config, plan.idle, health.service_checks(config, preview_url, plan.idle), say)
+            colours.up(config, plan.idle, version, release_id)
+            # The idle colour's previous release (the old standby) stops while the new one warms
+            # up. Not earlier: stopping beside a starting container slows dockerd's start.
+            retire = _Background(colours.remove, config, plan.idle, keep_release=release_id)
+            waited = _healthy_and_smoke(config, plan.idle, release_id, preview_url, say)
             say(f"{plan.idle} healthy after {waited:.1f}s")
-            health.check_once(config, health.route_checks(config, preview_url, plan.idle), step="smoke")
         except BaseException as exc:
-            _undo_start(config, edge, before, plan.idle, exc)
+            _undo_start(config, edge, before, plan.idle, release_id, exc, retire)
             raise
         after = Routes(live=plan.idle, live_host=idle_host, preview=plan.live, preview_host=before.live_host)
         line = history.line(
@@ -56,7 +65,9 @@ def release(
             version=version,
             colour=plan.idle,
             previous=plan.live or None,
+            release=release_id,
             seconds=round(time.monotonic() - started, 2),
+            healthy_after=round(waited, 2),
             backup=dump,
         )
         verify = [f"{INSIDE_LIVE}{path}" for path in verify_paths(config)]
@@ -64,10 +75,56 @@ def release(
             edge.commit(after, before, verify, line, lease.holder.token, config.timeouts.request_timeout, step="switch")
             lease.freed = True
         except BaseException:
+            if retire is not None:
+                retire.join()
             _remove_colour(config, plan.idle)
             raise
-    say(f"released {version}: {plan.idle} is live" + (f", {plan.live} is the warm standby" if plan.live else ""))
+    retired = retire.join() if retire is not None else None
+    say(
+        f"released {version}: {plan.idle} is live"
+        + (f", {plan.live} is the warm standby" if plan.live else "")
+        + f" ({time.monotonic() - started:.1f}s)"
+    )
+    if isinstance(retired, BaseException):
+        say(f"warning: the previous {plan.idle} containers were not all removed ({retired}); the next release retries")
     return after
+
+
+def _preload() -> None:
+    import httpx  # noqa: F401
+    import python_on_whales  # noqa: F401
+    import tenacity  # noqa: F401
+
+
+def _healthy_and_smoke(config: Config, colour: str, release_id: str, preview_url: str, say: Callable[[str], None]) -> float:
+    import httpx
+
+    from deployer import health
+
+    with httpx.Client(timeout=config.timeouts.request_timeout) as client:
+        checks = health.service_checks(config, preview_url, colour, release_id)
+        waited = health.wait_healthy(config, colour, checks, say, release=release_id, client=client)
+        health.check_once(config, health.route_checks(config, preview_url, colour), step="smoke", client=client)
+    return waited
+
+
+class _Background:
+    """Run a call in a thread; join() returns its result, or the exception it raised."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._outcome: Any = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs))
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        try:
+            self._outcome = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the joiner
+            self._outcome = exc
+
+    def join(self) -> Any:
+        self._thread.join()
+        return self._outcome
 
 
 def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], None]) -> str:
@@ -81,22 +138,26 @@ def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], Non
     return dump
 
 
-def _undo_start(config: Config, edge, before: Routes, idle: str, exc: BaseException) -> None:
+def _undo_start(
+    config: Config, edge, before: Routes, idle: str, release_id: str, exc: BaseException, retire: _Background | None
+) -> None:
     """Attach the failing container's last log lines, remove the idle colour, restore preview."""
     if isinstance(exc, DeployerError) and not exc.logs:
-        exc.logs = _failing_logs(config, idle)
+        exc.logs = _failing_logs(config, idle, release_id)
+    if retire is not None:
+        retire.join()
     _remove_colour(config, idle)
     edge.set_routes(replace(before, preview="", preview_host=""), step="undo")
 
 
-def _failing_logs(config: Config, colour: str) -> str:
-    containers = engine.colour_containers(config.name, colour)
+def _failing_logs(config: Config, colour: str, release_id: str) -> str:
+    containers = [c for c in engine.colour_containers(config.name, colour) if c.release == release_id]
     ordered = sorted(containers, key=lambda c: (not c.failed, c.service))
     return "\n".join(f"--- {c.name} ({c.status}) ---\n{engine.container_logs(c.name, 20)}" for c in ordered[:2])
 
 
 def _remove_colour(config: Config, colour: str) -> None:
     try:
-        colours.down(config, colour)
+        colours.remove(config, colour)
     except DeployerError:
         pass  # the original failure is the one to report

@@ -26,12 +26,13 @@ def switch(config: Config, target: str, *, say: Callable[[str], None] = print) -
     version, release_id = _running_release(config, target)
     holder = lock.Holder.me(f"switch --to {target}")
     line = history.line("switch", colour=target, version=version, previous=PREVIOUS)
+    target_host = host(target, release_id)
     outcome = Edge(config).switch(
         target,
-        host(target, release_id),
+        target_host,
         holder.to_json(),
         holder.token,
-        probes=[f"{INSIDE_PREVIEW}/_deployer/{target}/{s.name}{s.health}" for s in config.services.values()],
+        probes=[f"{INSIDE_PREVIEW}/_deployer/{target_host}/{s.name}{s.health}" for s in config.services.values()],
         verify=[f"{INSIDE_LIVE}{path}" for path in verify_paths(config)],
         history_line=line,
         timeout=config.timeouts.request_timeout,
@@ -48,13 +49,27 @@ def verify_paths(config: Config) -> list[str]:
 
 
 def _running_release(config: Config, target: str) -> tuple[str, str]:
-    """(version, release id) of the target colour, whose every service must be running."""
+    """(version, release id) of the target colour, whose every service must be running.
+
+    A colour normally holds one release. While a release runs (or after one was killed)
+    it can hold two; the newest release whose every service runs is the one to switch to."""
     containers = engine.colour_containers(config.name, target)
+    by_release: dict[str, list[engine.Container]] = {}
+    for c in containers:
+        if c.service in config.services:
+            by_release.setdefault(c.release, []).append(c)
+    complete = [
+        group
+        for group in by_release.values()
+        if {c.service for c in group if c.status == "running" and not c.failed} >= set(config.services)
+    ]
+    if complete:
+        newest = max(complete, key=lambda group: max(c.started_at for c in group))
+        return newest[0].version, newest[0].release
     state = {c.service: c.status if not c.failed else "failing" for c in containers}
     for service in config.services:
         if service not in state:
             raise SwitchError(f"cannot switch to {target}: it has no {service} (release to it first)", step="check")
         if state[service] != "running":
             raise SwitchError(f"cannot switch to {target}: its {service} is {state[service]}", step="check")
-    first = next(c for c in containers if c.service in config.services)
-    return first.version, first.release
+    raise SwitchError(f"cannot switch to {target}: no release of it has every service running", step="check")

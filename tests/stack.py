@@ -53,7 +53,6 @@ class Stack:
 
                 [timeouts]
                 health_deadline = {deadline}
-                health_interval = 0.25
                 request_timeout = 2
 
                 [backup]

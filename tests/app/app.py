@@ -17,6 +17,8 @@ Standard library only. Behaviour is controlled through environment variables:
   EVENT_COUNT     number of server-sent events per stream (default 20)
   GET .../ws      with Upgrade: websocket, the same events as WebSocket text frames, then a close
   DRAIN_SECONDS   max seconds to wait for in-flight requests on SIGTERM (default 10)
+  STOP_DELAY      seconds to go on serving, healthy, after SIGTERM before draining (default 0),
+                  like an app with a pre-stop pause
 """
 
 import base64
@@ -58,6 +60,7 @@ SLOW_SECONDS = _float_env("SLOW_SECONDS", 2.0)
 EVENT_INTERVAL = _float_env("EVENT_INTERVAL", 0.5)
 EVENT_COUNT = int(_float_env("EVENT_COUNT", 20))
 DRAIN_SECONDS = _float_env("DRAIN_SECONDS", 10.0)
+STOP_DELAY = _float_env("STOP_DELAY", 0.0)
 
 HEALTH_PATHS = ("/health", "/actuator/health")
 
@@ -298,6 +301,9 @@ def main():
     while not stop.wait(1.0):
         pass
 
+    if STOP_DELAY > 0:
+        log("shutdown requested, serving on for %gs (STOP_DELAY)" % STOP_DELAY)
+        time.sleep(STOP_DELAY)
     log("shutdown requested, no longer accepting connections; draining up to %gs"
         % DRAIN_SECONDS)
     _draining.set()

@@ -81,6 +81,50 @@ def test_never_healthy_release_fails_and_live_keeps_serving(project):
     assert project.cli("lock", "status").stdout.strip() == "free"
 
 
+def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(project):
+    """A release starts beside the idle colour's old standby, which answers to the colour's
+    alias while it stops. Health must be judged on the new release alone."""
+    project.tag("v1", backend_env={"STOP_DELAY": "30"})  # healthy until SIGKILL at stop_grace (5 s)
+    project.tag("v2")
+    project.tag("v3", backend_env={"NEVER_HEALTHY": "1"})
+    project.tag("v4")
+    project.write_config(deadline=4)
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+
+    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is still healthy
+    assert failed.returncode == 1
+    assert "step 'health'" in failed.stderr and "blue was not healthy after 4s" in failed.stderr
+    assert project.serving("/api/version") == ("v2", "green")
+    assert project.containers("blue") == []  # the new release and the old standby are both gone
+
+    project.ok("release", "v4", "--no-backup")
+    assert project.serving("/api/version") == ("v4", "blue")
+    assert project.serving("/") == ("v4", "blue")
+    blue = project.containers("blue")
+    assert len(blue) == 2 and len({c.labels["deployer.release"] for c in blue}) == 1
+    assert all(c.status == "running" and c.labels["deployer.version"] == "v4" for c in blue)
+    release_id = blue[0].labels["deployer.release"]
+    assert {c.labels["com.docker.compose.project"] for c in blue} == {f"{project.name}-blue-{release_id}"}
+
+
+def test_the_old_standby_is_replaced_only_by_a_running_release(project):
+    """After a release the idle colour holds exactly the new release; the one it replaced is gone."""
+    for v in ("v1", "v2", "v3"):
+        project.tag(v)
+    project.ok("up")
+    for v in ("v1", "v2", "v3"):
+        project.ok("release", v, "--no-backup")
+    blue = project.containers("blue")
+    assert sorted(c.labels["deployer.version"] for c in blue) == ["v3", "v3"]
+    green = project.containers("green")
+    assert sorted(c.labels["deployer.version"] for c in green) == ["v2", "v2"]
+    switched = project.ok("switch", "--to", "green")
+    assert "switched: green (v2) is live" in switched.stderr
+    assert project.serving("/") == ("v2", "green")
+
+
 def test_crashing_release_gives_up_before_the_deadline(project):
     project.tag("v1")
     project.tag("v2", backend_env={"CRASH_AFTER": "1", "STARTUP_DELAY": "30"})

@@ -38,8 +38,12 @@ def test_direct_colour_routes_on_preview_only(tmp_path):
     text = site.render(load(tmp_path))
     live, preview = text.split("# Preview:")
     assert "/_deployer/" not in live
-    assert "location ~ ^/_deployer/(?<target_colour>blue|green)/backend(?<target_path>/.*)$" in preview
-    assert "proxy_pass http://frontend-$target_colour:3000$target_path$is_args$args;" in preview
+    # One release of a colour (/_deployer/blue-1a2b3c4d/backend/...) or the colour (/_deployer/blue/backend/...).
+    assert (
+        'location ~ "^/_deployer/(?<target_colour>blue|green)(?<target_release>-[0-9a-f]{8})?/backend(?<target_path>/.*)$"'
+        in preview
+    )
+    assert "proxy_pass http://frontend-$target_colour$target_release:3000$target_path$is_args$args;" in preview
 
 
 def test_custom_template(tmp_path):

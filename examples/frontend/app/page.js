@@ -4,7 +4,7 @@ import Items from './items';
 // at run time, never from the build.
 export const dynamic = 'force-dynamic';
 
-// Server-side call to the backend (BACKEND_URL, e.g. http://backend-blue:8080).
+// Server-side call to the backend of the same release (BACKEND_URL, e.g. http://backend-blue-1a2b3c4d:8080).
 // Browser code never uses BACKEND_URL: it calls relative /api/... through the edge.
 async function initialItems() {
   const base = process.env.BACKEND_URL;
