@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 from stack import Stack  # noqa: E402
-from zero_downtime import other, test_app_image  # noqa: E402
+from zero_downtime import first_healthy, other, started_at, test_app_image  # noqa: E402
 
 
 def wall(stack: Stack, *argv: str) -> float:
@@ -40,38 +40,6 @@ def wall(stack: Stack, *argv: str) -> float:
     if result.returncode != 0:
         raise SystemExit(f"deployer {' '.join(argv)} failed:\n{result.stderr}")
     return took
-
-
-def first_healthy(stack: Stack, colour: str, stop: threading.Event, out: dict) -> None:
-    """Find the new release's backend (by its version label), then poll its own health path
-    through the preview server every 20 ms until the first 200."""
-    release, base = "", stack.preview_url
-    with httpx.Client(timeout=1) as client:
-        while not stop.is_set():
-            if not release:
-                mine = [c for c in stack.containers(colour) if c.labels.get("deployer.version") == out["version"]]
-                release = mine[0].labels["deployer.release"] if mine else ""
-                if not release:
-                    time.sleep(0.02)
-                    continue
-            try:
-                r = client.get(f"{base}/_deployer/{colour}-{release}/backend/health")
-                if r.status_code == 200 and r.headers.get("x-app-version") == out["version"]:
-                    out["at"] = datetime.now(timezone.utc)
-                    out["release"] = release
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.02)
-
-
-def started_at(stack: Stack, colour: str, release: str) -> datetime:
-    c = next(
-        c
-        for c in stack.containers(colour)
-        if c.labels["deployer.service"] == "backend" and c.labels["deployer.release"] == release
-    )
-    return datetime.fromisoformat(c.attrs["State"]["StartedAt"][:26].rstrip("Z") + "+00:00")
 
 
 def pct(values: list[float], q: float) -> float:

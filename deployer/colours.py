@@ -71,12 +71,15 @@ def up(config: Config, colour: str, version: str, release_id: str) -> None:
             raise EngineError(f"compose up of {name} failed", step="start", logs=error_text(exc)) from None
 
 
-def remove(config: Config, colour: str, *, keep_release: str | None = None) -> list[str]:
-    """Stop and remove the colour's containers, all at once, except those of `keep_release`.
-
-    Each gets SIGTERM and its service's stop_grace to finish in-flight requests.
-    Returns the names removed."""
-    doomed = [c for c in engine.colour_containers(config.name, colour) if keep_release is None or c.release != keep_release]
+def remove(config: Config, colour: str, *, keep_release: str | None = None, release: str | None = None) -> list[str]:
+    """Stop and remove the colour's containers, all at once: those of one `release`, or
+    all but those of `keep_release`, or all. Each gets SIGTERM and its service's stop_grace
+    to finish in-flight requests. Returns the names removed."""
+    doomed = [
+        c
+        for c in engine.colour_containers(config.name, colour)
+        if (release is None or c.release == release) and (keep_release is None or c.release != keep_release)
+    ]
     if not doomed:
         return []
 

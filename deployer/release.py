@@ -31,15 +31,19 @@ def release(
     say: Callable[[str], None] = print,
 ) -> Routes:
     check_version(version)
-    started = time.monotonic()
-    # Compose (python-on-whales) and the HTTP client take ~0.15 s of imports; they load
-    # while the lock, image and site steps wait on the engine.
-    threading.Thread(target=_preload, daemon=True).start()
+    clock = _Clock()
     edge = infra.require_edge(config)
     _, preview_url = edge.urls()
+    # Compose (python-on-whales) and the HTTP client take ~0.15 s of imports; they load
+    # while the lock, image and site steps wait on the engine. Not before the docker
+    # SDK is loaded: two CPU-bound imports only slow each other down.
+    threading.Thread(target=_preload, daemon=True).start()
     with lock.held(edge, f"release {version}") as lease:
+        clock.lap("lock")
         images.ensure_app_images(config, version, build=build, say=say)
+        clock.lap("images")
         dump = _backup(config, version, backup, say)
+        clock.lap("backup")
         before = lease.routes
         plan = plan_release(version, before)
         say(f"live: {plan.live or 'none'} · releasing {version} to {plan.idle}")
@@ -47,17 +51,26 @@ def release(
         # routes reach them by a name (backend-green-<id>) that no DNS cache can hold for old ones.
         release_id = secrets.token_hex(4)
         idle_host = host(plan.idle, release_id)
-        edge.apply_site(site.render(config), step="site", then_routes=replace(before, preview=plan.idle, preview_host=idle_host))
+        site_text = site.render(config)
+        starting: _Background | None = None
         retire: _Background | None = None
         try:
-            colours.up(config, plan.idle, version, release_id)
-            # The idle colour's previous release (the old standby) stops while the new one warms
-            # up. Not earlier: stopping beside a starting container slows dockerd's start.
+            # The new release's containers start while the edge checks and applies the site
+            # and points the preview at them.
+            starting = _Background(colours.up, config, plan.idle, version, release_id)
+            preview = replace(before, preview=plan.idle, preview_host=idle_host)
+            edge.apply_site(site_text, step="site", then_routes=preview)
+            starting.result()
+            clock.lap("start")
+            # Only now does the idle colour's previous release (the old standby) stop, while the
+            # new one warms up: earlier, a failure would leave no standby, and stopping beside a
+            # starting container slows dockerd's start.
             retire = _Background(colours.remove, config, plan.idle, keep_release=release_id)
             waited = _healthy_and_smoke(config, plan.idle, release_id, preview_url, say)
+            clock.lap("healthy")
             say(f"{plan.idle} healthy after {waited:.1f}s")
         except BaseException as exc:
-            _undo_start(config, edge, before, plan.idle, release_id, exc, retire)
+            _undo_start(config, edge, before, plan.idle, release_id, exc, starting, retire)
             raise
         after = Routes(live=plan.idle, live_host=idle_host, preview=plan.live, preview_host=before.live_host)
         line = history.line(
@@ -66,8 +79,9 @@ def release(
             colour=plan.idle,
             previous=plan.live or None,
             release=release_id,
-            seconds=round(time.monotonic() - started, 2),
+            seconds=clock.total(),
             healthy_after=round(waited, 2),
+            steps=clock.steps,
             backup=dump,
         )
         verify = [f"{INSIDE_LIVE}{path}" for path in verify_paths(config)]
@@ -75,15 +89,14 @@ def release(
             edge.commit(after, before, verify, line, lease.holder.token, config.timeouts.request_timeout, step="switch")
             lease.freed = True
         except BaseException:
-            if retire is not None:
-                retire.join()
-            _remove_colour(config, plan.idle)
+            retire.join()
+            _remove_release(config, plan.idle, release_id)
             raise
-    retired = retire.join() if retire is not None else None
+    retired = retire.join()
     say(
         f"released {version}: {plan.idle} is live"
         + (f", {plan.live} is the warm standby" if plan.live else "")
-        + f" ({time.monotonic() - started:.1f}s)"
+        + f" ({clock.total():.1f}s)"
     )
     if isinstance(retired, BaseException):
         say(f"warning: the previous {plan.idle} containers were not all removed ({retired}); the next release retries")
@@ -108,6 +121,22 @@ def _healthy_and_smoke(config: Config, colour: str, release_id: str, preview_url
     return waited
 
 
+class _Clock:
+    """Seconds spent in each step of a release, for the history."""
+
+    def __init__(self) -> None:
+        self.began = self.last = time.monotonic()
+        self.steps: dict[str, float] = {}
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.steps[step] = round(now - self.last, 2)
+        self.last = now
+
+    def total(self) -> float:
+        return round(time.monotonic() - self.began, 2)
+
+
 class _Background:
     """Run a call in a thread; join() returns its result, or the exception it raised."""
 
@@ -126,6 +155,13 @@ class _Background:
         self._thread.join()
         return self._outcome
 
+    def result(self) -> Any:
+        """The call's result; its exception is raised here."""
+        outcome = self.join()
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
 
 def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], None]) -> str:
     if not wanted or not config.backup.before_release:
@@ -139,15 +175,25 @@ def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], Non
 
 
 def _undo_start(
-    config: Config, edge, before: Routes, idle: str, release_id: str, exc: BaseException, retire: _Background | None
+    config: Config,
+    edge,
+    before: Routes,
+    idle: str,
+    release_id: str,
+    exc: BaseException,
+    starting: _Background | None,
+    retire: _Background | None,
 ) -> None:
-    """Attach the failing container's last log lines, remove the idle colour, restore preview."""
+    """Attach the failing container's last log lines and remove the new release. The routes
+    go back as they were; if the old standby was already stopping, the preview goes empty."""
+    if starting is not None:
+        starting.join()
     if isinstance(exc, DeployerError) and not exc.logs:
         exc.logs = _failing_logs(config, idle, release_id)
     if retire is not None:
         retire.join()
-    _remove_colour(config, idle)
-    edge.set_routes(replace(before, preview="", preview_host=""), step="undo")
+    _remove_release(config, idle, release_id)
+    edge.set_routes(before if retire is None else replace(before, preview="", preview_host=""), step="undo")
 
 
 def _failing_logs(config: Config, colour: str, release_id: str) -> str:
@@ -156,8 +202,8 @@ def _failing_logs(config: Config, colour: str, release_id: str) -> str:
     return "\n".join(f"--- {c.name} ({c.status}) ---\n{engine.container_logs(c.name, 20)}" for c in ordered[:2])
 
 
-def _remove_colour(config: Config, colour: str) -> None:
+def _remove_release(config: Config, colour: str, release_id: str) -> None:
     try:
-        colours.remove(config, colour)
+        colours.remove(config, colour, release=release_id)
     except DeployerError:
         pass  # the original failure is the one to report

@@ -79,12 +79,15 @@ def test_sigterm_undoes_the_release_and_frees_the_lock(project):
     assert project.serving("/api/version") == ("v1", "blue")
 
 
-def test_a_template_that_fails_nginx_t_leaves_the_live_config_untouched(project, tmp_path):
+def test_a_template_that_fails_nginx_t_leaves_the_live_config_and_the_standby_untouched(project, tmp_path):
     project.tag("v1")
     project.tag("v2")
+    project.tag("v3")
     project.ok("up")
     project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
     site_before = project.edge_file("/var/lib/deployer/site.conf")
+    routes_before = project.edge_file("/var/lib/deployer/routes")
     assert "backend-$deployer_live" in site_before
 
     (project.folder / "broken.conf.j2").write_text("server { listen 80; location / { proxy_pass nowhere; } \n")
@@ -92,12 +95,18 @@ def test_a_template_that_fails_nginx_t_leaves_the_live_config_untouched(project,
     text = project.config.read_text().replace("[edge]\n", '[edge]\ntemplate = "broken.conf.j2"\n')
     project.config.write_text(text)
 
-    failed = project.cli("release", "v2", "--no-backup")
+    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is the standby
     assert failed.returncode == 1
     assert "step 'site'" in failed.stderr and "nginx -t rejected" in failed.stderr
     assert project.edge_file("/var/lib/deployer/site.conf") == site_before
-    assert project.serving("/api/version") == ("v1", "blue")
-    assert project.containers("green") == []
+    assert project.edge_file("/var/lib/deployer/routes") == routes_before
+    assert project.serving("/api/version") == ("v2", "green")
+    # The new release's containers are gone; the standby it would have replaced is not.
+    blue = project.containers("blue")
+    assert [(c.labels["deployer.version"], c.status) for c in blue] == [("v1", "running")] * 2
+    project.write_config(extra="", deadline=40)
+    project.ok("switch", "--to", "blue")
+    assert project.serving("/") == ("v1", "blue")
 
 
 @pytest.mark.parametrize(
