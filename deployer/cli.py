@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -164,4 +166,24 @@ def lock_release(config: ConfigOption = None) -> None:
 
 
 def main() -> None:
-    app()
+    """Run one command, then leave without the interpreter's teardown.
+
+    Tearing down the compose, HTTP and Engine API libraries costs 50-100 ms, a third of a
+    `switch`. Every file, client and thread is closed or joined by its own `with` or join
+    before a command returns, so only the standard streams need flushing."""
+    try:
+        app()
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`deployer status | head -1`)
+            pass
+    os._exit(code)

@@ -75,11 +75,19 @@ def colour_containers(project: str, colour: str | None = None) -> list[Container
     filters = [f"{LABEL_PROJECT}={project}"]
     if colour:
         filters.append(f"{LABEL_COLOUR}={colour}")
+    from docker.errors import NotFound
+
+    api = client().api
+    found = []
     try:
-        found = client().containers.list(all=True, filters={"label": filters})
+        for summary in api.containers(all=True, filters={"label": filters}):
+            try:
+                found.append(_container(api.inspect_container(summary["Id"])))
+            except NotFound:
+                continue  # removed since the listing (an old standby that a release retires)
     except Exception as exc:  # docker.errors.APIError, requests errors
         raise EngineError(f"cannot list containers: {exc}", step="inspect") from None
-    return [_container(c.attrs) for c in found]
+    return found
 
 
 def _container(attrs: dict[str, Any]) -> Container:

@@ -1,9 +1,10 @@
 """`deployer release VERSION`: the steps of a zero-downtime release, each undone on failure.
 
 1 lock · 2 images · 3 backup · 4 site and preview route · 5 start the new release of the
-idle colour beside its old standby, which stops meanwhile · 6 health · 7 smoke · 8 switch
-the routes, verify live and record. Before step 8 a failure removes the idle colour and
-leaves live untouched; in step 8 the previous routes come back.
+idle colour beside its old standby; once it runs, the old standby stops in the background
+· 6 health · 7 smoke · 8 switch the routes, verify live and record. Before step 8 a failure
+removes the new release and leaves live untouched (and the old standby too, if it had not
+started stopping); in step 8 the previous routes come back.
 """
 
 from __future__ import annotations
@@ -34,10 +35,6 @@ def release(
     clock = _Clock()
     edge = infra.require_edge(config)
     _, preview_url = edge.urls()
-    # Compose (python-on-whales) and the HTTP client take ~0.15 s of imports; they load
-    # while the lock, image and site steps wait on the engine. Not before the docker
-    # SDK is loaded: two CPU-bound imports only slow each other down.
-    threading.Thread(target=_preload, daemon=True).start()
     with lock.held(edge, f"release {version}") as lease:
         clock.lap("lock")
         images.ensure_app_images(config, version, build=build, say=say)
@@ -51,16 +48,12 @@ def release(
         # routes reach them by a name (backend-green-<id>) that no DNS cache can hold for old ones.
         release_id = secrets.token_hex(4)
         idle_host = host(plan.idle, release_id)
-        site_text = site.render(config)
-        starting: _Background | None = None
+        # One exec checks and applies the site, then points the preview at the new release.
+        preview = replace(before, preview=plan.idle, preview_host=idle_host)
+        edge.apply_site(site.render(config), step="site", then_routes=preview)
         retire: _Background | None = None
         try:
-            # The new release's containers start while the edge checks and applies the site
-            # and points the preview at them.
-            starting = _Background(colours.up, config, plan.idle, version, release_id)
-            preview = replace(before, preview=plan.idle, preview_host=idle_host)
-            edge.apply_site(site_text, step="site", then_routes=preview)
-            starting.result()
+            colours.up(config, plan.idle, version, release_id)
             clock.lap("start")
             # Only now does the idle colour's previous release (the old standby) stop, while the
             # new one warms up: earlier, a failure would leave no standby, and stopping beside a
@@ -70,7 +63,7 @@ def release(
             clock.lap("healthy")
             say(f"{plan.idle} healthy after {waited:.1f}s")
         except BaseException as exc:
-            _undo_start(config, edge, before, plan.idle, release_id, exc, starting, retire)
+            _undo_start(config, edge, before, plan.idle, release_id, exc, retire)
             raise
         after = Routes(live=plan.idle, live_host=idle_host, preview=plan.live, preview_host=before.live_host)
         line = history.line(
@@ -101,12 +94,6 @@ def release(
     if isinstance(retired, BaseException):
         say(f"warning: the previous {plan.idle} containers were not all removed ({retired}); the next release retries")
     return after
-
-
-def _preload() -> None:
-    import httpx  # noqa: F401
-    import python_on_whales  # noqa: F401
-    import tenacity  # noqa: F401
 
 
 def _healthy_and_smoke(config: Config, colour: str, release_id: str, preview_url: str, say: Callable[[str], None]) -> float:
@@ -155,13 +142,6 @@ class _Background:
         self._thread.join()
         return self._outcome
 
-    def result(self) -> Any:
-        """The call's result; its exception is raised here."""
-        outcome = self.join()
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
 
 def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], None]) -> str:
     if not wanted or not config.backup.before_release:
@@ -175,19 +155,10 @@ def _backup(config: Config, version: str, wanted: bool, say: Callable[[str], Non
 
 
 def _undo_start(
-    config: Config,
-    edge,
-    before: Routes,
-    idle: str,
-    release_id: str,
-    exc: BaseException,
-    starting: _Background | None,
-    retire: _Background | None,
+    config: Config, edge, before: Routes, idle: str, release_id: str, exc: BaseException, retire: _Background | None
 ) -> None:
     """Attach the failing container's last log lines and remove the new release. The routes
     go back as they were; if the old standby was already stopping, the preview goes empty."""
-    if starting is not None:
-        starting.join()
     if isinstance(exc, DeployerError) and not exc.logs:
         exc.logs = _failing_logs(config, idle, release_id)
     if retire is not None:
