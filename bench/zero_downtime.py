@@ -72,7 +72,10 @@ def first_healthy(stack, colour: str, stop: threading.Event, out: dict) -> None:
     with httpx.Client(timeout=1) as client:
         while not stop.is_set():
             if not release:
-                mine = [c for c in stack.containers(colour) if c.labels.get("deployer.version") == out["version"]]
+                try:
+                    mine = [c for c in stack.containers(colour) if c.labels.get("deployer.version") == out["version"]]
+                except Exception:  # noqa: BLE001 - a container removed while listed (the old standby)
+                    mine = []
                 release = mine[0].labels["deployer.release"] if mine else ""
                 if not release:
                     time.sleep(0.02)

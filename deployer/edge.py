@@ -107,12 +107,9 @@ class Edge:
         return Routes.parse(result.stdout)
 
     # -- site config ---------------------------------------------------------
-    def apply_site(self, content: str, *, step: str, then_routes: Routes | None = None) -> bool:
-        """Returns True when nginx was reloaded, False when the site was unchanged.
-
-        With then_routes, the same exec also writes the route state once the site is in place."""
-        script = scripts.apply_site(content) if then_routes is None else scripts.prepare(content, then_routes)
-        result = self.run(script, step=step)
+    def apply_site(self, content: str, *, step: str) -> bool:
+        """Returns True when nginx was reloaded, False when the site was unchanged."""
+        result = self.run(scripts.apply_site(content), step=step)
         output = (result.stdout + result.stderr).strip()
         if result.exit_code == scripts.SITE_REJECTED:
             raise EdgeError(
@@ -120,8 +117,6 @@ class Edge:
                 step=step,
                 logs=output,
             )
-        if result.exit_code == scripts.ROUTES_FAILED:
-            raise EdgeError("could not write the route state", step=step, logs=output)
         if result.exit_code != 0:
             raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
         return "reloaded" in output.splitlines()

@@ -21,7 +21,7 @@ PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in b
 
 # Exit codes of the scripts, read by deployer.edge.
 SITE_REJECTED, RELOAD_FAILED = 10, 11
-VERIFY_FAILED, ROUTES_FAILED, LOCK_HELD, TARGET_UNHEALTHY = 12, 13, 20, 21
+VERIFY_FAILED, LOCK_HELD, TARGET_UNHEALTHY = 12, 20, 21
 
 
 def _b64(text: str) -> str:
@@ -80,11 +80,6 @@ def apply_site(content: str) -> str:
             "echo reloaded",
         ]
     )
-
-
-def prepare(content: str, routes: Routes) -> str:
-    """A release's first edge step: apply the site (as apply_site), then write the routes."""
-    return "\n".join(["(", apply_site(content), ") || exit $?", f"{{ {write_atomic(ROUTES, routes.render())}; }} || exit {ROUTES_FAILED}"])
 
 
 def commit(new: Routes, old: Routes, verify: list[str], history_line: str, token: str, timeout: float) -> str:

@@ -1,10 +1,10 @@
 """`deployer release VERSION`: the steps of a zero-downtime release, each undone on failure.
 
-1 lock · 2 images · 3 backup · 4 site and preview route · 5 start the new release of the
-idle colour beside its old standby; once it runs, the old standby stops in the background
-· 6 health · 7 smoke · 8 switch the routes, verify live and record. Before step 8 a failure
-removes the new release and leaves live untouched (and the old standby too, if it had not
-started stopping); in step 8 the previous routes come back.
+1 lock · 2 images · 3 backup · 4 site · 5 start the new release of the idle colour
+beside its old standby and point the preview at it; from then on the old standby stops
+in the background · 6 health · 7 smoke · 8 switch the routes, verify live and record.
+Before step 8 a failure removes the new release and leaves live untouched (and the old
+standby too, if it had not started stopping); in step 8 the previous routes come back.
 """
 
 from __future__ import annotations
@@ -48,12 +48,14 @@ def release(
         # routes reach them by a name (backend-green-<id>) that no DNS cache can hold for old ones.
         release_id = secrets.token_hex(4)
         idle_host = host(plan.idle, release_id)
-        # One exec checks and applies the site, then points the preview at the new release.
-        preview = replace(before, preview=plan.idle, preview_host=idle_host)
-        edge.apply_site(site.render(config), step="site", then_routes=preview)
+        edge.apply_site(site.render(config), step="site")
         retire: _Background | None = None
         try:
             colours.up(config, plan.idle, version, release_id)
+            # The preview names the new release only once it runs: a request that reached the
+            # preview earlier would leave the name's "no such host" in an nginx worker's DNS
+            # cache for a second, and the smoke checks could meet it.
+            edge.set_routes(replace(before, preview=plan.idle, preview_host=idle_host), step="start")
             clock.lap("start")
             # Only now does the idle colour's previous release (the old standby) stop, while the
             # new one warms up: earlier, a failure would leave no standby, and stopping beside a

@@ -84,29 +84,3 @@ def test_probe_requires_the_expected_colour():
     assert text.count("-o /dev/null") == 2
     assert "c='[green]'" in text and "--max-time 2" in text
 
-
-def test_prepare_writes_the_routes_once_the_site_is_in_place(tmp_path):
-    (tmp_path / "site.conf").write_text("server {}\n")
-    (tmp_path / "routes").write_text(Routes("blue", "").render())
-    new = Routes("blue", "green", live_host="blue-1234abcd", preview_host="green-5678abcd")
-    result = run(scripts.prepare("server {}\n", new), tmp_path)
-    assert result.returncode == 0 and result.stdout.splitlines() == ["unchanged"]
-    assert (tmp_path / "routes").read_text() == new.render()
-
-
-def test_prepare_leaves_the_routes_alone_when_nginx_rejects_the_site(tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "nginx").write_text("#!/bin/sh\necho 'nginx: [emerg] unknown directive' >&2\nexit 1\n")
-    (fake / "nginx").chmod(0o755)
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "site.conf").write_text("server {}\n")
-    (state / "routes").write_text(Routes("blue", "").render())
-    script = scripts.prepare("server { bad }\n", Routes("blue", "green")).replace(scripts.STATE, str(state))
-    result = subprocess.run(["sh", "-c", f"PATH={fake}:$PATH\n{script}"], capture_output=True, text=True)
-    assert result.returncode == scripts.SITE_REJECTED
-    assert "unknown directive" in result.stdout
-    assert (state / "routes").read_text() == Routes("blue", "").render()
-    assert (state / "site.conf").read_text() == "server {}\n"
-    assert not (state / "site.conf.new").exists()
