@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from deployer import engine
 from deployer.config import Config
@@ -91,7 +91,9 @@ def wait_healthy(
         try:
             for attempt_state in Retrying(
                 stop=stop_after_delay(t.health_deadline),
-                wait=wait_fixed(t.health_interval),
+                # 20 ms, 40 ms, ... up to health_interval: an app that is ready at once
+                # is seen at once, a slow one is polled every health_interval.
+                wait=wait_exponential(multiplier=0.02, min=0.02, max=t.health_interval),
                 retry=retry_if_exception_type(NotReady),
                 reraise=False,
             ):
