@@ -64,16 +64,22 @@ def test_app_image(client) -> str:
 
 
 def first_healthy(stack, colour: str, stop: threading.Event, out: dict) -> None:
-    """Find the new release's backend (by its version label), then poll its own health path
-    through the preview server every 20 ms until the first 200."""
+    """Find the new release's running backend (by its version label), then poll its own health
+    path through the preview server every 20 ms until the first 200."""
     import httpx
 
     release, base = "", stack.preview_url
     with httpx.Client(timeout=1) as client:
         while not stop.is_set():
             if not release:
+                # Only once it runs: asked for earlier, its name would be "no such host", which
+                # an nginx worker then keeps for a second (resolver valid=1s).
                 try:
-                    mine = [c for c in stack.containers(colour) if c.labels.get("deployer.version") == out["version"]]
+                    mine = [
+                        c
+                        for c in stack.containers(colour)
+                        if c.labels.get("deployer.version") == out["version"] and c.status == "running"
+                    ]
                 except Exception:  # noqa: BLE001 - a container removed while listed (the old standby)
                     mine = []
                 release = mine[0].labels["deployer.release"] if mine else ""
