@@ -205,3 +205,23 @@ def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project)
     assert project.serving("/") == ("v1", "blue")
     status = json.loads(project.ok("status", "--json").stdout)
     assert (status["live"], status["colours"]["green"]["version"]) == ("blue", "v2")
+
+
+def test_down_removes_both_colours_and_the_infrastructure_and_keeps_the_database(project):
+    project.tag("v1")
+    project.tag("v2")
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+    assert len(project.containers("blue")) == len(project.containers("green")) == 2
+    assert len(project.containers()) == 7  # and the edge, the database and the backup schedule
+
+    kept = project.ok("down")
+    assert "database volume kept" in kept.stderr
+    assert project.containers() == []
+    assert project.docker.containers.list(all=True, filters={"name": f"^{project.name}-"}) == []
+    assert project.docker.volumes.get(f"{project.name}-db-data").name == f"{project.name}-db-data"
+
+    gone = project.ok("down", "--volumes")
+    assert "database volume too" in gone.stderr
+    assert f"{project.name}-db-data" not in [v.name for v in project.docker.volumes.list()]
