@@ -77,6 +77,14 @@ class Stack:
                 self.docker.images.get(self.app_image).tag(ref)
             self.images.append(ref)
 
+    def release_all(self, *versions: str) -> None:
+        """Tag the test app as each version, bring the project up and release them in order."""
+        for version in versions:
+            self.tag(version)
+        self.ok("up")
+        for version in versions:
+            self.ok("release", version, "--no-backup")
+
     # -- the CLI ---------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -111,11 +111,7 @@ def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(projec
 
 def test_the_old_standby_is_replaced_only_by_a_running_release(project):
     """After a release the idle colour holds exactly the new release; the one it replaced is gone."""
-    for v in ("v1", "v2", "v3"):
-        project.tag(v)
-    project.ok("up")
-    for v in ("v1", "v2", "v3"):
-        project.ok("release", v, "--no-backup")
+    project.release_all("v1", "v2", "v3")
     blue = project.containers("blue")
     assert sorted(c.labels["deployer.version"] for c in blue) == ["v3", "v3"]
     green = project.containers("green")
@@ -154,11 +150,7 @@ def test_switch_refuses_a_colour_that_is_not_running(project):
 
 
 def test_switch_refuses_an_unhealthy_colour(project):
-    project.tag("v1")
-    project.tag("v2")
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
-    project.ok("release", "v2", "--no-backup")
+    project.release_all("v1", "v2")
     blue_backend = next(c for c in project.containers("blue") if c.labels["deployer.service"] == "backend")
     blue_backend.exec_run(["touch", "/tmp/unhealthy"])
     refused = project.cli("switch", "--to", "blue")
@@ -175,11 +167,7 @@ def test_switch_refuses_an_unhealthy_colour(project):
 
 
 def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project):
-    project.tag("v1")
-    project.tag("v2")
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
-    project.ok("release", "v2", "--no-backup")
+    project.release_all("v1", "v2")
     project.ok("switch", "--to", "blue")
     infra = {c.name: c.id for c in project.docker.containers.list(filters={"name": f"{project.name}-infra-"})}
     assert len(infra) == 3  # edge, db, backup
@@ -208,11 +196,7 @@ def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project)
 
 
 def test_down_removes_both_colours_and_the_infrastructure_and_keeps_the_database(project):
-    project.tag("v1")
-    project.tag("v2")
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
-    project.ok("release", "v2", "--no-backup")
+    project.release_all("v1", "v2")
     assert len(project.containers("blue")) == len(project.containers("green")) == 2
     assert len(project.containers()) == 7  # and the edge, the database and the backup schedule
 
