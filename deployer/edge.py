@@ -119,7 +119,7 @@ class Edge:
             )
         if result.exit_code != 0:
             raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
-        return "reloaded" in output.splitlines()
+        return output.endswith("reloaded")
 
     def history(self, last: int = 10) -> list[str]:
         out = self.run(f"tail -n {int(last)} {HISTORY} 2>/dev/null || true", step="read history").stdout

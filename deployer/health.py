@@ -13,7 +13,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_d
 from deployer import engine
 from deployer.config import Config
 from deployer.errors import HealthError
-from deployer.plan import host
+from deployer.plan import health_urls, host
 
 
 class NotReady(Exception):
@@ -127,10 +127,7 @@ def _client(config: Config, given: httpx.Client | None) -> Iterator[httpx.Client
 
 def service_checks(config: Config, preview_url: str, colour: str, release_id: str = "") -> list[Check]:
     """Each service's health path, reached directly on one release of a colour through the preview server."""
-    target = host(colour, release_id)
-    return [
-        Check(f"{preview_url}/_deployer/{target}/{s.name}{s.health}", colour) for s in config.services.values()
-    ]
+    return [Check(url, colour) for url in health_urls(preview_url, host(colour, release_id), config.services)]
 
 
 def route_checks(config: Config, base_url: str, colour: str) -> list[Check]:

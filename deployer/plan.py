@@ -41,6 +41,12 @@ def host(colour: str, release_id: str) -> str:
     return f"{colour}-{release_id}" if RELEASE_ID.match(release_id or "") else colour
 
 
+def health_urls(base: str, target_host: str, services: dict) -> list[str]:
+    """Each service's health path on one release of a colour, through the edge's preview
+    server (/_deployer/<host>/<service>/...), which bypasses the routes."""
+    return [f"{base}/_deployer/{target_host}/{s.name}{s.health}" for s in services.values()]
+
+
 @dataclass(frozen=True)
 class Routes:
     """Which colour the edge sends live and preview traffic to ('' for none), and the

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from deployer import colours, engine, history, images, infra, lock, site
+from deployer import colours, engine, history, images, lock, site
 from deployer.config import Config
+from deployer.edge import Edge
 from deployer.errors import DeployerError
 from deployer.plan import Routes, check_version, host, plan_release
 from deployer.switch import INSIDE_LIVE, verify_paths
@@ -33,8 +34,8 @@ def release(
 ) -> Routes:
     check_version(version)
     clock = _Clock()
-    edge = infra.require_edge(config)
-    _, preview_url = edge.urls()
+    edge = Edge(config)
+    _, preview_url = edge.urls()  # one inspect: fails when the edge is not running
     with lock.held(edge, f"release {version}") as lease:
         clock.lap("lock")
         images.ensure_app_images(config, version, build=build, say=say)

@@ -14,7 +14,7 @@ from deployer.config import Config
 from deployer.edge import LIVE_PORT, PREVIEW_PORT, Edge
 from deployer.edge_scripts import PREVIOUS
 from deployer.errors import SwitchError
-from deployer.plan import check_colour, host
+from deployer.plan import check_colour, health_urls, host
 
 INSIDE_LIVE = f"http://127.0.0.1:{LIVE_PORT}"
 INSIDE_PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
@@ -32,7 +32,7 @@ def switch(config: Config, target: str, *, say: Callable[[str], None] = print) -
         target_host,
         holder.to_json(),
         holder.token,
-        probes=[f"{INSIDE_PREVIEW}/_deployer/{target_host}/{s.name}{s.health}" for s in config.services.values()],
+        probes=health_urls(INSIDE_PREVIEW, target_host, config.services),
         verify=[f"{INSIDE_LIVE}{path}" for path in verify_paths(config)],
         history_line=line,
         timeout=config.timeouts.request_timeout,
