@@ -1,11 +1,11 @@
 # Two entry points for a fresh machine with Docker:
 #   make demo   set up, then release the bundled example (Spring-style API + Next.js + pgvector)
-#   make test   set up, then run the whole test suite (unit + integration on the real engine)
+#   make test   set up, then lint (ruff) and run the whole test suite (unit + integration on the real engine)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup demo demo-down test unit bench
+.PHONY: setup demo demo-down lint test unit bench
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -19,13 +19,17 @@ demo: setup
 	$(PY) examples/demo.py
 
 demo-down: setup
-	$(VENV)/bin/deployer down --config examples/deployer.toml --volumes
+	$(VENV)/bin/deployer down --config examples/deployer.toml --volumes --yes --no-backup
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15
 
 unit: setup
 	$(PY) -m pytest tests/unit -q
 
 bench: setup
-	$(PY) bench/zero_downtime.py
+	$(PY) bench/zero_downtime.py --switches 5 --releases 2

@@ -135,8 +135,9 @@ class Load:
             return list(self.records)
 
     def _spawn(self, kind: str, lane: str, index: int, deadline: float) -> None:
-        t = threading.Thread(target=self._loop, args=(kind, lane, index, deadline), daemon=True,
-                             name=f"load-{kind}-{lane}-{index}")
+        t = threading.Thread(
+            target=self._loop, args=(kind, lane, index, deadline), daemon=True, name=f"load-{kind}-{lane}-{index}"
+        )
         self._threads.append(t)
         t.start()
 
@@ -144,8 +145,9 @@ class Load:
     def _loop(self, kind: str, lane: str, index: int, deadline: float) -> None:
         mix = FAST_MIX if lane == "fast" else SLOW_MIX
         interval = 1.0 / self.rate if self.rate > 0 else 0.0  # a slow lane that fails fast must not spin
-        client = _Client(self.host, self.port, self.timeout, persistent=kind != "fresh",
-                         retry_idempotent=kind == "browser")
+        client = _Client(
+            self.host, self.port, self.timeout, persistent=kind != "fresh", retry_idempotent=kind == "browser"
+        )
         n = index  # stagger the mix between clients
         try:
             while not self._stop.is_set() and time.monotonic() < deadline and n - index < self.max_requests:

@@ -1,8 +1,8 @@
-"""The exception tree. The CLI turns each error into one message and an exit code.
+"""The exception tree. The CLI turns each error into one line and an exit code.
 
-Bad input (a config, a version string, a colour) is exit code 2 and must be raised
-before anything changes. Everything else is an operational failure: exit code 1,
-and the message says which step failed.
+Bad input (a config, an argument, a version string) is exit code 2 and is raised before
+anything changes. Everything else is an operational failure: exit code 1, and the
+message names the step that failed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ FAILED = 1
 
 
 class DeployerError(Exception):
-    """Base class. `step` names the release step that failed, when there is one."""
+    """Base class. `step` names the step that failed, when there is one; `logs` are the
+    last lines of the container that failed, shown under the message."""
 
     exit_code = FAILED
 
@@ -38,25 +39,51 @@ class ConfigError(InputError):
         self.key = key
 
 
-class LockError(DeployerError):
-    """Another release or switch holds the lock, or the lock could not be changed."""
-
-
 class EngineError(DeployerError):
-    """A call to the Docker engine failed (container, image, network or compose)."""
+    """A call to the Docker engine failed. Carries what was run, its exit code and its
+    stderr, when there were any (masked of secrets before anyone prints them)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        logs: str = "",
+        command: str = "",
+        exit_code: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__(message, step=step, logs=logs)
+        self.command = command
+        self.status = exit_code
+        self.stderr = stderr
+
+
+class UnreachableError(EngineError):
+    """The engine (local socket, or a remote host over ssh) cannot be reached."""
+
+
+class LockError(DeployerError):
+    """Another release or switch holds the lock, or the lock was lost."""
 
 
 class EdgeError(DeployerError):
-    """The edge nginx refused a config, failed to reload or is not running."""
+    """The edge refused a config, failed to reload, or is not running."""
 
 
 class HealthError(DeployerError):
-    """A colour did not become healthy, or a smoke check or verification failed."""
+    """A release did not become healthy, or a smoke check or verification failed."""
 
 
 class SwitchError(DeployerError):
-    """The switch target is not running or not healthy."""
+    """The switch target has no release, or it is not healthy."""
 
 
 class BackupError(DeployerError):
-    """A dump, verification, restore or prune failed."""
+    """A dump, verification, restore, fetch or prune failed."""
+
+
+class Cancelled(DeployerError):
+    """The command was interrupted (Ctrl-C, or SIGTERM from a cancelled CI job)."""
+
+    exit_code = 130

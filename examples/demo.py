@@ -83,7 +83,9 @@ def main() -> None:
         traffic.stop.set()
         traffic.join()
     deployer("status")
-    print(f"\nbackground client: {traffic.ok} requests, {traffic.failed} failed, versions seen {sorted(traffic.versions)}")
+    print(
+        f"\nbackground client: {traffic.ok} requests, {traffic.failed} failed, versions seen {sorted(traffic.versions)}"
+    )
     print(f"the demo is running at {base} — remove it with `make demo-down`")
 
 

@@ -29,7 +29,7 @@ def docker_client():
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"these tests need a running Docker engine (run ../shared/env/docker-up): {exc}")
     return client
 
@@ -37,14 +37,18 @@ def docker_client():
 @pytest.fixture(scope="session")
 def test_app_image(docker_client) -> str:
     """The test app (tests/app), built once per content through testcontainers."""
+    import hashlib
+
     from testcontainers.core.image import DockerImage
 
-    from deployer.images import content_tag
-
-    tag = f"deployer-testapp:{content_tag(ROOT / 'tests' / 'app')}"
+    folder = ROOT / "tests" / "app"
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    tag = f"deployer-testapp:{digest.hexdigest()[:12]}"
     try:
         docker_client.images.get(tag)
-    except Exception:  # noqa: BLE001
+    except Exception:
         DockerImage(path=str(ROOT / "tests" / "app"), tag=tag, clean_up=False, buildargs={}).build()
     return tag
 

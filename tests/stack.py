@@ -19,35 +19,52 @@ class Stack:
         self.docker = docker_client
         self.app_image = app_image
         self.images: list[str] = []
-        (folder / "db.env").write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=test-secret-pw\n")
+        db_env = folder / "db.env"
+        db_env.write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=test-secret-pw\n")
+        db_env.chmod(0o600)
         self.config = folder / "deployer.toml"
         self.write_config()
 
-    def write_config(self, extra: str = "", deadline: float = 40) -> None:
-        self.config.write_text(
-            textwrap.dedent(
-                f"""
-                [project]
-                name = "{self.name}"
-                restart = "no"
-
+    def write_config(self, extra: str = "", deadline: float = 40, services: str | None = None, edge: str = "") -> None:
+        """The project's deployer.toml: backend (/api/) and frontend (/) from the test app,
+        unless `services` gives other [services.*] tables; `edge` adds keys to [edge]."""
+        if services is None:
+            services = f"""
                 [services.backend]
                 image = "{self.name}-backend"
                 port = 8080
                 health = "/health"
+                routes = ["/api/"]
                 stop_grace = 5
 
                 [services.frontend]
                 image = "{self.name}-frontend"
                 port = 8081
                 health = "/health"
+                routes = ["/"]
                 stop_grace = 5
-
+                """
+        self.config.write_text(
+            textwrap.dedent(
+                f"""
+                [project]
+                name = "{self.name}"
+                restart = "no"
+                """
+            )
+            + textwrap.dedent(services)
+            + textwrap.dedent(
+                """
                 [edge]
                 public_port = 0
                 preview_port = 0
                 public_bind = "127.0.0.1"
-
+                expose_colour = true
+                """
+            )
+            + textwrap.dedent(edge)
+            + textwrap.dedent(
+                f"""
                 [database]
                 env_file = "db.env"
 
@@ -55,17 +72,25 @@ class Stack:
                 health_deadline = {deadline}
                 request_timeout = 2
 
-                [backup]
-                dir = "backups"
+                [smoke]
+                paths = ["/api/version", "/"]
                 """
             )
             + extra
         )
 
     # -- images ----------------------------------------------------------------
-    def tag(self, version: str, backend_env: dict | None = None, frontend_env: dict | None = None) -> None:
-        """Tag the test app as both services at a version, with env baked in to change its behaviour."""
-        for service, env in (("backend", backend_env), ("frontend", frontend_env)):
+    def tag(
+        self,
+        version: str,
+        backend_env: dict | None = None,
+        frontend_env: dict | None = None,
+        services: tuple[str, ...] = ("backend", "frontend"),
+        env: dict[str, dict] | None = None,
+    ) -> None:
+        """Tag the test app as each service at a version, with env baked in to change its behaviour."""
+        envs = {"backend": backend_env, "frontend": frontend_env, **(env or {})}
+        for service, env in ((s, envs.get(s)) for s in services):
             ref = f"{self.name}-{service}:{version}"
             if env:
                 lines = "".join(f"ENV {k}={v}\n" for k, v in env.items())
@@ -94,17 +119,30 @@ class Stack:
             timeout=timeout,
         )
 
+    def raw_cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """The CLI with exactly these arguments (no --config added)."""
+        return subprocess.run(
+            [sys.executable, "-m", "deployer", *args], capture_output=True, text=True, timeout=timeout, cwd=self.folder
+        )
+
     def ok(self, *args: str) -> subprocess.CompletedProcess:
         result = self.cli(*args)
         assert result.returncode == 0, f"deployer {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
     def popen(self, *args: str) -> subprocess.Popen:
+        return self.popen_env({}, *args)
+
+    def popen_env(self, env: dict[str, str], *args: str) -> subprocess.Popen:
+        """The CLI in the background, with extra environment (test hooks)."""
+        import os
+
         return subprocess.Popen(
             [sys.executable, "-m", "deployer", *args, "--config", str(self.config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **env},
         )
 
     # -- the edge --------------------------------------------------------------
@@ -147,8 +185,8 @@ class Stack:
     def destroy(self) -> None:
         """Remove containers, volumes, networks and images of this project, whatever state it is in."""
         try:
-            self.cli("down", "--volumes", timeout=120)
-        except Exception:  # noqa: BLE001
+            self.cli("down", "--volumes", "--yes", "--no-backup", timeout=120)
+        except Exception:
             pass
         from docker.errors import NotFound
 
@@ -164,16 +202,16 @@ class Stack:
             if v.name.startswith(f"{self.name}-"):
                 try:
                     v.remove(force=True)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
         for n in self.docker.networks.list():
             if n.name.startswith(f"{self.name}-"):
                 try:
                     n.remove()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
         for ref in self.images:
             try:
                 self.docker.images.remove(ref, force=True, noprune=False)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass

@@ -19,6 +19,11 @@ Standard library only. Behaviour is controlled through environment variables:
   DRAIN_SECONDS   max seconds to wait for in-flight requests on SIGTERM (default 10)
   STOP_DELAY      seconds to go on serving, healthy, after SIGTERM before draining (default 0),
                   like an app with a pre-stop pause
+  ERROR_RATE      share (0-1) of requests to /api/ paths that answer 500, once ERROR_AFTER seconds
+                  have passed since start (default 0: none), like a release that is healthy and
+                  then fails real traffic
+  GET .../status/NNN  answers with status NNN
+  Every JSON answer carries "raw": the request target exactly as the app received it.
 """
 
 import base64
@@ -39,12 +44,12 @@ def _float_env(name, default):
     try:
         return float(raw)
     except ValueError:
-        log("ignoring invalid %s=%r" % (name, raw))
+        log(f"ignoring invalid {name}={raw!r}")
         return default
 
 
 def log(msg):
-    sys.stderr.write("[testapp] %s\n" % msg)
+    sys.stderr.write(f"[testapp] {msg}\n")
     sys.stderr.flush()
 
 
@@ -61,6 +66,9 @@ EVENT_INTERVAL = _float_env("EVENT_INTERVAL", 0.5)
 EVENT_COUNT = int(_float_env("EVENT_COUNT", 20))
 DRAIN_SECONDS = _float_env("DRAIN_SECONDS", 10.0)
 STOP_DELAY = _float_env("STOP_DELAY", 0.0)
+ERROR_RATE = _float_env("ERROR_RATE", 0.0)
+ERROR_AFTER = _float_env("ERROR_AFTER", 0.0)
+STARTED = time.monotonic()
 
 HEALTH_PATHS = ("/health", "/actuator/health")
 
@@ -72,6 +80,9 @@ _inflight = 0
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY each answer on a reused
+    # connection waits for the peer's delayed ACK (40 ms).
+    disable_nagle_algorithm = True
     server_version = "deployer-testapp"
     sys_version = ""
 
@@ -118,7 +129,18 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _info(self, path):
-        return {"service": SERVICE, "version": VERSION, "colour": COLOUR, "path": path}
+        return {"service": SERVICE, "version": VERSION, "colour": COLOUR, "path": path, "raw": self.path}
+
+    def _failing(self, path):
+        """True when this request should answer 500 (ERROR_RATE, after ERROR_AFTER)."""
+        import random
+
+        return (
+            ERROR_RATE > 0
+            and path.startswith("/api/")
+            and time.monotonic() - STARTED >= ERROR_AFTER
+            and random.random() < ERROR_RATE
+        )
 
     def _is_slow(self, path):
         return path == SLOW_PATH or path.endswith(SLOW_PATH) or path.startswith(SLOW_PATH + "/")
@@ -179,6 +201,13 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self._is_slow(path):
             time.sleep(SLOW_SECONDS)
+        status_code = path.rsplit("/status/", 1)[1] if "/status/" in path else ""
+        if status_code.isdigit() and 200 <= int(status_code) <= 599:
+            self._send_json(int(status_code), self._info(path), head)
+            return
+        if self._failing(path):
+            self._send_json(500, self._info(path), head)
+            return
         self._send_json(200, self._info(path), head)
 
     def _stream(self, status, headers, frame, closing=b""):
@@ -263,7 +292,7 @@ class Server(ThreadingHTTPServer):
         exc = sys.exc_info()[1]
         if isinstance(exc, (BrokenPipeError, ConnectionResetError, TimeoutError)):
             return
-        log("error serving %s: %r" % (client_address, exc))
+        log(f"error serving {client_address}: {exc!r}")
 
 
 def _crash():
@@ -286,29 +315,27 @@ def main():
         t.start()
 
     if STARTUP_DELAY > 0:
-        log("starting in %.3gs (STARTUP_DELAY)" % STARTUP_DELAY)
+        log(f"starting in {STARTUP_DELAY:.3g}s (STARTUP_DELAY)")
         if stop.wait(STARTUP_DELAY):
             log("signal received before listening, exiting")
             return 0
 
     httpd = Server(("0.0.0.0", PORT), Handler)
-    serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                             name="serve", daemon=True)
+    serve = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="serve", daemon=True)
     serve.start()
     _ready.set()
-    log("listening on :%d version=%s colour=%s service=%s" % (PORT, VERSION, COLOUR, SERVICE))
+    log(f"listening on :{PORT} version={VERSION} colour={COLOUR} service={SERVICE}")
 
     while not stop.wait(1.0):
         pass
 
     if STOP_DELAY > 0:
-        log("shutdown requested, serving on for %gs (STOP_DELAY)" % STOP_DELAY)
+        log(f"shutdown requested, serving on for {STOP_DELAY:g}s (STOP_DELAY)")
         time.sleep(STOP_DELAY)
-    log("shutdown requested, no longer accepting connections; draining up to %gs"
-        % DRAIN_SECONDS)
+    log(f"shutdown requested, no longer accepting connections; draining up to {DRAIN_SECONDS:g}s")
     _draining.set()
-    httpd.shutdown()          # stop the accept loop
-    httpd.socket.close()      # new connections are now refused
+    httpd.shutdown()  # stop the accept loop
+    httpd.socket.close()  # new connections are now refused
     deadline = time.monotonic() + DRAIN_SECONDS
     with _inflight_lock:
         while _inflight > 0:
@@ -318,7 +345,7 @@ def main():
             _inflight_lock.wait(left)
         remaining = _inflight
     if remaining:
-        log("drain timeout, %d request(s) still in flight; exiting" % remaining)
+        log(f"drain timeout, {remaining} request(s) still in flight; exiting")
     else:
         log("drained, exiting")
     return 0

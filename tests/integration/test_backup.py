@@ -1,19 +1,38 @@
-"""Dumps of a real pgvector database through the real CLI: take, list, verify, restore, failures."""
+"""Dumps of a real pgvector database through the real CLI and the backup agent: take, list,
+verify, fetch, restore, the pre-release dump, killed dumps, and corrupted dumps.
+
+One stack for the module; the dumps live in a host folder (`backup.dir`), so the tests can
+look at them and damage them the way a disk or a person would.
+"""
 
 from __future__ import annotations
 
 import json
-import threading
-import time
+import signal
+import stat
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
-from backup_data import FINGERPRINT, HNSW, TOP10, psql, seed
+from backup_data import (
+    AGENT,
+    FINGERPRINT,
+    HNSW,
+    TOP10,
+    flip_byte,
+    forge_last_check,
+    hold_lock,
+    kill,
+    psql,
+    release_locks,
+    seed,
+    sha256,
+    wait,
+)
 
 pytestmark = pytest.mark.docker
 SECRET = "test-secret-pw"
+BACKUP = '\n[backup]\ndir = "backups"\n'
+KEEP_ONE = BACKUP + "keep_last = 1\nkeep_daily = 0\nkeep_weekly = 0\nkeep_monthly = 0\n"
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +41,7 @@ def stack(tmp_path_factory, docker_client, test_app_image):
 
     s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("backup"), docker_client, test_app_image)
     try:
+        s.write_config(extra=BACKUP)
         s.ok("up")
         seed(_db(s))
         yield s
@@ -33,166 +53,224 @@ def _db(stack):
     return stack.docker.containers.get(f"{stack.name}-infra-db-1")
 
 
+def _agent(stack):
+    return stack.docker.containers.get(f"{stack.name}-infra-backup-1")
+
+
+def _folder(stack):
+    return stack.folder / "backups"
+
+
 def _dumps(stack) -> list[dict]:
     return json.loads(stack.ok("backup", "list", "--json").stdout)
+
+
+def _row(stack, name: str) -> dict:
+    return next(d for d in _dumps(stack) if d["name"] == name)
 
 
 def _take(stack, *args: str) -> str:
     return stack.ok("backup", "now", *args).stdout.strip().splitlines()[-1]
 
 
-def test_dump_is_listed_verified_with_metadata_and_shown_in_status(stack):
+def _files(stack) -> set[str]:
+    return {p.name for p in _folder(stack).iterdir() if not p.name.startswith(".deployer")}
+
+
+def _summary(stack) -> dict:
+    from deployer import config as config_mod
+    from deployer.flows import backups
+    from deployer.flows.context import Context
+
+    ctx = Context(config_mod.load(stack.config))
+    try:
+        return backups.summary(ctx)
+    finally:
+        ctx.close()
+
+
+def test_a_dump_is_private_verified_listed_fetched_and_summarised(stack, tmp_path):
     result = stack.ok("backup", "now", "--label", "first one")
     name = result.stdout.strip().splitlines()[-1]
-    folder = stack.folder / "backups"
+    folder = _folder(stack)
     assert {p.name for p in folder.glob(f"{name}*")} == {f"{name}.dump", f"{name}.dump.sha256", f"{name}.json"}
     assert not list(folder.glob(".*partial"))
+    for path in [folder, *folder.iterdir()]:
+        st = path.stat()
+        assert (st.st_uid, st.st_gid) == (10001, 10001), path
+        assert stat.S_IMODE(st.st_mode) == (0o700 if path == folder else 0o600), path
     meta = json.loads((folder / f"{name}.json").read_text())
     assert meta["server_version"].split(".")[0] == meta["client_version"].split(".")[0] == "17"
     assert meta["compression"] == "zstd:3" and meta["pgvector_version"].startswith("0.")
     assert meta["label"] == "first one" and meta["size"] == (folder / f"{name}.dump").stat().st_size
-    row = next(d for d in _dumps(stack) if d["name"] == name)
-    assert row["ok"] and row["verified"] == "verified (read)"
-    status = json.loads(stack.ok("status", "--json").stdout)
-    assert status["backup"]["name"] == name
-    for text in (result.stdout, result.stderr, (folder / f"{name}.json").read_text()):
+    assert meta["sha256"] == sha256(folder / f"{name}.dump")
+    assert (folder / f"{name}.dump.sha256").read_text() == f"{meta['sha256']}  {name}.dump\n"
+    row = _row(stack, name)
+    assert row["ok"] and row["state"] == "verified" and row["verified"].startswith("verified")
+
+    fetched = stack.ok("backup", "fetch", name, "--output", str(tmp_path))
+    copy = tmp_path / f"{name}.dump"
+    assert fetched.stdout.strip() == str(copy)
+    assert sha256(copy) == meta["sha256"] and stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".*partial"))
+    again = stack.cli("backup", "fetch", name, "--output", str(copy))
+    assert again.returncode == 2 and "exists" in again.stderr
+
+    summary = _summary(stack)
+    assert summary["name"] == name and summary["state"] == "verified" and summary["next_run"]
+    assert summary["last_error"] is None and summary["overdue"] is False
+
+    inspect = json.dumps(_agent(stack).attrs)
+    for text in (
+        result.stdout,
+        result.stderr,
+        fetched.stderr,
+        (folder / f"{name}.json").read_text(),
+        inspect,
+        json.dumps(summary),
+    ):
         assert SECRET not in text
+    assert not any("docker.sock" in m["Source"] for m in _agent(stack).attrs["Mounts"])
 
 
-def test_restore_into_a_fresh_container_keeps_every_vector_index_and_neighbours(stack):
-    from deployer import config as config_mod
-    from deployer.backup import naming, restore, scratch
-
+def test_verify_restore_restores_into_a_scratch_server_that_is_removed(stack):
     name = _take(stack, "--label", "roundtrip")
-    cfg = config_mod.load(stack.config)
-    source = (psql(_db(stack), FINGERPRINT), psql(_db(stack), TOP10))
-    with scratch.server(cfg, step="test") as fresh:
-        container = stack.docker.containers.get(fresh)
-        assert container.attrs["HostConfig"]["NetworkMode"] == "none"
-        restore.load(fresh, naming.dump_file(stack.folder / "backups", name), "copy", create=True, portable=True, step="t")
-        assert psql(container, FINGERPRINT, db="copy", user="scratch") == source[0]
-        assert source[0].startswith("3000:")
-        assert psql(container, HNSW, db="copy", user="scratch") == "1"
-        assert psql(container, TOP10, db="copy", user="scratch") == source[1]
-    assert fresh not in [c.name for c in stack.docker.containers.list(all=True)]
     checked = stack.ok("backup", "verify", name, "--restore").stdout
     assert "public.items: 3000 rows" in checked and "nearest-neighbour query ok (10 rows)" in checked
-    assert next(d for d in _dumps(stack) if d["name"] == name)["verified"] == "verified (restore)"
+    assert _row(stack, name)["verified"].endswith("(restore)")
+    leftovers = stack.docker.containers.list(
+        all=True, filters={"label": [f"deployer.project={stack.name}", "deployer.role=scratch"]}
+    )
+    assert leftovers == []
 
 
-def test_restore_refuses_without_yes_then_restores_with_a_safety_dump(stack):
+def test_restore_needs_yes_then_brings_back_every_row_and_neighbour_after_a_safety_dump(stack):
     name = _take(stack, "--label", "before delete")
-    before = psql(_db(stack), FINGERPRINT)
-    count = len(_dumps(stack))
+    before = (psql(_db(stack), FINGERPRINT), psql(_db(stack), TOP10))
+    assert before[0].startswith("3000:")
+    files = _files(stack)
     refused = stack.cli("backup", "restore", name)
-    assert refused.returncode == 2 and "--yes" in refused.stderr
-    assert len(_dumps(stack)) == count
+    assert refused.returncode == 2 and "--yes" in refused.stderr and _files(stack) == files
     psql(_db(stack), "delete from items where id > 100")
     done = stack.ok("backup", "restore", name, "--yes")
     assert "public.items\t3000" in done.stdout
-    assert psql(_db(stack), FINGERPRINT) == before and psql(_db(stack), HNSW) == "1"
-    safety = [d for d in _dumps(stack) if d["label"].startswith("pre-restore safety")]
+    assert (psql(_db(stack), FINGERPRINT), psql(_db(stack), TOP10)) == before and psql(_db(stack), HNSW) == "1"
+    safety = [d for d in _dumps(stack) if d["label"] == "pre-restore safety (app)"]
     assert len(safety) == 1 and safety[0]["ok"]
     copy = stack.ok("backup", "restore", name, "--database", "scratch_copy", "--yes")
     assert "public.items\t3000" in copy.stdout
-    assert psql(_db(stack), FINGERPRINT, db="scratch_copy") == before
+    assert psql(_db(stack), FINGERPRINT, db="scratch_copy") == before[0]
+    assert psql(_db(stack), TOP10, db="scratch_copy") == before[1]
+    for text in (done.stdout, done.stderr, copy.stderr):
+        assert SECRET not in text
 
 
-def test_killed_pg_dump_leaves_no_dump(stack):
-    psql(_db(stack), "create table bulk as select i, (select array_agg(random())::vector(384) "
-                   "from generate_series(1, 384) where i > 0) v from generate_series(1, 60000) i")
-    try:
-        names = {d["name"] for d in _dumps(stack)}
-        folder = stack.folder / "backups"
-        proc = stack.popen("backup", "now", "--label", "doomed")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            partial = list(folder.glob(".*.partial"))
-            if partial and partial[0].stat().st_size > 2_000_000:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the dump never got going")
-        kill = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = pg_dump ] && kill -9 ${p#/proc/}; done; true"
-        _db(stack).exec_run(["sh", "-c", kill])
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 1, err
-        assert "pg_dump" in err and "step 'backup'" in err
-        assert not list(folder.glob(".*.partial"))
-        assert {d["name"] for d in _dumps(stack)} == names
-        assert {p.name.split(".")[0] for p in folder.glob("dump-*")} == names
-    finally:
-        psql(_db(stack), "drop table bulk")
-
-
-def test_corrupt_data_fails_verify_although_the_table_of_contents_reads(stack):
-    name = _take(stack, "--label", "to corrupt")
-    folder = stack.folder / "backups"
-    dump = folder / f"{name}.dump"
-    data = dump.read_bytes()
-    dump.write_bytes(data[: int(len(data) * 0.6)])
-    failed = stack.cli("backup", "verify", name)
-    assert failed.returncode == 1 and "sha256 mismatch" in failed.stderr
-    # Forge the checksum too: only reading the data blocks can still catch it.
-    from deployer.backup import naming
-    from deployer.backup.verify import file_sha256
-
-    digest = file_sha256(dump)
-    (folder / f"{name}.dump.sha256").write_text(naming.sha_line(name, digest))
-    meta = json.loads((folder / f"{name}.json").read_text())
-    (folder / f"{name}.json").write_text(json.dumps({**meta, "sha256": digest}))
-    failed = stack.cli("backup", "verify", name)
-    assert failed.returncode == 1 and "reading the archive failed" in failed.stderr, failed.stderr
-    _db(stack).put_archive("/tmp", _tar(dump, "c.dump"))
-    code, out = _db(stack).exec_run(["pg_restore", "--list", "/tmp/c.dump"])
-    assert code == 0 and b"TABLE DATA public items" in out
-    assert next(d for d in _dumps(stack) if d["name"] == name)["verified"].startswith("FAILED")
-    dump.unlink()
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hook.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def test_release_with_a_failing_dump_changes_nothing_and_calls_the_webhook(stack):
+def test_a_release_takes_a_verified_pre_release_dump(stack):
     stack.tag("v1")
-    hook = HTTPServer(("127.0.0.1", 0), _Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    stack.write_config(extra=f'webhook = "http://127.0.0.1:{hook.server_port}/hook"\nwebhook_timeout = 2\n')
-    _db(stack).stop(timeout=10)
+    stack.ok("release", "v1")
+    rows = [d for d in _dumps(stack) if d["label"] == "pre-release v1"]
+    assert len(rows) == 1 and rows[0]["state"] == "verified"
+
+
+def test_a_held_table_lock_and_killed_dumps_leave_nothing_behind(stack):
+    db, agent, folder = _db(stack), _agent(stack), _folder(stack)
+    files = _files(stack)
+    hold_lock(db, "items")
     try:
-        names = {d["name"] for d in _dumps(stack)}
-        result = stack.cli("release", "v1")
-        assert result.returncode == 1
-        assert "step 'backup'" in result.stderr and "not running" in result.stderr
-        assert stack.containers("blue") == [] and stack.containers("green") == []
-        assert {d["name"] for d in _dumps(stack)} == names
-        assert stack.edge_file("/var/lib/deployer/history.jsonl").strip() == ""
-        assert len(_Hook.received) == 1
-        report = _Hook.received[0]
-        assert report["event"] == "backup_failed" and report["step"] == "backup"
-        assert report["project"] == stack.name and "not running" in report["error"]
-        assert SECRET not in json.dumps(report)
+        # pg_dump gives up after its lock-wait timeout instead of hanging a release forever
+        code, out = agent.exec_run([*AGENT, "dump", "--label", "waits", "--lock-wait-timeout", "2"])
+        assert code == 1 and "waited 2s for a table lock" in out.decode().splitlines()[-1]
+        assert _files(stack) == files
+
+        # pg_dump killed: the command fails naming its step, the partial goes
+        proc = stack.popen("backup", "now", "--label", "doomed")
+        wait(lambda: list(folder.glob(".*.partial")), 30, "the partial file")
+        kill(agent, "pg_dump")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "pg_dump" in err and "step 'backup'" in err, err
+        assert _files(stack) == files
+
+        # Ctrl-C on the CLI: the agent is told to stop, and removes its partial
+        proc = stack.popen("backup", "now", "--label", "cancelled")
+        wait(lambda: list(folder.glob(".*.partial")), 30, "the partial file")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        wait(lambda: _files(stack) == files, 10, "the cancelled dump's partial to go")
+
+        # the agent itself killed: its partial stays, never listed as a dump
+        proc = stack.popen("backup", "now", "--label", "killed")
+        wait(lambda: list(folder.glob(".*.partial")), 30, "the partial file")
+        kill(agent, "deployer.agent", "dump")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "without an answer" in err, err
+        assert len(list(folder.glob(".*.partial"))) == 1
     finally:
-        hook.shutdown()
-        stack.write_config()
-        _db(stack).start()
+        release_locks(db)
+    listed = stack.ok("backup", "list", "--json").stdout
+    assert "killed" not in listed and "partial" not in listed
+    name = _take(stack, "--label", "after the kills")  # the next dump removes the leftover
+    assert not list(folder.glob(".*.partial"))
+    assert _files(stack) == files | {f"{name}.dump", f"{name}.dump.sha256", f"{name}.json"}
 
 
-def _tar(path: Path, name: str) -> bytes:
-    import io
-    import tarfile
+def test_corrupted_dumps_are_never_called_verified_restored_or_relied_on(stack):
+    stack.write_config(extra=KEEP_ONE)
+    stack.ok("up")  # the agent's retention comes with its settings
+    db, folder = _db(stack), _folder(stack)
+    older = [d["name"] for d in _dumps(stack)]
+    intact = _take(stack, "--label", "intact")
+    truncated, flipped, no_sidecar = (
+        _take(stack, "--label", label) for label in ("truncated", "flipped", "no sidecar")
+    )
+    data = (folder / f"{truncated}.dump").read_bytes()
+    (folder / f"{truncated}.dump").write_bytes(data[: int(len(data) * 0.6)])
+    flip_byte(folder / f"{flipped}.dump")
+    (folder / f"{no_sidecar}.dump.sha256").unlink()
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add(path, arcname=name)
-    return buf.getvalue()
+    rows = {d["name"]: d for d in _dumps(stack)}
+    assert rows[intact]["state"] == "verified"
+    assert rows[truncated]["state"] == "damaged" and "truncated" in rows[truncated]["verified"]
+    assert rows[flipped]["state"] == "unverified" and "changed" in rows[flipped]["verified"]
+    assert rows[no_sidecar]["state"] == "damaged" and "missing" in rows[no_sidecar]["verified"]
+    assert not any(rows[n]["ok"] for n in (truncated, flipped, no_sidecar))
+    text = stack.ok("backup", "list").stdout
+    for n in (truncated, no_sidecar):
+        assert f"{n}  " in text and "DAMAGED" in text.split(n)[1].splitlines()[0]
+    summary = _summary(stack)
+    assert summary["name"] == no_sidecar and summary["state"] == "damaged" and not summary["ok"]
+    assert summary["newest_good"]["name"] == intact and set(summary["damaged"]) >= {truncated, no_sidecar}
+
+    failed = {n: stack.cli("backup", "verify", n) for n in (truncated, flipped, no_sidecar)}
+    assert all(r.returncode == 1 and "Traceback" not in r.stderr for r in failed.values())
+    assert "sha256 mismatch" in failed[flipped].stderr and "missing" in failed[no_sidecar].stderr
+    assert _row(stack, flipped)["state"] == "damaged"
+
+    before, files = psql(db, FINGERPRINT), _files(stack)
+    psql(db, "update items set title = 'changed' where id = 1")
+    for n in (truncated, flipped, no_sidecar):
+        refused = stack.cli("backup", "restore", n, "--yes")
+        assert refused.returncode == 1 and "damaged" in refused.stderr and "step 'restore'" in refused.stderr
+    assert _files(stack) == files  # not even a safety dump
+    assert psql(db, "select title from items where id = 1") == "changed"
+    psql(db, "update items set title = 'item 1' where id = 1")
+    assert psql(db, FINGERPRINT) == before
+
+    # Bit rot that every cheap check misses: prune re-hashes before it relies on a dump
+    rotten = _take(stack, "--label", "rotten")
+    flip_byte(folder / f"{rotten}.dump", at=0.3)
+    forge_last_check(folder, rotten)
+    assert _row(stack, rotten)["state"] == "verified"
+    dry = stack.ok("backup", "prune", "--dry-run")
+    assert f"keep {intact} (newest verified)" in dry.stdout and _files(stack) >= files
+    pruned = stack.ok("backup", "prune")
+    assert f"keep {intact} (newest verified)" in pruned.stdout
+    assert f"{rotten} no longer matches its sha256" in pruned.stderr
+    rows = {d["name"]: d for d in _dumps(stack)}
+    assert rows[intact]["state"] == "verified" and rows[rotten]["state"] == "damaged"
+    assert set(rows) == {intact, truncated, flipped, no_sidecar, rotten}
+    assert not set(older) & set(rows)
+    assert sha256(folder / f"{intact}.dump") == rows[intact]["sha256"]
+
+    stack.ok("backup", "prune", "--damaged")
+    assert [d["name"] for d in _dumps(stack)] == [intact]

@@ -29,13 +29,15 @@ def example_config(project) -> None:
         "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/app\n"
         f"SPRING_DATASOURCE_USERNAME=app\nSPRING_DATASOURCE_PASSWORD={password}\n"
     )
+    for name in ("db.env", "backend.env"):
+        (project.folder / name).chmod(0o600)
     text = (ROOT / "examples" / "deployer.toml").read_text()
     for old, new in (
         ('name = "shop"', f'name = "{project.name}"'),
         ('image = "shop-', f'image = "{project.name}-'),
         ('build = "backend"', f'build = "{ROOT}/examples/backend"'),
         ('build = "frontend"', f'build = "{ROOT}/examples/frontend"'),
-        ('"../templates/', f'"{ROOT}/templates/'),
+        ('"../deployer/assets/templates/', f'"{ROOT}/deployer/assets/templates/'),
         ("public_port = 8080", "public_port = 0"),
         ('public_bind = "0.0.0.0"', 'public_bind = "127.0.0.1"'),
         ("preview_port = 8081", "preview_port = 0"),
@@ -118,7 +120,7 @@ def test_backend_finishes_in_flight_requests_on_stop(project):
     result: dict = {}
 
     def slow_request() -> None:
-        url = f"{project.preview_url}/_deployer/blue/backend/api/slow?seconds=3"
+        url = f"{project.live_url}/api/slow?seconds=3"
         try:
             result["response"] = httpx.get(url, timeout=20)
         except httpx.HTTPError as exc:

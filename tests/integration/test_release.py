@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.docker
@@ -30,38 +31,102 @@ def test_release_release_switch_back(project):
 
     before = {c.id for c in project.containers()}
     switched = project.ok("switch", "--to", "blue")
-    assert "switched: blue (v1) is live" in switched.stderr
+    assert "switched: blue (v1) is live, green is the standby" in switched.stderr
     assert project.serving("/api/version") == ("v1", "blue")
     assert project.serving("/") == ("v1", "blue")
     assert {c.id for c in project.containers()} == before  # a switch starts nothing
 
     status = json.loads(project.ok("status", "--json").stdout)
-    assert status["live"] == "blue"
+    assert status["live"] == "blue" and status["preview"] == "green"
     assert status["colours"]["blue"]["version"] == "v1"
     assert status["colours"]["green"]["version"] == "v2"
     assert status["colours"]["green"]["role"] == "standby"
     assert [e["action"] for e in status["releases"]] == ["release", "release", "switch"]
+    assert [e["outcome"] for e in status["releases"]] == ["ok", "ok", "ok"]
     assert status["releases"][-1]["previous"] == "green"
+    assert set(status["releases"][1]["images"]) == {"backend", "frontend"}
+    assert status["releases"][1]["images"]["backend"].startswith("sha256:")
+    assert set(status["releases"][1]["steps"]) >= {"lock", "images", "start", "health", "smoke"}
     assert status["edge"]["health"] == "healthy"
     assert status["database"]["status"] == "running"
+    assert status["colours"]["blue"]["services"]["backend"]["memory"] > 0
 
     again = project.ok("switch", "--to", "blue")
     assert "already live" in again.stderr
 
 
-def test_labels_and_aliases(project):
+def test_a_third_routed_service_and_a_worker_release_and_switch_together(project):
+    services = ("backend", "frontend", "ai", "worker")
+    project.write_config(
+        services=f"""
+        [services.backend]
+        image = "{project.name}-backend"
+        port = 8080
+        health = "/health"
+        routes = ["/api/"]
+        stop_grace = 5
+        [services.frontend]
+        image = "{project.name}-frontend"
+        port = 8081
+        health = "/health"
+        routes = ["/"]
+        stop_grace = 5
+        [services.ai]
+        image = "{project.name}-ai"
+        port = 8082
+        health = "/health"
+        routes = ["/api/ai/"]
+        stop_grace = 5
+        [services.worker]
+        image = "{project.name}-worker"
+        port = 8083
+        health = "/health"
+        stop_grace = 5
+        memory = "128m"
+        """
+    )
+    for version in ("v1", "v2"):
+        project.tag(version, services=services)
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    answers = {path: project.get(path).json() for path in ("/api/ai/chat", "/api/items", "/about")}
+    assert answers["/api/ai/chat"]["service"] == "ai"  # the longest prefix wins
+    assert answers["/api/items"]["service"] == "backend"
+    assert answers["/about"]["service"] == "frontend"
+    blue = project.containers("blue")
+    assert sorted(c.labels["deployer.service"] for c in blue) == sorted(services)
+    worker = next(c for c in blue if c.labels["deployer.service"] == "worker")
+    assert worker.attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
+    # Each service finds the others of its own release.
+    env = dict(e.split("=", 1) for e in worker.attrs["Config"]["Env"])
+    release_id = worker.labels["deployer.release"]
+    assert env["AI_URL"] == f"http://ai-blue-{release_id}:8082"
+
+    project.ok("release", "v2", "--no-backup")
+    body = project.get("/api/ai/x").json()
+    assert (body["service"], body["version"], body["colour"]) == ("ai", "v2", "green")
+    project.ok("switch", "--to", "blue")
+    for path in ("/api/ai/chat", "/api/items", "/about"):
+        body = project.get(path).json()
+        assert (body["version"], body["colour"]) == ("v1", "blue"), path
+
+
+def test_labels_aliases_and_a_database_that_is_never_published(project):
     project.tag("v1")
     project.ok("up")
     project.ok("release", "v1", "--no-backup")
     backend = next(c for c in project.containers("blue") if c.labels["deployer.service"] == "backend")
     assert backend.labels["deployer.project"] == project.name
     assert backend.labels["deployer.version"] == "v1"
+    release_id = backend.labels["deployer.release"]
     networks = backend.attrs["NetworkSettings"]["Networks"]
-    assert "backend-blue" in networks[f"{project.name}-edge"]["Aliases"]
+    assert f"backend-blue-{release_id}" in networks[f"{project.name}-edge"]["Aliases"]
     assert f"{project.name}-data" in networks
     db = project.docker.containers.get(f"{project.name}-infra-db-1")
     assert db.attrs["NetworkSettings"]["Ports"] in ({}, {"5432/tcp": None})  # never published
     assert project.docker.networks.get(f"{project.name}-data").attrs["Internal"] is True
+    # The database password is a file, not an environment variable anyone can inspect.
+    assert "test-secret-pw" not in json.dumps(db.attrs)
 
 
 def test_never_healthy_release_fails_and_live_keeps_serving(project):
@@ -77,14 +142,17 @@ def test_never_healthy_release_fails_and_live_keeps_serving(project):
     assert "green was not healthy after 6s" in failed.stderr
     assert "--- last lines ---" in failed.stderr and "listening on" in failed.stderr
     assert project.serving("/api/version") == ("v1", "blue")
-    assert project.containers("green") == []  # the failed colour is gone
+    assert project.containers("green") == []  # the failed release is gone
     assert project.cli("lock", "status").stdout.strip() == "free"
+    status = json.loads(project.ok("status", "--json").stdout)
+    last = status["releases"][-1]
+    assert (last["action"], last["outcome"], last["step"], last["version"]) == ("release", "failed", "health", "v2")
+    assert "not healthy" in last["reason"] and last["seconds"] >= 6
 
 
-def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(project):
-    """A release starts beside the idle colour's old standby, which answers to the colour's
-    alias while it stops. Health must be judged on the new release alone."""
-    project.tag("v1", backend_env={"STOP_DELAY": "30"})  # healthy until SIGKILL at stop_grace (5 s)
+def test_a_failed_release_keeps_the_old_standby_for_rollback(project):
+    """The idle colour's previous release stops only after the new one passed health and smoke."""
+    project.tag("v1")
     project.tag("v2")
     project.tag("v3", backend_env={"NEVER_HEALTHY": "1"})
     project.tag("v4")
@@ -93,32 +161,33 @@ def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(projec
     project.ok("release", "v1", "--no-backup")
     project.ok("release", "v2", "--no-backup")
 
-    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is still healthy
+    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is the standby
     assert failed.returncode == 1
     assert "step 'health'" in failed.stderr and "blue was not healthy after 4s" in failed.stderr
     assert project.serving("/api/version") == ("v2", "green")
-    assert project.containers("blue") == []  # the new release and the old standby are both gone
-
-    project.ok("release", "v4", "--no-backup")
-    assert project.serving("/api/version") == ("v4", "blue")
-    assert project.serving("/") == ("v4", "blue")
     blue = project.containers("blue")
-    assert len(blue) == 2 and len({c.labels["deployer.release"] for c in blue}) == 1
-    assert all(c.status == "running" and c.labels["deployer.version"] == "v4" for c in blue)
-    release_id = blue[0].labels["deployer.release"]
-    assert {c.labels["com.docker.compose.project"] for c in blue} == {f"{project.name}-blue-{release_id}"}
+    assert sorted((c.labels["deployer.version"], c.status) for c in blue) == [("v1", "running")] * 2
+    project.ok("switch", "--to", "blue")  # the rollback target survived the failed release
+    assert project.serving("/api/version") == ("v1", "blue")
 
-
-def test_the_old_standby_is_replaced_only_by_a_running_release(project):
-    """After a release the idle colour holds exactly the new release; the one it replaced is gone."""
-    project.release_all("v1", "v2", "v3")
-    blue = project.containers("blue")
-    assert sorted(c.labels["deployer.version"] for c in blue) == ["v3", "v3"]
+    project.ok("release", "v4", "--no-backup")  # to green; v2 is retired
+    assert project.serving("/") == ("v4", "green")
     green = project.containers("green")
-    assert sorted(c.labels["deployer.version"] for c in green) == ["v2", "v2"]
-    switched = project.ok("switch", "--to", "green")
-    assert "switched: green (v2) is live" in switched.stderr
-    assert project.serving("/") == ("v2", "green")
+    assert len(green) == 2 and {c.labels["deployer.version"] for c in green} == {"v4"}
+    release_id = green[0].labels["deployer.release"]
+    assert {c.labels["com.docker.compose.project"] for c in green} == {f"{project.name}-green-{release_id}"}
+
+
+def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(project):
+    project.tag("v1", backend_env={"STOP_DELAY": "30"})  # stays healthy while it is told to stop
+    project.tag("v2")
+    project.tag("v3", backend_env={"NEVER_HEALTHY": "1"})
+    project.write_config(deadline=4)
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is still healthy
+    assert failed.returncode == 1 and "blue was not healthy after 4s" in failed.stderr
 
 
 def test_crashing_release_gives_up_before_the_deadline(project):
@@ -139,24 +208,23 @@ def test_crashing_release_gives_up_before_the_deadline(project):
     assert project.containers("green") == []
 
 
-def test_switch_refuses_a_colour_that_is_not_running(project):
+def test_switch_refuses_a_colour_without_a_release(project):
     project.tag("v1")
     project.ok("up")
     project.ok("release", "v1", "--no-backup")
     refused = project.cli("switch", "--to", "green")
     assert refused.returncode == 1
-    assert "cannot switch to green: it has no backend (release to it first)" in refused.stderr
+    assert "cannot switch to green: it has no release (release to it first)" in refused.stderr
     assert project.serving("/api/version") == ("v1", "blue")
 
 
-def test_switch_refuses_an_unhealthy_colour(project):
+def test_switch_refuses_an_unhealthy_colour_and_accepts_one_that_recovered(project):
     project.release_all("v1", "v2")
     blue_backend = next(c for c in project.containers("blue") if c.labels["deployer.service"] == "backend")
     blue_backend.exec_run(["touch", "/tmp/unhealthy"])
     refused = project.cli("switch", "--to", "blue")
     assert refused.returncode == 1
-    assert "cannot switch to blue: it is not healthy" in refused.stderr
-    assert "probe 503 [blue]" in refused.stderr
+    assert "cannot switch to blue (v1): it is not healthy: its backend answers 503 on its health path" in refused.stderr
     assert project.serving("/api/version") == ("v2", "green")
 
     blue_backend.pause()
@@ -164,6 +232,16 @@ def test_switch_refuses_an_unhealthy_colour(project):
     blue_backend.unpause()
     assert paused.returncode == 1 and "its backend is paused" in paused.stderr
     assert project.serving("/api/version") == ("v2", "green")
+
+    # A restart does not bar a colour for ever: health is judged now.
+    blue_backend.exec_run(["rm", "/tmp/unhealthy"])
+    blue_backend.restart(timeout=5)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and project.cli("switch", "--to", "blue").returncode != 0:
+        time.sleep(0.5)
+    assert project.serving("/api/version") == ("v1", "blue")
+    status = json.loads(project.ok("status", "--json").stdout)
+    assert "restarts" in status["colours"]["blue"]["services"]["backend"]
 
 
 def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project):
@@ -186,19 +264,29 @@ def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project)
         try:
             if project.get("/api/version").status_code == 200:
                 break
-        except Exception:  # noqa: BLE001  (the edge is still starting)
+        except httpx.HTTPError:  # the edge is still starting
             pass
         time.sleep(0.2)
-    assert project.serving() == ("v1", "blue")  # the routes file survived the restart
+    assert project.serving() == ("v1", "blue")  # the route state survived the restart
     assert project.serving("/") == ("v1", "blue")
     status = json.loads(project.ok("status", "--json").stdout)
     assert (status["live"], status["colours"]["green"]["version"]) == ("blue", "v2")
 
 
-def test_down_removes_both_colours_and_the_infrastructure_and_keeps_the_database(project):
+def test_up_adopts_running_releases_when_the_route_state_is_lost(project):
+    project.release_all("v1", "v2")
+    project.edge.exec_run(["sh", "-c", "rm /var/lib/deployer/state/blue /var/lib/deployer/state/green"])
+    adopted = project.ok("up")
+    assert "route state rebuilt from the running releases: blue v1, green v2" in adopted.stderr
+    assert project.serving() == ("v2", "green")
+    project.ok("switch", "--to", "blue")
+    assert project.serving() == ("v1", "blue")
+
+
+def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_database(project):
     project.release_all("v1", "v2")
     assert len(project.containers("blue")) == len(project.containers("green")) == 2
-    assert len(project.containers()) == 7  # and the edge, the database and the backup schedule
+    assert len(project.containers()) == 7  # and the edge, the database and the backup service
 
     kept = project.ok("down")
     assert "database volume kept" in kept.stderr
@@ -206,6 +294,53 @@ def test_down_removes_both_colours_and_the_infrastructure_and_keeps_the_database
     assert project.docker.containers.list(all=True, filters={"name": f"^{project.name}-"}) == []
     assert project.docker.volumes.get(f"{project.name}-db-data").name == f"{project.name}-db-data"
 
-    gone = project.ok("down", "--volumes")
-    assert "database volume too" in gone.stderr
-    assert f"{project.name}-db-data" not in [v.name for v in project.docker.volumes.list()]
+    refused = project.cli("down", "--volumes")  # no terminal to ask on, no --yes
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert project.docker.volumes.get(f"{project.name}-db-data")
+
+    gone = project.ok("down", "--volumes", "--yes", "--no-backup")
+    assert "database volume too" in gone.stderr and f"{project.name}-dumps" in gone.stderr
+    volumes = [v.name for v in project.docker.volumes.list()]
+    assert f"{project.name}-db-data" not in volumes and f"{project.name}-dumps" in volumes
+
+
+def test_a_deployment_of_the_same_name_from_another_config_is_not_touched(project, tmp_path):
+    project.release_all("v1")
+    ours = project.config.read_text()
+    project.config.write_text(ours.replace("[project]\n", '[project]\nid = "otherconfig01"\n'))
+    for args in (("up",), ("release", "v1", "--no-backup"), ("switch", "--to", "blue"), ("down", "--volumes", "--yes")):
+        refused = project.cli(*args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert "was created from another config" in refused.stderr
+    project.config.write_text(ours)
+    assert project.serving() == ("v1", "blue")
+    assert len(project.containers()) == 5
+
+
+def test_a_port_change_belongs_to_the_new_release_and_a_switch_back_still_works(project):
+    """The port and routes of each colour are in that colour's route state: a release never
+    changes how live traffic reaches the live colour, even when it fails."""
+    from test_guards import LiveClient
+
+    project.release_all("v1")  # backend on 8080
+    project.tag("v2", backend_env={"NEVER_HEALTHY": "1"})
+    project.tag("v3")
+    client = LiveClient(project.live_url)
+    client.start()
+    try:
+        project.write_config(deadline=4)
+        project.config.write_text(project.config.read_text().replace("port = 8080", "port = 9090"))
+        failed = project.cli("release", "v2", "--no-backup")
+        assert failed.returncode == 1 and "not healthy" in failed.stderr
+        assert project.serving() == ("v1", "blue")
+        project.ok("release", "v3", "--no-backup")  # the new port, healthy
+        assert project.serving() == ("v3", "green")
+        green = next(c for c in project.containers("green") if c.labels["deployer.service"] == "backend")
+        assert green.labels["deployer.port"] == "9090"
+        project.ok("switch", "--to", "blue")  # back to the release that listens on 8080
+        assert project.serving() == ("v1", "blue")
+        time.sleep(0.5)
+    finally:
+        client.stop.set()
+        client.join(timeout=10)
+    assert client.ok > 20 and client.failed == 0, client.errors[:10]

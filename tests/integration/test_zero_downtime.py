@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from load import KINDS, Event, Load, analyse  # noqa: E402
+from load import KINDS, Event, Load, analyse
 
 pytestmark = pytest.mark.docker
 

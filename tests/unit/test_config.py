@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployer import config
+from deployer.core import masking
 from deployer.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,13 +22,21 @@ name = "shop"
 image = "shop-backend"
 port = 8080
 health = "/actuator/health"
+routes = ["/api/"]
 [services.frontend]
 image = "shop-frontend"
 port = 3000
 health = "/healthz"
+routes = ["/"]
 [database]
 env_file = "db.env"
 """
+
+
+def secret_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
 
 
 @pytest.fixture
@@ -37,14 +47,14 @@ def example(tmp_path) -> Path:
     shutil.copy(ROOT / "examples" / "deployer.toml", folder)
     for name in ("backend", "frontend"):
         (folder / name).symlink_to(ROOT / "examples" / name)
-    (tmp_path / "templates").symlink_to(ROOT / "templates")
-    (folder / "db.env").write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=x\n")
-    (folder / "backend.env").write_text("SPRING_DATASOURCE_PASSWORD=x\n")
+    (tmp_path / "deployer").symlink_to(ROOT / "deployer")
+    secret_file(folder / "db.env", "POSTGRES_USER=app\nPOSTGRES_PASSWORD=example-password\n")
+    secret_file(folder / "backend.env", "SPRING_DATASOURCE_PASSWORD=example-password\n")
     return folder / "deployer.toml"
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "db.env").write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=x\n")
+    secret_file(tmp_path / "db.env", "POSTGRES_USER=app\nPOSTGRES_PASSWORD=x-password\n")
     path = tmp_path / "deployer.toml"
     path.write_text(textwrap.dedent(text))
     return path
@@ -53,88 +63,178 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_annotated_example_loads(example):
     cfg = config.load(example)
     assert cfg.name == "shop"
-    assert cfg.services["backend"].routes == ("/api/", "/actuator/")
+    assert list(cfg.services) == ["backend", "frontend"]
+    assert cfg.services["backend"].routes == ("/api/",)
     assert cfg.services["backend"].image_ref("v1.2") == "shop-backend:v1.2"
-    assert cfg.services["frontend"].dockerfile == (ROOT / "templates" / "nextjs.Dockerfile").resolve()
-    assert cfg.edge.preview_port == 8081
+    assert cfg.services["backend"].limits.memory == "768m"
+    assert cfg.services["backend"].required_env == ("SPRING_DATASOURCE_PASSWORD",)
+    assert cfg.services["frontend"].dockerfile == (ROOT / "deployer/assets/templates/nextjs.Dockerfile").resolve()
+    assert cfg.edge.preview_port == 8081 and cfg.edge.access_log and not cfg.edge.expose_colour
     assert cfg.smoke == ("/api/version", "/healthz")
-    assert cfg.backup.keep_last == 7
-    assert cfg.backup.dir == example.parent / "backups"
+    assert cfg.backup.keep_last == 7 and cfg.backup.dir is None
+    assert cfg.engine.host is None
 
 
 def test_minimal_config_gets_defaults(tmp_path):
     cfg = config.load(write(tmp_path, MINIMAL))
-    assert cfg.services["frontend"].routes == ("/",)
-    assert cfg.edge.public_port == 80
+    assert cfg.edge.public_port == 80 and cfg.edge.public_bind == "0.0.0.0"
+    assert cfg.edge.upstream_idle_timeout == 4
     assert cfg.timeouts.health_deadline == 120
     assert cfg.restart == "unless-stopped"
-    assert cfg.edge_container == "shop-infra-edge-1"
-    assert cfg.networks == {"shop-edge": False, "shop-data": True}
+    # /actuator/health is not under /api/: only the front end's health path is checked through the routes
+    assert cfg.verify_paths() == ["/healthz"]
 
 
-@pytest.mark.parametrize(
-    "change, key, words",
-    [
-        (('name = "shop"', 'name = "Shop!"'), "project.name", "2-32 characters"),
-        (('port = 8080', 'port = "8080"'), "services.backend.port", "whole number"),
-        (('port = 8080', 'port = 70000'), "services.backend.port", "between 0 and 65535"),
-        (('image = "shop-backend"', 'image = "shop-backend:v1"'), "services.backend.image", "without a tag"),
-        (('health = "/healthz"', 'health = "healthz"'), "services.frontend.health", "starting with '/'"),
-        (('env_file = "db.env"', 'env_file = "missing.env"'), "database.env_file", "does not exist"),
-        (('[database]', '[databse]'), "databse", "unknown section"),
-        (('port = 3000', 'port = 3000\ncolour = "red"'), "services.frontend.colour", "unknown key"),
-    ],
-)
+def test_any_number_of_services_and_a_worker_without_routes(tmp_path):
+    text = MINIMAL + textwrap.dedent(
+        """
+        [services.ai-gateway]
+        image = "shop-ai"
+        port = 9000
+        health = "/ready"
+        routes = ["/api/ai/"]
+        [services.worker]
+        image = "shop-worker"
+        port = 9100
+        health = "/health"
+        """
+    )
+    cfg = config.load(write(tmp_path, text))
+    assert list(cfg.services) == ["backend", "frontend", "ai-gateway", "worker"]
+    assert cfg.services["worker"].routes == ()
+    assert cfg.route_owner("/api/ai/chat") == "ai-gateway"  # the longest prefix wins
+    assert cfg.route_owner("/api/items") == "backend"
+    assert cfg.route_owner("/about") == "frontend"
+
+
+BAD = [
+    (('name = "shop"', 'name = "Shop!"'), "project.name", "2-32 characters"),
+    (('name = "shop"', 'name = "shop\\n"'), "project.name", "control characters"),
+    (("port = 8080", 'port = "8080"'), "services.backend.port", "whole number"),
+    (("port = 8080", "port = 70000"), "services.backend.port", "between 0 and 65535"),
+    (('image = "shop-backend"', 'image = "shop-backend:v1"'), "services.backend.image", "without a tag"),
+    (('image = "shop-backend"', 'image = "Shop_Backend"'), "services.backend.image", "without a tag"),
+    (('health = "/healthz"', 'health = "healthz"'), "services.frontend.health", "starting with '/'"),
+    (('health = "/healthz"', 'health = "/healthz\\n"'), "services.frontend.health", "control characters"),
+    (('env_file = "db.env"', 'env_file = "missing.env"'), "database.env_file", "does not exist"),
+    (("[database]", "[databse]"), "databse", "unknown section"),
+    (("port = 3000", 'port = 3000\ncolour = "red"'), "services.frontend.colour", "unknown key"),
+    (('routes = ["/"]', 'routes = ["/api/"]'), "services.frontend.routes", "also a route of services.backend"),
+    (('routes = ["/"]', 'routes = ["/", "/"]'), "services.frontend.routes", "same prefix twice"),
+    (('routes = ["/"]', 'routes = ["shop"]'), "services.frontend.routes", "plain URL path prefix"),
+    (("[services.frontend]", "[services.Front_End]"), "services.Front_End", "a service name"),
+    (("[services.frontend]", "[services.db]"), "services.db", "reserved"),
+    (("port = 3000", 'port = 3000\nmemory = "lots"'), "services.frontend.memory", "memory size"),
+    (("port = 3000", "port = 3000\ncpus = 0"), "services.frontend.cpus", "between 0.01"),
+    (("port = 3000", "port = 3000\nstop_grace = 0"), "services.frontend.stop_grace", "between 1 and 600"),
+    (("port = 3000", 'port = 3000\nrequired_env = ["API-KEY"]'), "services.frontend.required_env", "environment"),
+    (("port = 3000", 'port = 3000\nrequired_env = ["API_KEY"]'), "services.frontend.required_env", "no env_file"),
+    (('health = "/healthz"\n', ""), "services.frontend.health", "missing (required)"),
+]
+
+
+@pytest.mark.parametrize("change, key, words", BAD)
 def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
     path = write(tmp_path, MINIMAL.replace(*change, 1))
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert str(path) in str(caught.value)
-    assert caught.value.key == key
+    assert caught.value.key == key, caught.value
     assert words in str(caught.value)
     assert caught.value.exit_code == 2
 
 
-def test_missing_required_service(tmp_path):
-    text = MINIMAL.split("[services.frontend]")[0] + "[database]\nenv_file = \"db.env\"\n"
-    with pytest.raises(ConfigError, match=r"services: missing \[services.frontend\]"):
+@pytest.mark.parametrize(
+    "extra, key, words",
+    [
+        ('[edge]\npublic_bind = "0.0.0.0\\nDB_IMAGE=evil"', "edge.public_bind", "control characters"),
+        ('[edge]\npublic_bind = "localhost"', "edge.public_bind", "IP address"),
+        ("[edge]\npublic_port = 8080\npreview_port = 8080", "edge.preview_port", "must differ"),
+        ('[edge]\nmax_body = "20 MB"', "edge.max_body", "a size"),
+        ("[edge]\nupstream_keepalive = 0", "edge.upstream_keepalive", "between 1"),
+        ("[edge]\naccess_log = 1", "edge.access_log", "true or false"),
+        ('[engine]\nhost = "tcp://x:2375"', "engine.host", "ssh://"),
+        ('[backup]\nschedule = "every day"', "backup.schedule", "not a valid cron"),
+        ('[backup]\nschedule = "0 0 30 2 *"', "backup.schedule", "never fires"),
+        ('[backup]\nwebhook = "ftp://x"', "backup.webhook", "http"),
+        ("[backup]\nkeep_last = 0", "backup.keep_last", "at least 1"),
+        ("[timeouts]\nhealth_deadline = 5\nhealth_interval = 5", "timeouts.health_interval", "shorter"),
+        ('[smoke]\npaths = ["nope"]', "smoke.paths", "plain URL path"),
+    ],
+)
+def test_bad_sections_name_their_key(tmp_path, extra, key, words):
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, MINIMAL + extra + "\n"))
+    assert caught.value.key == key, caught.value
+    assert words in str(caught.value)
+
+
+def test_too_many_services(tmp_path):
+    many = "".join(
+        f'[services.s{i}]\nimage = "s{i}"\nport = {9000 + i}\nhealth = "/h"\nroutes = ["/s{i}/"]\n' for i in range(20)
+    )
+    with pytest.raises(ConfigError, match="at most 16"):
+        config.load(write(tmp_path, MINIMAL + many))
+
+
+def test_duplicate_service_is_a_toml_error(tmp_path):
+    text = MINIMAL + '[services.backend]\nimage = "x"\n'
+    with pytest.raises(ConfigError, match="not valid TOML.*services.*backend"):
         config.load(write(tmp_path, text))
 
 
-def test_unknown_service_is_refused(tmp_path):
-    text = MINIMAL + '[services.worker]\nimage = "w"\nport = 1\nhealth = "/"\n'
+def test_no_routes_anywhere(tmp_path):
+    text = MINIMAL.replace('routes = ["/api/"]\n', "").replace('routes = ["/"]\n', "")
+    with pytest.raises(ConfigError, match="no service has routes"):
+        config.load(write(tmp_path, text))
+
+
+def test_smoke_paths_required_when_no_health_path_is_routed(tmp_path):
+    text = MINIMAL.replace('health = "/healthz"', 'health = "/ready"').replace('routes = ["/"]', 'routes = ["/web/"]')
     with pytest.raises(ConfigError) as caught:
         config.load(write(tmp_path, text))
-    assert caught.value.key == "services.worker"
+    assert caught.value.key == "smoke.paths"
 
 
-def test_broken_toml(tmp_path):
+def test_broken_toml_and_bytes_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(write(tmp_path, MINIMAL + "\n[[[\n"))
-
-
-def test_missing_file(tmp_path):
+    (tmp_path / "latin.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load(tmp_path / "latin.toml")
     with pytest.raises(ConfigError, match="config file not found"):
         config.load(tmp_path / "nope.toml")
 
 
-def test_bad_cron_and_webhook(tmp_path):
+def test_env_files_are_checked_and_never_quoted(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    secret_file(tmp_path / "db.env", "POSTGRES_USER=app\nthis line holds hunter2-secret\n")
     with pytest.raises(ConfigError) as caught:
-        config.load(write(tmp_path, MINIMAL + '[backup]\nschedule = "every day"\n'))
-    assert caught.value.key == "backup.schedule"
-    with pytest.raises(ConfigError) as caught:
-        config.load(write(tmp_path, MINIMAL + '[backup]\nwebhook = "ftp://x"\n'))
-    assert caught.value.key == "backup.webhook"
+        config.load(path)
+    assert "line 2 is not KEY=VALUE" in str(caught.value) and "hunter2" not in str(caught.value)
+
+    secret_file(tmp_path / "db.env", "POSTGRES_USER=app\n")
+    with pytest.raises(ConfigError, match="must set POSTGRES_PASSWORD"):
+        config.load(path)
+
+    (tmp_path / "db.env").write_bytes(b"POSTGRES_USER=app\nPOSTGRES_PASSWORD=\xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        config.load(path)
+
+    secret_file(tmp_path / "db.env", "POSTGRES_USER=app\nPOSTGRES_PASSWORD=pw-readable\n")
+    os.chmod(tmp_path / "db.env", 0o644)
+    with pytest.raises(ConfigError, match="readable by every user.*chmod 600"):
+        config.load(path)
 
 
-def test_same_route_for_two_services(tmp_path):
-    text = MINIMAL.replace('health = "/healthz"', 'health = "/healthz"\nroutes = ["/api/"]')
-    with pytest.raises(ConfigError, match="same route"):
-        config.load(write(tmp_path, text))
-
-
-def test_interval_must_be_shorter_than_deadline(tmp_path):
-    text = MINIMAL + "[timeouts]\nhealth_deadline = 5\nhealth_interval = 5\n"
-    with pytest.raises(ConfigError) as caught:
-        config.load(write(tmp_path, text))
-    assert caught.value.key == "timeouts.health_interval"
+def test_secret_values_are_registered_for_masking(tmp_path):
+    masking.forget()
+    path = write(tmp_path, MINIMAL.replace('routes = ["/"]', 'routes = ["/"]\nenv_file = "web.env"'))
+    secret_file(
+        tmp_path / "web.env",
+        'API_TOKEN="tok-123456"\nDATABASE_URL=postgres://app:url-pass-987@db/app\nTITLE=Shop\n',
+    )
+    config.load(path)
+    text = masking.mask("token tok-123456 pw x-password url url-pass-987 title Shop")
+    assert text == "token ***** pw ***** url ***** title Shop"
+    masking.forget()

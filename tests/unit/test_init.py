@@ -30,8 +30,12 @@ def test_init_writes_files_refuses_then_forces(tmp_path):
     first = init(folder)
     assert first.returncode == 0, first.stderr
     assert "Next steps" in first.stdout
-    assert (folder / "backend" / "Dockerfile").read_text() == (ROOT / "templates" / "spring-boot.Dockerfile").read_text()
-    assert (folder / "frontend" / "Dockerfile").read_text() == (ROOT / "templates" / "nextjs.Dockerfile").read_text()
+    assert (folder / "backend" / "Dockerfile").read_text() == (
+        ROOT / "deployer" / "assets" / "templates" / "spring-boot.Dockerfile"
+    ).read_text()
+    assert (folder / "frontend" / "Dockerfile").read_text() == (
+        ROOT / "deployer" / "assets" / "templates" / "nextjs.Dockerfile"
+    ).read_text()
     assert stat.S_IMODE((folder / "db.env").stat().st_mode) == 0o600
     password = (folder / "db.env").read_text().split("POSTGRES_PASSWORD=")[1].strip()
     assert password and password in (folder / "backend.env").read_text()

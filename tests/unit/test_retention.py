@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from deployer.backup.retention import Candidate, Policy, decide
+from deployer.core.retention import Candidate, Policy, decide
 
-START = datetime(2024, 1, 1, 3, 0, tzinfo=timezone.utc)
+START = datetime(2024, 1, 1, 3, 0, tzinfo=UTC)
 
 
 def nightly(days: int, verified=lambda i: True) -> list[Candidate]:
@@ -27,7 +27,7 @@ def test_months_of_nightly_dumps_keep_last_daily_weekly_monthly():
     assert len(decision.keep) + len(decision.delete) == 200
     assert set(decision.keep).isdisjoint(decision.delete)
     # monthly keeps the newest dump of each month
-    for (y, m) in months:
+    for y, m in months:
         in_month = [d for d in dumps if (d.created.year, d.created.month) == (y, m)]
         assert in_month[-1].name in decision.keep
 
@@ -61,11 +61,11 @@ def test_newest_verified_survives_even_outside_every_bucket():
     assert set(decision.keep) == {"d0039", "d0005"}
 
 
-def test_dumps_being_written_are_never_deleted_nor_counted():
-    dumps = nightly(10) + [Candidate("w", START + timedelta(days=11), False, writing=True)]
+def test_the_newest_verified_is_named_for_the_re_check():
+    dumps = nightly(10, verified=lambda i: i in (2, 6))
     decision = decide(dumps, Policy(1, 0, 0, 0))
-    assert decision.keep["w"] == "being written" and "w" not in decision.delete
-    assert "d0009" in decision.keep  # the partial does not take the keep_last slot
+    assert decision.newest_verified == "d0006" and set(decision.keep) == {"d0009", "d0006"}
+    assert decide(nightly(3, verified=lambda i: False), Policy(1, 0, 0, 0)).newest_verified is None
 
 
 def test_several_dumps_a_day_keep_the_newest_of_each_day():
@@ -83,16 +83,16 @@ def test_random_histories_always_keep_the_newest_verified_and_newest_dump():
     for _ in range(300):
         n = rng.randint(1, 80)
         dumps = [
-            Candidate(f"r{i:03d}", START + timedelta(hours=rng.randint(0, 24 * 200)), rng.random() < 0.3, rng.random() < 0.05)
+            Candidate(f"r{i:03d}", START + timedelta(hours=rng.randint(0, 24 * 200)), rng.random() < 0.3)
             for i in range(n)
         ]
         policy = Policy(rng.randint(1, 5), rng.randint(0, 7), rng.randint(0, 4), rng.randint(0, 6))
         decision = decide(dumps, policy)
-        complete = sorted((d for d in dumps if not d.writing), key=lambda d: (d.created, d.name))
-        verified = [d for d in complete if d.verified]
+        ordered = sorted(dumps, key=lambda d: (d.created, d.name))
+        verified = [d for d in ordered if d.verified]
         if verified:
-            assert verified[-1].name in decision.keep
-        if complete:
-            assert complete[-1].name in decision.keep
-        assert not any(d.writing and d.name in decision.delete for d in dumps)
-        assert len({d.name for d in complete if d.name in decision.keep}) >= min(policy.keep_last, len(complete))
+            assert verified[-1].name in decision.keep and decision.newest_verified == verified[-1].name
+        assert ordered[-1].name in decision.keep
+        assert set(decision.keep).isdisjoint(decision.delete)
+        assert set(decision.keep) | set(decision.delete) == {d.name for d in dumps}
+        assert len(decision.keep) >= min(policy.keep_last, len(dumps))

@@ -1,0 +1,406 @@
+"""Edge throughput: the deployer's edge against a plain nginx with a keep-alive upstream pool.
+
+In one run, on one throwaway project (`et<random>`, removed at the end, even on failure):
+
+- `deployer up` and `deployer release v1` of one service (`backend`, route `/`) whose image
+  is a fast stand-in app (bench/images/fastapp: nginx answering a fixed JSON with the test
+  app's identity headers), so that the proxies, not the app, are what is compared. The
+  Python test app tops out near 1,100 req/s through pooled connections (it does not set
+  TCP_NODELAY, so each answer waits 40 ms for a delayed ACK; `--app testapp` shows it).
+- a peer, started by this script on the project's edge network: the edge's own image with a
+  plain site, `upstream { server <app ip>:<port>; keepalive 64; }` and `proxy_pass`,
+  in front of THE SAME app container (the live release's backend);
+- wrk (Debian's, bench/images/load) in a container on the edge network, against
+  `<edge>:80` and `<peer>:80` directly (no host port), path `/api/version`.
+
+Matrix, the two proxies strictly alternating (edge, peer, edge, ...: both see the same
+machine state, and neither runs twice in a row):
+
+    {edge, peer} x {50, 500 connections} x {keep-alive, new connection per request}
+
+then the same 50 keep-alive load while a holder keeps 1,000 idle or slow (never-finished
+headers) connections open against the proxy ("slow clients"), then the edge alone at 50
+keep-alive connections with its access log on and off (`edge.access_log`, re-rendered by
+`deployer up`). A baseline row loads the app directly.
+
+Reports req/s, failures (wrk's socket errors + responses >= 400), p50/p99 (wrk --latency),
+TIME_WAIT sockets in the proxy's network namespace after each run (/proc/net/tcp read
+inside it: `client` = on its listening port, `upstream` = its own connections to the app),
+the CPU time per request of the proxy and of the app (the engine's stats; steadier than
+req/s when something else shares the 2 cores), and the ratios edge/peer against issue 9's
+targets: 0 failures, throughput >= 0.9x the peer's, p99 <= 1.5x the peer's. The load is
+unpaced (the issue's method: each proxy as fast as it goes); `--rate` paces it instead,
+to compare latency and CPU at the same rate.
+
+    .venv/bin/python bench/edge_throughput.py --seconds 120 --json bench/results/edge-throughput.json
+    .venv/bin/python bench/edge_throughput.py --seconds 10          # a quick look (about 5 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import harness
+from harness import Lane, ratio, run_wrk, tcp_states
+
+PEER_SITE = """\
+# A plain nginx in front of one app container: what the edge is measured against.
+upstream bench_app {{
+    server {address}:{port};
+    keepalive {keepalive};
+}}
+access_log off;
+server {{
+    listen 80 default_server;
+    location / {{
+        proxy_pass http://bench_app;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+    }}
+}}
+server {{
+    listen 8081;
+    location = /_deployer/edge {{ return 200 "ok\\n"; }}
+}}
+"""
+
+TARGETS = {"p99_ratio": 1.5, "rps_ratio": 0.9}
+
+
+def services_toml(name: str) -> str:
+    return f"""
+        [services.backend]
+        image = "{name}-backend"
+        port = 8080
+        health = "/health"
+        routes = ["/"]
+        stop_grace = 5
+        """
+
+
+class Bench:
+    def __init__(self, stack, client, args, app_image: str, load_image: str) -> None:
+        self.stack, self.client, self.args = stack, client, args
+        self.app_image, self.load_image = app_image, load_image
+        self.name = stack.name
+        self.network = f"{self.name}-edge"
+        self.rows: list[dict] = []
+        self.peer = None
+
+    # -- set-up ------------------------------------------------------------------
+    def prepare(self) -> None:
+        s, a = self.stack, self.args
+        s.write_config(services=services_toml(self.name))
+        env = {"APP_WORKERS": str(a.app_workers)} if a.app == "fast" else None
+        s.tag("v1", backend_env=env, services=("backend",))
+        s.ok("up")
+        s.ok("release", "v1", "--no-backup")
+        app = next(c for c in s.containers("blue") if c.labels.get("deployer.service") == "backend")
+        self.app = app
+        self.app_address = harness.address(app, self.network)
+        self.app_name = app.name
+        site = PEER_SITE.format(address=self.app_address, port=8080, keepalive=a.peer_keepalive)
+        self.peer = self.client.containers.run(
+            s.edge.image.id,
+            ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
+            entrypoint=["sh"],
+            name=f"{self.name}-bench-peer",
+            network=self.network,
+            environment={"SITE": site},
+            labels={"deployer.project": self.name, "deployer.role": "bench"},
+            detach=True,
+        )
+        harness.wait_http(self.peer, "http://127.0.0.1/api/version")
+        harness.wait_http(s.edge, "http://127.0.0.1/api/version")
+        self.proxies = {"edge": (s.edge, f"http://{s.edge.name}:80/api/version"),
+                        "peer": (self.peer, f"http://{self.peer.name}:80/api/version")}  # fmt: skip
+        print(f"project {self.name}: app {self.app_name} at {self.app_address}:8080, "
+              f"edge {s.edge.name}, peer {self.peer.name}", file=sys.stderr)  # fmt: skip
+
+    # -- one measured run ----------------------------------------------------------
+    def run(self, group: str, proxy: str, connections: int, close: bool, *, seconds: float | None = None,
+            note: str = "", **extra) -> dict:  # fmt: skip
+        seconds = seconds or self.args.seconds
+        container, url = self.proxies.get(proxy, (None, proxy))
+        if container is not None and self.args.drain:
+            drain(container, self.args.drain)
+        before = tcp_states(container) if container else {}
+        log_before = _log_size(container)
+        cpu_before = {name: harness.cpu_ns(c) for name, c in self.cpu_watch(container).items()}
+        cpu_before["logging"] = harness.logging_cpu_ns(container)
+        began = time.monotonic()
+        env = {}
+        if self.args.rate > 0:  # each connection paced so that all of them together make --rate req/s
+            env["WRK_DELAY_MS"] = str(max(1, round(1000 * connections / self.args.rate)))
+        result = run_wrk(self.client, self.load_image, self.name, self.network, url, connections=connections,
+                         seconds=seconds, close=close, threads=self.args.threads, env=env)  # fmt: skip
+        cpu = {name: harness.cpu_ns(c) for name, c in self.cpu_watch(container).items()}
+        cpu["logging"] = harness.logging_cpu_ns(container)
+        after = tcp_states(container) if container else {}
+        per_request = {
+            f"cpu_us_per_req_{name}": round((cpu[name] - cpu_before[name]) / 1000 / result.requests, 1)
+            if cpu[name] is not None and cpu_before[name] is not None and result.requests
+            else None
+            for name in cpu
+        }
+        row = {
+            "group": group, "proxy": proxy if container else "app direct", "connections": connections,
+            "mode": "close" if close else "keep-alive", "note": note, **result.row(),
+            "time_wait_before": before.get("time_wait"), "time_wait_after": after.get("time_wait"),
+            "tw_client_side": after.get("client_side"), "tw_upstream_side": after.get("upstream_side"),
+            "log_bytes": (_log_size(container) - log_before) if log_before is not None else None,
+            "wall": round(time.monotonic() - began, 1), **per_request, **extra,
+        }  # fmt: skip
+        self.rows.append(row)
+        print(f"  {group:11} {row['proxy']:10} c={connections:<4} {row['mode']:10} {note:14} "
+              f"{result.rps:9.1f} req/s  failed {result.failures:<6} p50 {result.p50_ms:7.2f} ms  "
+              f"p99 {result.p99_ms:8.2f} ms  TIME_WAIT {row['time_wait_after']} "
+              f"(upstream {row['tw_upstream_side']})  CPU/req proxy {row.get('cpu_us_per_req_proxy')} us "
+              f"app {row.get('cpu_us_per_req_app')} us", file=sys.stderr)  # fmt: skip
+        time.sleep(self.args.pause)
+        return row
+
+    def cpu_watch(self, proxy) -> dict:
+        """Whose CPU time a run charges per request: the proxy's and the app's."""
+        watch = {"app": self.app}
+        if proxy is not None:
+            watch["proxy"] = proxy
+        return watch
+
+    def matrix(self) -> None:
+        # Strictly alternating, so a proxy never runs twice in a row: the other's run
+        # between two of its own lets its TIME_WAIT sockets drain (60 s) on long runs.
+        for connections in self.args.connections:
+            for close in (False, True):
+                for proxy in ("edge", "peer"):
+                    self.run("matrix", proxy, connections, close)
+
+    def baseline(self) -> None:
+        seconds = min(self.args.seconds, self.args.baseline_seconds)
+        self.run("baseline", f"http://{self.app_address}:8080/api/version", 50, False, seconds=seconds,
+                 note=f"{self.args.app} app")  # fmt: skip
+
+    def slow_clients(self) -> None:
+        a = self.args
+        for proxy in ("edge", "peer"):
+            container, _ = self.proxies[proxy]
+            holder = Lane(
+                self.client, self.load_image, self.name, self.network,
+                ["python3", "/bench/slowclients.py", container.name, "80", "--count", str(a.slow_count),
+                 "--seconds", str(a.seconds + a.slow_ramp + 5), "--idle-share", str(a.idle_share),
+                 "--trickle", str(a.trickle)],
+                label="slow",
+            )  # fmt: skip
+            try:
+                time.sleep(a.slow_ramp)
+                held = tcp_states(container)["established"]
+                row = self.run("slow", proxy, 50, False, note=f"+{a.slow_count} slow", established_before=held)
+            finally:
+                text = holder.output(timeout=a.seconds + a.slow_ramp + 60)
+            line = next((ln for ln in text.splitlines() if ln.startswith("SLOW_JSON ")), None)
+            row["slow_clients"] = json.loads(line[len("SLOW_JSON ") :]) if line else {"error": text[-500:]}
+            sc = row["slow_clients"]
+            print(f"    slow clients against {proxy}: {sc}", file=sys.stderr)
+
+    def access_log(self) -> None:
+        s = self.stack
+        for rnd in range(self.args.log_rounds):
+            for on in (True, False) if rnd % 2 == 0 else (False, True):
+                s.write_config(services=services_toml(self.name), edge="" if on else "access_log = false\n")
+                s.ok("up")
+                site = s.edge_file("/var/lib/deployer/site.conf")
+                rendered_on = "access_log /dev/stdout" in site
+                if rendered_on != on:
+                    raise SystemExit(f"`deployer up` did not render access_log {'on' if on else 'off'}")
+                harness.wait_http(s.edge, "http://127.0.0.1/api/version")
+                time.sleep(1)
+                self.run("access log", "edge", 50, False, note=f"log {'on' if on else 'off'}", access_log=on)
+        s.write_config(services=services_toml(self.name))
+
+
+def drain(container, threshold: int, limit: float = 65) -> None:
+    """Wait (at most `limit` s: TIME_WAIT lasts 60 s) until the proxy holds fewer than `threshold`
+    TIME_WAIT sockets on its upstream side, the ones that take ephemeral ports, so that a run
+    does not start with the last one's."""
+    deadline = time.monotonic() + limit
+    while tcp_states(container)["upstream_side"] >= threshold and time.monotonic() < deadline:
+        time.sleep(2)
+
+
+def _log_size(container) -> int | None:
+    """Bytes of the container's json-file log on this machine (None when it cannot be read)."""
+    if container is None:
+        return None
+    try:
+        container.reload()
+        return os.path.getsize(container.attrs["LogPath"])
+    except (OSError, KeyError, TypeError):
+        return None
+
+
+# -- report ------------------------------------------------------------------------
+def find(rows: list[dict], group: str, proxy: str, connections: int, mode: str, note: str | None = None) -> dict | None:
+    return next((r for r in rows if r["group"] == group and r["proxy"] == proxy and r["connections"] == connections
+                 and r["mode"] == mode and (note is None or r["note"] == note)), None)  # fmt: skip
+
+
+def comparisons(rows: list[dict]) -> list[dict]:
+    out = []
+    for group in ("matrix", "slow"):
+        for r in rows:
+            if r["group"] != group or r["proxy"] != "edge":
+                continue
+            peer = find(rows, group, "peer", r["connections"], r["mode"])
+            if not peer:
+                continue
+            rps, p99 = ratio(r["rps"], peer["rps"]), ratio(r["p99_ms"], peer["p99_ms"])
+            out.append({
+                "group": group, "connections": r["connections"], "mode": r["mode"],
+                "edge_rps": r["rps"], "peer_rps": peer["rps"], "rps_ratio": rps,
+                "edge_p99_ms": r["p99_ms"], "peer_p99_ms": peer["p99_ms"], "p99_ratio": p99,
+                "edge_failures": r["failures"], "peer_failures": peer["failures"],
+                "met": bool(r["failures"] == 0 and rps is not None and rps >= TARGETS["rps_ratio"]
+                            and p99 is not None and p99 <= TARGETS["p99_ratio"]),
+            })  # fmt: skip
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| group | proxy | conns | mode | note | req/s | failed | p50 (ms) | p99 (ms) | TIME_WAIT after (upstream side) "
+        "| CPU per request: proxy / app (us) |",
+        "|---|---|--:|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        tw = "" if r["time_wait_after"] is None else f"{r['time_wait_after']} ({r['tw_upstream_side']})"
+        cpu = f"{r.get('cpu_us_per_req_proxy') or '-'} / {r.get('cpu_us_per_req_app') or '-'}"
+        lines.append(f"| {r['group']} | {r['proxy']} | {r['connections']} | {r['mode']} | {r['note']} | {r['rps']:.0f} "
+                     f"| {r['failures']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {tw} | {cpu} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def ratio_table(comps: list[dict]) -> str:
+    lines = [
+        "| load | conns | mode | edge / peer req/s | ratio (>= 0.9) | edge / peer p99 (ms) | ratio (<= 1.5) "
+        "| failed edge / peer | targets |",
+        "|---|--:|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for c in comps:
+        load = "+ slow clients" if c["group"] == "slow" else "plain"
+        lines.append(f"| {load} | {c['connections']} | {c['mode']} | {c['edge_rps']:.0f} / {c['peer_rps']:.0f} "
+                     f"| {c['rps_ratio']} | {c['edge_p99_ms']:.2f} / {c['peer_p99_ms']:.2f} | {c['p99_ratio']} "
+                     f"| {c['edge_failures']} / {c['peer_failures']} | {'met' if c['met'] else 'NOT met'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def log_summary(rows: list[dict]) -> str:
+    on = [r for r in rows if r["group"] == "access log" and r.get("access_log")]
+    off = [r for r in rows if r["group"] == "access log" and not r.get("access_log")]
+    if not on or not off:
+        return ""
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    rps_on, rps_off = mean([r["rps"] for r in on]), mean([r["rps"] for r in off])
+    p99_on, p99_off = mean([r["p99_ms"] for r in on]), mean([r["p99_ms"] for r in off])
+    logged = [r["log_bytes"] / r["seconds"] / 1e6 for r in on if r.get("log_bytes")]
+    per_line = [r["log_bytes"] / r["requests"] for r in on if r.get("log_bytes") and r["requests"]]
+    text = (f"access log on / off (edge, 50 keep-alive): {rps_on:.0f} / {rps_off:.0f} req/s "
+            f"(ratio {ratio(rps_on, rps_off)}), p99 {p99_on:.2f} / {p99_off:.2f} ms")  # fmt: skip
+    if logged:
+        text += f"; log written {mean(logged):.2f} MB/s, {mean(per_line):.0f} bytes per request (docker json-file)"
+    cpu = [(r.get("cpu_us_per_req_proxy"), r.get("cpu_us_per_req_logging")) for r in (on[0], off[0])]
+    if all(c is not None for pair in cpu for c in pair):
+        text += (f"; CPU per request, edge + dockerd/shim: on {cpu[0][0]} + {cpu[0][1]} us, "
+                 f"off {cpu[1][0]} + {cpu[1][1]} us")  # fmt: skip
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
+    p.add_argument("--seconds", type=float, default=120, help="length of each wrk run")
+    p.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")], default=[50, 500])
+    p.add_argument("--threads", type=int, default=2, help="wrk threads")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="pace the load to about this many req/s in all (0: as fast as it goes, the issue's method)",
+    )
+    p.add_argument("--pause", type=float, default=3, help="seconds between two runs")
+    p.add_argument(
+        "--drain",
+        type=int,
+        default=1000,
+        help="before a run, wait (<= 65 s) until the proxy holds fewer upstream-side TIME_WAIT sockets (0: never)",
+    )
+    p.add_argument(
+        "--peer-keepalive",
+        type=int,
+        default=64,
+        help="the peer's `keepalive` (idle pooled connections per worker; the edge's default is 512)",
+    )
+    p.add_argument("--app", choices=("fast", "testapp"), default="fast")
+    p.add_argument("--app-workers", type=int, default=1, help="nginx workers of the fast app")
+    p.add_argument("--baseline-seconds", type=float, default=30, help="at most this long for the app-direct row")
+    p.add_argument("--slow-count", type=int, default=1000, help="idle or slow connections held open")
+    p.add_argument("--idle-share", type=float, default=0.5, help="share of them that send nothing at all")
+    p.add_argument("--trickle", type=float, default=5, help="seconds between two header lines of a slow client")
+    p.add_argument("--slow-ramp", type=float, default=5, help="seconds to open them before the load starts")
+    p.add_argument("--log-rounds", type=int, default=1, help="pairs of access log on/off runs")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: baseline,matrix,slow,log")
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+
+    import docker
+    from stack import Stack
+
+    client = docker.from_env(timeout=600)
+    app_image = harness.fastapp_image(client) if args.app == "fast" else harness.test_app_image(client)
+    load_image = harness.load_image(client)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    with tempfile.TemporaryDirectory(prefix="etbench-") as tmp:
+        stack = Stack(f"et{uuid.uuid4().hex[:8]}", Path(tmp), client, app_image)
+        bench = Bench(stack, client, args, app_image, load_image)
+        try:
+            bench.prepare()
+            if "baseline" not in skip:
+                bench.baseline()
+            if "matrix" not in skip:
+                bench.matrix()
+            if "slow" not in skip:
+                bench.slow_clients()
+            if "log" not in skip:
+                bench.access_log()
+        finally:
+            harness.remove_named(client, f"{stack.name}-bench-")
+            stack.destroy()
+    rows = bench.rows
+    comps = comparisons(rows)
+    print(table(rows))
+    print()
+    print(ratio_table(comps))
+    logs = log_summary(rows)
+    if logs:
+        print()
+        print(logs)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "started": started, "args": {**vars(args), "json": str(args.json)}, "app_image": app_image,
+            "rows": rows, "comparisons": comps, "access_log": logs, "table": table(rows),
+            "ratios": ratio_table(comps),
+        }, indent=1, default=str))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Compose through python-on-whales, pointed at the engine's own connection (local, or the
+ssh tunnel). Each call writes the compose file (data from deployer.core.compose) as JSON in a
+private temporary folder; secrets travel in this process's environment for the call only."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deployer.adapters.engine import Engine, debug
+from deployer.core import masking
+from deployer.errors import EngineError
+
+
+@contextmanager
+def _client(engine: Engine, project: str, spec: dict[str, Any], secrets: dict[str, str] | None) -> Iterator[Any]:
+    """A python-on-whales client for one compose project, whose file is `spec` as JSON.
+
+    Secret values are set in this process's environment for the length of the call
+    only (compose reads them from there and copies them into the containers); the file
+    holds none, and lives in a private temporary folder."""
+    from python_on_whales import DockerClient
+
+    with tempfile.TemporaryDirectory(prefix="deployer-compose-") as tmp:
+        path = os.path.join(tmp, "compose.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(spec, fh)
+        saved = {k: os.environ.get(k) for k in (secrets or {})}
+        os.environ.update(secrets or {})
+        try:
+            yield DockerClient(host=engine.base_url(), compose_files=[path], compose_project_name=project)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def up(
+    engine: Engine,
+    project: str,
+    spec: dict[str, Any],
+    *,
+    step: str,
+    secrets: dict[str, str] | None = None,
+    wait: bool = False,
+    recreate: bool = False,
+) -> None:
+    from python_on_whales.exceptions import DockerException
+
+    debug(f"compose up {project}")
+    _ = engine.sdk  # fail early, with a clear message, on an unreachable engine
+    with _client(engine, project, spec, secrets) as docker:
+        try:
+            docker.compose.up(
+                detach=True,
+                force_recreate=recreate,
+                remove_orphans=True,
+                pull="never",
+                quiet=True,
+                wait=wait,
+                wait_timeout=120 if wait else None,
+            )
+        except DockerException as exc:
+            raise _compose_error(f"compose up of {project} failed", exc, step) from None
+
+
+def down(
+    engine: Engine,
+    project: str,
+    spec: dict[str, Any],
+    *,
+    step: str,
+    volumes: bool = False,
+    secrets: dict[str, str] | None = None,
+) -> None:
+    from python_on_whales.exceptions import DockerException
+
+    debug(f"compose down {project}")
+    _ = engine.sdk
+    with _client(engine, project, spec, secrets) as docker:
+        try:
+            docker.compose.down(remove_orphans=True, volumes=volumes, quiet=True)
+        except DockerException as exc:
+            raise _compose_error(f"compose down of {project} failed", exc, step) from None
+
+
+def _compose_error(message: str, exc: Any, step: str) -> EngineError:
+    stderr = masking.mask((getattr(exc, "stderr", None) or str(exc)).strip()[-2000:])
+    return EngineError(
+        message,
+        step=step,
+        logs=stderr,
+        command="docker compose",
+        exit_code=getattr(exc, "return_code", None),
+        stderr=stderr,
+    )

@@ -1,0 +1,235 @@
+"""The edge adapter: everything the deployer reads from or writes to the edge container.
+
+The edge volume (/var/lib/deployer) is the host's truth: the route state, the lock, the
+history and the rendered site. Each operation is one exec of a script from
+deployer.core.scripts, through the engine's one exec path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from deployer.adapters.engine import Engine, ExecResult
+from deployer.core import history as history_rule
+from deployer.core import lockrecord, names, scripts
+from deployer.core import probe as probe_rule
+from deployer.core.state import EdgeState, Pending, Record, parse_dump
+from deployer.errors import EdgeError, InputError, LockError, SwitchError
+
+
+@dataclass(frozen=True)
+class Switched:
+    previous: str  # the colour that was live before ('' for none)
+    already: bool  # the target was live already: nothing changed
+    record: Record | None  # the target's release
+
+
+@dataclass(frozen=True)
+class Taken:
+    state: EdgeState
+    stale: str  # the b64 holder record of a stale lock that was taken over, or ''
+
+
+class Edge:
+    def __init__(self, engine: Engine, project: str, deployment: str = "") -> None:
+        self.engine = engine
+        self.project = project
+        self.deployment = deployment
+        self.container = names.infra_container(project, "edge")
+
+    def run(self, script: str, *, step: str, env: dict[str, str] | None = None) -> ExecResult:
+        return self.engine.exec(self.container, ["sh", "-c", script], step=step, env=env)
+
+    def require(self) -> None:
+        """EdgeError unless the edge container runs."""
+        c = self.engine.container(self.container)
+        if c is None or not c.running:
+            where = f" on {self.engine.host}" if self.engine.host else ""
+            raise EdgeError(f"the edge {self.container} is not running{where} (run `deployer up`)", step="edge")
+
+    # -- route state ----------------------------------------------------------------------
+    def state(self, *, step: str = "read routes") -> EdgeState:
+        result = self.run(scripts.read_state(), step=step)
+        return EdgeState.parse(parse_dump(result.stdout, scripts.SEPARATOR))
+
+    def write_pending(self, pending: Pending | None, *, step: str) -> None:
+        """Mark a release as started (None: as finished or undone)."""
+        result = self.run(scripts.write_state("pending", pending.render() if pending else None), step=step)
+        if not result.ok:
+            raise EdgeError(f"could not write the route state: {(result.stdout + result.stderr).strip()}", step=step)
+
+    def write_record(self, colour: str, record: Record | None, *, step: str) -> None:
+        result = self.run(scripts.write_state(colour, record.render() if record else None), step=step)
+        if not result.ok:
+            raise EdgeError(
+                f"could not write the route state of {colour}: {(result.stdout + result.stderr).strip()}", step=step
+            )
+
+    # -- which deployment ---------------------------------------------------------------------
+    def _check_deployment(self, result: ExecResult) -> None:
+        if result.exit_code == scripts.WRONG_DEPLOYMENT:
+            theirs = result.stdout.strip().partition(" ")[2] or "none"
+            raise InputError(
+                f"the deployment {self.project!r} on {self.engine.where} was created from another config "
+                f"(id {theirs!r}; this config's project.id is {self.deployment or 'not set'!r}): nothing was changed"
+            )
+
+    def mark_deployment(self, *, step: str) -> None:
+        self.run(scripts.mark_deployment(self.deployment), step=step)
+
+    def owner(self) -> str | None:
+        """The deployment id on the edge container's label (None when there is no edge)."""
+        c = self.engine.container(self.container)
+        return None if c is None else c.labels.get(names.LABEL_DEPLOYMENT, "")
+
+    # -- lock -------------------------------------------------------------------------------
+    def take_lock(self, holder: lockrecord.Holder, lease: int, *, step: str = "lock") -> Taken:
+        """Take the lock and read the route state in one exec."""
+        script = scripts.take_lock(holder.to_json(), lease, self.deployment) + "\n" + scripts.read_state()
+        result = self.run(script, step=step)
+        self._check_deployment(result)
+        first = result.stdout.split("\n", 1)[0]
+        if result.exit_code == scripts.LOCK_HELD:
+            _, left, record = (first.split(" ") + ["", ""])[:3]
+            raise LockError(
+                f"another command holds the lock: {lockrecord.describe(record)}; its lease runs {left}s more",
+                step=step,
+            )
+        if not result.ok:
+            raise LockError(f"could not take the lock: {(result.stderr or result.stdout).strip()}", step=step)
+        stale = first.split(" ", 1)[1] if first.startswith("stale ") else ""
+        return Taken(EdgeState.parse(parse_dump(result.stdout, scripts.SEPARATOR)), stale)
+
+    def renew_lock(self, token: str, lease: int) -> bool:
+        return self.run(scripts.renew_lock(token, lease), step="lock").ok
+
+    def free_lock(self, token: str) -> None:
+        self.run(scripts.free_lock(token), step="unlock")
+
+    def read_lock(self) -> tuple[int, str] | None:
+        """(seconds left of the lease, b64 holder record), or None when the lock is free."""
+        out = self.run(scripts.read_lock(), step="lock").stdout.strip()
+        if not out:
+            return None
+        left, _, record = out.partition(" ")
+        return int(left) if left.lstrip("-").isdigit() else 0, record
+
+    def break_lock(self) -> bool:
+        return self.run(scripts.break_lock(), step="unlock").stdout.strip() == "removed"
+
+    # -- probes -----------------------------------------------------------------------------
+    def probe(self, probes: list[probe_rule.Probe], timeout: float, *, step: str) -> list[str]:
+        """Why the probes failed; empty when every one passed."""
+        result = self.run(probe_rule.script(probes, timeout), step=step)
+        return probe_rule.failures(probes, result.stdout)
+
+    # -- switching --------------------------------------------------------------------------
+    def commit(
+        self, colour: str, verify: list[probe_rule.Probe], history_line: str, token: str, timeout: float
+    ) -> None:
+        env = {}
+        if os.environ.get("DEPLOYER_TEST_COMMIT_PAUSE"):
+            env["DEPLOYER_TEST_COMMIT_PAUSE"] = os.environ["DEPLOYER_TEST_COMMIT_PAUSE"]
+        result = self.run(scripts.commit(colour, verify, history_line, token, timeout), step="switch", env=env)
+        if result.exit_code == scripts.VERIFY_FAILED:
+            raise EdgeError(
+                f"{colour} did not answer through the live route; the previous live colour is back: "
+                + "; ".join(probe_rule.failures(verify, result.stdout)),
+                step="switch",
+            )
+        if result.exit_code == scripts.LOCK_LOST:
+            raise LockError("the lock was taken over while this release ran; live is unchanged", step="switch")
+        if not result.ok or "committed" not in result.stdout:
+            raise EdgeError(f"switching failed in the edge: {(result.stderr or result.stdout).strip()}", step="switch")
+
+    def switch(
+        self,
+        target: str,
+        holder: lockrecord.Holder,
+        probes: list[probe_rule.Probe],
+        verify: list[probe_rule.Probe],
+        history_line: str,
+        timeout: float,
+        lease: int,
+    ) -> tuple[Switched, str]:
+        """One exec; returns the outcome and the b64 record of a stale lock it took over ('' if none)."""
+        script = scripts.switch(
+            target, holder.to_json(), holder.token, lease, probes, verify, history_line, timeout, self.deployment
+        )
+        result = self.run(script, step="switch")
+        self._check_deployment(result)
+        out = result.stdout
+        first = out.split("\n", 1)[0]
+        stale = first.split(" ", 1)[1] if first.startswith("stale ") else ""
+        if result.exit_code == scripts.LOCK_HELD:
+            line = next((x for x in out.splitlines() if x.startswith("held ")), "held 0 ")
+            _, left, record = (line.split(" ") + ["", ""])[:3]
+            raise LockError(
+                f"another command holds the lock: {lockrecord.describe(record)}; its lease runs {left}s more",
+                step="lock",
+            )
+        if result.exit_code == scripts.PENDING:
+            pending = Pending.parse(out[out.find("colour ") :]) if "colour " in out else None
+            what = f"{pending.version} ({pending.release})" if pending else "a release"
+            raise LockError(
+                f"cannot switch to {target}: {what} was being released to it when its process was killed, so "
+                f"{target}'s route state names a release that never passed its checks. Run `deployer lock release` "
+                f"to put {target}'s previous release back (or release again)",
+                step="check",
+            )
+        if result.exit_code == scripts.NO_RELEASE:
+            raise SwitchError(f"cannot switch to {target}: it has no release (release to it first)", step="check")
+        if result.exit_code == scripts.TARGET_UNHEALTHY:
+            raise SwitchError(
+                f"cannot switch to {target}: it is not healthy: " + "; ".join(probe_rule.failures(probes, out)),
+                step="check",
+            )
+        if result.exit_code == scripts.VERIFY_FAILED:
+            raise EdgeError(
+                f"{target} did not answer through the live route; the previous live colour is back: "
+                + "; ".join(probe_rule.failures(verify, out)),
+                step="verify",
+            )
+        if not result.ok:
+            raise EdgeError(f"switch failed in the edge: {(result.stderr or out).strip()}", step="switch")
+        lines = out.splitlines()
+        already = "already" in lines
+        previous = ""
+        for line in lines:
+            if line.startswith("switched from "):
+                previous = line.rpartition(" ")[2]
+        previous = "" if previous == "none" else previous
+        marker = "already" if already else next((x for x in lines if x.startswith("switched from ")), "")
+        record_text = "\n".join(lines[lines.index(marker) + 1 :]) if marker in lines else ""
+        return Switched(
+            previous=target if already else previous, already=already, record=Record.parse(target, record_text)
+        ), stale
+
+    # -- history ----------------------------------------------------------------------------
+    def append_history(self, line: str, *, step: str) -> None:
+        self.run(scripts.append_history(line), step=step)
+
+    def history(self, last: int = 10) -> list[dict[str, Any]]:
+        out = self.run(scripts.read_history(last), step="read history").stdout
+        return history_rule.parse([line for line in out.splitlines() if line.strip()])
+
+    # -- site -------------------------------------------------------------------------------
+    def apply_site(self, content: str, *, step: str) -> bool:
+        """True when nginx reloaded, False when the site was unchanged."""
+        result = self.run(scripts.apply_site(content), step=step)
+        output = (result.stdout + result.stderr).strip()
+        if result.exit_code == scripts.SITE_REJECTED:
+            raise EdgeError(
+                "nginx -t rejected the rendered site config; the live config is untouched", step=step, logs=output
+            )
+        if not result.ok:
+            raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
+        return output.endswith("reloaded")
+
+    # -- metrics ----------------------------------------------------------------------------
+    def metrics(self, window: int | None = None) -> str:
+        url = f"{probe_rule.PREVIEW}/_deployer/metrics" + (f"?window={int(window)}" if window else "")
+        result = self.run(f"curl -sf --max-time 5 '{url}'", step="metrics")
+        return result.stdout if result.ok else ""

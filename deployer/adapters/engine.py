@@ -1,0 +1,304 @@
+"""The engine adapter: the one place that talks to Docker.
+
+Engine API calls go through the docker SDK (one client per command, created on first
+use); compose goes through python-on-whales, pointed at the same engine. Every failure
+becomes an EngineError carrying what was run, its exit code and its stderr, masked of
+secrets. With DEPLOYER_DEBUG=1 each call is printed (masked) on stderr.
+
+The engine is the local one (DOCKER_HOST or the default socket) or, with `engine.host =
+"ssh://..."` or DOCKER_HOST=ssh://..., a remote one reached through one ssh tunnel.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+from deployer.adapters.models import Container, ExecResult
+from deployer.core import masking, names
+from deployer.errors import EngineError, UnreachableError
+
+
+def debug(what: str) -> None:
+    if os.environ.get("DEPLOYER_DEBUG"):
+        print(f"[engine] {masking.mask(what)}", file=sys.stderr, flush=True)
+
+
+class Engine:
+    def __init__(self, host: str | None = None, *, timeout: float = 120, connect_timeout: float = 10) -> None:
+        self.host = host or os.environ.get("DOCKER_HOST") or None
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._tunnel: Any = None
+        self._client: Any = None
+        self._base_url: str | None = None
+
+    @property
+    def where(self) -> str:
+        """The engine, for messages: ssh://host, or 'the local engine'."""
+        return self.host if self.host else "the local engine"
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.host and self.host.startswith("ssh://"))
+
+    # -- connection -------------------------------------------------------------------------
+    def base_url(self) -> str | None:
+        """The URL both the SDK and compose use (None: the SDK's and the CLI's defaults)."""
+        if self._base_url is None and self.remote:
+            from deployer.adapters.ssh import Tunnel
+
+            self._tunnel = Tunnel(self.host, connect_timeout=self.connect_timeout)  # type: ignore[arg-type]
+            self._base_url = f"unix://{self._tunnel.open()}"
+        elif self._base_url is None and self.host:
+            self._base_url = self.host
+        return self._base_url
+
+    @property
+    def sdk(self) -> Any:
+        if self._client is None:
+            import docker
+            from docker.errors import DockerException
+
+            try:
+                url = self.base_url()
+                client = (
+                    docker.DockerClient(base_url=url, timeout=self.timeout)
+                    if url
+                    else docker.from_env(timeout=self.timeout)
+                )
+                client.api.ping()
+            except DockerException as exc:
+                raise UnreachableError(
+                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step="engine"
+                ) from None
+            except Exception as exc:  # requests' ConnectionError and friends
+                raise UnreachableError(
+                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step="engine"
+                ) from None
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._tunnel is not None:
+            self._tunnel.close()
+            self._tunnel = None
+        self._base_url = None
+
+    # -- exec: the one path into a container ------------------------------------------------
+    def exec(
+        self,
+        container: str,
+        argv: list[str],
+        *,
+        step: str,
+        env: dict[str, str] | None = None,
+        user: str = "",
+    ) -> ExecResult:
+        """Run argv in a running container and return its exit code and output.
+
+        If the command is interrupted (Ctrl-C, SIGTERM) while the program runs, this waits
+        for the program to end before the interrupt goes on: an edge script that is
+        switching traffic finishes (or undoes itself), so what runs next can read the truth."""
+        from docker.errors import APIError
+
+        api = self.sdk.api
+        debug(f"exec {container} {argv[:2]}")
+        with self._exec_errors(container, argv, step, "cannot run"):
+            exec_id = api.exec_create(container, argv, environment=env or {}, user=user, stdout=True, stderr=True)["Id"]
+        try:
+            out, err = api.exec_start(exec_id, demux=True)
+        except KeyboardInterrupt:
+            self._wait_exec(exec_id, limit=120)
+            raise
+        except APIError as exc:
+            raise EngineError(
+                f"running {argv[0]} in {container} failed: {_reason(exc)}", step=step, command=argv[0]
+            ) from None
+        code = self._wait_exec(exec_id, limit=10)
+        return ExecResult(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+
+    @contextmanager
+    def _exec_errors(self, container: str, argv: list[str], step: str, doing: str) -> Iterator[None]:
+        """The Engine API's errors of an exec, as one EngineError naming the container and the program."""
+        from docker.errors import APIError, NotFound
+
+        try:
+            yield
+        except NotFound:
+            raise EngineError(
+                f"container {container} does not exist (run `deployer up`)", step=step, command=argv[0]
+            ) from None
+        except APIError as exc:
+            raise EngineError(f"{doing} {argv[0]} in {container}: {_reason(exc)}", step=step, command=argv[0]) from None
+
+    def _wait_exec(self, exec_id: str, *, limit: float) -> int:
+        deadline = time.monotonic() + limit
+        while True:
+            info = self.sdk.api.exec_inspect(exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            if time.monotonic() > deadline:
+                return -1
+            time.sleep(0.02)
+
+    def exec_stream(
+        self,
+        container: str,
+        argv: list[str],
+        sink: BinaryIO | Callable[[bytes], Any],
+        *,
+        step: str,
+        env: dict[str, str] | None = None,
+        user: str = "",
+    ) -> ExecResult:
+        """Run argv, passing its stdout to sink as it comes (a dump of any size never sits in
+        memory); returns the exit code and the last of stderr."""
+
+        api = self.sdk.api
+        write = sink if callable(sink) else sink.write
+        debug(f"exec-stream {container} {argv[:2]}")
+        errors: list[bytes] = []
+        with self._exec_errors(container, argv, step, "running"):
+            exec_id = api.exec_create(container, argv, environment=env or {}, user=user, stdout=True, stderr=True)["Id"]
+            for out, err in api.exec_start(exec_id, stream=True, demux=True):
+                if out:
+                    write(out)
+                if err:
+                    errors.append(err)
+                    del errors[:-50]
+        return ExecResult(self._wait_exec(exec_id, limit=30), "", b"".join(errors).decode(errors="replace").strip())
+
+    # -- containers -------------------------------------------------------------------------
+    def containers(self, project: str, *, deployment: str | None = None, **labels: str) -> list[Container]:
+        """Every container of a deployment with these labels (role, colour, release, ...), in any
+        state; with `deployment`, only those of that deployment id (another config's are not ours)."""
+        from docker.errors import NotFound
+
+        filters = [f"{names.LABEL_PROJECT}={project}"] + [f"deployer.{k}={v}" for k, v in labels.items()]
+        api = self.sdk.api
+        found = []
+        try:
+            for summary in api.containers(all=True, filters={"label": filters}):
+                try:
+                    found.append(Container.from_attrs(api.inspect_container(summary["Id"])))
+                except NotFound:
+                    continue  # removed since the listing (an old standby being retired)
+        except Exception as exc:  # docker.errors.APIError, requests errors
+            raise EngineError(f"cannot list containers on {self.where}: {_reason(exc)}", step="inspect") from None
+        if deployment is not None:
+            found = [c for c in found if c.labels.get(names.LABEL_DEPLOYMENT, "") == deployment]
+        return found
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        from docker.errors import NotFound
+
+        try:
+            return self.sdk.api.inspect_container(name)
+        except NotFound:
+            return None
+
+    def container(self, name: str) -> Container | None:
+        attrs = self.inspect(name)
+        return Container.from_attrs(attrs) if attrs else None
+
+    def logs(self, name: str, lines: int = 30) -> str:
+        try:
+            raw = self.sdk.api.logs(name, tail=lines, stdout=True, stderr=True)
+        except Exception:  # gone already
+            return ""
+        return masking.mask(raw.decode(errors="replace").rstrip())
+
+    def stop_and_remove(self, name: str, grace: float) -> None:
+        """SIGTERM, SIGKILL after `grace` seconds, then remove with its anonymous volumes; gone already is fine."""
+        from docker.errors import APIError, NotFound
+
+        api = self.sdk.api
+        try:
+            api.stop(name, timeout=max(1, round(grace)))
+            api.remove_container(name, v=True, force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409 or "in progress" not in str(exc):  # another remover got there first
+                raise EngineError(f"cannot remove {name}: {_reason(exc)}", step="remove") from None
+
+    def published_port(self, name: str, container_port: int) -> int | None:
+        attrs = self.inspect(name) or {}
+        for binding in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(f"{container_port}/tcp") or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+        return None
+
+    # -- images -----------------------------------------------------------------------------
+    def image_id(self, ref: str) -> str | None:
+        from docker.errors import ImageNotFound, NotFound
+
+        try:
+            return self.sdk.api.inspect_image(ref)["Id"]
+        except (ImageNotFound, NotFound):
+            return None
+
+    def build(self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict[str, str], step: str) -> str:
+        """Build with the classic builder; returns the image ID."""
+        from docker.errors import APIError, BuildError
+
+        debug(f"build {tag} from {context}")
+        try:
+            image, _ = self.sdk.images.build(
+                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, rm=True, forcerm=True
+            )
+        except BuildError as exc:
+            tail = "\n".join(
+                str(chunk.get("stream", chunk.get("error", ""))).rstrip() for chunk in list(exc.build_log)[-15:]
+            )
+            raise EngineError(
+                f"building {tag} failed: {exc.msg}", step=step, logs=masking.mask(tail), command="build"
+            ) from None
+        except APIError as exc:
+            raise EngineError(f"building {tag} failed: {_reason(exc)}", step=step, command="build") from None
+        return image.id
+
+    # -- networks ---------------------------------------------------------------------------
+    def ensure_network(self, name: str, *, internal: bool, labels: dict[str, str], step: str) -> None:
+        from docker.errors import NotFound
+
+        try:
+            net = self.sdk.networks.get(name)
+        except NotFound:
+            self.sdk.networks.create(name, driver="bridge", internal=internal, labels=labels)
+            return
+        if bool(net.attrs.get("Internal")) != internal:
+            raise EngineError(
+                f"network {name} exists with internal={net.attrs.get('Internal')}, expected {internal}; remove it first",
+                step=step,
+            )
+
+    def remove_network(self, name: str) -> None:
+        try:
+            self.sdk.networks.get(name).remove()
+        except Exception:  # gone already, or still used by a container we do not own
+            pass
+
+    def remove_volume(self, name: str, *, step: str) -> bool:
+        from docker.errors import APIError, NotFound
+
+        try:
+            self.sdk.volumes.get(name).remove(force=True)
+        except NotFound:
+            return False
+        except APIError as exc:
+            raise EngineError(f"cannot remove volume {name}: {_reason(exc)}", step=step) from None
+        return True
+
+
+def _reason(exc: Any) -> str:
+    text = getattr(exc, "explanation", None) or str(exc)
+    return masking.mask(str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__)

@@ -1,0 +1,142 @@
+"""A remote engine over ssh: one ssh connection per command, forwarding the remote Docker
+socket to a local one that the docker SDK and docker compose both use.
+
+Why not `ssh://` in the SDK and the docker CLI: each would open ssh connections of its
+own (the SDK one per HTTP connection, through paramiko or `ssh ... docker system
+dial-stdio`), with no way to bound the connect time. One forwarded socket costs one
+handshake per command, honours ~/.ssh/config (the `ssh` binary is used), and fails
+within `ConnectTimeout` with ssh's own message when the host cannot be reached.
+
+DEPLOYER_SSH_COMMAND replaces `ssh` (for example `ssh -F ci/ssh_config -i key`), as
+GIT_SSH_COMMAND does for git.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from deployer.errors import UnreachableError
+
+REMOTE_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class Address:
+    url: str
+    host: str
+    user: str | None
+    port: int | None
+
+    @classmethod
+    def parse(cls, url: str) -> Address:
+        parts = urlsplit(url)
+        if parts.scheme != "ssh" or not parts.hostname:
+            raise ValueError(f"not an ssh:// address: {url!r}")
+        return cls(url, parts.hostname, parts.username, parts.port)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """The tunnel ends with the CLI, even when the CLI is killed (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Tunnel:
+    def __init__(self, url: str, *, connect_timeout: float, remote_socket: str = REMOTE_SOCKET) -> None:
+        self.address = Address.parse(url)
+        self.connect_timeout = max(1, int(round(connect_timeout)))
+        self.remote_socket = remote_socket
+        self._dir: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> str:
+        assert self._dir
+        return os.path.join(self._dir, "docker.sock")
+
+    def argv(self, local: str) -> list[str]:
+        ssh = shlex.split(os.environ.get("DEPLOYER_SSH_COMMAND", "") or "ssh")
+        a = self.address
+        return [
+            *ssh,
+            "-N",
+            "-o", f"ConnectTimeout={self.connect_timeout}",
+            "-o", "BatchMode=yes",
+            "-o", "ExitOnForwardFailure=yes",
+            "-o", "ServerAliveInterval=10",
+            "-o", "ServerAliveCountMax=3",
+            "-L", f"{local}:{self.remote_socket}",
+            *(["-p", str(a.port)] if a.port else []),
+            *(["-l", a.user] if a.user else []),
+            "--", a.host,
+        ]  # fmt: skip
+
+    def open(self) -> str:
+        """Start ssh and wait for the local socket; returns its path."""
+        self._dir = tempfile.mkdtemp(prefix="deployer-ssh-")
+        local = self.socket
+        try:
+            self._proc = subprocess.Popen(
+                self.argv(local),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            self.close()
+            raise UnreachableError(
+                f"cannot reach {self.address.url}: cannot run ssh: {exc.strerror}", step="engine"
+            ) from None
+        deadline = time.monotonic() + self.connect_timeout + 3
+        while time.monotonic() < deadline:
+            if os.path.exists(local):
+                return local
+            if self._proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        cause = self._stderr() or "no answer within the connect timeout"
+        self.close()
+        raise UnreachableError(f"cannot reach {self.address.url}: {cause}", step="engine")
+
+    def _stderr(self) -> str:
+        if self._proc is None or self._proc.stderr is None:
+            return ""
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        lines = [
+            line.strip() for line in self._proc.stderr.read().decode(errors="replace").splitlines() if line.strip()
+        ]
+        return lines[-1] if lines else ""
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc is not None and self._proc.stderr:
+            self._proc.stderr.close()
+        self._proc = None
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

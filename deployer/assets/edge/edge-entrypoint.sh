@@ -1,0 +1,37 @@
+#!/bin/sh
+# Start nginx with the last rendered site; on a fresh volume, with a placeholder that
+# answers 503 until `deployer up` renders the real one. The route state in state/
+# survives restarts: that is how the edge keeps its live colour.
+set -eu
+dir=/var/lib/deployer
+mkdir -p "$dir/state" /run/deployer
+# Open files: as many as the container may have, up to 65536; half of them per worker
+# for connections (a proxied request holds two), at most 16384.
+hard=$(ulimit -Hn)
+case "$hard" in unlimited|*[!0-9]*) hard=65536 ;; esac
+[ "$hard" -gt 65536 ] && hard=65536
+conns=$((hard / 2))
+[ "$conns" -gt 16384 ] && conns=16384
+echo "worker_rlimit_nofile $hard;" > /run/deployer/limits-main.conf
+echo "worker_connections $conns;" > /run/deployer/limits-events.conf
+# An edge from before per-colour route state kept only `live=<colour>` in routes.
+if [ ! -e "$dir/state/live" ] && [ -f "$dir/routes" ]; then
+  sed -n 's/^live=\(blue\|green\)$/\1/p' "$dir/routes" > "$dir/state/live"
+fi
+if [ ! -s "$dir/site.conf" ]; then
+  cat > "$dir/site.conf" <<'CONF'
+upstream deployer_app {
+    server 0.0.0.1;
+    balancer_by_lua_block { require("deployer.balancer").run() }
+    keepalive 16;
+}
+server { listen 80 default_server; location / { return 503 "no release yet\n"; } }
+server { listen 8081; location = /_deployer/edge { return 200 "ok\n"; } location / { return 503; } }
+server {
+    listen unix:/run/deployer/control.sock;
+    location = /reload { content_by_lua_block { require("deployer.state").reload_handler() } }
+}
+CONF
+fi
+[ $# -gt 0 ] && exec "$@"
+exec nginx -g 'daemon off;'

@@ -1,0 +1,143 @@
+-- Per request: which colour, release and service answers, and on which addresses.
+--
+-- Runs in the rewrite phase (before limit_req and limit_conn, so their keys can depend
+-- on the route). It leaves its choice in ngx.ctx for the balancer and the metrics, and
+-- in nginx variables for the access log and the response headers.
+
+local state = require("deployer.state")
+local dns = require("deployer.dns")
+
+local M = {}
+
+local function fail(status, message)
+    ngx.status = status
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.header["Cache-Control"] = "no-store"
+    ngx.say(message)
+    return ngx.exit(status)
+end
+
+local function choose(route_kind, rec, name, expose)
+    local service = rec.services[name]
+    if not service then
+        return fail(502, "no such service in this release")
+    end
+    local ctx = ngx.ctx
+    ctx.route = route_kind
+    ctx.colour = rec.colour
+    ctx.release = rec.release
+    ctx.service = name
+    local var = ngx.var
+    var.deployer_colour = rec.colour
+    var.deployer_release = rec.release
+    var.deployer_service = name
+    var.deployer_route = route_kind
+    -- Who answered is shown on the preview server, on the live server only to requests
+    -- from inside the edge (the deployer's own checks) or when edge.expose_colour is set.
+    if expose or var.realip_remote_addr == "127.0.0.1" then
+        var.deployer_colour_out = rec.colour
+        var.deployer_release_out = rec.release
+    end
+    local addrs, err = dns.resolve(service.host)
+    if not addrs or #addrs == 0 then
+        ngx.log(ngx.WARN, "cannot resolve ", service.host, ": ", err or "no such host")
+        return fail(502, "the service is not reachable")
+    end
+    ctx.peers = addrs
+    ctx.port = service.port
+    ctx.host = service.host
+end
+
+local function unrouted(route_kind, status, message)
+    local ctx = ngx.ctx
+    ctx.route, ctx.colour, ctx.release, ctx.service = route_kind, "none", "-", "-"
+    ngx.var.deployer_route = route_kind
+    return fail(status, message)
+end
+
+-- The public route (kind "live") or the preview route (kind "preview").
+function M.route(route_kind, expose)
+    local st = state.current()
+    if route_kind == "live" and ngx.var.realip_remote_addr == "127.0.0.1" then
+        route_kind = "probe" -- the deployer's own checks, from inside the edge: not user traffic
+    end
+    if route_kind ~= "preview" and st.maintenance then
+        return -- the site's maintenance location answers
+    end
+    local colour = route_kind == "preview" and st.preview or st.live
+    local rec = colour and st.colours[colour]
+    if not rec then
+        return unrouted(route_kind, 503, "no colour is serving")
+    end
+    local uri = ngx.var.uri
+    for _, r in ipairs(rec.routes) do
+        if uri:sub(1, #r.prefix) == r.prefix then
+            return choose(route_kind, rec, r.service, expose)
+        end
+    end
+    return unrouted(route_kind, 404, "not found")
+end
+
+-- /_deployer/health/<colour>[-<release>]/<service>: that service's own health path on
+-- the colour's current release (optionally: only if it is that release). The upstream
+-- request line is built from the route state alone, never from the request's path.
+function M.health()
+    local st = state.current()
+    local var = ngx.var
+    local rec = st.colours[var.h_colour]
+    if not rec then
+        return unrouted("health", 404, "no release of this colour")
+    end
+    if var.h_release ~= "" and var.h_release ~= rec.release then
+        return unrouted("health", 404, "not the colour's current release")
+    end
+    local service = rec.services[var.h_service]
+    if not service then
+        return unrouted("health", 404, "no such service in this release")
+    end
+    local path, args = service.health:match("^([^?]*)%??(.*)$")
+    ngx.req.set_uri(path)
+    ngx.req.set_uri_args(args or "")
+    return choose("health", rec, var.h_service, true)
+end
+
+-- /_deployer/health/<colour>[-<release>]: every service of the colour's current release,
+-- in parallel subrequests; 200 when each answered 2xx/3xx, else 503. The body lists
+-- "<service> <status>" per service. A switch checks its target with this one request,
+-- whatever the number of services.
+function M.health_all()
+    local st = state.current()
+    local var = ngx.var
+    local rec = st.colours[var.h_colour]
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.header["Cache-Control"] = "no-store"
+    if not rec or (var.h_release ~= "" and var.h_release ~= rec.release) then
+        ngx.status = 404
+        ngx.say("no such release")
+        return ngx.exit(404)
+    end
+    local names, requests = {}, {}
+    for name in pairs(rec.services) do
+        names[#names + 1] = name
+    end
+    table.sort(names)
+    for i, name in ipairs(names) do
+        requests[i] = { "/_deployer/health/" .. rec.colour .. "-" .. rec.release .. "/" .. name }
+    end
+    local answers = { ngx.location.capture_multi(requests) }
+    local ok, lines = #names > 0, {}
+    for i, name in ipairs(names) do
+        local status = answers[i] and answers[i].status or 0
+        if status < 200 or status >= 400 then
+            ok = false
+        end
+        lines[#lines + 1] = name .. " " .. status
+    end
+    ngx.var.deployer_colour_out = rec.colour
+    ngx.var.deployer_release_out = rec.release
+    ngx.status = ok and 200 or 503
+    ngx.say(table.concat(lines, "\n"))
+    return ngx.exit(ngx.status)
+end
+
+return M

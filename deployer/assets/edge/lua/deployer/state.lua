@@ -1,0 +1,146 @@
+-- The route state: which colour is live, and what each colour's current release is.
+--
+-- The deployer writes three small files in /var/lib/deployer/state (write + fsync + rename):
+--
+--   live         one word: blue, green, or nothing before the first switch
+--   blue, green  the colour's current release, one fact per line (deployer/core/state.py
+--                writes this grammar; it is the only other place that knows it):
+--                  release 1a2b3c4d
+--                  version v1.2
+--                  service <name> <host> <port> <health path>
+--                  route <prefix> <service>
+--   maintenance  present while maintenance mode is on; its text is the page's message
+--
+-- The files are read only when they change: a writer calls the control socket's
+-- /reload (or the reconcile timer notices), the text goes into a shared dict with a new
+-- generation number, and each worker decodes it once per generation. A request costs
+-- two shared-dict reads, never a file read.
+
+local M = {}
+
+local DIR = "/var/lib/deployer/state/"
+local FILES = { "live", "blue", "green", "maintenance" }
+local COLOURS = { blue = true, green = true }
+
+local shared = ngx.shared.deployer_state
+local worker_gen, worker_state = nil, nil
+
+local function read(path)
+    local fh = io.open(path, "rb")
+    if not fh then
+        return ""
+    end
+    local text = fh:read("*a") or ""
+    fh:close()
+    return text
+end
+
+-- Reads the files into the shared dict; bumps the generation when anything changed.
+function M.load()
+    local parts = {}
+    for i, name in ipairs(FILES) do
+        parts[i] = read(DIR .. name)
+    end
+    local blob = table.concat(parts, "\0")
+    if blob ~= shared:get("blob") or not shared:get("gen") then
+        shared:set("blob", blob)
+        shared:incr("gen", 1, 0)
+        return true
+    end
+    return false
+end
+
+local function parse_record(colour, text)
+    local rec = { colour = colour, services = {}, routes = {} }
+    for line in text:gmatch("[^\n]+") do
+        local kind, rest = line:match("^(%a+) (.*)$")
+        if kind == "release" and rest:match("^[0-9a-f]+$") then
+            rec.release = rest
+        elseif kind == "version" then
+            rec.version = rest
+        elseif kind == "service" then
+            local name, host, port, health = rest:match("^([a-z0-9-]+) ([a-z0-9.-]+) (%d+) (/%S*)$")
+            if name then
+                rec.services[name] = { host = host, port = tonumber(port), health = health }
+            end
+        elseif kind == "route" then
+            local prefix, service = rest:match("^(/%S*) ([a-z0-9-]+)$")
+            if prefix then
+                rec.routes[#rec.routes + 1] = { prefix = prefix, service = service }
+            end
+        end
+    end
+    if not rec.release then
+        return nil
+    end
+    -- longest prefix first: the most specific route wins, as with nginx locations
+    table.sort(rec.routes, function(a, b)
+        return #a.prefix > #b.prefix
+    end)
+    return rec
+end
+
+local function decode(blob)
+    local parts = {}
+    for part in (blob .. "\0"):gmatch("([^%z]*)%z") do
+        parts[#parts + 1] = part
+    end
+    local st = { colours = {} }
+    local live = (parts[1] or ""):match("^%s*(%a+)%s*$")
+    for i, colour in ipairs({ "blue", "green" }) do
+        st.colours[colour] = parse_record(colour, parts[i + 1] or "")
+    end
+    if live and COLOURS[live] and st.colours[live] then
+        st.live = live
+    end
+    -- The preview is the colour that is not live, when it has a release.
+    for colour in pairs(COLOURS) do
+        if colour ~= st.live and st.colours[colour] then
+            if not st.preview or colour == "blue" then
+                st.preview = colour
+            end
+        end
+    end
+    if parts[4] and parts[4] ~= "" then
+        st.maintenance = parts[4]
+    end
+    return st
+end
+
+-- This worker's view of the state, decoded once per generation.
+function M.current()
+    local gen = shared:get("gen")
+    if gen ~= worker_gen or not worker_state then
+        worker_state = decode(shared:get("blob") or "")
+        worker_gen = gen
+    end
+    return worker_state
+end
+
+-- The control socket's /reload: writers call it after each rename.
+function M.reload_handler()
+    local changed = M.load()
+    local st = M.current()
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.say(
+        changed and "reloaded" or "unchanged",
+        " live=", st.live or "",
+        " preview=", st.preview or "",
+        " gen=", shared:get("gen")
+    )
+end
+
+-- One worker re-reads the files every second, so a write whose /reload was lost (or a
+-- file changed by hand) still takes effect.
+function M.start_reconcile()
+    if ngx.worker.id() ~= 0 then
+        return
+    end
+    ngx.timer.every(1, function(premature)
+        if not premature then
+            M.load()
+        end
+    end)
+end
+
+return M

@@ -1,0 +1,149 @@
+"""`deployer backup now|list|verify|fetch|restore|prune`: a few lines each; the work is in
+deployer/flows/backups.py (which asks the backup agent in the `backup` container)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deployer.cli.common import ConfigOption, context, handled, say
+
+app = typer.Typer(no_args_is_help=True, help="Dump, list, verify, fetch, restore and prune database backups.")
+
+
+def _checked(check, value: str, option: str) -> str:
+    """Bad input exits 2 with one line, before the config is even read."""
+    from deployer.errors import InputError
+
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise InputError(f"{option}: {exc}") from None
+
+
+@app.command()
+@handled
+def now(
+    config: ConfigOption = None,
+    label: Annotated[str, typer.Option("--label", help="A note kept with the dump.")] = "manual",
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip reading the dump back.")] = False,
+) -> None:
+    """Dump the database now and read it back; prints the dump's name."""
+    from deployer.core import dumps
+    from deployer.flows import backups
+
+    _checked(dumps.check_label, label, "--label")
+    with context(config) as ctx:
+        print(backups.take(ctx, label=label, verify=not no_verify))
+
+
+@app.command("list")
+@handled
+def list_(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every dump, oldest first, with its state now: verified, stale, unverified or DAMAGED."""
+    from deployer.flows import backups
+
+    with context(config, check_paths=False) as ctx:
+        found = backups.listing(ctx)
+    if as_json:
+        print(json.dumps(found["dumps"], indent=2))
+        return
+    for r in found["dumps"]:
+        other = "" if r["database"] == found["database"] else f"  [database {r['database'] or '?'}]"
+        print(f"{r['name']}  {r['created']}  {r['size_text']:>9}  {r['verified']}  {r['label']}{other}")
+    for name in found["writing"]:
+        print(f"{name}  being written")
+    if not found["dumps"] and not found["writing"]:
+        print("no dumps")
+
+
+@app.command()
+@handled
+def verify(
+    name: Annotated[str | None, typer.Argument(help="The dump (default: the newest).")] = None,
+    config: ConfigOption = None,
+    restore: Annotated[
+        bool, typer.Option("--restore", help="Also restore it into a scratch server and query it.")
+    ] = False,
+) -> None:
+    """Check a dump's sha256 and read every data block; --restore also restores and queries it."""
+    from deployer.core import dumps
+    from deployer.flows import backups
+
+    if name is not None:
+        _checked(dumps.check_name, name, "NAME")
+    with context(config, check_paths=False) as ctx:
+        name, report = backups.verify(ctx, name, restore=restore)
+    for line in report:
+        print(line)
+    print(f"{name}: ok")
+
+
+@app.command()
+@handled
+def fetch(
+    name: Annotated[str, typer.Argument(help="The dump to copy to this machine.")],
+    config: ConfigOption = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File or folder (default: ./NAME.dump).")
+    ] = None,
+) -> None:
+    """Copy a dump to this machine (from any engine), checked against its sha256; the file is 0600."""
+    from deployer.core import dumps
+    from deployer.flows import backups
+
+    _checked(dumps.check_name, name, "NAME")
+    with context(config, check_paths=False) as ctx:
+        path, digest = backups.fetch(ctx, name, output)
+    say(f"sha256 {digest} ok")
+    print(path)
+
+
+@app.command()
+@handled
+def restore(
+    name: Annotated[str, typer.Argument(help="The dump to restore.")],
+    config: ConfigOption = None,
+    database: Annotated[str | None, typer.Option("--database", help="Target database (default: the app's).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Really replace the target's data.")] = False,
+) -> None:
+    """Restore a dump (after a safety dump of the target); all or nothing."""
+    from deployer.core import dumps
+    from deployer.errors import InputError
+    from deployer.flows import backups
+
+    _checked(dumps.check_name, name, "NAME")
+    if database is not None:
+        _checked(dumps.check_database, database, "--database")
+    if not yes:
+        raise InputError(f"restoring {name} replaces the data of {database or 'the database'}: add --yes")
+    with context(config) as ctx:
+        done = backups.restore(ctx, name, database)
+    if done.get("safety"):
+        say(f"safety dump of {done['database']} taken first: {done['safety']}")
+    for table, rows in done["tables"]:
+        print(f"{table}\t{rows}")
+
+
+@app.command()
+@handled
+def prune(
+    config: ConfigOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+    damaged: Annotated[bool, typer.Option("--damaged", help="Also delete the dumps found damaged.")] = False,
+) -> None:
+    """Apply the retention policy (backup.keep_*) to the dumps of the configured database."""
+    from deployer.flows import backups
+
+    with context(config, check_paths=False) as ctx:
+        done = backups.prune(ctx, dry_run=dry_run, damaged=damaged)
+    for name, why in sorted(done["keep"].items()):
+        print(f"keep {name} ({why})")
+    for name in done["delete"]:
+        print(f"{'would delete' if dry_run else 'deleted'} {name}")

@@ -1,0 +1,88 @@
+"""What every command shares: the --config option, progress lines, and one place that
+turns errors into a message and an exit code (2 bad input, 1 failure, 130 cancelled).
+
+No command prints a traceback: an unexpected exception is reported in one line too
+(DEPLOYER_TRACEBACK=1 shows it). Every message is masked of known secrets.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deployer.core.masking import mask
+from deployer.errors import DeployerError
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="DEPLOYER_CONFIG", help="Path to deployer.toml (default: ./deployer.toml)."),
+]
+
+
+def say(message: str) -> None:
+    """A progress line, on stderr so that stdout stays parseable (--json)."""
+    print(f"· {mask(message)}", file=sys.stderr, flush=True)
+
+
+def error(message: str) -> None:
+    print(mask(message), file=sys.stderr, flush=True)
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so every step is undone and the lock freed."""
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command: our errors become one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _terminate_like_interrupt()
+        try:
+            return fn(*args, **kwargs)
+        except DeployerError as exc:
+            step = f" in step '{exc.step}'" if exc.step else ""
+            error(f"ERROR ({type(exc).__name__}{step}): {exc}")
+            if exc.logs:
+                error(f"--- last lines ---\n{exc.logs}")
+            if os.environ.get("DEPLOYER_TRACEBACK"):
+                raise
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            error("cancelled: what the command had started was undone")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still one line, never locals or a traceback
+            if os.environ.get("DEPLOYER_TRACEBACK"):
+                raise
+            error(f"ERROR (internal {type(exc).__name__}): {exc} (DEPLOYER_TRACEBACK=1 shows where)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@contextmanager
+def context(config_path: Path | None, *, check_paths: bool = True) -> Iterator[Any]:
+    """Load the config, and hand the command a Context whose engine is closed afterwards."""
+    from deployer import config as config_mod
+    from deployer.flows.context import Context
+
+    ctx = Context(config_mod.load(config_path, check_paths=check_paths), say=say)
+    try:
+        yield ctx
+    finally:
+        ctx.close()

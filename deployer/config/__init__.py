@@ -1,0 +1,255 @@
+"""Load `deployer.toml` into frozen objects, validating everything before any side effect.
+
+Every error names the file and the key (exit code 2). Nothing here touches Docker.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from deployer.config import envfile
+from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Service, Timeouts
+from deployer.config.reader import Reader
+from deployer.errors import ConfigError
+
+__all__ = ["Backup", "Config", "Database", "Edge", "Engine", "Limits", "Service", "Timeouts", "find", "load", "parse"]
+
+DEFAULT_FILE = "deployer.toml"
+DEFAULT_SCHEDULE = "0 3 * * *"
+MAX_SERVICES = 16
+SECTIONS = ("project", "engine", "services", "edge", "database", "timeouts", "smoke", "backup")
+DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8,32}")
+PROJECT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
+SERVICE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?")
+RESERVED_SERVICES = ("edge", "db", "backup", "deployer")
+# A repository name as docker accepts it (lowercase path components, optional registry host:port).
+IMAGE_NAME = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+)
+IMAGE_REF = re.compile(IMAGE_NAME.pattern + r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MEMORY = re.compile(r"[1-9][0-9]{0,6}[kmg]")
+SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::[0-9]{1,5})?")
+RESTART = ("no", "always", "unless-stopped", "on-failure")
+SERVICE_KEYS = {
+    "image",
+    "port",
+    "health",
+    "routes",
+    "env_file",
+    "required_env",
+    "build",
+    "dockerfile",
+    "stop_grace",
+    "cpus",
+    "memory",
+}
+
+
+def find(path: str | Path | None) -> Path:
+    candidate = Path(path) if path else Path.cwd() / DEFAULT_FILE
+    if not candidate.is_file():
+        raise ConfigError(candidate, None, "config file not found (use --config PATH)")
+    return candidate.resolve()
+
+
+def load(path: str | Path | None = None, *, check_paths: bool = True) -> Config:
+    """check_paths=False skips the checks of files on the CLI's machine (env files, build
+    contexts, templates): the backup service sees only what it is given."""
+    file = find(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(file, None, "not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(file, None, f"cannot read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, None, f"not valid TOML: {exc}") from None
+    return parse(raw, file, check_paths=check_paths)
+
+
+def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Config:
+    r = Reader(raw, file, check_paths=check_paths)
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(file, key, f"unknown section (expected one of {', '.join(SECTIONS)})")
+    name = r.matching(
+        "project.name", PROJECT_NAME, "2-32 characters of a-z, 0-9 and '-', starting with a letter", required=True
+    )
+    deployment = r.matching("project.id", DEPLOYMENT_ID, "8-32 characters of a-z and 0-9 (deployer init writes one)")
+    restart = r.string("project.restart", default="unless-stopped")
+    if restart not in RESTART:
+        raise ConfigError(file, "project.restart", f"must be one of {', '.join(RESTART)}")
+    engine = Engine(host=r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None)
+    services = _services(r)
+    edge = _edge(r)
+    database = _database(r)
+    timeouts = Timeouts(
+        health_deadline=r.number("timeouts.health_deadline", default=120.0, low=1, high=3600),
+        health_interval=r.number("timeouts.health_interval", default=0.1, low=0.05, high=60),
+        request_timeout=r.number("timeouts.request_timeout", default=2.0, low=0.1, high=60),
+    )
+    if timeouts.health_interval >= timeouts.health_deadline:
+        raise ConfigError(file, "timeouts.health_interval", "must be shorter than timeouts.health_deadline")
+    smoke = tuple(r.prefixes("smoke.paths", default=[]))
+    backup = _backup(r)
+    r.reject_unknown()
+    config = Config(
+        path=file,
+        name=name,
+        services=services,
+        edge=edge,
+        database=database,
+        timeouts=timeouts,
+        backup=backup,
+        engine=engine,
+        smoke=smoke,
+        restart=restart,
+        deployment=deployment,
+    )
+    _check_routes(config)
+    return config
+
+
+def _limits(r: Reader, prefix: str) -> Limits:
+    return Limits(
+        cpus=r.optional_number(f"{prefix}.cpus", low=0.01, high=1024, unit="CPUs"),
+        memory=r.matching(f"{prefix}.memory", MEMORY, "a memory size such as 512m or 2g") or None,
+    )
+
+
+def _services(r: Reader) -> dict[str, Service]:
+    table = r.table("services")
+    if not table:
+        raise r.error("services", "no service: add at least one [services.<name>]")
+    if len(table) > MAX_SERVICES:
+        raise r.error("services", f"{len(table)} services: at most {MAX_SERVICES} are supported")
+    services = {}
+    for name in table:
+        prefix = f"services.{name}"
+        if not SERVICE_NAME.fullmatch(name):
+            raise r.error(prefix, "a service name is 1-24 characters of a-z, 0-9 and '-', starting with a letter")
+        if name in RESERVED_SERVICES:
+            raise r.error(prefix, f"{name!r} is reserved for the deployer's own containers")
+        body = r.table(prefix)
+        for key in body:
+            if key not in SERVICE_KEYS:
+                raise r.error(f"{prefix}.{key}", f"unknown key (a service takes {', '.join(sorted(SERVICE_KEYS))})")
+        image = r.matching(
+            f"{prefix}.image", IMAGE_NAME, "an image name without a tag (the version is the tag)", required=True
+        )
+        env_file = r.path(f"{prefix}.env_file", must_exist=True, kind="file")
+        required_env = tuple(r.names(f"{prefix}.required_env", ENV_KEY, "environment variable names"))
+        if required_env and r.check_paths:
+            values = envfile.read(env_file, where=r.file, key=f"{prefix}.env_file").values if env_file else {}
+            missing = [k for k in required_env if k not in values]
+            if missing:
+                raise r.error(
+                    f"{prefix}.required_env",
+                    f"{missing[0]} is required but {'not in ' + str(env_file) if env_file else 'the service has no env_file'}",
+                )
+        elif env_file and r.check_paths:
+            envfile.read(env_file, where=r.file, key=f"{prefix}.env_file")
+        services[name] = Service(
+            name=name,
+            image=image,
+            port=r.port(f"{prefix}.port", required=True, allow_zero=False),
+            health=r.url_path(f"{prefix}.health", required=True),
+            routes=tuple(r.prefixes(f"{prefix}.routes", default=[])),
+            env_file=env_file,
+            required_env=required_env,
+            build=r.path(f"{prefix}.build", must_exist=True, kind="dir"),
+            dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
+            stop_grace=r.integer(f"{prefix}.stop_grace", default=30, low=1, high=600),
+            limits=_limits(r, prefix),
+        )
+    return services
+
+
+def _check_routes(config: Config) -> None:
+    owner: dict[str, str] = {}
+    for service in config.services.values():
+        for prefix in service.routes:
+            if prefix in owner:
+                raise ConfigError(
+                    config.path,
+                    f"services.{service.name}.routes",
+                    f"{prefix!r} is also a route of services.{owner[prefix]} (each prefix goes to one service)",
+                )
+            owner[prefix] = service.name
+    if not owner:
+        raise ConfigError(config.path, "services", "no service has routes: the edge would serve nothing")
+    if not config.smoke and not config.verify_paths():
+        raise ConfigError(
+            config.path,
+            "smoke.paths",
+            "required here: no service's health path is reachable through its own routes, so name paths to check",
+        )
+
+
+def _edge(r: Reader) -> Edge:
+    edge = Edge(
+        public_port=r.port("edge.public_port", default=80),
+        preview_port=r.port("edge.preview_port", default=8081),
+        public_bind=r.address("edge.public_bind", default="0.0.0.0"),
+        template=r.path("edge.template", must_exist=True, kind="file"),
+        access_log=r.boolean("edge.access_log", default=True),
+        expose_colour=r.boolean("edge.expose_colour", default=False),
+        max_body=r.size("edge.max_body", default="20m"),
+        proxy_timeout=r.integer("edge.proxy_timeout", default=300, low=1, high=86400),
+        client_timeout=r.integer("edge.client_timeout", default=15, low=1, high=3600),
+        keepalive_timeout=r.integer("edge.keepalive_timeout", default=30, low=0, high=3600),
+        upstream_keepalive=r.integer("edge.upstream_keepalive", default=512, low=1, high=16384),
+        upstream_idle_timeout=r.integer("edge.upstream_idle_timeout", default=4, low=1, high=3600),
+    )
+    if edge.public_port and edge.public_port == edge.preview_port:
+        raise r.error("edge.preview_port", "must differ from edge.public_port")
+    return edge
+
+
+def _database(r: Reader) -> Database:
+    image = r.matching("database.image", IMAGE_REF, "an image reference such as my-pgvector:17") or None
+    env_file = r.path("database.env_file", must_exist=True, kind="file")
+    if env_file is None:
+        raise r.error("database.env_file", "missing: a file with POSTGRES_USER and POSTGRES_PASSWORD")
+    if r.check_paths:
+        values = envfile.read(env_file, where=r.file, key="database.env_file").values
+        for key in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
+            if not values.get(key):
+                raise r.error("database.env_file", f"{env_file} must set {key}")
+    return Database(
+        name=r.ident("database.name", default="app"), env_file=env_file, image=image, limits=_limits(r, "database")
+    )
+
+
+def _backup(r: Reader) -> Backup:
+    schedule = r.string("backup.schedule", default=DEFAULT_SCHEDULE)
+    if schedule != DEFAULT_SCHEDULE:
+        from deployer.core import schedule as timing  # croniter, only for a schedule of the user's own
+
+        problem = timing.problem(schedule)
+        if problem:
+            raise r.error("backup.schedule", problem)
+    webhook = r.string("backup.webhook", default="") or None
+    if webhook and not re.fullmatch(r"https?://[^\s]+", webhook):
+        raise r.error("backup.webhook", "must be an http:// or https:// URL")
+    keep = {
+        k: r.integer(f"backup.{k}", default=d, low=0, high=10000)
+        for k, d in (("keep_last", 7), ("keep_daily", 7), ("keep_weekly", 4), ("keep_monthly", 6))
+    }
+    if keep["keep_last"] < 1:
+        raise r.error("backup.keep_last", "must be at least 1")
+    return Backup(
+        dir=r.string("backup.dir", default="") or None,
+        schedule=schedule,
+        before_release=r.boolean("backup.before_release", default=True),
+        webhook=webhook,
+        webhook_timeout=r.number("backup.webhook_timeout", default=5.0, low=0.1, high=60),
+        **keep,
+    )

@@ -1,0 +1,83 @@
+"""Env files: read, checked and never echoed.
+
+The grammar is the one docker compose reads: `KEY=VALUE` lines, blank lines and `#`
+comments, an optional `export ` prefix, and values in single or double quotes. A line
+that is not like that is reported by its number only: its text may hold a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployer.core import masking
+from deployer.errors import ConfigError
+
+KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+SECRET_KEY = re.compile(r".*(PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE).*", re.IGNORECASE)
+URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/:@\s]+:([^@\s]+)@", re.IGNORECASE)
+LINE = re.compile(r"(?:export[ \t]+)?([^=\s]+)[ \t]*=[ \t]*(.*)")
+
+
+@dataclass(frozen=True)
+class EnvFile:
+    path: Path
+    values: dict[str, str]
+
+
+def _value(raw: str) -> str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    return re.split(r"[ \t]#", raw, maxsplit=1)[0].rstrip()
+
+
+def parse(text: str, *, where: object, key: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        m = LINE.fullmatch(stripped)
+        if not m or not KEY.fullmatch(m.group(1)):
+            raise ConfigError(where, key, f"line {number} is not KEY=VALUE (its text is not shown: it may be a secret)")
+        values[m.group(1)] = _value(m.group(2))
+    return values
+
+
+def read(path: Path, *, where: object, key: str, check_mode: bool = True) -> EnvFile:
+    """Read and check one env file: a readable UTF-8 file, owned by this user, not readable by others."""
+    try:
+        info = path.stat()
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(where, key, f"cannot read {path}: {exc.strerror}") from None
+    if check_mode:
+        if info.st_mode & stat.S_IROTH:
+            raise ConfigError(
+                where,
+                key,
+                f"{path} is readable by every user on this machine: run `chmod 600 {path}` (it holds secrets)",
+            )
+        if os.geteuid() != 0 and info.st_uid != os.geteuid():
+            raise ConfigError(where, key, f"{path} belongs to another user (uid {info.st_uid}): secrets must be yours")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(where, key, f"{path} is not UTF-8 text") from None
+    values = parse(text, where=where, key=key)
+    register_secrets(values)
+    return EnvFile(path, values)
+
+
+def register_secrets(values: dict[str, str]) -> None:
+    """Values of secret-looking keys, and passwords inside URLs, are masked in all output."""
+    for k, v in values.items():
+        if SECRET_KEY.fullmatch(k):
+            masking.register(v)
+        m = URL_PASSWORD.search(v)
+        if m:
+            masking.register(m.group(1))

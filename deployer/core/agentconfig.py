@@ -1,0 +1,54 @@
+"""What the backup agent (inside the `backup` container) is told: its settings as JSON.
+
+`deployer up` renders it into the container (a compose config, so it is neither an env
+variable nor a mount of a file on the CLI's machine); the agent reads it at start. The
+database password and the webhook URL are not here: they are secret files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+PATH = "/etc/deployer/agent.json"
+DUMPS = "/backups"
+SECRETS = "/run/secrets"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    project: str
+    database: str
+    db_host: str
+    db_user: str
+    schedule: str
+    keep_last: int
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
+    webhook_timeout: float
+    dumps: str = DUMPS
+
+    def render(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def parse(cls, text: str) -> AgentConfig:
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def for_config(config, db_user: str) -> AgentConfig:
+    b = config.backup
+    return AgentConfig(
+        project=config.name,
+        database=config.database.name,
+        db_host="db",
+        db_user=db_user,
+        schedule=b.schedule,
+        keep_last=b.keep_last,
+        keep_daily=b.keep_daily,
+        keep_weekly=b.keep_weekly,
+        keep_monthly=b.keep_monthly,
+        webhook_timeout=b.webhook_timeout,
+    )

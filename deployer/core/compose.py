@@ -1,0 +1,220 @@
+"""Compose files as data: one release of a colour, and the infrastructure.
+
+Pure: the flows hand the result to docker compose as a JSON file. Compose interpolates
+`$` in every string of a compose file, so every value we write is escaped (`$$`), and
+no value can reach another key: this is data, not a template.
+
+Secrets never appear here. A secret travels as a compose secret whose value compose
+reads from its own environment (set by the engine adapter for that one call) and copies
+into the container as a file under /run/secrets: it is in neither `docker inspect` nor
+any argv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from deployer.core import names
+
+SECRET_ENV_PREFIX = "DEPLOYER_SECRET_"
+# Container logs are rotated: the edge writes a line per request (about 320 bytes), which
+# would otherwise grow without end on the host's disk.
+LOGGING = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"}}
+
+
+def escape(value: Any) -> Any:
+    """Escape compose interpolation in every string of a structure."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {escape(k): escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape(v) for v in value]
+    return value
+
+
+def _limits(limits) -> dict[str, Any]:
+    resources = {}
+    if limits.cpus is not None:
+        resources["cpus"] = f"{limits.cpus:g}"
+    if limits.memory is not None:
+        resources["memory"] = limits.memory
+    return {"deploy": {"resources": {"limits": resources}}} if resources else {}
+
+
+def _networks(project: str) -> dict[str, Any]:
+    return {
+        "edge": {"external": True, "name": names.edge_network(project)},
+        "data": {"external": True, "name": names.data_network(project)},
+    }
+
+
+def release(config, colour: str, release_id: str, version: str, deployment: str = "") -> dict[str, Any]:
+    """Every service of one release of a colour, started and stopped together.
+
+    Each service answers on the edge network to <service>-<colour>-<release id>, a name
+    no other container ever had, and learns its siblings' addresses as <SERVICE>_URL.
+    """
+    project = config.name
+    siblings = {
+        f"{names.env_name(s.name)}_URL": f"http://{names.service_host(s.name, colour, release_id)}:{s.port}"
+        for s in config.services.values()
+    }
+    services: dict[str, Any] = {}
+    for s in config.services.values():
+        spec: dict[str, Any] = {
+            "image": s.image_ref(version),
+            "environment": {
+                "APP_VERSION": version,
+                "APP_COLOUR": colour,
+                "APP_RELEASE": release_id,
+                "APP_SERVICE": s.name,
+                "PORT": str(s.port),
+                "HOSTNAME": "0.0.0.0",
+                **siblings,
+            },
+            "labels": {
+                names.LABEL_PROJECT: project,
+                names.LABEL_DEPLOYMENT: deployment,
+                names.LABEL_ROLE: "app",
+                names.LABEL_COLOUR: colour,
+                names.LABEL_VERSION: version,
+                names.LABEL_RELEASE: release_id,
+                names.LABEL_SERVICE: s.name,
+                names.LABEL_PORT: str(s.port),
+            },
+            "restart": config.restart,
+            "logging": LOGGING,
+            "stop_grace_period": f"{s.stop_grace}s",
+            "networks": {"edge": {"aliases": [names.service_host(s.name, colour, release_id)]}, "data": {}},
+            **_limits(s.limits),
+        }
+        if s.env_file:
+            spec["env_file"] = [{"path": str(s.env_file), "required": True}]
+        services[s.name] = spec
+    return escape({"services": services, "networks": _networks(project)})
+
+
+def _port(bind: str, published: int, target: int) -> dict[str, Any]:
+    port: dict[str, Any] = {"target": target, "host_ip": bind, "protocol": "tcp"}
+    if published:
+        port["published"] = str(published)
+    return port
+
+
+def _backup_health() -> dict[str, Any]:
+    """Unhealthy once the schedule's deadline has passed (deployer/agent/health.py judges it
+    from the dumps on disk). Checked every 5 s: `up --wait` waits for the first check."""
+    return {
+        "test": ["CMD", "python3", "-m", "deployer.agent", "health"],
+        "interval": "5s",
+        "timeout": "30s",
+        "retries": 2,
+        "start_period": "0s",
+    }
+
+
+def infra(
+    config,
+    *,
+    edge_image: str,
+    db_image: str,
+    backup_image: str,
+    db_env: dict[str, str],
+    agent_config: str,
+    deployment: str = "",
+    dumps_on_host: str | None = None,
+    edge_sysctls: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The edge, the database and the backup service (compose project <name>-infra).
+
+    `db_env` holds the database env file's values except the password, which is a secret
+    (POSTGRES_PASSWORD_FILE). `dumps_on_host` is a folder of the Docker host for the dumps;
+    None keeps them in the volume <name>-dumps.
+    """
+    project = config.name
+
+    def labels(role: str) -> dict[str, str]:
+        return {names.LABEL_PROJECT: project, names.LABEL_DEPLOYMENT: deployment, names.LABEL_ROLE: role}
+
+    dumps = dumps_on_host or "dumps"
+    services = {
+        "edge": {
+            "image": edge_image,
+            "ports": [
+                _port(config.edge.public_bind, config.edge.public_port, 80),
+                _port("127.0.0.1", config.edge.preview_port, 8081),
+            ],
+            "volumes": ["edge-state:/var/lib/deployer"],
+            "networks": ["edge"],
+            "labels": labels("edge"),
+            "restart": config.restart,
+            "logging": LOGGING,
+            **({"sysctls": edge_sysctls} if edge_sysctls else {}),
+        },
+        "db": {
+            "image": db_image,
+            "environment": {
+                **{k: v for k, v in db_env.items() if k != "POSTGRES_PASSWORD"},
+                "POSTGRES_DB": config.database.name,
+                "PGDATA": "/var/lib/postgresql/data/pgdata",
+                "POSTGRES_PASSWORD_FILE": "/run/secrets/db_password",
+            },
+            "secrets": [{"source": "db_password", "target": "db_password", "mode": 0o400}],
+            "volumes": ["db-data:/var/lib/postgresql/data"],
+            "networks": {"data": {"aliases": ["db"]}},
+            "shm_size": "256m",
+            "stop_grace_period": "60s",
+            "labels": labels("db"),
+            "restart": config.restart,
+            "logging": LOGGING,
+            **_limits(config.database.limits),
+        },
+        # The backup agent (deployer/agent): starts as root only to own /backups and read
+        # its secrets, then drops to uid 10001; holds no capability beyond those steps.
+        "backup": {
+            "image": backup_image,
+            "command": ["schedule"],
+            "configs": [{"source": "agent", "target": "/etc/deployer/agent.json", "mode": 0o444}],
+            "secrets": [
+                {"source": "db_password", "target": "db_password", "mode": 0o400},
+                {"source": "webhook", "target": "webhook", "mode": 0o400},
+            ],
+            "volumes": [f"{dumps}:/backups"],
+            "networks": ["data", "edge"] if config.backup.webhook else ["data"],
+            "healthcheck": _backup_health(),
+            "init": True,  # reaps what a killed agent command leaves running
+            "cap_drop": ["ALL"],
+            # own /backups, read the secrets, drop to 10001; KILL lets init pass SIGTERM on to it
+            "cap_add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"],
+            "security_opt": ["no-new-privileges:true"],
+            "stop_grace_period": "10s",
+            # compose recreates a container when its service changes, not when a config's
+            # content does: the settings' hash (they hold no secret) makes it change.
+            "labels": {
+                **labels("backup"),
+                "deployer.agent-settings": hashlib.sha256(agent_config.encode()).hexdigest()[:16],
+            },
+            "restart": config.restart,
+            "logging": LOGGING,
+        },
+    }
+    volumes: dict[str, Any] = {
+        "edge-state": {"name": names.volume(project, "edge-state")},
+        "db-data": {"name": names.volume(project, "db-data")},
+    }
+    if not dumps_on_host:
+        volumes["dumps"] = {"name": names.volume(project, "dumps")}
+    return escape(
+        {
+            "services": services,
+            "volumes": volumes,
+            "networks": _networks(project),
+            "secrets": {
+                "db_password": {"environment": f"{SECRET_ENV_PREFIX}DB_PASSWORD"},
+                "webhook": {"environment": f"{SECRET_ENV_PREFIX}WEBHOOK"},
+            },
+            "configs": {"agent": {"content": agent_config}},
+        }
+    )

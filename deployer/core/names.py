@@ -1,0 +1,62 @@
+"""Every name the deployer gives to what it creates, and the labels it reads back.
+
+A deployment is `project.name`: its compose projects, containers, networks and volumes
+all start with it. The labels are how the host tells the truth about what runs.
+"""
+
+from __future__ import annotations
+
+import re
+
+COLOURS = ("blue", "green")
+RELEASE_ID = re.compile(r"[0-9a-f]{8}")
+
+LABEL_PROJECT = "deployer.project"
+LABEL_DEPLOYMENT = "deployer.deployment"
+LABEL_ROLE = "deployer.role"  # edge, db, backup, app, scratch
+LABEL_COLOUR = "deployer.colour"
+LABEL_VERSION = "deployer.version"
+LABEL_RELEASE = "deployer.release"
+LABEL_SERVICE = "deployer.service"
+LABEL_PORT = "deployer.port"
+
+
+def other(colour: str) -> str:
+    return COLOURS[1 - COLOURS.index(colour)]
+
+
+def release_project(project: str, colour: str, release_id: str) -> str:
+    """The compose project of one release of a colour."""
+    return f"{project}-{colour}-{release_id}"
+
+
+def service_host(service: str, colour: str, release_id: str) -> str:
+    """The network alias of one service of one release: no other container ever answers to it."""
+    return f"{service}-{colour}-{release_id}"
+
+
+def infra_project(project: str) -> str:
+    return f"{project}-infra"
+
+
+def infra_container(project: str, service: str) -> str:
+    """edge, db or backup."""
+    return f"{project}-infra-{service}-1"
+
+
+def edge_network(project: str) -> str:
+    return f"{project}-edge"
+
+
+def data_network(project: str) -> str:
+    return f"{project}-data"
+
+
+def volume(project: str, what: str) -> str:
+    """edge-state, db-data, dumps."""
+    return f"{project}-{what}"
+
+
+def env_name(service: str) -> str:
+    """backend -> BACKEND, ai-gateway -> AI_GATEWAY: the prefix of <SERVICE>_URL."""
+    return service.upper().replace("-", "_")

@@ -1,0 +1,102 @@
+"""The one probe rule. Health waits, smoke checks, a switch's check of its target and the
+verification after a switch all fetch URLs from inside the edge with this one curl, and
+judge each answer the same way: a 2xx or 3xx status, from the colour (and release)
+expected, as the edge itself reports in X-Deployer-Colour and X-Deployer-Release.
+
+Probing from inside the edge needs no port on the CLI's machine, so every command works
+the same against a remote engine. Inside the edge:
+
+    LIVE     the public server, as a user's request reaches it
+    PREVIEW  the preview server: the colour that is not live, and /_deployer/health/...
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+LIVE = "http://127.0.0.1:80"
+PREVIEW = "http://127.0.0.1:8081"
+
+
+@dataclass(frozen=True)
+class Probe:
+    url: str
+    colour: str
+    release: str = ""  # also require this release, when given
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    colour: str
+    release: str
+    url: str
+
+    def failure(self, probe: Probe) -> str | None:
+        """Why this answer does not pass the probe, or None."""
+        if self.code == 0:
+            return f"{self.url}: no answer"
+        if not 200 <= self.code < 400:
+            return f"{self.url}: HTTP {self.code}"
+        if self.colour != probe.colour:
+            return f"{self.url}: answered by {self.colour or 'no colour'}, expected {probe.colour}"
+        if probe.release and self.release != probe.release:
+            return f"{self.url}: answered by release {self.release or 'none'}, expected {probe.release}"
+        return None
+
+    def line(self) -> str:
+        return f"probe {self.code} [{self.colour}] {self.url}"
+
+
+def health_url(colour: str, service: str = "", release: str = "") -> str:
+    """A service's own health path on a colour's current release (or on exactly that
+    release); without a service, every service of it at once."""
+    target = f"{colour}-{release}" if release else colour
+    return f"{PREVIEW}/_deployer/health/{target}" + (f"/{service}" if service else "")
+
+
+def script(probes: list[Probe], timeout: float) -> str:
+    """One curl over every URL; prints `probe <code> <colour> <release> <url>` per URL and
+    exits non-zero unless each answer passes."""
+    if not probes:
+        return "true"
+    outputs = " ".join(f"-o /dev/null {shlex.quote(p.url)}" for p in probes)
+    expected = " ".join(f"{p.colour}/{p.release or '-'}" for p in probes)
+    fmt = "probe %{http_code} %header{x-deployer-colour}. %header{x-deployer-release}. %{url}\\n"
+    return (
+        f"curl -s --max-time {timeout:g} -w '{fmt}' {outputs}"
+        f" | awk -v want={shlex.quote(expected)} '"
+        'BEGIN { n = split(want, w, " ") } '
+        '{ print; i++; split(w[i], e, "/"); c = substr($3, 1, length($3) - 1); r = substr($4, 1, length($4) - 1); '
+        'if ($2 < 200 || $2 >= 400 || c != e[1] || (e[2] != "-" && r != e[2])) bad = 1 } '
+        "END { if (i != n) bad = 1; exit bad }'"
+    )
+
+
+def parse(output: str) -> list[Result]:
+    results = []
+    for line in output.splitlines():
+        parts = line.split(" ")
+        if len(parts) < 5 or parts[0] != "probe":
+            continue
+        try:
+            code = int(parts[1])
+        except ValueError:
+            code = 0
+        results.append(Result(code, parts[2].rstrip("."), parts[3].rstrip("."), " ".join(parts[4:])))
+    return results
+
+
+def failures(probes: list[Probe], output: str) -> list[str]:
+    """Why the probes did not pass (empty when every one did)."""
+    results = parse(output)
+    problems = []
+    for i, p in enumerate(probes):
+        if i >= len(results):
+            problems.append(f"{p.url}: no answer")
+            continue
+        why = results[i].failure(p)
+        if why:
+            problems.append(why)
+    return problems

@@ -1,0 +1,235 @@
+"""Pure builders of the shell scripts that run inside the edge container (one `docker exec` each).
+
+Nothing here does I/O: each function returns a script, and the unit tests assert what it
+contains. Every file update is write-to-temp, fsync, rename, then fsync of the folder, so
+nginx and every reader see the old file or the new one, never half of one; a change to the
+route state is then announced on the edge's control socket, so nginx picks it up at once.
+Scripts carry no secret: every value in them ends up in `docker exec`'s argv.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+
+from deployer.core import probe as probe_rule
+from deployer.core import state as route_state
+
+HOME = "/var/lib/deployer"
+SITE = f"{HOME}/site.conf"
+HISTORY = f"{HOME}/history.jsonl"
+LOCK = f"{HOME}/lock"
+STATE = route_state.DIR
+PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
+NOTIFY = "curl -sf --max-time 5 --unix-socket /run/deployer/control.sock http://edge/reload >/dev/null"
+SEPARATOR = "@@deployer-state@@"
+
+# Exit codes of the scripts, read by deployer.adapters.edge.
+SITE_REJECTED, RELOAD_FAILED = 10, 11
+VERIFY_FAILED, NO_RELEASE, LOCK_LOST = 12, 13, 14
+LOCK_HELD, TARGET_UNHEALTHY, NOTIFY_FAILED, WRONG_DEPLOYMENT, PENDING = 20, 21, 22, 23, 24
+DEPLOYMENT = f"{HOME}/deployment"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def write_atomic(path: str, content: str) -> str:
+    folder = path.rsplit("/", 1)[0]
+    tmp = f"{path}.tmp.$$"
+    return (
+        f"printf %s {shlex.quote(_b64(content))} | base64 -d > {tmp} && sync {tmp} && mv -f {tmp} {path}"
+        f" && sync {folder}"
+    )
+
+
+def _notify() -> str:
+    return f"{NOTIFY} || {{ echo 'the edge did not take the new route state'; exit {NOTIFY_FAILED}; }}"
+
+
+def check_deployment(deployment: str) -> str:
+    """Exit WRONG_DEPLOYMENT (printing the edge's id) unless the edge belongs to this config's deployment."""
+    have = f"$(cat {DEPLOYMENT} 2>/dev/null)"
+    return f'if [ "{have}" != {shlex.quote(deployment)} ]; then echo "deployment {have}"; exit {WRONG_DEPLOYMENT}; fi'
+
+
+def mark_deployment(deployment: str) -> str:
+    return write_atomic(DEPLOYMENT, deployment)
+
+
+def read_state() -> str:
+    """Print every route state file (see core.state.parse_dump)."""
+    return route_state.dump_files(SEPARATOR)
+
+
+def write_state(name: str, content: str | None) -> str:
+    """Replace (or, with None, remove) one route state file and announce it."""
+    path = f"{STATE}/{name}"
+    change = write_atomic(path, content) if content is not None else f"rm -f {path} && sync {STATE}"
+    return "\n".join([f"mkdir -p {STATE}", change, _notify()])
+
+
+# -- lock ---------------------------------------------------------------------------------
+#
+# The lock is a folder (mkdir is atomic: the first caller wins) holding the holder's record
+# and a lease: the epoch second, by the edge's clock, until which the holder is alive. The
+# holder renews it while it works; a lock whose lease has passed is stale (its holder was
+# killed, on whatever machine) and the next command takes it over, saying whose it was.
+
+
+def _lease_check() -> str:
+    """Sets $lease to the lock's lease end (a lock being created counts as fresh for 10 s)."""
+    return f"lease=$(cat {LOCK}/lease 2>/dev/null || echo $(( $(stat -c %Y {LOCK} 2>/dev/null || echo 0) + 10 )))"
+
+
+def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
+    """Prints `stale <b64 record>` when it took over a stale lock; exits LOCK_HELD with
+    `held <seconds left> <b64 record>` when a live holder has it."""
+    held = f'echo "held $((lease - now)) $(base64 -w0 {LOCK}/holder 2>/dev/null)"; exit {LOCK_HELD}'
+    return "\n".join(
+        [
+            check_deployment(deployment),
+            "now=$(date +%s)",
+            f"if ! mkdir {LOCK} 2>/dev/null; then",
+            f"  {_lease_check()}",
+            f'  if [ "$now" -lt "$lease" ]; then {held}; fi',
+            f'  echo "stale $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
+            f"  mv {LOCK} {LOCK}.stale.$$ 2>/dev/null && rm -rf {LOCK}.stale.$$",
+            f"  if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
+            "fi",
+            write_atomic(f"{LOCK}/holder", holder),
+            f"echo $((now + {int(lease_seconds)})) > {LOCK}/lease",
+        ]
+    )
+
+
+def _owns(token: str) -> str:
+    return f"grep -q {shlex.quote(token)} {LOCK}/holder 2>/dev/null"
+
+
+def renew_lock(token: str, lease_seconds: int) -> str:
+    return f"{_owns(token)} || exit {LOCK_LOST}\necho $(( $(date +%s) + {int(lease_seconds)} )) > {LOCK}/lease.new && mv -f {LOCK}/lease.new {LOCK}/lease"
+
+
+def free_lock(token: str) -> str:
+    """Remove the lock only while this token holds it (a broken and re-taken lock stays)."""
+    return f"{_owns(token)} && rm -rf {LOCK}"
+
+
+def break_lock() -> str:
+    return f"rm -rf {LOCK} && echo removed"
+
+
+def read_lock() -> str:
+    """Prints `<seconds left of the lease> <b64 record>`, or nothing when the lock is free."""
+    return "\n".join(
+        [
+            f"[ -d {LOCK} ] || exit 0",
+            "now=$(date +%s)",
+            _lease_check(),
+            f'echo "$((lease - now)) $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
+        ]
+    )
+
+
+# -- history ------------------------------------------------------------------------------
+
+
+def append_history(line: str) -> str:
+    return f"printf '%s\\n' {shlex.quote(line)} >> {HISTORY} && sync {HISTORY}"
+
+
+def read_history(last: int) -> str:
+    return f"tail -n {int(last)} {HISTORY} 2>/dev/null || true"
+
+
+# -- site ---------------------------------------------------------------------------------
+
+
+def apply_site(content: str) -> str:
+    """`nginx -t` the candidate, swap it in and reload; put the old one back if the reload fails."""
+    return "\n".join(
+        [
+            "set -e",
+            f"printf %s {shlex.quote(_b64(content))} | base64 -d > {SITE}.new",
+            f"if cmp -s {SITE}.new {SITE}; then rm -f {SITE}.new; echo unchanged; exit 0; fi",
+            f"if ! nginx -t -q -c /etc/nginx/nginx-candidate.conf 2>&1; then rm -f {SITE}.new; exit {SITE_REJECTED}; fi",
+            f"cp -p {SITE} {SITE}.prev 2>/dev/null || true",
+            f"sync {SITE}.new && mv -f {SITE}.new {SITE} && sync {HOME}",
+            "if ! nginx -s reload 2>&1; then",
+            f"  mv -f {SITE}.prev {SITE}; nginx -s reload || true; exit {RELOAD_FAILED}",
+            "fi",
+            "echo reloaded",
+        ]
+    )
+
+
+# -- switching ----------------------------------------------------------------------------
+
+
+def _set_live(colour_expr: str) -> str:
+    """Write `live` from a shell expression (a literal colour or "$old")."""
+    tmp = f"{STATE}/live.tmp.$$"
+    return f'printf "%s\\n" {colour_expr} > {tmp} && sync {tmp} && mv -f {tmp} {STATE}/live && sync {STATE}'
+
+
+def commit(colour: str, verify: list[probe_rule.Probe], history_line: str, token: str, timeout: float) -> str:
+    """The last step of a release: while this token still holds the lock, make `colour`
+    live, verify through the live server (put the old live colour back on failure),
+    record the release and free the lock."""
+    return "\n".join(
+        [
+            f"{_owns(token)} || {{ echo 'the lock is no longer ours'; exit {LOCK_LOST}; }}",
+            f"old=$(cat {STATE}/live 2>/dev/null || true)",
+            _set_live(colour),
+            f"{NOTIFY} || {{ {_set_live(chr(34) + '$old' + chr(34))}; echo 'the edge did not take the new route state'; exit {NOTIFY_FAILED}; }}",
+            "sleep ${DEPLOYER_TEST_COMMIT_PAUSE:-0}",
+            f"if ! {{ {probe_rule.script(verify, timeout)}; }}; then",
+            f"  {_set_live(chr(34) + '$old' + chr(34))}; {NOTIFY}; echo restored; exit {VERIFY_FAILED}",
+            "fi",
+            append_history(history_line),
+            f"rm -f {STATE}/pending && sync {STATE}",
+            free_lock(token),
+            "echo committed",
+        ]
+    )
+
+
+def switch(
+    target: str,
+    holder: str,
+    token: str,
+    lease_seconds: int,
+    probes: list[probe_rule.Probe],
+    verify: list[probe_rule.Probe],
+    history_line: str,
+    timeout: float,
+    deployment: str = "",
+) -> str:
+    """The whole switch in one exec: take the lock (taking over a stale one), check that the
+    target has a release and that it is healthy, make it live, verify through the live
+    server (restoring on failure), record, free the lock. Prints the target's record last."""
+    unlock = f"{{ {free_lock(token)}; }}"
+    return "\n".join(
+        [
+            take_lock(holder, lease_seconds, deployment),
+            f"old=$(cat {STATE}/live 2>/dev/null || true)",
+            f"if [ ! -s {STATE}/{target} ]; then {unlock}; exit {NO_RELEASE}; fi",
+            # An unfinished release of the target (its process was killed): its route state
+            # names a release that never passed its checks. `deployer lock release` or the
+            # next release puts the previous one back first.
+            f"if grep -qx 'colour {target}' {STATE}/pending 2>/dev/null; then {unlock}; cat {STATE}/pending; exit {PENDING}; fi",
+            f'if [ "$old" = {target} ]; then {unlock}; echo already; cat {STATE}/{target}; exit 0; fi',
+            f"if ! {{ {probe_rule.script(probes, timeout)}; }}; then {unlock}; exit {TARGET_UNHEALTHY}; fi",
+            _set_live(target),
+            f"{NOTIFY} || {{ {_set_live(chr(34) + '$old' + chr(34))}; {unlock}; exit {NOTIFY_FAILED}; }}",
+            f"if ! {{ {probe_rule.script(verify, timeout)}; }}; then",
+            f"  {_set_live(chr(34) + '$old' + chr(34))}; {NOTIFY}; {unlock}; echo restored; exit {VERIFY_FAILED}",
+            "fi",
+            f"printf '%s\\n' {shlex.quote(history_line)} | sed \"s/{PREVIOUS}/$old/\" >> {HISTORY} && sync {HISTORY}",
+            unlock,
+            'echo "switched from ${old:-none}"',
+            f"cat {STATE}/{target}",
+        ]
+    )

@@ -1,0 +1,59 @@
+"""Step names, written once. Progress lines, errors ("failed in step 'health'"), the step
+timings of a release and its history entry all use these."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    # a release, in order
+    LOCK = "lock"
+    IMAGES = "images"
+    BACKUP = "backup"
+    MIGRATE = "migrate"
+    START = "start"
+    HEALTH = "health"
+    SMOKE = "smoke"
+    SWITCH = "switch"
+    RETIRE = "retire"
+    WATCH = "watch"
+    # other commands
+    CONFIG = "config"
+    ENGINE = "engine"
+    EDGE = "edge"
+    CHECK = "check"
+    VERIFY = "verify"
+    UNDO = "undo"
+    UP = "up"
+    DOWN = "down"
+    BUILD = "build"
+    RESTORE = "restore"
+    FETCH = "fetch"
+
+
+RELEASE = (
+    Step.LOCK,
+    Step.IMAGES,
+    Step.BACKUP,
+    Step.MIGRATE,
+    Step.START,
+    Step.HEALTH,
+    Step.SMOKE,
+    Step.SWITCH,
+    Step.RETIRE,
+    Step.WATCH,
+)
+
+WHAT = {
+    Step.LOCK: "take the release lock and read the route state",
+    Step.IMAGES: "check that every service's image exists on the engine",
+    Step.BACKUP: "dump the database and verify the dump",
+    Step.MIGRATE: "run the migration command of the new backend image",
+    Step.START: "start the new release beside the idle colour's old standby",
+    Step.HEALTH: "wait until every service of the new release is healthy",
+    Step.SMOKE: "fetch the smoke paths through the preview route",
+    Step.SWITCH: "make the new release live and verify it through the live route",
+    Step.RETIRE: "stop the idle colour's previous release (the old standby)",
+    Step.WATCH: "watch the new live release's error rate and latency",
+}

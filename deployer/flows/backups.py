@@ -1,0 +1,290 @@
+"""Backups, from the CLI's side: every command asks the backup agent, which runs in the
+`backup` container next to the database (deployer/agent), through the engine's one exec
+path. Nothing here reads the dumps folder, so each command works the same against a
+remote engine; `fetch` streams a dump to this machine, and `verify --restore` restores
+one into a scratch server on the engine (flows/scratch.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from deployer.core import dumps, dumpstate, names
+from deployer.core.masking import mask
+from deployer.core.steps import Step
+from deployer.errors import BackupError, DeployerError, InputError
+from deployer.flows.context import Context
+
+AGENT = ["python3", "-m", "deployer.agent"]
+
+
+def container(ctx: Context) -> str:
+    return names.infra_container(ctx.config.name, "backup")
+
+
+class _Reply:
+    """The agent's JSON lines: progress goes to `say`, the last line is the answer."""
+
+    def __init__(self, say) -> None:
+        self.say = say
+        self.pid: int | None = None
+        self.result: Any = None
+        self.error: dict[str, Any] | None = None
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            self.line(line)
+
+    def line(self, raw: bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        if "pid" in message:
+            self.pid = message["pid"]
+        elif "say" in message:
+            self.say(str(message["say"]))
+        elif "result" in message:
+            self.result = message["result"]
+        elif "error" in message:
+            self.error = message
+
+    def outcome(self, exit_code: int, stderr: str, step: str) -> Any:
+        if self._buffer.strip():
+            self.line(self._buffer)
+        if self.error is not None:
+            kind = InputError if self.error.get("input") else BackupError
+            exc = kind(mask(str(self.error.get("error"))))
+            exc.step = self.error.get("step") or step
+            raise exc
+        if exit_code != 0 or self.result is None:
+            tail = mask(stderr.strip()[-500:]) or "no message"
+            raise BackupError(f"the backup agent ended without an answer (exit {exit_code}): {tail}", step=step)
+        return self.result
+
+
+def running(ctx: Context, step: str) -> str:
+    """The backup container's name; raises when it is not running."""
+    name = container(ctx)
+    found = ctx.engine.container(name)
+    if found is None or not found.running:
+        state = "does not exist" if found is None else f"is {found.status}"
+        raise BackupError(f"the backup service {name} {state} on {ctx.engine.where} (run `deployer up`)", step=step)
+    return name
+
+
+def ask(ctx: Context, *args: str, step: str) -> Any:
+    """Run one agent command and return its answer; its errors become ours."""
+    name = running(ctx, step)
+    reply = _Reply(ctx.say)
+    try:
+        done = ctx.engine.exec_stream(name, [*AGENT, *args], reply.feed, step=step)
+    except KeyboardInterrupt:
+        if reply.pid:  # the agent would finish on its own: stop it, it removes what it wrote
+            try:
+                ctx.engine.exec(name, [*AGENT, "cancel", str(reply.pid)], step=step)
+            except Exception:
+                pass
+        raise
+    return reply.outcome(done.exit_code, done.stderr, step)
+
+
+def notify(ctx: Context, step: str, error: str) -> None:
+    """POST a failure the agent could not report itself (it was not running)."""
+    url = ctx.config.backup.webhook
+    if not url:
+        return
+    import urllib.request
+
+    body = json.dumps(
+        {"project": ctx.config.name, "event": "backup_failed", "step": step, "error": mask(error)[-1000:]}
+    )
+    request = urllib.request.Request(
+        url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=ctx.config.backup.webhook_timeout) as response:
+            response.read(1024)
+    except Exception as exc:  # never hide the failure being reported; never print the URL
+        ctx.say(f"webhook failed: {type(exc).__name__}")
+
+
+# -- commands -------------------------------------------------------------------------------
+def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = True) -> str:
+    """Dump the configured database (and read it all back); returns the dump's name.
+    A failure leaves no dump, and is reported to the webhook."""
+    try:
+        running(ctx, step)
+    except BackupError as exc:
+        notify(ctx, step, str(exc))
+        raise
+    args = ["dump", "--label", label, "--step", str(step)] + ([] if verify else ["--no-verify"])
+    return ask(ctx, *args, step=step)["name"]
+
+
+def listing(ctx: Context) -> dict[str, Any]:
+    """{"database", "dumps": [row, ...] oldest first, damaged ones included, "writing": [...]}"""
+    return ask(ctx, "list", step="list")
+
+
+def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[str]]:
+    """The agent's full check; with restore, also a restore into a scratch server."""
+    done = ask(ctx, "verify", *([name] if name else []), step=Step.VERIFY)
+    name, report = done["name"], list(done["report"])
+    if restore:
+        from deployer.flows import scratch
+
+        try:
+            report += scratch.restore_check(ctx, name, step=Step.VERIFY)
+        except DeployerError as exc:
+            _record(ctx, name, ok=False, detail=str(exc))
+            raise
+        _record(ctx, name, ok=True, detail="")
+    return name, report
+
+
+def _record(ctx: Context, name: str, *, ok: bool, detail: str) -> None:
+    ask(
+        ctx,
+        "record",
+        name,
+        "--kind",
+        "restore",
+        "--ok" if ok else "--failed",
+        "--detail",
+        mask(detail)[-300:],
+        step=Step.VERIFY,
+    )
+
+
+def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:
+    """Copy a dump to this machine: partial file, sha256 checked, fsync, rename, 0600."""
+    dumps.check_name(name)
+    target = output or Path.cwd()
+    if target.is_dir():
+        target = target / f"{name}{dumps.DUMP}"
+    if target.exists():
+        raise InputError(f"--output: {target} exists; remove it or choose another path")
+    if not target.parent.is_dir():
+        raise InputError(f"--output: the folder {target.parent} does not exist")
+    info = ask(ctx, "info", name, step=Step.FETCH)
+    if info["state"] == dumpstate.DAMAGED or not info.get("sha256"):
+        raise BackupError(f"{name} is damaged: {info['problem']}", step=Step.FETCH)
+    agent = running(ctx, Step.FETCH)
+    partial = target.with_name(f".{target.name}.partial")
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InputError(f"--output: {partial} exists (another fetch, or a killed one: remove it)") from None
+    except OSError as exc:
+        raise BackupError(f"cannot write {partial}: {exc.strerror}", step=Step.FETCH) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+
+            def sink(chunk: bytes) -> None:
+                fh.write(chunk)
+                digest.update(chunk)
+
+            done = ctx.engine.exec_stream(agent, [*AGENT, "fetch", name], sink, step=Step.FETCH)
+            if done.exit_code != 0:
+                reply = _Reply(ctx.say)
+                for line in done.stderr.splitlines():
+                    reply.line(line.encode())
+                reply.outcome(1, done.stderr, Step.FETCH)
+            if digest.hexdigest() != info["sha256"]:
+                raise BackupError(
+                    f"{name}: the copy's sha256 {digest.hexdigest()[:12]}… is not the recorded {info['sha256'][:12]}…; nothing kept",
+                    step=Step.FETCH,
+                )
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(partial, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise BackupError(f"cannot write {target}: {exc.strerror}", step=Step.FETCH) from None
+    finally:
+        partial.unlink(missing_ok=True)
+    sidecar = target.with_name(target.name + ".sha256")
+    if not sidecar.exists():
+        sidecar.write_text(f"{info['sha256']}  {target.name}\n", encoding="utf-8")
+    return target, info["sha256"]
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
+    """Restore a dump into the database (the configured one by default), holding the release
+    lock: a safety dump of the target first, then all or nothing."""
+    dumps.check_name(name)
+    database = database or ctx.config.database.name
+    from deployer.flows.scratch import shm_bytes
+
+    memory = dumps.restore_memory(shm_bytes(ctx))
+    lease = None
+    edge = ctx.engine.container(ctx.edge.container)
+    if edge is not None and edge.running:
+        from deployer.flows.lock import Lease
+
+        lease = Lease(ctx, f"backup restore {name}")
+    else:
+        ctx.say("warning: the edge is not running, so no release can run either: restoring without the release lock")
+    try:
+        args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
+        return ask(ctx, *args, step=Step.RESTORE)
+    finally:
+        if lease is not None:
+            lease.free()
+
+
+def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, Any]:
+    args = ["prune"] + (["--dry-run"] if dry_run else []) + (["--damaged"] if damaged else [])
+    return ask(ctx, *args, step="prune")
+
+
+def summary(ctx: Context) -> dict[str, Any] | None:
+    """For `deployer status`: the newest dump of the configured database (name, created, age,
+    size, its state now), the newest good one, the next scheduled run, the deadline, and
+    the last error. None when the backup service is not running (status shows that)."""
+    try:
+        status = ask(ctx, "status", step="status")
+    except DeployerError:
+        return None
+    newest = status.get("newest") or {}
+    good = status.get("newest_good") or {}
+    return {
+        "name": newest.get("name"),
+        "created": newest.get("created"),
+        "age": newest.get("age"),
+        "size": newest.get("size"),
+        "size_text": newest.get("size_text"),
+        "label": newest.get("label"),
+        "state": newest.get("state"),
+        "ok": bool(newest.get("ok")),
+        "verified": newest.get("verified"),
+        "newest_good": {"name": good.get("name"), "age": good.get("age"), "verified": good.get("verified")}
+        if good
+        else None,
+        "damaged": status.get("damaged", []),
+        "schedule": status.get("schedule"),
+        "next_run": status.get("next_run"),
+        "deadline": status.get("deadline"),
+        "overdue": status.get("overdue"),
+        "last_run": status.get("last_run"),
+        "last_error": status.get("last_error"),
+    }

@@ -1,0 +1,104 @@
+"""The checks of a new release, all through the edge (core.probe): the health wait, the
+smoke checks, and the logs that explain a failure."""
+
+from __future__ import annotations
+
+import time
+
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from deployer.adapters.engine import Container
+from deployer.core import probe as probe_rule
+from deployer.errors import HealthError
+from deployer.flows.context import Context
+
+# How often the wait also looks at the containers (one Engine API listing), to give up at
+# once on a crashed container; the probes run every timeouts.health_interval.
+STATE_EVERY = 0.5
+
+
+class NotReady(Exception):
+    """Not healthy yet: keep waiting."""
+
+
+def release_containers(ctx: Context, colour: str, release_id: str) -> list[Container]:
+    return ctx.engine.containers(
+        ctx.config.name, deployment=ctx.config.deployment, colour=colour, release=release_id, role="app"
+    )
+
+
+def why_dead(ctx: Context, colour: str, release_id: str) -> str | None:
+    """Why the release cannot become healthy by waiting, or None."""
+    containers = release_containers(ctx, colour, release_id)
+    present = {c.service for c in containers}
+    for service in ctx.config.services:
+        if service not in present:
+            return f"its {service} container is gone"
+    for c in containers:
+        if c.dead:
+            return f"{c.name} is {c.status} (exit code {c.exit_code}, restarts {c.restart_count})"
+    return None
+
+
+def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
+    """Probe every service's health path on this release until all pass; give up at the
+    deadline, or soon after a container dies. Returns the seconds waited."""
+    t = ctx.config.timeouts
+    probes = [
+        probe_rule.Probe(probe_rule.health_url(colour, s, release_id), colour, release_id) for s in ctx.config.services
+    ]
+    last: list[str] = []
+    started = time.monotonic()
+    next_look = [started]
+
+    def attempt() -> None:
+        now = time.monotonic()
+        if now >= next_look[0]:
+            next_look[0] = now + STATE_EVERY
+            dead = why_dead(ctx, colour, release_id)
+            if dead:
+                raise HealthError(f"{colour} cannot become healthy: {dead}", step="health")
+        failures = ctx.edge.probe(probes, t.request_timeout, step="health")
+        if failures:
+            last[:] = failures
+            raise NotReady(failures[0])
+
+    try:
+        for state in Retrying(
+            stop=stop_after_delay(t.health_deadline),
+            # 20 ms, 40 ms, ... up to health_interval: an app that is ready at once is seen
+            # at once, a slow one is polled every health_interval.
+            wait=wait_exponential(multiplier=0.02, min=0.02, max=t.health_interval),
+            retry=retry_if_exception_type(NotReady),
+            reraise=False,
+        ):
+            with state:
+                attempt()
+    except RetryError:
+        raise HealthError(
+            f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last) or 'no answer'}", step="health"
+        ) from None
+    return time.monotonic() - started
+
+
+def smoke(ctx: Context, colour: str, release_id: str) -> None:
+    """The smoke paths through the preview route: each must be answered by the new release."""
+    probes = [probe_rule.Probe(f"{probe_rule.PREVIEW}{p}", colour, release_id) for p in ctx.config.verify_paths()]
+    failures = ctx.edge.probe(probes, ctx.config.timeouts.request_timeout, step="smoke")
+    if failures:
+        raise HealthError("smoke check failed: " + "; ".join(failures), step="smoke")
+
+
+def live_probes(ctx: Context, colour: str, release_id: str = "") -> list[probe_rule.Probe]:
+    """What the switch verifies through the live route."""
+    return [probe_rule.Probe(f"{probe_rule.LIVE}{p}", colour, release_id) for p in ctx.config.verify_paths()]
+
+
+def failing_logs(ctx: Context, colour: str, release_id: str) -> str:
+    """The last log lines of the release's containers, the failing ones first."""
+    try:
+        containers = release_containers(ctx, colour, release_id)
+    except Exception:  # the engine went away: the original failure is what matters
+        return ""
+    ordered = sorted(containers, key=lambda c: (not c.dead, c.service))
+    return "\n".join(f"--- {c.name} ({c.status}) ---\n{ctx.engine.logs(c.name, 20)}" for c in ordered[:2])

@@ -1,0 +1,59 @@
+"""Removing releases: the ones the route state no longer names, with their services' stop grace."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from deployer.adapters.engine import Container
+from deployer.core.state import EdgeState, Record
+from deployer.core.steps import Step
+from deployer.flows.checks import release_containers
+from deployer.flows.context import Context
+
+
+def retire(ctx: Context, state: EdgeState | None = None) -> list[str]:
+    """Stop and remove every app container that the route state no longer names: the old
+    standby of a release, and whatever a killed command left behind. Never one that a
+    colour's current release needs. Returns the releases removed."""
+    state = state or ctx.edge.state(step=Step.RETIRE)
+    keep = {(c, r.release) for c, r in state.records.items() if r}
+    doomed = [
+        c
+        for c in ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
+        if (c.colour, c.release) not in keep
+    ]
+    remove(ctx, doomed)
+    return sorted({f"{c.colour}-{c.release} ({c.version})" for c in doomed})
+
+
+def remove(ctx: Context, containers: list[Container]) -> None:
+    """Stop (SIGTERM, then the service's stop_grace) and remove these containers, in parallel."""
+    if not containers:
+        return
+
+    def grace(service: str) -> float:
+        s = ctx.config.services.get(service)
+        return s.stop_grace if s else 10
+
+    with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
+        list(pool.map(lambda c: ctx.engine.stop_and_remove(c.name, grace(c.service)), containers))
+
+
+def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:
+    """Undo a release that did not complete, from the edge's truth.
+
+    Returns "live" when the release had become live after all (a cancel during the
+    switch): then nothing is removed. Otherwise the colour's route state goes back to the
+    old standby and the new release's containers are removed."""
+    state = ctx.edge.state(step=Step.UNDO)
+    if state.serves(colour, release_id):
+        ctx.say(f"the switch had completed: {colour} ({release_id}) is live; nothing was undone")
+        if state.pending and state.pending.release == release_id:
+            ctx.edge.write_pending(None, step=Step.UNDO)
+        return "live"
+    current = state.record(colour)
+    if current is not None and current.release == release_id:
+        ctx.edge.write_record(colour, standby, step=Step.UNDO)
+    remove(ctx, release_containers(ctx, colour, release_id))
+    ctx.edge.write_pending(None, step=Step.UNDO)
+    return "removed"

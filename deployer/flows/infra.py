@@ -1,0 +1,239 @@
+"""`deployer up` and `deployer down`: networks, the edge, the database and the backup
+service (compose project <name>-infra). Neither touches a release.
+
+`up` assumes nothing about the machine it runs on: images are built on the engine, the
+database password reaches the containers as a compose secret, the backup service's
+settings as a compose config, and the dumps stay on the Docker host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from deployer.adapters import compose as compose_adapter
+from deployer.adapters import oneoff
+from deployer.assets import asset
+from deployer.config import envfile
+from deployer.core import agentconfig, compose, names, site
+from deployer.core.state import Record, Target
+from deployer.errors import ConfigError, EngineError, InputError
+from deployer.flows import images
+from deployer.flows.cleanup import retire
+from deployer.flows.context import Context
+from deployer.flows.lock import Lease
+
+SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
+SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
+
+
+def dumps_on_host(ctx: Context) -> str | None:
+    """The host folder of the dumps (None: the dumps volume)."""
+    raw = ctx.config.backup.dir
+    if not raw:
+        return None
+    if PurePosixPath(raw).is_absolute():
+        return raw
+    if ctx.engine.remote:
+        raise ConfigError(
+            ctx.config.path,
+            "backup.dir",
+            f"{raw!r} is relative: with a remote engine it must be an absolute path on that host",
+        )
+    return str((ctx.config.root / raw).resolve())
+
+
+def spec(
+    ctx: Context, *, edge_image: str = "none", db_image: str = "none", backup_image: str = "none"
+) -> tuple[dict, dict]:
+    """(compose file, secrets) of the infrastructure."""
+    config = ctx.config
+    db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
+    agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres"))
+    data = compose.infra(
+        config,
+        edge_image=edge_image,
+        db_image=db_image,
+        backup_image=backup_image,
+        db_env=db_env,
+        agent_config=agent.render(),
+        deployment=config.deployment,
+        dumps_on_host=dumps_on_host(ctx),
+        edge_sysctls=_test_sysctls(),
+    )
+    secrets = {SECRET_DB_PASSWORD: db_env.get("POSTGRES_PASSWORD", ""), SECRET_WEBHOOK: config.backup.webhook or ""}
+    return data, secrets
+
+
+def _test_sysctls() -> dict[str, str] | None:
+    """A test harness hook, not a user option: DEPLOYER_TEST_EDGE_PORT_RANGE="61000 61300"
+    shrinks the edge's local port range, so that a proxy that does not pool its upstream
+    connections runs out of ports within seconds."""
+    import os
+
+    value = os.environ.get("DEPLOYER_TEST_EDGE_PORT_RANGE")
+    return {"net.ipv4.ip_local_port_range": value} if value else None
+
+
+def template(ctx: Context) -> Path:
+    return ctx.config.edge.template or asset("edge", "site.conf.j2")
+
+
+def check_owner(ctx: Context) -> bool:
+    """Refuse (exit 2) a deployment of this name that another config created. True when its
+    edge exists."""
+    owner = ctx.edge.owner()
+    if owner is not None and owner != ctx.config.deployment:
+        raise InputError(
+            f"the deployment {ctx.config.name!r} on {ctx.engine.where} was created from another config "
+            f"(id {owner or 'none'!r}; this config's project.id is {ctx.config.deployment or 'not set'!r}): "
+            "nothing was changed. If it is the same deployment, give this config that id; if not, "
+            "give it another project.name"
+        )
+    return owner is not None
+
+
+@contextmanager
+def _locked(ctx: Context, command: str, held: bool) -> Iterator[None]:
+    """Hold the release lock for a command that changes the infrastructure (when there is an edge to hold it)."""
+    lease = None
+    edge = ctx.engine.container(ctx.edge.container) if held else None
+    if edge is not None and edge.running:
+        lease = Lease(ctx, command)
+    try:
+        yield
+    finally:
+        if lease is not None:
+            lease.free()
+
+
+def render_site(ctx: Context) -> str:
+    """The edge's site, rendered from its template; a template that does not render is bad input."""
+    import jinja2
+
+    try:
+        return site.render(ctx.config, template(ctx))
+    except (jinja2.TemplateError, OSError) as exc:
+        key = "edge.template" if ctx.config.edge.template else "edge"
+        raise ConfigError(ctx.config.path, key, f"the site template does not render: {exc}") from None
+
+
+def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
+    """`nginx -t` the rendered site in a throwaway edge container, before the real edge sees it."""
+    import base64
+
+    script = (
+        'printf %s "$SITE" | base64 -d > /var/lib/deployer/site.conf.new'
+        " && /usr/local/bin/edge-entrypoint nginx -t -q -c /etc/nginx/nginx-candidate.conf"
+    )
+    result = oneoff.run_once(
+        ctx.engine,
+        edge_image,
+        ["sh", "-c", script],
+        step="up",
+        environment={"SITE": base64.b64encode(rendered.encode()).decode()},
+    )
+    if not result.ok:
+        key = "edge.template" if ctx.config.edge.template else "edge"
+        lines = [
+            line for line in result.stdout.splitlines() if "emerg" in line or "error" in line
+        ] or result.stdout.splitlines()
+        raise ConfigError(ctx.config.path, key, f"nginx -t rejects the rendered site: {' '.join(lines[-2:]).strip()}")
+
+
+def up(ctx: Context) -> None:
+    """Idempotent: creates what is missing, changes only what differs, never touches a release."""
+    config, engine, say = ctx.config, ctx.engine, ctx.say
+    rendered = render_site(ctx)
+    exists = check_owner(ctx)
+    with _locked(ctx, "up", exists):
+        for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
+            engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
+        say(f"images: edge, database and backup agent on {engine.where}")
+        base = config.base_image
+        edge_image = images.own_image(engine, "edge", base_image=base, say=say)
+        check_site(ctx, rendered, edge_image)
+        if config.database.image:
+            db_image = config.database.image
+            if not engine.image_id(db_image):
+                raise EngineError(f"database image {db_image} does not exist on {engine.where}", step="up")
+        else:
+            db_image = images.own_image(engine, "db", base_image=base, say=say)
+        backup_image = images.own_image(engine, "agent", base_image=base, say=say)
+        data, secrets = spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
+        compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
+        ctx.edge.mark_deployment(step="up")
+        if ctx.edge.apply_site(rendered, step="up"):
+            say("edge: site config applied and reloaded")
+        adopted = adopt_releases(ctx)
+        if adopted:
+            say(f"edge: route state rebuilt from the running releases: {', '.join(adopted)}")
+    live = engine.published_port(ctx.edge.container, 80)
+    preview = engine.published_port(ctx.edge.container, 8081)
+    say(f"edge: live port {live}, preview port {preview} (127.0.0.1 only) on {engine.where}")
+
+
+def adopt_releases(ctx: Context) -> list[str]:
+    """Write the route state of a colour that has running releases but none in its state
+    (an edge from before per-colour route state, or a lost volume): its newest release
+    whose every service runs, rebuilt from the containers' labels."""
+    state = ctx.edge.state(step="up")
+    containers = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
+    adopted = []
+    for colour in names.COLOURS:
+        if state.record(colour):
+            continue
+        by_release: dict[str, list] = {}
+        for c in containers:
+            if c.colour == colour and c.running:
+                by_release.setdefault(c.release, []).append(c)
+        if not by_release:
+            continue
+        release_id, group = max(by_release.items(), key=lambda item: max(c.started_at for c in item[1]))
+        targets = tuple(
+            Target(
+                c.service,
+                names.service_host(c.service, colour, release_id),
+                int(c.labels.get(names.LABEL_PORT) or ctx.config.services[c.service].port),
+                ctx.config.services[c.service].health if c.service in ctx.config.services else "/",
+            )
+            for c in sorted(group, key=lambda c: c.service)
+        )
+        routes = tuple(
+            (p, t.service)
+            for t in targets
+            if t.service in ctx.config.services
+            for p in ctx.config.services[t.service].routes
+        )
+        ctx.edge.write_record(colour, Record(colour, release_id, group[0].version, targets, routes), step="up")
+        adopted.append(f"{colour} {group[0].version}")
+    return adopted
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+    """Remove every release and the infrastructure. With volumes=True also the database's and
+    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay."""
+    from deployer.core.state import EdgeState
+
+    config, engine, say = ctx.config, ctx.engine, ctx.say
+    exists = check_owner(ctx)
+    data, secrets = spec(ctx)
+    with _locked(ctx, "down", exists):
+        if volumes and backup and (db := engine.container(names.infra_container(config.name, "db"))) and db.running:
+            from deployer.flows import backups
+
+            say(
+                f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
+            )
+        retire(ctx, EdgeState())  # an empty route state names no release: all go
+    compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
+    for name in (names.edge_network(config.name), names.data_network(config.name)):
+        engine.remove_network(name)
+    if volumes:
+        for what in ("db-data", "edge-state"):
+            engine.remove_volume(names.volume(config.name, what), step="down")
+        kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
+        say(f"removed, database volume too; the dumps are kept in {kept}")
+    else:
+        say("removed (database volume kept)")

@@ -1,0 +1,93 @@
+"""The release lock, held for the length of a command: taken in one exec together with the
+route state, its lease renewed in the background, freed at the end (unless the final
+commit already freed it, which it does in the same exec as the switch)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+
+from deployer.core import lockrecord
+from deployer.core.state import EdgeState
+from deployer.flows.context import Context, who
+
+
+def lease_seconds() -> int:
+    """The lease of a lock; DEPLOYER_TEST_LEASE (a test harness hook) shortens it."""
+    return int(os.environ.get("DEPLOYER_TEST_LEASE") or lockrecord.LEASE)
+
+
+def holder(command: str) -> lockrecord.Holder:
+    user, _, host = who().partition("@")
+    return lockrecord.Holder(user, host or socket.gethostname(), os.getpid(), command, time.time(), uuid.uuid4().hex)
+
+
+class Lease:
+    """A held lock. `state` is the route state read when it was taken.
+
+    A release whose process was killed leaves a pending mark in the route state; whoever
+    takes the lock next finds it, and undoes that release (unless it had gone live) before
+    doing anything else."""
+
+    def __init__(self, ctx: Context, command: str) -> None:
+        self.edge = edge = ctx.edge
+        self.holder = holder(command)
+        self.lease = lease_seconds()
+        taken = edge.take_lock(self.holder, self.lease)
+        self.state: EdgeState = taken.state
+        if taken.stale:
+            ctx.say(
+                f"warning: took over a stale lock (its holder's lease had passed): {lockrecord.describe(taken.stale)}"
+            )
+        self.freed = False
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="lock-lease", daemon=True)
+        self._thread.start()
+        if self.state.pending:
+            self._recover(ctx)
+
+    def _recover(self, ctx: Context) -> None:
+        from deployer.flows.cleanup import settle
+
+        p = self.state.pending
+        assert p is not None
+        outcome = settle(ctx, p.colour, p.release, p.previous)
+        if outcome == "removed":
+            ctx.say(
+                f"an unfinished release of {p.version} to {p.colour} ({p.release}) was undone: "
+                f"{p.colour} is back to {p.previous.version if p.previous else 'no release'}"
+            )
+        self.state = self.edge.state(step="lock")
+
+    @property
+    def token(self) -> str:
+        return self.holder.token
+
+    def _renew(self) -> None:
+        while not self._stop.wait(max(1, self.lease // 3)):
+            try:
+                if not self.edge.renew_lock(self.token, self.lease):
+                    self.lost = True
+                    return
+            except Exception:  # the next renewal tries again; the lease covers three of them
+                continue
+
+    def committed(self) -> None:
+        """The final commit freed the lock in the edge."""
+        self.freed = True
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def free(self) -> None:
+        self.stop()
+        if not self.freed:
+            self.freed = True
+            self.edge.free_lock(self.token)

@@ -1,0 +1,82 @@
+"""The step runner of a release: every step is timed, named in its errors, and undone
+through one mechanism; a failure or a cancel is recorded in the history like a success.
+
+    run = Run("release", say)
+    with run.step(Step.HEALTH):
+        ...
+    run.on_failure(undo)        # undo callbacks, run last-in first-out when the run fails
+
+Undo callbacks decide what to do from the host's truth (they re-read the route state);
+they never trust what the process believes happened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from deployer.core import history
+from deployer.core.masking import mask
+from deployer.core.steps import WHAT, Step
+from deployer.errors import Cancelled, DeployerError
+
+
+class Run:
+    def __init__(self, action: str, say: Callable[[str], None]) -> None:
+        self.action = action
+        self.say = say
+        self.began = time.monotonic()
+        self.steps: dict[str, float] = {}
+        self.current: Step | None = None
+        self._undo: list[tuple[str, Callable[[], Any]]] = []
+
+    @contextmanager
+    def step(self, step: Step) -> Iterator[None]:
+        self.current = step
+        _test_pause(step, self.say)
+        started = time.monotonic()
+        try:
+            yield
+        except DeployerError as exc:
+            if exc.step is None:
+                exc.step = step
+            raise
+        finally:
+            self.steps[step.value] = round(time.monotonic() - started, 2)
+
+    def on_failure(self, what: str, undo: Callable[[], Any]) -> None:
+        self._undo.append((what, undo))
+
+    def seconds(self) -> float:
+        return round(time.monotonic() - self.began, 2)
+
+    def outcome(self, exc: BaseException) -> tuple[str, str]:
+        """(ok/failed/cancelled, reason) of a failure."""
+        if isinstance(exc, (KeyboardInterrupt, Cancelled)):
+            return history.CANCELLED, "cancelled (interrupt or SIGTERM)"
+        return history.FAILED, mask(str(exc)) or type(exc).__name__
+
+    def undo(self) -> list[str]:
+        """Run the undo callbacks, last first; returns what could not be undone."""
+        problems = []
+        while self._undo:
+            what, fn = self._undo.pop()
+            try:
+                fn()
+            except BaseException as exc:  # keep undoing the rest; the original failure is the one to report
+                problems.append(f"{what}: {mask(str(exc)) or type(exc).__name__}")
+        return problems
+
+
+def _test_pause(step: Step, say: Callable[[str], None]) -> None:
+    """A test harness hook, not a user option: DEPLOYER_TEST_PAUSE=<step>:<seconds> sleeps at
+    the start of that step, so a test can signal or kill the process there."""
+    import os
+
+    spec = os.environ.get("DEPLOYER_TEST_PAUSE", "")
+    name, _, seconds = spec.partition(":")
+    if name == step.value:
+        say(f"test pause before {step.value} ({WHAT.get(step, '')})")
+        time.sleep(float(seconds or 30))

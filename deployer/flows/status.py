@@ -1,0 +1,130 @@
+"""`deployer status`: what the host says, from the route state, the labels, the history,
+the lock and the edge's metrics. Nothing is cached anywhere."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from deployer.core import lockrecord, names
+from deployer.core import metrics as metrics_rule
+from deployer.flows.context import Context
+
+WINDOW = 60
+
+
+def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
+    config, engine = ctx.config, ctx.engine
+    project = config.name
+    containers = engine.containers(project, deployment=config.deployment)
+    infra = {c.role: c for c in containers if c.role in ("edge", "db", "backup")}
+    apps = [c for c in containers if c.role == "app"]
+    edge_up = bool(infra.get("edge") and infra["edge"].running)
+    state = ctx.edge.state() if edge_up else None
+    memory = _memory(ctx, [c for c in containers if c.running])
+    traffic = _traffic(ctx) if edge_up else {}
+    colours: dict[str, Any] = {}
+    for colour in names.COLOURS:
+        record = state.record(colour) if state else None
+        mine = [c for c in apps if c.colour == colour]
+        current = [c for c in mine if record and c.release == record.release]
+        role = "unknown" if state is None else "live" if state.live == colour else "standby" if record else "-"
+        colours[colour] = {
+            "role": role,
+            "release": record.release if record else None,
+            "version": record.version if record else None,
+            "services": {
+                c.service: {
+                    "status": c.status,
+                    "health": c.health or "none",
+                    "restarts": c.restart_count,
+                    "memory": memory.get(c.name),
+                }
+                for c in sorted(current, key=lambda c: c.service)
+            },
+            "other_releases": sorted({f"{c.release} ({c.version}, {c.status})" for c in mine if c not in current}),
+            "traffic": traffic.get(colour),
+        }
+    result: dict[str, Any] = {
+        "project": project,
+        "engine": engine.where,
+        "live": state.live if state else None,
+        "preview": state.preview if state else None,
+        "maintenance": state.maintenance if state else None,
+        "colours": colours,
+        "edge": _infra_state(infra.get("edge"), memory),
+        "database": _infra_state(infra.get("db"), memory),
+        "backup_service": _infra_state(infra.get("backup"), memory),
+        "lock": _lock(ctx) if edge_up else None,
+        "pending": _pending(state),
+        "backup": _backup(ctx, infra.get("backup")),
+        "releases": ctx.edge.history(history) if edge_up else [],
+    }
+    if edge_up:
+        result["edge"]["live_port"] = engine.published_port(ctx.edge.container, 80)
+        result["edge"]["preview_port"] = engine.published_port(ctx.edge.container, 8081)
+    return result
+
+
+def _infra_state(c, memory: dict[str, int]) -> dict[str, Any]:
+    if c is None:
+        return {"status": "missing", "health": "none"}
+    return {"status": c.status, "health": c.health or "none", "restarts": c.restart_count, "memory": memory.get(c.name)}
+
+
+def _memory(ctx: Context, containers: list) -> dict[str, int]:
+    """Memory in use per running container, in bytes (one-shot stats, in parallel)."""
+
+    def one(name: str) -> tuple[str, int | None]:
+        try:
+            stats = ctx.engine.sdk.api.stats(name, stream=False, one_shot=True)
+            usage = (stats.get("memory_stats") or {}).get("usage")
+            cache = ((stats.get("memory_stats") or {}).get("stats") or {}).get("inactive_file", 0)
+            return name, (usage - cache) if usage else None
+        except Exception:  # gone, or stats unsupported
+            return name, None
+
+    if not containers:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
+        return {k: v for k, v in pool.map(lambda c: one(c.name), containers) if v is not None}
+
+
+def _traffic(ctx: Context) -> dict[str, dict[str, Any]]:
+    """The last minute of live traffic per colour: rate, 5xx rate, p99."""
+    window, series = metrics_rule.parse(ctx.edge.metrics(WINDOW))
+    out = {}
+    for colour, s in metrics_rule.by_colour(series, "live").items():
+        seconds = window or WINDOW
+        p99 = s.quantile(0.99)
+        out[colour] = {
+            "requests": s.requests,
+            "rate": round(s.requests / seconds, 2),
+            "errors_5xx": s.errors,
+            "error_rate": round(s.errors / s.requests, 4) if s.requests else 0.0,
+            "p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
+            "window_s": seconds,
+        }
+    return out
+
+
+def _pending(state) -> dict[str, Any] | None:
+    """A release that started and has not finished (running now, or killed)."""
+    p = state.pending if state else None
+    return {"colour": p.colour, "release": p.release, "version": p.version} if p else None
+
+
+def _backup(ctx: Context, container) -> dict[str, Any] | None:
+    if container is None or not container.running:
+        return None
+    from deployer.flows import backups
+
+    return backups.summary(ctx)
+
+
+def _lock(ctx: Context) -> dict[str, Any]:
+    held = ctx.edge.read_lock()
+    if held is None:
+        return {"held": False}
+    left, record = held
+    return {"held": True, "holder": lockrecord.describe(record), "lease_left_s": left, "stale": left < 0}

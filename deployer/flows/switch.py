@@ -1,0 +1,83 @@
+"""`deployer switch --to COLOUR`: the instant rollback. It starts nothing and never reloads nginx.
+
+One exec in the edge takes the lock (taking over a stale one, with a warning: a crashed
+release must never block a rollback), checks that the target colour has a release and
+that each of its services answers its health path, makes it live, verifies through the
+live route (putting the old colour back on failure), records the switch and frees the
+lock. Whatever the number of services, it is one edge operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deployer.adapters.edge import Switched
+from deployer.core import history
+from deployer.core import probe as probe_rule
+from deployer.core.lockrecord import describe
+from deployer.core.scripts import PREVIOUS
+from deployer.core.versions import check_colour
+from deployer.errors import SwitchError
+from deployer.flows import checks
+from deployer.flows.context import Context, now_text, who
+from deployer.flows.lock import holder, lease_seconds
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: str
+    previous: str
+    already: bool
+    version: str
+
+
+def switch(ctx: Context, target: str) -> Outcome:
+    check_colour(target)
+    config = ctx.config
+    line = history.entry("switch", when=now_text(), by=who(), outcome=history.OK, colour=target, previous=PREVIOUS)
+    # One request checks every service of the target's current release (the edge fans out).
+    probes = [probe_rule.Probe(probe_rule.health_url(target), target)]
+    try:
+        switched, stale = ctx.edge.switch(
+            target,
+            holder(f"switch --to {target}"),
+            probes=probes,
+            verify=checks.live_probes(ctx, target),
+            history_line=line,
+            timeout=config.timeouts.request_timeout,
+            lease=lease_seconds(),
+        )
+    except SwitchError as exc:
+        if exc.step == "check":
+            _explain(ctx, target, exc)
+        raise
+    if stale:
+        ctx.say(f"warning: took over a stale lock (its holder's lease had passed): {describe(stale)}")
+    return _outcome(target, switched)
+
+
+def _outcome(target: str, switched: Switched) -> Outcome:
+    version = switched.record.version if switched.record else ""
+    return Outcome(target, switched.previous, switched.already, version)
+
+
+def _explain(ctx: Context, target: str, exc: SwitchError) -> None:
+    """Name the services that failed, and why, from the edge and the engine."""
+    state = ctx.edge.state(step="check")
+    record = state.record(target)
+    if record is None:
+        return
+    answer = ctx.edge.run(f"curl -s --max-time 5 {probe_rule.health_url(target)}", step="check").stdout
+    codes = dict(line.split(" ", 1) for line in answer.splitlines() if line.count(" ") == 1)
+    containers = {c.service: c for c in checks.release_containers(ctx, target, record.release)}
+    problems = []
+    for service in record.services:
+        c = containers.get(service)
+        if c is None:
+            problems.append(f"its {service} container is gone (release to it again)")
+        elif not c.running:
+            problems.append(f"its {service} is {c.status}")
+        elif not codes.get(service, "0").startswith(("2", "3")):
+            problems.append(f"its {service} answers {codes.get(service, 'nothing')} on its health path")
+    if problems:
+        exc.args = (f"cannot switch to {target} ({record.version}): it is not healthy: {'; '.join(problems)}",)

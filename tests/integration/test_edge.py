@@ -1,0 +1,147 @@
+"""The edge under load and what it shows: pooled upstream connections that never run out of
+ports, the JSON access log, the metrics, and idle clients that cannot starve real ones."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+PORT_RANGE = "61000 61250"  # 251 ports: one connection per request would exhaust them at once
+
+
+def time_wait(project) -> int:
+    """TIME_WAIT sockets in the edge's network namespace."""
+    code, out = project.edge.exec_run(["sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null"])
+    return sum(1 for line in out.decode().splitlines()[1:] if line.split()[3:4] == ["06"])
+
+
+def hammer(url: str, clients: int, requests: int, path: str = "/api/version") -> tuple[int, list[str]]:
+    """Keep-alive clients that never retry; returns (answered 2xx, failures)."""
+    parts = urlsplit(url)
+    ok = [0] * clients
+    failures: list[str] = []
+
+    def client(i: int) -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        for _ in range(requests):
+            try:
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                if r.status == 200:
+                    ok[i] += 1
+                else:
+                    failures.append(f"HTTP {r.status}")
+            except (OSError, http.client.HTTPException) as exc:
+                failures.append(type(exc).__name__)
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return sum(ok), failures
+
+
+def test_sustained_load_reuses_upstream_connections_and_never_runs_out_of_ports(project, monkeypatch):
+    """The regression test of the port exhaustion: the edge's local port range is shrunk to
+    251 ports, so a proxy that opens one upstream connection per request fails within a
+    few hundred requests. Pooled connections serve thousands with no failure and no growth
+    of TIME_WAIT sockets."""
+    monkeypatch.setenv("DEPLOYER_TEST_EDGE_PORT_RANGE", PORT_RANGE)
+    project.release_all("v1")
+    code, out = project.edge.exec_run(["cat", "/proc/sys/net/ipv4/ip_local_port_range"])
+    assert out.decode().split() == PORT_RANGE.split()
+    before = time_wait(project)
+    answered, failures = hammer(project.live_url, clients=8, requests=500)
+    after = time_wait(project)
+    assert failures == [], failures[:10]
+    assert answered == 4000
+    assert after - before < 60, f"TIME_WAIT grew from {before} to {after}: upstream connections are not reused"
+    # A release under the same load swaps the pool's targets without running out either.
+    project.tag("v2")
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(result=hammer(project.live_url, clients=4, requests=600)))
+    worker.start()
+    project.ok("release", "v2", "--no-backup")
+    worker.join(timeout=300)
+    answered, failures = done["result"]
+    assert failures == [] and answered == 2400
+    assert project.serving() == ("v2", "green")
+
+
+def test_access_log_has_one_json_line_per_request_and_no_secret(project):
+    project.release_all("v1")
+    project.get("/api/logged?token=s3cret-query-value", headers={"Authorization": "Bearer s3cret-header-value"})
+    project.get("/api/status/404")
+    project.get("/missing-page")
+    time.sleep(1.5)  # the log buffer is flushed every second
+    lines = [
+        json.loads(x) for x in project.edge.logs(stdout=True, stderr=False).decode().splitlines() if x.startswith("{")
+    ]
+    mine = [x for x in lines if x["path"] in ("/api/logged", "/api/status/404", "/missing-page")]
+    assert len(mine) == 3
+    logged = next(x for x in mine if x["path"] == "/api/logged")
+    release_id = next(c for c in project.containers("blue")).labels["deployer.release"]
+    assert logged["route"] == "live" and logged["colour"] == "blue" and logged["release"] == release_id
+    assert logged["service"] == "backend" and logged["method"] == "GET" and logged["status"] == 200
+    assert float(logged["upstream_time"]) >= 0 and logged["time_total"] >= 0 and logged["bytes"] > 0
+    assert {x["path"]: x["status"] for x in mine} == {"/api/logged": 200, "/api/status/404": 404, "/missing-page": 200}
+    text = project.edge.logs().decode()
+    assert "s3cret-query-value" not in text and "s3cret-header-value" not in text
+
+
+def test_metrics_count_what_was_sent_and_only_on_the_preview_port(project):
+    project.release_all("v1")
+    for _ in range(40):
+        project.get("/api/version")
+    for _ in range(10):
+        project.get("/api/status/503")
+    for _ in range(5):
+        project.get("/api/status/404")
+    release_id = next(c for c in project.containers("blue")).labels["deployer.release"]
+    import httpx
+
+    text = httpx.get(project.preview_url + "/_deployer/metrics", timeout=5).text
+    labels = f'route="live",colour="blue",release="{release_id}"'
+    assert f'deployer_requests_total{{{labels},class="2xx"}} 40' in text
+    assert f'deployer_requests_total{{{labels},class="5xx"}} 10' in text
+    assert f'deployer_requests_total{{{labels},class="4xx"}} 5' in text
+    assert f"deployer_request_duration_seconds_count{{{labels}}} 55" in text
+    assert f'deployer_request_duration_seconds_bucket{{{labels},le="+Inf"}} 55' in text
+    public = project.get("/_deployer/metrics")
+    assert public.status_code == 404 and "deployer_requests_total" not in public.text
+
+    status = json.loads(project.ok("status", "--json").stdout)
+    traffic = status["colours"]["blue"]["traffic"]
+    assert traffic["requests"] == 55 and traffic["errors_5xx"] == 10
+    assert traffic["error_rate"] == pytest.approx(10 / 55, abs=1e-3)
+    assert traffic["p99_ms"] is not None and traffic["rate"] > 0
+
+
+def test_idle_and_slow_clients_do_not_starve_real_ones(project):
+    project.release_all("v1")
+    parts = urlsplit(project.live_url)
+    idle = []
+    try:
+        for i in range(300):
+            s = socket.create_connection((parts.hostname, parts.port), timeout=5)
+            if i % 2:
+                s.sendall(b"GET /api/version HTTP/1.1\r\nHost: x\r\n")  # a slow client: never finishes its headers
+            idle.append(s)
+        answered, failures = hammer(project.live_url, clients=4, requests=100)
+        assert failures == [] and answered == 400
+    finally:
+        for s in idle:
+            s.close()

@@ -1,0 +1,53 @@
+"""The compose files, as data: what a release and the infrastructure run."""
+
+from __future__ import annotations
+
+import json
+
+from deployer.core import compose
+
+
+def test_a_release_runs_every_service_under_names_of_its_own(shop):
+    spec = compose.release(shop, "green", "1a2b3c4d", "v1.2", deployment="d1")
+    assert set(spec["services"]) == {"backend", "frontend", "worker"}
+    backend = spec["services"]["backend"]
+    assert backend["image"] == "shop-backend:v1.2"
+    assert spec["services"]["frontend"]["image"] == "registry.example:5000/team/shop-web:v1.2"
+    assert backend["networks"]["edge"]["aliases"] == ["backend-green-1a2b3c4d"]
+    assert backend["stop_grace_period"] == "20s"
+    assert backend["deploy"]["resources"]["limits"] == {"cpus": "0.5", "memory": "256m"}
+    assert "deploy" not in spec["services"]["frontend"]
+    assert backend["labels"]["deployer.release"] == "1a2b3c4d"
+    assert backend["labels"]["deployer.port"] == "8080"
+    env = spec["services"]["frontend"]["environment"]
+    assert env["BACKEND_URL"] == "http://backend-green-1a2b3c4d:8080"  # siblings of the same release
+    assert env["WORKER_URL"] == "http://worker-green-1a2b3c4d:9000"
+    assert env["PORT"] == "3000" and env["APP_VERSION"] == "v1.2"
+    assert spec["networks"]["data"] == {"external": True, "name": "shop-data"}
+    json.dumps(spec)  # it is JSON as it is
+
+
+def test_every_string_is_escaped_for_compose_interpolation():
+    assert compose.escape({"a": ["$HOME", {"b": "x$${y}"}], "n": 3}) == {"a": ["$$HOME", {"b": "x$$$${y}"}], "n": 3}
+
+
+def test_the_infrastructure_carries_no_secret(shop):
+    spec = compose.infra(
+        shop,
+        edge_image="e:1",
+        db_image="d:1",
+        backup_image="a:1",
+        db_env={"POSTGRES_USER": "app", "POSTGRES_PASSWORD": "s3cret-pw"},
+        agent_config='{"x": 1}',
+    )
+    text = json.dumps(spec)
+    assert "s3cret-pw" not in text
+    db = spec["services"]["db"]
+    assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"
+    assert db["environment"]["POSTGRES_USER"] == "app"
+    assert spec["secrets"]["db_password"] == {"environment": "DEPLOYER_SECRET_DB_PASSWORD"}
+    assert "ports" not in db  # the database is never published
+    edge = spec["services"]["edge"]
+    assert edge["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
+    assert spec["volumes"]["dumps"] == {"name": "shop-dumps"}
+    assert "/var/run/docker.sock" not in text  # the backup service has no Docker socket

@@ -1,0 +1,88 @@
+"""The folders are the layers: no import goes up, no adapter imports the CLI, no import loop."""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "deployer"
+
+# What each layer may import from the package (besides itself).
+ALLOWED = {
+    "core": {"errors"},
+    "config": {"core", "errors"},
+    "adapters": {"core", "errors"},
+    "flows": {"adapters", "core", "config", "errors", "assets"},
+    "cli": {"flows", "adapters", "core", "config", "errors", "assets", ""},
+    "agent": {"core", "errors"},
+    "assets": set(),
+    "errors": set(),
+}
+
+
+@functools.cache
+def modules() -> dict[str, set[str]]:
+    """module name -> the deployer modules it imports (at any depth of the file)."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        if "assets" in path.parts and path.name != "__init__.py":
+            continue
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        imports = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("deployer"):
+                imports.add(node.module)
+                imports.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                imports.update(a.name for a in node.names if a.name.startswith("deployer"))
+        found[name] = imports
+    return found
+
+
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_no_import_goes_up():
+    problems = []
+    for module, imports in modules().items():
+        mine = layer(module)
+        if mine not in ALLOWED:
+            continue
+        for target in imports:
+            theirs = layer(target)
+            if theirs and theirs != mine and theirs not in ALLOWED[mine] and target in modules():
+                problems.append(f"{module} imports {target}")
+    assert problems == []
+
+
+def test_no_import_loop():
+    graph = {m: {i for i in imports if i in modules() and i != m} for m, imports in modules().items()}
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        seen[m] = 1
+        stack.append(m)
+        for n in graph[m]:
+            if seen.get(n) == 1:
+                raise AssertionError("import loop: " + " -> ".join(stack[stack.index(n) :] + [n]))
+            if n not in seen:
+                visit(n)
+        stack.pop()
+        seen[m] = 2
+
+    for m in graph:
+        if m not in seen:
+            visit(m)
+
+
+def test_files_stay_small():
+    big = [
+        f"{p.relative_to(PACKAGE)}: {n} lines"
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 350
+    ]
+    assert big == []

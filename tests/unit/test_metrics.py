@@ -1,0 +1,36 @@
+"""The edge's metrics, parsed and turned into rates and quantiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from deployer.core import metrics
+
+TEXT = """# window 60 seconds, in 5-second slots
+# TYPE deployer_window_requests_total counter
+deployer_window_requests_total{route="live",colour="green",release="aaaaaaaa",class="2xx"} 990
+deployer_window_requests_total{route="live",colour="green",release="aaaaaaaa",class="5xx"} 10
+deployer_window_requests_total{route="health",colour="green",release="aaaaaaaa",class="2xx"} 7
+# TYPE deployer_window_request_duration_seconds histogram
+deployer_window_request_duration_seconds_bucket{route="live",colour="green",release="aaaaaaaa",le="0.1"} 900
+deployer_window_request_duration_seconds_bucket{route="live",colour="green",release="aaaaaaaa",le="0.5"} 990
+deployer_window_request_duration_seconds_bucket{route="live",colour="green",release="aaaaaaaa",le="1"} 1000
+deployer_window_request_duration_seconds_bucket{route="live",colour="green",release="aaaaaaaa",le="+Inf"} 1000
+"""
+
+
+def test_parse_and_summarise():
+    window, series = metrics.parse(TEXT)
+    assert window == 60
+    green = metrics.by_colour(series, "live")["green"]
+    assert green.requests == 1000 and green.errors == 10
+    assert green.above(0.5) == 10 and green.above(0.1) == 100
+    assert green.quantile(0.5) == pytest.approx(0.1 * 500 / 900)
+    assert green.quantile(0.99) == pytest.approx(0.5)  # rank 990 is the 0.5 s bound exactly
+    assert metrics.by_colour(series, "health")["green"].requests == 7
+
+
+def test_quantile_edges():
+    assert metrics.quantile({}, 0.99) is None
+    assert metrics.quantile({0.1: 0, float("inf"): 0}, 0.5) is None
+    assert metrics.quantile({0.1: 0, 1.0: 0, float("inf"): 5}, 0.5) == 1.0  # all beyond the last bound
