@@ -131,6 +131,21 @@ def release_steps(stack) -> dict[str, dict]:
     return out
 
 
+def colour_memory(client, project: str) -> dict[str, float]:
+    """MiB of memory in use (the engine's stats, page cache left out) by each colour's release
+    containers: what keeping a warm standby costs."""
+    out = {"blue": 0.0, "green": 0.0}
+    for c in client.containers.list(filters={"name": f"{project}-"}):
+        colour = c.name[len(project) + 1 :].split("-", 1)[0]
+        if colour not in out:
+            continue
+        mem = c.stats(stream=False).get("memory_stats") or {}
+        stats = mem.get("stats") or {}
+        cache = stats.get("inactive_file", stats.get("total_inactive_file", 0))
+        out[colour] += max(0, mem.get("usage", 0) - cache) / 2**20
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -150,6 +165,7 @@ class Scenario:
         self.up_seconds = 0.0
         self.built: list[str] = []  # images `deployer up` built on the engine
         self.last_output = ""
+        self.memory: dict[str, float] = {}
 
     def wall(self, *argv: str) -> float:
         began = time.monotonic()
@@ -199,6 +215,8 @@ class Scenario:
             print(f"  [{self.where}, {self.n} services] release {v}: wall {took:.2f}s, app's own {app}s",
                   file=sys.stderr)  # fmt: skip
             live = idle
+        mem = colour_memory(s.docker, s.name)
+        self.memory = {"live": mem[live], "standby": mem[other(live)]}
         for release, n in zip(self.releases, execs.count(windows), strict=True):
             release["edge_execs"] = n
         steps = release_steps(s)
@@ -220,6 +238,7 @@ class Scenario:
         sw = self.switches
         return {
             "where": self.where, "services": self.n, "up_seconds": round(self.up_seconds, 2), "up_built": self.built,
+            "memory_mib": self.memory,
             "switch": {"n": len(sw), "median": round(statistics.median(sw), 3) if sw else None,
                        "p95": round(pct(sw, 0.95), 3) if sw else None, "min": round(min(sw), 3) if sw else None,
                        "max": round(max(sw), 3) if sw else None, "edge_execs": sorted(set(self.switch_execs))},
@@ -326,8 +345,9 @@ def remote_scenario(client, app_image: str, n: int, args, own_images: set[str]) 
 def table(results: list[dict]) -> str:
     lines = [
         "| engine | services | switch median / p95 / max (s) | edge execs per switch | release overhead median / max (s) "
-        "| app's own time to healthy (s) | release wall median (s) | edge execs per release | n switches / releases |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| app's own time to healthy (s) | release wall median (s) | edge execs per release "
+        "| memory live / warm standby (MiB) | n switches / releases |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         sw, rel = r["switch"], r["release"]
@@ -335,7 +355,7 @@ def table(results: list[dict]) -> str:
             f"| {r['where']} | {r['services']} | {sw['median']} / {sw['p95']} / {sw['max']} "
             f"| {','.join(map(str, sw['edge_execs']))} | {rel['overhead_median']} / {rel['overhead_max']} "
             f"| {rel['app_min']}-{rel['app_max']} | {rel['wall_median']} | {','.join(map(str, rel['edge_execs']))} "
-            f"| {sw['n']} / {rel['n']} |"
+            f"| {r['memory_mib'].get('live')} / {r['memory_mib'].get('standby')} | {sw['n']} / {rel['n']} |"
         )
     return "\n".join(lines)
 

@@ -72,7 +72,7 @@ def main() -> None:
         print(f"\nwrote {len(ITEMS)} items through {base}/api/items")
         traffic = Traffic(base)
         traffic.start()
-        deployer("release", "v2")
+        deployer("release", "v2", "--watch", "20s")  # judged on the traffic of the background client
         names = [item["name"] for item in client.get("/api/items").json()]
         found = [n for n in ITEMS if n in names]
         top = client.get("/api/items/search", params={"q": "apple", "k": 3}).json()

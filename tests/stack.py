@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -25,9 +26,19 @@ class Stack:
         self.config = folder / "deployer.toml"
         self.write_config()
 
-    def write_config(self, extra: str = "", deadline: float = 40, services: str | None = None, edge: str = "") -> None:
+    def write_config(
+        self,
+        extra: str = "",
+        deadline: float = 40,
+        services: str | None = None,
+        edge: str = "",
+        watch: str = 'window = "0"',
+        disk: str = "prune_after_release = false",
+    ) -> None:
         """The project's deployer.toml: backend (/api/) and frontend (/) from the test app,
-        unless `services` gives other [services.*] tables; `edge` adds keys to [edge]."""
+        unless `services` gives other [services.*] tables; `edge` adds keys to [edge];
+        `watch` and `disk` are the bodies of [watch] and [disk] (by default no watch after the
+        switch and no pruning after a release, unless a test asks)."""
         if services is None:
             services = f"""
                 [services.backend]
@@ -76,6 +87,7 @@ class Stack:
                 paths = ["/api/version", "/"]
                 """
             )
+            + f"\n[watch]\n{textwrap.dedent(watch)}\n\n[disk]\n{textwrap.dedent(disk)}\n"
             + extra
         )
 
@@ -172,7 +184,13 @@ class Stack:
         return body["version"], body["colour"]
 
     def edge_file(self, path: str) -> str:
-        code, out = self.edge.exec_run(["cat", path])
+        """The file's text, '' when it does not exist. Under load the engine may report an exec's
+        exit code as None (asked before the exec was reaped) or fail the exec: ask again."""
+        for _ in range(5):  # bounded
+            code, out = self.edge.exec_run(["cat", path])
+            if code in (0, 1):  # cat: 1 when the file does not exist
+                break
+            time.sleep(0.2)
         return out.decode() if code == 0 else ""
 
     def containers(self, colour: str | None = None) -> list:

@@ -91,6 +91,24 @@ def down(
             raise _compose_error(f"compose down of {project} failed", exc, step) from None
 
 
+def config_hash(
+    engine: Engine, project: str, spec: dict[str, Any], service: str, *, secrets: dict[str, str] | None = None
+) -> str:
+    """The hash compose gives a service of this file (`docker compose config --hash`): what it
+    compares with a container's com.docker.compose.config-hash label to decide whether
+    `up` recreates it. '' when compose cannot tell."""
+    from python_on_whales.exceptions import DockerException
+    from python_on_whales.utils import run
+
+    with _client(engine, project, spec, secrets) as docker:
+        try:
+            out = run(docker.compose.docker_compose_cmd + ["config", "--hash", service])
+        except DockerException:
+            return ""
+    parts = str(out or "").split()
+    return parts[1] if len(parts) == 2 and parts[0] == service else ""
+
+
 def _compose_error(message: str, exc: Any, step: str) -> EngineError:
     stderr = masking.mask((getattr(exc, "stderr", None) or str(exc)).strip()[-2000:])
     return EngineError(

@@ -125,6 +125,15 @@ class Edge:
         result = self.run(probe_rule.script(probes, timeout), step=step)
         return probe_rule.failures(probes, result.stdout)
 
+    def poll(
+        self, probes: list[probe_rule.Probe], timeout: float, *, budget: float, interval: float, step: str
+    ) -> list[str]:
+        """Repeat the probes inside the edge for up to `budget` seconds, until they pass (one exec)."""
+        result = self.run(probe_rule.poll_script(probes, timeout, budget=budget, interval=interval), step=step)
+        if result.ok and result.stdout.rstrip().endswith("ready"):
+            return []
+        return probe_rule.failures(probes, result.stdout) or ["no answer"]
+
     # -- switching --------------------------------------------------------------------------
     def commit(
         self, colour: str, verify: list[probe_rule.Probe], history_line: str, token: str, timeout: float

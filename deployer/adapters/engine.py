@@ -176,6 +176,42 @@ class Engine:
                     del errors[:-50]
         return ExecResult(self._wait_exec(exec_id, limit=30), "", b"".join(errors).decode(errors="replace").strip())
 
+    # -- files into a container (the edge's certificate) -------------------------------------
+    def put_files(self, container: str, folder: str, files: dict[str, bytes], *, step: str, mode: int = 0o600) -> None:
+        """Write files (relative paths, folders made 0700) under `folder` of a container, as
+        one tar archive in the body of an Engine API call: their content is in no argv, no
+        environment and no `docker inspect`, and it reaches a remote engine as well."""
+        import io
+        import tarfile
+
+        from docker.errors import APIError, NotFound
+
+        debug(f"put {sorted(files)} into {container}:{folder}")
+        buf = io.BytesIO()
+        now = time.time()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            folders: set[str] = set()
+            for name, data in sorted(files.items()):
+                parts = name.split("/")
+                for i in range(1, len(parts)):
+                    sub = "/".join(parts[:i])
+                    if sub not in folders:
+                        folders.add(sub)
+                        info = tarfile.TarInfo(sub)
+                        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
+                        tar.addfile(info)
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), mode, now
+                tar.addfile(info, io.BytesIO(data))
+        try:
+            ok = self.sdk.api.put_archive(container, folder, buf.getvalue())
+        except NotFound:
+            raise EngineError(f"container {container} or its {folder} does not exist", step=step) from None
+        except APIError as exc:
+            raise EngineError(f"cannot write files into {container}: {_reason(exc)}", step=step) from None
+        if not ok:
+            raise EngineError(f"cannot write files into {container}:{folder}", step=step)
+
     # -- containers -------------------------------------------------------------------------
     def containers(self, project: str, *, deployment: str | None = None, **labels: str) -> list[Container]:
         """Every container of a deployment with these labels (role, colour, release, ...), in any
@@ -246,14 +282,14 @@ class Engine:
         except (ImageNotFound, NotFound):
             return None
 
-    def build(self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict[str, str], step: str) -> str:
-        """Build with the classic builder; returns the image ID."""
+    def build(self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict, step: str, labels=None) -> str:
+        """Build with the classic builder; returns the image ID. `labels` go on the image."""
         from docker.errors import APIError, BuildError
 
         debug(f"build {tag} from {context}")
         try:
             image, _ = self.sdk.images.build(
-                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, rm=True, forcerm=True
+                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, rm=True, forcerm=True, labels=labels
             )
         except BuildError as exc:
             tail = "\n".join(

@@ -67,8 +67,15 @@ def webhook(agent: Agent, step: str, error: str) -> None:
         return
     import urllib.request
 
+    text = f"[{agent.config.project}] backup failed in step '{step}': {mask(error)[-300:]}"  # Slack-compatible
     body = json.dumps(
-        {"project": agent.config.project, "event": "backup_failed", "step": step, "error": mask(error)[-1000:]}
+        {
+            "text": text,
+            "project": agent.config.project,
+            "event": "backup_failed",
+            "step": step,
+            "error": mask(error)[-1000:],
+        }
     ).encode()
     request = urllib.request.Request(
         agent.webhook,

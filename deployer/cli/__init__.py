@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from deployer import __version__
-from deployer.cli.common import ConfigOption, context, handled, say
+from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
+from deployer.cli.safety import WatchOption, watch_seconds
 
 app = typer.Typer(
     add_completion=False,
@@ -41,12 +42,21 @@ def _main(
 
 @app.command()
 @handled
-def up(config: ConfigOption = None) -> None:
+def up(
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    recreate_db: Annotated[
+        bool, typer.Option("--recreate-db", help="Allow recreating the database container (a verified dump first).")
+    ] = False,
+) -> None:
     """Create or update the networks, the edge, the database and the backup service. Idempotent."""
-    from deployer.flows import infra
+    from deployer.flows import infra, swarm
 
-    with context(config) as ctx:
-        infra.up(ctx)
+    with context(config, env) as ctx:
+        if ctx.config.swarm:
+            swarm.up(ctx)  # swarm mode: flows/swarm.py
+        else:
+            infra.up(ctx, recreate_db=recreate_db)
 
 
 @app.command()
@@ -54,17 +64,20 @@ def up(config: ConfigOption = None) -> None:
 def release(
     version: Annotated[str, typer.Argument(help="Version to release: the image tag of every service.")],
     config: ConfigOption = None,
+    env: EnvOption = None,
     build: Annotated[bool, typer.Option("--build", help="Build missing images from services.*.build.")] = False,
     backup: Annotated[bool, typer.Option("--backup/--no-backup", help="Dump the database first.")] = True,
+    watch: WatchOption = None,
 ) -> None:
-    """Start the idle colour at VERSION, wait on health, then switch live traffic to it."""
+    """Start the idle colour at VERSION, wait on health, switch live traffic to it, then watch it."""
     from deployer.core.versions import check_version
 
     check_version(version)
+    window = watch_seconds(watch)
     from deployer.flows import release as flow
 
-    with context(config) as ctx:
-        flow.release(ctx, version, build=build, backup=backup)
+    with context(config, env) as ctx:
+        flow.release(ctx, version, build=build, backup=backup, watch=window)
 
 
 @app.command()
@@ -72,6 +85,7 @@ def release(
 def switch(
     to: Annotated[str, typer.Option("--to", help="The colour to make live: blue or green.")],
     config: ConfigOption = None,
+    env: EnvOption = None,
 ) -> None:
     """Move live traffic to the other, still running colour (instant rollback)."""
     from deployer.core.versions import check_colour
@@ -79,7 +93,7 @@ def switch(
     check_colour(to)
     from deployer.flows import switch as flow
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         outcome = flow.switch(ctx, to)
     if outcome.already:
         say(f"{to} ({outcome.version}) is already live")
@@ -91,13 +105,15 @@ def switch(
 @handled
 def status(
     config: ConfigOption = None,
+    env: EnvOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the live colour, each colour's release, health, memory and traffic, the edge, the database, the lock and the last releases."""
     from deployer.flows import status as flow
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         data = flow.gather(ctx)
+        data["environment"] = ctx.config.environment or None
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
@@ -111,6 +127,7 @@ def status(
 def build(
     version: Annotated[str, typer.Argument(help="The tag to build.")],
     config: ConfigOption = None,
+    env: EnvOption = None,
 ) -> None:
     """Build and tag the image of every service that has a build context."""
     from deployer.core.versions import check_version
@@ -118,7 +135,13 @@ def build(
     check_version(version)
     from deployer.flows import images
 
-    with context(config) as ctx:
+    # A build needs the build contexts, not the secrets: CI builds without the env files.
+    with context(config, env, check_paths=False) as ctx:
+        for s in ctx.config.services.values():
+            if s.build and not s.build.is_dir():
+                from deployer.errors import ConfigError
+
+                raise ConfigError(ctx.config.path, f"services.{s.name}.build", f"{s.build} is not a folder")
         for tag in images.build_all(
             ctx, version, progress=lambda s: say(f"building {s.image_ref(version)} from {s.build}")
         ):
@@ -129,6 +152,7 @@ def build(
 @handled
 def down(
     config: ConfigOption = None,
+    env: EnvOption = None,
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Also delete the database's and the edge's volumes (the dumps stay).")
     ] = False,
@@ -138,12 +162,12 @@ def down(
     ] = True,
 ) -> None:
     """Remove every release and the infrastructure; with --volumes, the database too."""
-    from deployer.flows import infra
+    from deployer.flows import infra, swarm
 
-    with context(config) as ctx:
+    with context(config, env) as ctx:
         if volumes and not yes:
             _confirm_deletion(ctx.config.name, ctx.engine.where)
-        infra.down(ctx, volumes=volumes, backup=backup)
+        (swarm if ctx.config.swarm else infra).down(ctx, volumes=volumes, backup=backup)  # swarm: flows/swarm.py
 
 
 def _confirm_deletion(name: str, where: str) -> None:
@@ -161,20 +185,32 @@ def _confirm_deletion(name: str, where: str) -> None:
 def init(
     folder: Annotated[Path, typer.Argument(help="Project folder with backend/ and frontend/.")] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite deployer.toml and the Dockerfiles.")] = False,
+    ci: Annotated[
+        str | None,
+        typer.Option("--ci", help="Also write the app's CI/CD workflows: github (ci.yml, cd.yml, rollback.yml)."),
+    ] = None,
 ) -> None:
     """Write a commented deployer.toml and Dockerfiles for a Spring Boot + Next.js project."""
     from deployer.flows import init as setup
 
-    for item in setup.init(folder, force=force):
+    for item in setup.init(folder, force=force, ci=ci):
         print(f"{item.action:9} {item.path}")
     print(setup.NEXT_STEPS)
+    if ci:
+        if not setup.has_ci_config(folder / "deployer.toml"):
+            print("Add to deployer.toml (the workflows use it):" + setup.ci_config())
+        print(setup.NEXT_STEPS_CI)
 
 
 def _register_groups() -> None:
-    from deployer.cli import backup, lock
+    from deployer.cli import backup, edge, lock, safety, ship
 
+    app.command()(ship.push)
+    app.command()(ship.promote)
     app.add_typer(lock.app, name="lock")
     app.add_typer(backup.app, name="backup")
+    app.add_typer(edge.app, name="edge")
+    safety.register(app)  # watch, prune, maintenance
 
 
 _register_groups()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from deployer.cli.common import ConfigOption, context, handled, say
+from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
 
 app = typer.Typer(no_args_is_help=True, help="Dump, list, verify, fetch, restore and prune database backups.")
 
@@ -28,6 +28,7 @@ def _checked(check, value: str, option: str) -> str:
 @handled
 def now(
     config: ConfigOption = None,
+    env: EnvOption = None,
     label: Annotated[str, typer.Option("--label", help="A note kept with the dump.")] = "manual",
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip reading the dump back.")] = False,
 ) -> None:
@@ -36,7 +37,7 @@ def now(
     from deployer.flows import backups
 
     _checked(dumps.check_label, label, "--label")
-    with context(config) as ctx:
+    with context(config, env) as ctx:
         print(backups.take(ctx, label=label, verify=not no_verify))
 
 
@@ -44,12 +45,13 @@ def now(
 @handled
 def list_(
     config: ConfigOption = None,
+    env: EnvOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every dump, oldest first, with its state now: verified, stale, unverified or DAMAGED."""
     from deployer.flows import backups
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         found = backups.listing(ctx)
     if as_json:
         print(json.dumps(found["dumps"], indent=2))
@@ -68,6 +70,7 @@ def list_(
 def verify(
     name: Annotated[str | None, typer.Argument(help="The dump (default: the newest).")] = None,
     config: ConfigOption = None,
+    env: EnvOption = None,
     restore: Annotated[
         bool, typer.Option("--restore", help="Also restore it into a scratch server and query it.")
     ] = False,
@@ -78,7 +81,7 @@ def verify(
 
     if name is not None:
         _checked(dumps.check_name, name, "NAME")
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         name, report = backups.verify(ctx, name, restore=restore)
     for line in report:
         print(line)
@@ -90,6 +93,7 @@ def verify(
 def fetch(
     name: Annotated[str, typer.Argument(help="The dump to copy to this machine.")],
     config: ConfigOption = None,
+    env: EnvOption = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File or folder (default: ./NAME.dump).")
     ] = None,
@@ -99,7 +103,7 @@ def fetch(
     from deployer.flows import backups
 
     _checked(dumps.check_name, name, "NAME")
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         path, digest = backups.fetch(ctx, name, output)
     say(f"sha256 {digest} ok")
     print(path)
@@ -110,6 +114,7 @@ def fetch(
 def restore(
     name: Annotated[str, typer.Argument(help="The dump to restore.")],
     config: ConfigOption = None,
+    env: EnvOption = None,
     database: Annotated[str | None, typer.Option("--database", help="Target database (default: the app's).")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Really replace the target's data.")] = False,
 ) -> None:
@@ -123,7 +128,7 @@ def restore(
         _checked(dumps.check_database, database, "--database")
     if not yes:
         raise InputError(f"restoring {name} replaces the data of {database or 'the database'}: add --yes")
-    with context(config) as ctx:
+    with context(config, env) as ctx:
         done = backups.restore(ctx, name, database)
     if done.get("safety"):
         say(f"safety dump of {done['database']} taken first: {done['safety']}")
@@ -135,13 +140,14 @@ def restore(
 @handled
 def prune(
     config: ConfigOption = None,
+    env: EnvOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
     damaged: Annotated[bool, typer.Option("--damaged", help="Also delete the dumps found damaged.")] = False,
 ) -> None:
     """Apply the retention policy (backup.keep_*) to the dumps of the configured database."""
     from deployer.flows import backups
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         done = backups.prune(ctx, dry_run=dry_run, damaged=damaged)
     for name, why in sorted(done["keep"].items()):
         print(f"keep {name} ({why})")

@@ -1,5 +1,6 @@
-"""What every command shares: the --config option, progress lines, and one place that
-turns errors into a message and an exit code (2 bad input, 1 failure, 130 cancelled).
+"""What every command shares: the --config and --env options, progress lines, and one
+place that turns errors into a message and an exit code (2 bad input, 1 failure, 130
+cancelled). With --env, every line the command prints says which environment it acts on.
 
 No command prints a traceback: an unexpected exception is reported in one line too
 (DEPLOYER_TRACEBACK=1 shows it). Every message is masked of known secrets.
@@ -25,15 +26,34 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", envvar="DEPLOYER_CONFIG", help="Path to deployer.toml (default: ./deployer.toml)."),
 ]
+EnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env", "-e", help="The [environments.<name>] of deployer.toml to act on (default: the base config)."
+    ),
+]
+
+# The environment the command acts on, named at the start of every line it prints.
+_label = ""
+
+
+def _prefixed(message: str, label: str | None = None) -> str:
+    label = _label if label is None else label
+    return f"[{label}] {message}" if label else message
 
 
 def say(message: str) -> None:
     """A progress line, on stderr so that stdout stays parseable (--json)."""
-    print(f"· {mask(message)}", file=sys.stderr, flush=True)
+    print(f"· {mask(_prefixed(message))}", file=sys.stderr, flush=True)
+
+
+def say_in(label: str) -> Callable[[str], None]:
+    """`say` for one environment (a promotion speaks for two)."""
+    return lambda message: print(f"· {mask(_prefixed(message, label))}", file=sys.stderr, flush=True)
 
 
 def error(message: str) -> None:
-    print(mask(message), file=sys.stderr, flush=True)
+    print(mask(_prefixed(message)), file=sys.stderr, flush=True)
 
 
 def _terminate_like_interrupt() -> None:
@@ -76,12 +96,16 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def context(config_path: Path | None, *, check_paths: bool = True) -> Iterator[Any]:
-    """Load the config, and hand the command a Context whose engine is closed afterwards."""
+def context(config_path: Path | None, env: str | None = None, *, check_paths: bool = True) -> Iterator[Any]:
+    """Load the config (with the environment's overrides), and hand the command a Context
+    whose engine is closed afterwards."""
+    global _label
     from deployer import config as config_mod
     from deployer.flows.context import Context
 
-    ctx = Context(config_mod.load(config_path, check_paths=check_paths), say=say)
+    if env is not None:
+        _label = env  # an error while loading names the environment too
+    ctx = Context(config_mod.load(config_path, check_paths=check_paths, environment=env), say=say_in(env or ""))
     try:
         yield ctx
     finally:

@@ -6,18 +6,18 @@ from typing import Annotated
 
 import typer
 
-from deployer.cli.common import ConfigOption, context, handled, say
+from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
 
 app = typer.Typer(no_args_is_help=True, help="Inspect or break the release lock.")
 
 
 @app.command("status")
 @handled
-def status(config: ConfigOption = None) -> None:
+def status(config: ConfigOption = None, env: EnvOption = None) -> None:
     """Show who holds the lock and how long its lease runs."""
     from deployer.core.lockrecord import describe
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         ctx.edge.require()
         held = ctx.edge.read_lock()
     if held is None:
@@ -32,6 +32,7 @@ def status(config: ConfigOption = None) -> None:
 @handled
 def release(
     config: ConfigOption = None,
+    env: EnvOption = None,
     force: Annotated[bool, typer.Option("--force", help="Break it even while its holder's lease runs.")] = False,
 ) -> None:
     """Break the lock: one left by a killed process (its lease has passed), or any with --force.
@@ -39,7 +40,7 @@ def release(
     from deployer.core.lockrecord import describe
     from deployer.errors import LockError
 
-    with context(config, check_paths=False) as ctx:
+    with context(config, env, check_paths=False) as ctx:
         ctx.edge.require()
         held = ctx.edge.read_lock()
         if held is None:

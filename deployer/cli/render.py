@@ -9,15 +9,23 @@ def _mib(n: int | None) -> str:
     return f"{n / 1048576:.0f} MiB" if n else "-"
 
 
+def _images(entry: dict[str, Any]) -> str:
+    """Each service's image ID, short (the full IDs and digests are in --json)."""
+    found = entry.get("images") or {}
+    return " ".join(f"{s} {str(i).removeprefix('sha256:')[:12]}" for s, i in sorted(found.items()) if i)
+
+
 def status(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    head = f"[bold]{data['project']}[/bold] on {data['engine']}  live: [bold]{data['live'] or 'none'}[/bold]"
+    env = f"\\[{data['environment']}] " if data.get("environment") else ""
+    head = f"{env}[bold]{data['project']}[/bold] on {data['engine']}  live: [bold]{data['live'] or 'none'}[/bold]"
     if data.get("maintenance") is not None:
         head += "  [red]MAINTENANCE[/red]"
     console.print(head)
+    _safety(console, data)
     table = Table(
         "colour", "role", "version", "release", "services (status/health, restarts, memory)", "last minute (live)"
     )
@@ -81,3 +89,40 @@ def status(data: dict[str, Any]) -> None:
                 e.get("by", ""),
             )
         console.print(table)
+        for e in data["releases"]:
+            if e.get("images"):
+                console.print(f"images of {e.get('version')} ({e.get('time', '')}): {_images(e)}", highlight=False)
+
+
+def _safety(console: Any, data: dict[str, Any]) -> None:
+    """Maintenance mode, the running watch and the disk."""
+    from rich.markup import escape
+
+    from deployer.core.durations import bytes_text
+
+    page = data.get("maintenance")
+    if page:
+        console.print(
+            f"[red]maintenance on[/red] since {page.get('since')} by {page.get('by')}: the public route answers "
+            f"503 (Retry-After {page.get('retry_after')}s): {escape(str(page.get('message')))}"
+        )
+    watch = data.get("watch")
+    if watch:
+        who = watch["holder"] if watch.get("alive") else f"{watch['holder']}, GONE (`deployer watch` takes it over)"
+        console.print(
+            f"watch: {watch['version']} on {watch['colour']}, {watch['left_s']}s left, by {who}; "
+            f"rollback target {watch['previous']}"
+        )
+    disk = data.get("disk") or {}
+    if disk:
+
+        def use(u: dict[str, Any] | None) -> str:
+            return f"{bytes_text(u.get('used'))} ({bytes_text(u.get('free'))} free)" if u else "-"
+
+        images = disk.get("images") or {}
+        console.print(
+            f"disk: images {images.get('count', 0)} ({bytes_text(images.get('bytes'))}), "
+            f"dumps {use(disk.get('dumps'))}, database volume {use(disk.get('database'))}"
+        )
+        if disk.get("warning"):
+            console.print(f"[red]warning:[/red] {disk['warning']}")

@@ -10,17 +10,48 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from deployer.config import envfile
-from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Service, Timeouts
+from deployer.config import edge as edge_config
+from deployer.config import envfile, environments, safety
+from deployer.config import registry as registry_config
+from deployer.config import swarm as swarm_config
+from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Route, Service, Timeouts, Tls
 from deployer.config.reader import Reader
 from deployer.errors import ConfigError
 
-__all__ = ["Backup", "Config", "Database", "Edge", "Engine", "Limits", "Service", "Timeouts", "find", "load", "parse"]
+__all__ = [
+    "Backup",
+    "Config",
+    "Database",
+    "Edge",
+    "Engine",
+    "Limits",
+    "Route",
+    "Service",
+    "Timeouts",
+    "Tls",
+    "find",
+    "load",
+    "parse",
+]
 
 DEFAULT_FILE = "deployer.toml"
 DEFAULT_SCHEDULE = "0 3 * * *"
 MAX_SERVICES = 16
-SECTIONS = ("project", "engine", "services", "edge", "database", "timeouts", "smoke", "backup")
+SECTIONS = (
+    "project",
+    "engine",
+    "services",
+    "edge",
+    "routes",
+    "database",
+    "timeouts",
+    "smoke",
+    "backup",
+    "registry",
+    "environments",
+    "swarm",
+    *safety.SECTIONS,
+)
 DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8,32}")
 PROJECT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 SERVICE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?")
@@ -47,6 +78,10 @@ SERVICE_KEYS = {
     "stop_grace",
     "cpus",
     "memory",
+    "secrets",
+    "replicas",  # swarm mode only (config/swarm.py)
+    "placement",  # swarm mode only
+    *safety.SERVICE_KEYS,  # migrate, migrate_timeout, db_login (config/safety.py)
 }
 
 
@@ -57,9 +92,10 @@ def find(path: str | Path | None) -> Path:
     return candidate.resolve()
 
 
-def load(path: str | Path | None = None, *, check_paths: bool = True) -> Config:
+def load(path: str | Path | None = None, *, check_paths: bool = True, environment: str | None = None) -> Config:
     """check_paths=False skips the checks of files on the CLI's machine (env files, build
-    contexts, templates): the backup service sees only what it is given."""
+    contexts, templates): the backup service sees only what it is given. `environment`
+    merges that [environments.<name>] table into the base first."""
     file = find(path)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -71,10 +107,18 @@ def load(path: str | Path | None = None, *, check_paths: bool = True) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
-    return parse(raw, file, check_paths=check_paths)
+    return parse(raw, file, check_paths=check_paths, environment=environment)
 
 
-def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Config:
+def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True, environment: str | None = None) -> Config:
+    merged, defined = environments.apply(raw, file, environment)
+    try:
+        return _parse(merged, file, check_paths=check_paths, environment=environment or "", defined=defined)
+    except ConfigError as exc:
+        raise environments.blame(exc, raw, environment) from None
+
+
+def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: str, defined: tuple[str, ...]) -> Config:
     r = Reader(raw, file, check_paths=check_paths)
     for key in raw:
         if key not in SECTIONS:
@@ -86,9 +130,11 @@ def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Confi
     restart = r.string("project.restart", default="unless-stopped")
     if restart not in RESTART:
         raise ConfigError(file, "project.restart", f"must be one of {', '.join(RESTART)}")
-    engine = Engine(host=r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None)
+    engine = Engine(
+        host=r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None, mode=swarm_config.mode(r)
+    )
     services = _services(r)
-    edge = _edge(r)
+    edge = edge_config.read(r, services)
     database = _database(r)
     timeouts = Timeouts(
         health_deadline=r.number("timeouts.health_deadline", default=120.0, low=1, high=3600),
@@ -99,6 +145,9 @@ def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Confi
         raise ConfigError(file, "timeouts.health_interval", "must be shorter than timeouts.health_deadline")
     smoke = tuple(r.prefixes("smoke.paths", default=[]))
     backup = _backup(r)
+    registry = registry_config.read(r)
+    swarm = swarm_config.read(r, engine.mode, services, edge, registry)
+    services, backup, safe = safety.read(r, services, backup)
     r.reject_unknown()
     config = Config(
         path=file,
@@ -112,6 +161,11 @@ def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True) -> Confi
         smoke=smoke,
         restart=restart,
         deployment=deployment,
+        registry=registry,
+        swarm=swarm,
+        environment=environment,
+        environments=defined,
+        **safe,
     )
     _check_routes(config)
     return config
@@ -156,6 +210,8 @@ def _services(r: Reader) -> dict[str, Service]:
                 )
         elif env_file and r.check_paths:
             envfile.read(env_file, where=r.file, key=f"{prefix}.env_file")
+        secrets = tuple(r.names(f"{prefix}.secrets", envfile.KEY, "keys of the service's env file"))
+        envfile.check_secrets(r, prefix, env_file, secrets)
         services[name] = Service(
             name=name,
             image=image,
@@ -168,6 +224,8 @@ def _services(r: Reader) -> dict[str, Service]:
             dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=30, low=1, high=600),
             limits=_limits(r, prefix),
+            secrets=secrets,
+            **swarm_config.service(r, prefix),
         )
     return services
 
@@ -191,26 +249,6 @@ def _check_routes(config: Config) -> None:
             "smoke.paths",
             "required here: no service's health path is reachable through its own routes, so name paths to check",
         )
-
-
-def _edge(r: Reader) -> Edge:
-    edge = Edge(
-        public_port=r.port("edge.public_port", default=80),
-        preview_port=r.port("edge.preview_port", default=8081),
-        public_bind=r.address("edge.public_bind", default="0.0.0.0"),
-        template=r.path("edge.template", must_exist=True, kind="file"),
-        access_log=r.boolean("edge.access_log", default=True),
-        expose_colour=r.boolean("edge.expose_colour", default=False),
-        max_body=r.size("edge.max_body", default="20m"),
-        proxy_timeout=r.integer("edge.proxy_timeout", default=300, low=1, high=86400),
-        client_timeout=r.integer("edge.client_timeout", default=15, low=1, high=3600),
-        keepalive_timeout=r.integer("edge.keepalive_timeout", default=30, low=0, high=3600),
-        upstream_keepalive=r.integer("edge.upstream_keepalive", default=512, low=1, high=16384),
-        upstream_idle_timeout=r.integer("edge.upstream_idle_timeout", default=4, low=1, high=3600),
-    )
-    if edge.public_port and edge.public_port == edge.preview_port:
-        raise r.error("edge.preview_port", "must differ from edge.public_port")
-    return edge
 
 
 def _database(r: Reader) -> Database:
@@ -239,6 +277,7 @@ def _backup(r: Reader) -> Backup:
     webhook = r.string("backup.webhook", default="") or None
     if webhook and not re.fullmatch(r"https?://[^\s]+", webhook):
         raise r.error("backup.webhook", "must be an http:// or https:// URL")
+    envfile.register_url(webhook)
     keep = {
         k: r.integer(f"backup.{k}", default=d, low=0, high=10000)
         for k, d in (("keep_last", 7), ("keep_daily", 7), ("keep_weekly", 4), ("keep_monthly", 6))

@@ -81,3 +81,43 @@ def register_secrets(values: dict[str, str]) -> None:
         m = URL_PASSWORD.search(v)
         if m:
             masking.register(m.group(1))
+
+
+def register_url(url: str | None) -> None:
+    """A URL that is a secret as a whole (a webhook): the URL, its password, and every part
+    of its path or query long enough to be a token are masked in all output."""
+    if not url:
+        return
+    masking.register(url)
+    register_secrets({"URL": url})
+    rest = url.split("://", 1)[-1].partition("/")[2]
+    for part in re.split(r"[/?&=#]", rest):
+        if len(part) >= 12:
+            masking.register(part)
+
+
+def check_secrets(r, prefix: str, env_file: Path | None, secrets: tuple[str, ...]) -> None:
+    """services.*.secrets: keys its env file defines, delivered as files instead of variables."""
+    if not secrets:
+        return
+    key = f"{prefix}.secrets"
+    if env_file is None:
+        raise r.error(key, "needs an env_file that defines these keys")
+    if len(set(secrets)) != len(secrets):
+        raise r.error(key, "lists the same key twice")
+    if not r.check_paths:
+        return
+    values = read(env_file, where=r.file, key=f"{prefix}.env_file").values
+    for name in secrets:
+        if name not in values:
+            raise r.error(key, f"{name} is not defined in {env_file}")
+        masking.register(values[name])
+
+
+def service_env(config) -> dict[str, dict[str, str]]:
+    """Each service's env file, read and checked (its values are registered as secrets)."""
+    return {
+        s.name: read(s.env_file, where=config.path, key=f"services.{s.name}.env_file").values
+        for s in config.services.values()
+        if s.env_file
+    }

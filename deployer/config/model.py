@@ -29,9 +29,55 @@ class Service:
     dockerfile: Path | None = None
     stop_grace: int = 30
     limits: Limits = field(default_factory=Limits)
+    secrets: tuple[str, ...] = ()  # env file keys delivered as files under /run/secrets, not as env
+    replicas: int = 1  # swarm mode: containers of this service per release (deployer/config/swarm.py)
+    placement: tuple[str, ...] = ()  # swarm mode: placement constraints, such as "node.labels.tier == app"
+    migrate: tuple[str, ...] = ()  # the release's migration command (argv), run before it starts
+    migrate_timeout: int = 600  # seconds
+    db_login: DbLogin | None = None  # env file keys of its database login, checked before a release
 
     def image_ref(self, version: str) -> str:
         return f"{self.image}:{version}"
+
+
+# Security headers the edge adds to every public answer that does not carry its own
+# (edge.headers changes, adds or removes them; "" removes one).
+DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """[edge.tls]: HTTPS at the edge. The files are on the CLI's machine; `deployer up` and
+    `deployer edge reload` upload them into the edge's volume."""
+
+    cert: Path  # PEM: the certificate, then its chain
+    key: Path  # PEM, unencrypted, not readable by other users
+    port: int = 443  # published HTTPS port (0: Docker picks one)
+    redirect: bool = True  # plain HTTP answers with a redirect to HTTPS (not the ACME path)
+    hsts_max_age: int = 0  # seconds; 0 sends no Strict-Transport-Security
+    hsts_subdomains: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """[routes."<prefix>"]: limits for requests whose path starts with the prefix (the
+    longest such prefix applies), and optionally an external upstream that serves them."""
+
+    prefix: str
+    rate_limit: str | None = None  # per client IP, nginx notation: "5r/s", "300r/m"
+    burst: int = 0  # requests over the rate a client may send at once before it gets 429
+    max_conn: int | None = None  # requests in flight per client IP
+    upstream: str | None = None  # http(s)://host[:port]: an external server, not a service
+    budget: str | None = None  # across all clients: "600r/m"
+    budget_burst: int = 0
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rate_limit or self.max_conn or self.budget)
 
 
 @dataclass(frozen=True)
@@ -48,6 +94,12 @@ class Edge:
     keepalive_timeout: int = 30  # seconds an idle client connection stays open
     upstream_keepalive: int = 512  # idle pooled connections to the apps, per worker
     upstream_idle_timeout: int = 4  # seconds; keep it below the apps' own keep-alive timeout
+    domains: tuple[str, ...] = ()  # server_name of the public servers ("_" when empty)
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/-Proto are believed
+    acme_webroot: str | None = None  # a Docker host folder served at /.well-known/acme-challenge/
+    headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS
+    tls: Tls | None = None
+    routes: tuple[Route, ...] = ()  # [routes."<prefix>"], longest prefix first
 
 
 @dataclass(frozen=True)
@@ -86,6 +138,74 @@ class Engine:
     """Where the Docker engine is: None for DOCKER_HOST (or the local socket), or ssh://[user@]host[:port]."""
 
     host: str | None = None
+    mode: str = "compose"  # "swarm": releases are swarm stacks (deployer/config/swarm.py, docs/scale-out.md)
+
+
+@dataclass(frozen=True)
+class Swarm:
+    """[swarm]: where the edge and the database run on a swarm (the nodes pull images from [registry])."""
+
+    edge_replicas: int = 1
+    edge_constraints: tuple[str, ...] = ()
+    db_constraints: tuple[str, ...] = ()  # none: the manager that engine.host names
+
+
+@dataclass(frozen=True)
+class Registry:
+    """[registry]: images go to <url>/<service image>:<version>. Credentials come from
+    env_file (REGISTRY_USERNAME, REGISTRY_PASSWORD), or else the Docker config's login for
+    the registry's host, unless it is anonymous."""
+
+    url: str  # host[:port][/path], no scheme
+    env_file: Path | None = None
+    anonymous: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.url.split("/", 1)[0]
+
+    def repository(self, image: str) -> str:
+        """Where a service's image lives in the registry (its last path component kept)."""
+        return f"{self.url}/{image.rsplit('/', 1)[-1]}"
+
+
+@dataclass(frozen=True)
+class DbLogin:
+    """services.*.db_login: the env file keys holding a service's database login (the
+    release's preflight tries it): user and password, or a postgres:// URL."""
+
+    user: str = ""
+    password: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """[watch]: after the switch, the new live release is judged on the edge's metrics."""
+
+    window: float = 180.0  # seconds; 0: no watch
+    max_error_rate: float = 0.01  # share of 5xx answers (0-1)
+    max_p99: float = 0.5  # seconds
+    min_requests: int = 50  # fewer live requests than this: no verdict
+    check: str | None = None  # a path fetched through the live route on every tick
+
+
+@dataclass(frozen=True)
+class Notify:
+    """[notify]: a webhook (Slack-compatible JSON) and/or a hook command, on each event."""
+
+    webhook: str | None = None  # a secret: masked, never in argv, labels or the history
+    command: tuple[str, ...] = ()  # argv; the event as JSON on stdin
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class Disk:
+    """[disk]: release images to keep, and when `status` warns about free space."""
+
+    keep_versions: int = 3  # per service; never one a colour's route state or a container uses
+    prune_after_release: bool = True
+    min_free: int = 2 << 30  # bytes
 
 
 @dataclass(frozen=True)
@@ -104,6 +224,13 @@ class Config:
     # Tells this deployment from another with the same name on the same engine (written by
     # `deployer init`); "" for a config without one, which then owns only unmarked resources.
     deployment: str = ""
+    swarm: Swarm | None = None  # set exactly when engine.mode = "swarm"
+    registry: Registry | None = None  # [registry]; None: images move by save/load over ssh
+    environment: str = ""  # the [environments.<name>] in use ("" for the base config)
+    environments: tuple[str, ...] = ()  # every environment the config defines
+    watch: Watch = field(default_factory=Watch)
+    notify: Notify = field(default_factory=Notify)
+    disk: Disk = field(default_factory=Disk)
 
     @property
     def root(self) -> Path:

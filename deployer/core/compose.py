@@ -13,11 +13,13 @@ any argv.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from deployer.core import names
 
 SECRET_ENV_PREFIX = "DEPLOYER_SECRET_"
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Container logs are rotated: the edge writes a line per request (about 320 bytes), which
 # would otherwise grow without end on the host's disk.
 LOGGING = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"}}
@@ -50,11 +52,21 @@ def _networks(project: str) -> dict[str, Any]:
     }
 
 
-def release(config, colour: str, release_id: str, version: str, deployment: str = "") -> dict[str, Any]:
+def release(
+    config,
+    colour: str,
+    release_id: str,
+    version: str,
+    deployment: str = "",
+    env: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
     """Every service of one release of a colour, started and stopped together.
 
     Each service answers on the edge network to <service>-<colour>-<release id>, a name
     no other container ever had, and learns its siblings' addresses as <SERVICE>_URL.
+    `env` holds each service's env file, as read by the deployer: its values are data
+    (taken literally, never interpolated), except the keys in the service's `secrets`,
+    which become files under /run/secrets (see `release_secrets`).
     """
     project = config.name
     siblings = {
@@ -90,10 +102,44 @@ def release(config, colour: str, release_id: str, version: str, deployment: str 
             "networks": {"edge": {"aliases": [names.service_host(s.name, colour, release_id)]}, "data": {}},
             **_limits(s.limits),
         }
-        if s.env_file:
-            spec["env_file"] = [{"path": str(s.env_file), "required": True}]
+        own = (env or {}).get(s.name, {})
+        spec["environment"] = {
+            **{k: v for k, v in own.items() if k not in s.secrets},
+            **spec["environment"],
+            # NAME_FILE, the convention of many images, where NAME can be a variable
+            **{f"{k}_FILE": f"/run/secrets/{k}" for k in s.secrets if IDENTIFIER.fullmatch(k)},
+        }
+        if s.secrets:
+            spec["secrets"] = [
+                {"source": _secret_name(s.name, i), "target": k, "mode": 0o444} for i, k in enumerate(s.secrets)
+            ]
         services[s.name] = spec
-    return escape({"services": services, "networks": _networks(project)})
+    secrets = {
+        _secret_name(s.name, i): {"environment": _secret_env(s.name, i)}
+        for s in config.services.values()
+        for i in range(len(s.secrets))
+    }
+    return escape({"services": services, "networks": _networks(project), **({"secrets": secrets} if secrets else {})})
+
+
+def _secret_name(service: str, index: int) -> str:
+    return f"{service}-secret-{index}"
+
+
+def _secret_env(service: str, index: int) -> str:
+    return f"{SECRET_ENV_PREFIX}{names.env_name(service)}_{index}"
+
+
+def release_secrets(config, env: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The values of every service's secrets, by the environment variable compose reads
+    them from (set for the one compose call that starts the release). A secret's file is
+    named after its key: /run/secrets/spring.datasource.password is the property
+    spring.datasource.password to Spring Boot's `configtree:` import."""
+    return {
+        _secret_env(s.name, i): env.get(s.name, {}).get(k, "")
+        for s in config.services.values()
+        for i, k in enumerate(s.secrets)
+    }
 
 
 def _port(bind: str, published: int, target: int) -> dict[str, Any]:
@@ -101,6 +147,21 @@ def _port(bind: str, published: int, target: int) -> dict[str, Any]:
     if published:
         port["published"] = str(published)
     return port
+
+
+def _edge_ports(edge) -> list[dict[str, Any]]:
+    ports = [_port(edge.public_bind, edge.public_port, 80), _port("127.0.0.1", edge.preview_port, 8081)]
+    if edge.tls:
+        ports.insert(1, _port(edge.public_bind, edge.tls.port, 443))
+    return ports
+
+
+def _acme_mount(folder: str | None) -> list[dict[str, Any]]:
+    if not folder:
+        return []
+    return [
+        {"type": "bind", "source": folder, "target": "/srv/acme", "read_only": True, "bind": {"create_host_path": True}}
+    ]
 
 
 def _backup_health() -> dict[str, Any]:
@@ -126,12 +187,14 @@ def infra(
     deployment: str = "",
     dumps_on_host: str | None = None,
     edge_sysctls: dict[str, str] | None = None,
+    acme_on_host: str | None = None,
 ) -> dict[str, Any]:
     """The edge, the database and the backup service (compose project <name>-infra).
 
     `db_env` holds the database env file's values except the password, which is a secret
     (POSTGRES_PASSWORD_FILE). `dumps_on_host` is a folder of the Docker host for the dumps;
-    None keeps them in the volume <name>-dumps.
+    None keeps them in the volume <name>-dumps. `acme_on_host` is the Docker host's folder
+    of ACME HTTP-01 challenges (edge.acme_webroot), mounted read-only into the edge.
     """
     project = config.name
 
@@ -142,11 +205,8 @@ def infra(
     services = {
         "edge": {
             "image": edge_image,
-            "ports": [
-                _port(config.edge.public_bind, config.edge.public_port, 80),
-                _port("127.0.0.1", config.edge.preview_port, 8081),
-            ],
-            "volumes": ["edge-state:/var/lib/deployer"],
+            "ports": _edge_ports(config.edge),
+            "volumes": ["edge-state:/var/lib/deployer", *_acme_mount(acme_on_host)],
             "networks": ["edge"],
             "labels": labels("edge"),
             "restart": config.restart,

@@ -100,3 +100,22 @@ def by_colour(series: list[Series], route: str = "live") -> dict[str, Series]:
         for b, v in s.buckets.items():
             total.buckets[b] = total.buckets.get(b, 0) + v
     return out
+
+
+def live_traffic(text: str, window: int) -> dict[str, dict]:
+    """Per colour, the live route's figures in the metrics text of the last `window` seconds
+    (what `status` shows): requests, rate, 5xx count and share, p99."""
+    served, series = parse(text)
+    seconds = served or window
+    out = {}
+    for colour, s in by_colour(series, "live").items():
+        p99 = s.quantile(0.99)
+        out[colour] = {
+            "requests": s.requests,
+            "rate": round(s.requests / seconds, 2),
+            "errors_5xx": s.errors,
+            "error_rate": round(s.errors / s.requests, 4) if s.requests else 0.0,
+            "p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
+            "window_s": seconds,
+        }
+    return out

@@ -100,3 +100,24 @@ def failures(probes: list[Probe], output: str) -> list[str]:
         if why:
             problems.append(why)
     return problems
+
+
+def poll_script(probes: list[Probe], timeout: float, *, budget: float, interval: float) -> str:
+    """The probes, repeated inside the edge until they all pass or `budget` seconds have gone:
+    at 20 ms, then doubling up to `interval` between rounds. Prints the last round's lines
+    (and `ready` when they passed), so one exec covers many rounds: a release on a remote
+    engine pays one round trip per second of waiting, not one per probe."""
+    once = script(probes, timeout)
+    budget_ms = int(budget * 1000)
+    cap_ms = max(20, int(interval * 1000))
+    return "\n".join(
+        [
+            f"end=$(( $(date +%s%3N) + {budget_ms} )); delay=20",
+            "while :; do",
+            f"  out=$( {{ {once}; }} 2>&1 ) && {{ printf '%s\\n' \"$out\"; echo ready; exit 0; }}",
+            '  if [ "$(date +%s%3N)" -ge "$end" ]; then printf \'%s\\n\' "$out"; exit 1; fi',
+            '  sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"',
+            f"  delay=$((delay * 2)); [ $delay -gt {cap_ms} ] && delay={cap_ms}",
+            "done",
+        ]
+    )

@@ -1,12 +1,125 @@
 """The edge's nginx site, rendered from its jinja2 template (pure).
 
-The site holds what changes only with the config (listeners, limits, timeouts, the
-upstream pool); nothing about which release serves, so a release never renders it.
+The site holds what changes only with the config (listeners, TLS, limits, headers,
+timeouts, the upstream pool); nothing about which release serves, so a release never
+renders it. The template gets `edge` (the config's [edge]), `config`, `project` and
+`site`: what the template needs already worked out (zones, maps, quoted values).
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
+
+# Where the edge container keeps what the site refers to.
+ACME_ROOT = "/srv/acme"  # edge.acme_webroot, mounted read-only
+FALLBACK_PEM = "/run/deployer/fallback.pem"  # made by the entrypoint; never served
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are OpenSSL's defaults).
+CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+
+def quote(value: str) -> str:
+    """A string as one nginx config token, in double quotes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class Limit:
+    n: int
+    prefix: str
+    regex: str  # matches "<probe flag> <uri>" for requests under the prefix, from users
+    rate: str | None
+    burst: int
+    max_conn: int | None
+    budget: str | None
+    budget_burst: int
+    retry_after: int  # seconds a client told 429 should wait
+
+
+@dataclass(frozen=True)
+class External:
+    n: int
+    prefix: str
+    upstream: str
+    https: bool
+
+
+@dataclass(frozen=True)
+class Header:
+    n: int
+    name: str
+    upstream_var: str  # $upstream_http_<name>: the app's own value wins
+    value: str  # quoted
+
+
+@dataclass(frozen=True)
+class Site:
+    server_names: str
+    limits: tuple[Limit, ...]
+    external: tuple[External, ...]
+    headers: tuple[Header, ...]
+    hsts: str  # quoted header value, or ""
+    redirect: bool
+    redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
+    acme_root: str
+    fallback_pem: str = FALLBACK_PEM
+    ciphers: str = CIPHERS
+    ca_bundle: str = CA_BUNDLE
+
+
+def build(edge) -> Site:
+    limits = []
+    for n, r in enumerate((r for r in edge.routes if r.limited), 1):
+        rates = [x for x in (r.rate_limit, r.budget) if x]
+        limits.append(
+            Limit(
+                n=n,
+                prefix=r.prefix,
+                regex="~^0 " + re.escape(r.prefix).replace("\\/", "/"),
+                rate=r.rate_limit,
+                burst=r.burst,
+                max_conn=r.max_conn,
+                budget=r.budget,
+                budget_burst=r.budget_burst,
+                retry_after=_retry_after(rates),
+            )
+        )
+    external = tuple(
+        External(n, r.prefix, r.upstream, r.upstream.startswith("https://"))
+        for n, r in enumerate((r for r in edge.routes if r.upstream), 1)
+    )
+    headers = tuple(
+        Header(n, name, "$upstream_http_" + name.lower().replace("-", "_"), quote(value))
+        for n, (name, value) in enumerate(edge.headers, 1)
+    )
+    tls = edge.tls
+    hsts = ""
+    if tls and tls.hsts_max_age:
+        hsts = quote(f"max-age={tls.hsts_max_age}" + ("; includeSubDomains" if tls.hsts_subdomains else ""))
+    return Site(
+        server_names=" ".join(edge.domains) or "_",
+        limits=tuple(limits),
+        external=external,
+        headers=headers,
+        hsts=hsts,
+        redirect=bool(tls and tls.redirect),
+        redirect_port=f":{tls.port}" if tls and tls.port not in (0, 443) else "",
+        acme_root=ACME_ROOT,
+    )
+
+
+def _retry_after(rates: list[str]) -> int:
+    waits = [1]
+    for rate in rates:
+        count, unit = re.fullmatch(r"([0-9]+)r/([sm])", rate).groups()  # type: ignore[union-attr]
+        waits.append(math.ceil((1 if unit == "s" else 60) / int(count)))
+    return max(waits)
 
 
 def render(config, template: Path) -> str:
@@ -16,6 +129,10 @@ def render(config, template: Path) -> str:
         loader=jinja2.FileSystemLoader(str(template.parent)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,
     )
-    return env.get_template(template.name).render(project=config.name, edge=config.edge, config=config)
+    return env.get_template(template.name).render(
+        project=config.name, edge=config.edge, config=config, site=build(config.edge)
+    )

@@ -8,7 +8,11 @@ Three small files in the edge volume (`state/`), each replaced whole by an atomi
                       version v1.2
                       service <name> <host> <port> <health path>
                       route <prefix> <service>
-    maintenance   present while maintenance mode is on
+    maintenance   present while maintenance mode is on: the 503 page's message and
+                  Retry-After (core/maintenance.py); the public route answers with it
+    watch         present while a release is watched after its switch: its colour,
+                  release, deadline and rollback target (core/watch.py); the edge's Lua
+                  does not read it
     pending       present while a release runs: its colour, id and version, and the
                   colour's previous route state, so that whoever finds it after the
                   release's process was killed can put that back (see Pending)
@@ -132,6 +136,7 @@ class EdgeState:
     records: dict[str, Record | None] = field(default_factory=dict)
     maintenance: str | None = None
     pending: Pending | None = None
+    watch: str | None = None  # the watch marker's text (core/watch.py parses it)
 
     @property
     def preview(self) -> str:
@@ -161,12 +166,12 @@ class EdgeState:
         if live not in COLOURS or records.get(live) is None:
             live = ""
         maintenance = files.get("maintenance")
-        return cls(live, records, maintenance, Pending.parse(files.get("pending")))
+        return cls(live, records, maintenance, Pending.parse(files.get("pending")), files.get("watch"))
 
 
 def dump_files(separator: str) -> str:
     """A shell snippet that prints each state file after a separator line (for EdgeState.parse)."""
-    names = ("live", *COLOURS, "maintenance", "pending")
+    names = ("live", *COLOURS, "maintenance", "pending", "watch")
     return "; ".join(
         f"printf '{separator} {n}\\n'; cat {DIR}/{n} 2>/dev/null || printf '{separator} missing\\n'" for n in names
     )

@@ -9,6 +9,7 @@ from enum import StrEnum
 class Step(StrEnum):
     # a release, in order
     LOCK = "lock"
+    PREFLIGHT = "preflight"
     IMAGES = "images"
     BACKUP = "backup"
     MIGRATE = "migrate"
@@ -34,6 +35,7 @@ class Step(StrEnum):
 
 RELEASE = (
     Step.LOCK,
+    Step.PREFLIGHT,
     Step.IMAGES,
     Step.BACKUP,
     Step.MIGRATE,
@@ -41,19 +43,20 @@ RELEASE = (
     Step.HEALTH,
     Step.SMOKE,
     Step.SWITCH,
-    Step.RETIRE,
     Step.WATCH,
+    Step.RETIRE,
 )
 
 WHAT = {
     Step.LOCK: "take the release lock and read the route state",
+    Step.PREFLIGHT: "check that each service's database login connects",
     Step.IMAGES: "check that every service's image exists on the engine",
     Step.BACKUP: "dump the database and verify the dump",
-    Step.MIGRATE: "run the migration command of the new backend image",
+    Step.MIGRATE: "run each service's migration command, from the new release's image",
     Step.START: "start the new release beside the idle colour's old standby",
     Step.HEALTH: "wait until every service of the new release is healthy",
     Step.SMOKE: "fetch the smoke paths through the preview route",
     Step.SWITCH: "make the new release live and verify it through the live route",
-    Step.RETIRE: "stop the idle colour's previous release (the old standby)",
-    Step.WATCH: "watch the new live release's error rate and latency",
+    Step.WATCH: "watch the new live release's error rate and latency; roll back on a breach",
+    Step.RETIRE: "stop the idle colour's previous release (the old standby), prune old images",
 }

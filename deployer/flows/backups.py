@@ -23,6 +23,12 @@ AGENT = ["python3", "-m", "deployer.agent"]
 
 
 def container(ctx: Context) -> str:
+    if ctx.config.swarm:  # swarm mode: the agent's task container on this engine's node (flows/swarm.py)
+        from deployer.adapters.swarm import Swarm
+        from deployer.core import stack
+
+        service = stack.service_name(stack.db_stack(ctx.config.name), "backup")
+        return Swarm(ctx.engine).local_container(service) or service
     return names.infra_container(ctx.config.name, "backup")
 
 
@@ -105,8 +111,9 @@ def notify(ctx: Context, step: str, error: str) -> None:
         return
     import urllib.request
 
+    text = f"[{ctx.config.name}] backup failed in step '{step}': {mask(error)[-300:]}"  # Slack-compatible
     body = json.dumps(
-        {"project": ctx.config.name, "event": "backup_failed", "step": step, "error": mask(error)[-1000:]}
+        {"text": text, "project": ctx.config.name, "event": "backup_failed", "step": step, "error": mask(error)[-1000:]}
     )
     request = urllib.request.Request(
         url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
@@ -236,25 +243,24 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
     from deployer.flows.scratch import shm_bytes
 
     memory = dumps.restore_memory(shm_bytes(ctx))
-    lease = None
-    edge = ctx.engine.container(ctx.edge.container)
-    if edge is not None and edge.running:
-        from deployer.flows.lock import Lease
+    from deployer.flows.lock import held
 
-        lease = Lease(ctx, f"backup restore {name}")
-    else:
-        ctx.say("warning: the edge is not running, so no release can run either: restoring without the release lock")
-    try:
+    without = "warning: the edge is not running, so no release can run either: restoring without the release lock"
+    with held(ctx, f"backup restore {name}", say_without=without):
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
         return ask(ctx, *args, step=Step.RESTORE)
-    finally:
-        if lease is not None:
-            lease.free()
 
 
 def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, Any]:
+    """Apply the retention policy (deleting dumps holds the release lock, so a release's
+    pre-release dump is never pruned while it is taken)."""
     args = ["prune"] + (["--dry-run"] if dry_run else []) + (["--damaged"] if damaged else [])
-    return ask(ctx, *args, step="prune")
+    if dry_run:
+        return ask(ctx, *args, step="prune")
+    from deployer.flows.lock import held
+
+    with held(ctx, "backup prune"):
+        return ask(ctx, *args, step="prune")
 
 
 def summary(ctx: Context) -> dict[str, Any] | None:

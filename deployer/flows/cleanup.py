@@ -15,8 +15,14 @@ def retire(ctx: Context, state: EdgeState | None = None) -> list[str]:
     """Stop and remove every app container that the route state no longer names: the old
     standby of a release, and whatever a killed command left behind. Never one that a
     colour's current release needs. Returns the releases removed."""
+    if ctx.config.swarm:  # swarm mode: releases are stacks (flows/swarm_release.py)
+        from deployer.flows import swarm_release
+
+        return swarm_release.retire(ctx, state)
     state = state or ctx.edge.state(step=Step.RETIRE)
     keep = {(c, r.release) for c, r in state.records.items() if r}
+    if state.pending:  # a release that started since (the lock was freed at the switch)
+        keep.add((state.pending.colour, state.pending.release))
     doomed = [
         c
         for c in ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
@@ -54,6 +60,11 @@ def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -
     current = state.record(colour)
     if current is not None and current.release == release_id:
         ctx.edge.write_record(colour, standby, step=Step.UNDO)
-    remove(ctx, release_containers(ctx, colour, release_id))
+    if ctx.config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
+        from deployer.flows import swarm_release
+
+        swarm_release.remove(ctx, colour, release_id)
+    else:
+        remove(ctx, release_containers(ctx, colour, release_id))
     ctx.edge.write_pending(None, step=Step.UNDO)
     return "removed"

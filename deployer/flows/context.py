@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePosixPath
 
 from deployer.adapters.edge import Edge
 from deployer.adapters.engine import Engine
 from deployer.config import Config
+from deployer.errors import ConfigError
 
 
 def _quiet(message: str) -> None:
@@ -35,6 +37,10 @@ class Context:
 
     @cached_property
     def edge(self) -> Edge:
+        if self.config.swarm:  # swarm mode: the scripts run in the control service (adapters/swarm.py)
+            from deployer.adapters.swarm import SwarmEdge
+
+            return SwarmEdge(self.engine, self.config.name, self.config.deployment)
         return Edge(self.engine, self.config.name, self.config.deployment)
 
     def close(self) -> None:
@@ -53,3 +59,17 @@ def who() -> str:
 
 def now_text() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def host_folder(ctx: Context, raw: str | None, key: str) -> str | None:
+    """A folder of the Docker host named in the config at `key` (None: not set). A relative
+    path starts at the config's folder, which only means something for a local engine."""
+    if not raw:
+        return None
+    if PurePosixPath(raw).is_absolute():
+        return raw
+    if ctx.engine.remote:
+        raise ConfigError(
+            ctx.config.path, key, f"{raw!r} is relative: with a remote engine it must be an absolute path on that host"
+        )
+    return str((ctx.config.root / raw).resolve())

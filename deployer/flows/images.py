@@ -16,6 +16,7 @@ from pathlib import Path
 from deployer.adapters.engine import Engine
 from deployer.assets import ROOT as ASSETS
 from deployer.config import Service
+from deployer.core import names
 from deployer.errors import EngineError, InputError
 from deployer.flows.context import Context
 
@@ -47,9 +48,11 @@ def _context(name: str) -> tuple[Path, list[Path], Path]:
     if name in ("edge", "db"):
         folder = ASSETS / name
         return folder, _inputs(folder), folder
-    # The agent: the package's code (its assets are other images' business) and its Dockerfile.
-    files = _inputs(PACKAGE, skip=("assets",)) + [ASSETS / "agent" / "Dockerfile"]
-    return PACKAGE, files, PACKAGE
+    # The agent: the code it runs (deployer.agent, the pure core it uses) and its Dockerfile;
+    # a change anywhere else in the package does not recreate the backup service.
+    files = [PACKAGE / "__init__.py", PACKAGE / "errors.py", ASSETS / "agent" / "Dockerfile"]
+    files += _inputs(PACKAGE / "core") + _inputs(PACKAGE / "agent")
+    return PACKAGE, sorted(files), PACKAGE
 
 
 def own_image(
@@ -89,7 +92,12 @@ def build_service(ctx: Context, service: Service, version: str, *, step: str = "
     dockerfile = str(service.dockerfile) if service.dockerfile else None
     tag = service.image_ref(version)
     ctx.engine.build(
-        str(service.build), tag, dockerfile=dockerfile, buildargs={"BASE_IMAGE": ctx.config.base_image}, step=step
+        str(service.build),
+        tag,
+        dockerfile=dockerfile,
+        buildargs={"BASE_IMAGE": ctx.config.base_image},
+        step=step,
+        labels={names.LABEL_PROJECT: ctx.config.name},  # `deployer prune` removes its dangling layers
     )
     return tag
 

@@ -8,9 +8,7 @@ settings as a compose config, and the dumps stay on the Docker host.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
@@ -19,10 +17,10 @@ from deployer.config import envfile
 from deployer.core import agentconfig, compose, names, site
 from deployer.core.state import Record, Target
 from deployer.errors import ConfigError, EngineError, InputError
-from deployer.flows import images
+from deployer.flows import dbguard, images, tls
 from deployer.flows.cleanup import retire
-from deployer.flows.context import Context
-from deployer.flows.lock import Lease
+from deployer.flows.context import Context, host_folder
+from deployer.flows.lock import held
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -30,18 +28,7 @@ SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
 
 def dumps_on_host(ctx: Context) -> str | None:
     """The host folder of the dumps (None: the dumps volume)."""
-    raw = ctx.config.backup.dir
-    if not raw:
-        return None
-    if PurePosixPath(raw).is_absolute():
-        return raw
-    if ctx.engine.remote:
-        raise ConfigError(
-            ctx.config.path,
-            "backup.dir",
-            f"{raw!r} is relative: with a remote engine it must be an absolute path on that host",
-        )
-    return str((ctx.config.root / raw).resolve())
+    return host_folder(ctx, ctx.config.backup.dir, "backup.dir")
 
 
 def spec(
@@ -61,6 +48,7 @@ def spec(
         deployment=config.deployment,
         dumps_on_host=dumps_on_host(ctx),
         edge_sysctls=_test_sysctls(),
+        acme_on_host=tls.acme_on_host(ctx),
     )
     secrets = {SECRET_DB_PASSWORD: db_env.get("POSTGRES_PASSWORD", ""), SECRET_WEBHOOK: config.backup.webhook or ""}
     return data, secrets
@@ -92,20 +80,6 @@ def check_owner(ctx: Context) -> bool:
             "give it another project.name"
         )
     return owner is not None
-
-
-@contextmanager
-def _locked(ctx: Context, command: str, held: bool) -> Iterator[None]:
-    """Hold the release lock for a command that changes the infrastructure (when there is an edge to hold it)."""
-    lease = None
-    edge = ctx.engine.container(ctx.edge.container) if held else None
-    if edge is not None and edge.running:
-        lease = Lease(ctx, command)
-    try:
-        yield
-    finally:
-        if lease is not None:
-            lease.free()
 
 
 def render_site(ctx: Context) -> str:
@@ -142,12 +116,13 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
         raise ConfigError(ctx.config.path, key, f"nginx -t rejects the rendered site: {' '.join(lines[-2:]).strip()}")
 
 
-def up(ctx: Context) -> None:
-    """Idempotent: creates what is missing, changes only what differs, never touches a release."""
+def up(ctx: Context, *, recreate_db: bool = False) -> None:
+    """Idempotent: creates what is missing, changes only what differs, never touches a release.
+    Never recreates the database implicitly: see flows/dbguard.py (`recreate_db` dumps first)."""
     config, engine, say = ctx.config, ctx.engine, ctx.say
     rendered = render_site(ctx)
-    exists = check_owner(ctx)
-    with _locked(ctx, "up", exists):
+    check_owner(ctx)
+    with held(ctx, "up"):
         for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
         say(f"images: edge, database and backup agent on {engine.where}")
@@ -162,16 +137,20 @@ def up(ctx: Context) -> None:
             db_image = images.own_image(engine, "db", base_image=base, say=say)
         backup_image = images.own_image(engine, "agent", base_image=base, say=say)
         data, secrets = spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
+        dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses a database restart, or dumps first
         compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
         ctx.edge.mark_deployment(step="up")
         if ctx.edge.apply_site(rendered, step="up"):
             say("edge: site config applied and reloaded")
+        if config.edge.tls:  # after the site, whose control socket takes it
+            say(f"edge: certificate installed: {tls.install(ctx, step='up')}")
         adopted = adopt_releases(ctx)
         if adopted:
             say(f"edge: route state rebuilt from the running releases: {', '.join(adopted)}")
     live = engine.published_port(ctx.edge.container, 80)
     preview = engine.published_port(ctx.edge.container, 8081)
-    say(f"edge: live port {live}, preview port {preview} (127.0.0.1 only) on {engine.where}")
+    https = f", HTTPS port {engine.published_port(ctx.edge.container, 443)}" if config.edge.tls else ""
+    say(f"edge: live port {live}{https}, preview port {preview} (127.0.0.1 only) on {engine.where}")
 
 
 def adopt_releases(ctx: Context) -> list[str]:
@@ -217,9 +196,9 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
-    exists = check_owner(ctx)
+    check_owner(ctx)
     data, secrets = spec(ctx)
-    with _locked(ctx, "down", exists):
+    with held(ctx, "down"):
         if volumes and backup and (db := engine.container(names.infra_container(config.name, "db"))) and db.running:
             from deployer.flows import backups
 

@@ -1,7 +1,9 @@
-"""`deployer init [DIR]`: a commented deployer.toml and the two Dockerfiles for an existing app.
+"""`deployer init [DIR] [--ci github]`: a commented deployer.toml and the two Dockerfiles
+for an existing app, and with --ci github the app's CI/CD workflows.
 
 The config is the annotated example (examples/deployer.toml) with this project's
-names and paths, so the reference and the generated file never drift apart.
+names and paths, so the reference and the generated file never drift apart. The
+workflows are package data (deployer/assets/ci/github/), written as they are.
 """
 
 from __future__ import annotations
@@ -59,20 +61,27 @@ def env_files() -> dict[str, str]:
     }
 
 
-def init(folder: Path, *, force: bool) -> list[Written]:
+def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
+    if ci is not None and ci not in CI:
+        raise InputError(f"--ci {ci!r}: the deployer writes workflows for {', '.join(CI)}")
     missing = [d for d in ("backend", "frontend") if not (folder / d).is_dir()]
     if missing:
         raise InputError(f"{folder}: no {missing[0]}/ folder (init expects backend/ and frontend/)")
     files = {
-        folder / "deployer.toml": config_text(project_name(folder)),
+        folder / "deployer.toml": config_text(project_name(folder)) + (ci_config() if ci else ""),
         folder / "backend" / "Dockerfile": asset("templates", "spring-boot.Dockerfile").read_text(),
         folder / "frontend" / "Dockerfile": asset("templates", "nextjs.Dockerfile").read_text(),
     }
+    written = []
+    if ci and not force:  # adding CI to a project that has its deployer.toml already
+        written = [Written(p, "kept") for p in files if p.exists()]
+        files = {p: t for p, t in files.items() if not p.exists()}
+    files.update({folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()})
     existing = [p for p in files if p.exists()]
     if existing and not force:
         raise InputError(f"{existing[0]} exists; nothing was written (use --force to overwrite)")
-    written = []
     for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         action = "overwrote" if path.exists() else "wrote"
         path.write_text(text, encoding="utf-8")
         written.append(Written(path, action))
@@ -87,6 +96,45 @@ def init(folder: Path, *, force: bool) -> list[Written]:
         written.append(Written(path, "wrote"))
     return written
 
+
+CI = ("github",)
+WORKFLOWS = ("ci.yml", "cd.yml", "rollback.yml")
+
+
+def workflows(ci: str | None) -> dict[str, str]:
+    """The workflow files of a CI system, by file name."""
+    if ci is None:
+        return {}
+    return {name: asset("ci", ci, name).read_text(encoding="utf-8") for name in WORKFLOWS}
+
+
+def ci_config() -> str:
+    """[registry] and [environments.*] for the workflows, appended to a new deployer.toml."""
+    text = asset("ci", "github", "deployer.toml").read_text(encoding="utf-8")
+    return text.replace("{staging_id}", secrets.token_hex(8)).replace("{production_id}", secrets.token_hex(8))
+
+
+def has_ci_config(path: Path) -> bool:
+    """Whether a deployer.toml has the [registry] and [environments.*] the workflows use."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "registry" in data and "environments" in data
+
+
+NEXT_STEPS_CI = """
+CI/CD (docs/ci-cd.md):
+  1. Set the hosts in deployer.toml's [environments.staging] and [environments.production],
+     and [registry] url to ghcr.io/<the repository's owner, lowercase>.
+  2. Create the GitHub environments staging and production (production: required reviewers),
+     with the secrets DB_ENV and BACKEND_ENV (the env files' text), STAGING_SSH_KEY (a
+     repository secret) and PRODUCTION_SSH_KEY (production only), and the repository
+     variables DEPLOYER_SPEC (what `pipx install` installs) and DEPLOY_KNOWN_HOSTS.
+  3. Require the CI checks backend, frontend and images on main (branch protection).
+"""
 
 NEXT_STEPS = """
 Next steps:

@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from deployer.core import lockrecord
 from deployer.core.state import EdgeState
@@ -91,3 +93,19 @@ class Lease:
         if not self.freed:
             self.freed = True
             self.edge.free_lock(self.token)
+
+
+@contextmanager
+def held(ctx: Context, command: str, *, say_without: str = "") -> Iterator[Lease | None]:
+    """Hold the lock for a command that changes state, when there is an edge to hold it in
+    (before the first `up` there is none, and nothing can race). `say_without` is said when
+    there is no running edge."""
+    edge = ctx.engine.container(ctx.edge.container)
+    lease = Lease(ctx, command) if edge is not None and edge.running else None
+    if lease is None and say_without:
+        ctx.say(say_without)
+    try:
+        yield lease
+    finally:
+        if lease is not None:
+            lease.free()

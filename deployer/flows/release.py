@@ -1,14 +1,19 @@
 """`deployer release VERSION`: the steps of a zero-downtime release, each undone on failure.
 
-    lock     take the lock and read the route state (one exec)
+    lock     take the lock and read the route state (one exec); refuse while a watch runs
+    preflight each service's database login (services.*.db_login) connects
     images   every service's image exists on the engine (or is built, with --build)
     backup   a verified dump of the database
+    migrate  each service's `migrate` command, from the new image (flows/migrate.py)
     start    the new release starts beside the idle colour's old standby; the idle
              colour's route state names it, so the preview shows it
     health   every service's own health path, on this release, through the edge
     smoke    the smoke paths through the preview route
     switch   one exec: make it live, verify through the live route, record, free the lock
-    retire   stop every release the route state no longer names (the old standby)
+    watch    judge the new live release on the edge's metrics; on a breach, switch back to
+             the warm standby and put the old standby back (flows/watch.py)
+    retire   stop every release the route state no longer names (the old standby), and
+             prune old release images (flows/prune.py)
 
 Until `switch` has made the new release live, a failure or a cancel puts the idle
 colour's route state back to the old standby (still running: it stops only in `retire`)
@@ -23,12 +28,14 @@ import secrets
 from dataclasses import dataclass
 
 from deployer.adapters import compose as compose_adapter
+from deployer.config import envfile
 from deployer.core import compose, history, names
 from deployer.core.state import Pending, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
 from deployer.errors import DeployerError
-from deployer.flows import checks, images
+from deployer.flows import artifacts, checks, dbguard, migrate, notify, prune
+from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import retire, settle
 from deployer.flows.context import Context, now_text, who
 from deployer.flows.lock import Lease
@@ -44,8 +51,23 @@ class Released:
     seconds: float
 
 
-def release(ctx: Context, version: str, *, build: bool = False, backup: bool = True) -> Released:
+def release(
+    ctx: Context,
+    version: str,
+    *,
+    build: bool = False,
+    backup: bool = True,
+    pinned: artifacts.Pinned | None = None,
+    watch: float | None = None,
+) -> Released:
+    """`pinned`: the exact image IDs to release (a promotion), and where to find them.
+    `watch`: seconds to watch after the switch (None: [watch] window; 0: no watch)."""
     check_version(version)
+    artifacts.check(ctx, version, build=build, pinned=pinned)  # exit 2 before anything changes
+    if ctx.config.swarm:  # swarm mode (flows/swarm_release.py): a manager, placements the nodes can meet
+        from deployer.flows import swarm_release
+
+        swarm_release.preflight(ctx)  # exit 2 before anything changes
     config, edge, say = ctx.config, ctx.edge, ctx.say
     run = Run("release", say)
     lease: Lease | None = None
@@ -56,37 +78,50 @@ def release(ctx: Context, version: str, *, build: bool = False, backup: bool = T
             edge.require()
             lease = Lease(ctx, f"release {version}")
             state = lease.state
+            watch_flow.guard(ctx, state)
         live = state.live
         idle = names.other(live) if live else names.COLOURS[0]
         standby = state.record(idle)  # the idle colour's current release: the old standby
         fields.update(colour=idle, previous=live or None)
         say(f"live: {live or 'none'} · releasing {version} to {idle}")
+        notify.send(ctx, "release_started", f"releasing {version} to {idle}", version=version, colour=idle)
+
+        with run.step(Step.PREFLIGHT):
+            dbguard.preflight(ctx)
 
         with run.step(Step.IMAGES):
-            images.ensure_app_images(ctx, version, build=build)
-            fields["images"] = images.ids(ctx, version)
+            fields.update(artifacts.ensure(ctx, version, build=build, pinned=pinned))
+            if config.swarm:  # swarm mode: the nodes pull each image by digest
+                fields["swarm_images"] = swarm_release.images(ctx, version, build=build)
 
         with run.step(Step.BACKUP):
             fields["backup"] = _backup(ctx, version, backup)
 
         release_id = secrets.token_hex(4)
         fields["release"] = release_id
+        with run.step(Step.MIGRATE):
+            fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"]) or None
         record = record_for(config, idle, release_id, version)
         with run.step(Step.START):
             edge.write_pending(Pending(idle, release_id, version, standby), step=Step.START)
             run.on_failure(
                 "remove the new release", lambda: settled.update(outcome=settle(ctx, idle, release_id, standby))
             )
-            compose_adapter.up(
-                ctx.engine,
-                names.release_project(config.name, idle, release_id),
-                compose.release(config, idle, release_id, version, deployment=config.deployment),
-                step=Step.START,
-            )
+            if config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
+                swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"])
+            else:
+                env = envfile.service_env(config)  # data, and secrets delivered as files
+                compose_adapter.up(
+                    ctx.engine,
+                    names.release_project(config.name, idle, release_id),
+                    compose.release(config, idle, release_id, version, deployment=config.deployment, env=env),
+                    step=Step.START,
+                    secrets=compose.release_secrets(config, env),
+                )
             edge.write_record(idle, record, step=Step.START)
 
         with run.step(Step.HEALTH):
-            waited = checks.wait_healthy(ctx, idle, release_id)
+            waited = (swarm_release if config.swarm else checks).wait_healthy(ctx, idle, release_id)
             fields["healthy_after"] = round(waited, 2)
             say(f"{idle} healthy after {waited:.1f}s")
 
@@ -114,10 +149,24 @@ def release(ctx: Context, version: str, *, build: bool = False, backup: bool = T
         if lease is not None:
             lease.free()
 
+    with run.step(Step.WATCH):  # raises after an automatic rollback (exit 1)
+        previous = state.record(live) if live else None
+        watch_flow.after_switch(
+            ctx,
+            colour=idle,
+            release_id=release_id,
+            version=version,
+            previous=live,
+            previous_version=previous.version if previous else "",
+            standby=standby,
+            window=watch,
+        )
     with run.step(Step.RETIRE):
         retired = retire(ctx)
-    if retired:
-        say(f"retired {', '.join(retired)}")
+        if retired:
+            say(f"retired {', '.join(retired)}")
+        prune.after_release(ctx)
+    notify.send(ctx, "release_succeeded", f"released {version}: {idle} is live", version=version, colour=idle)
     say(
         f"released {version}: {idle} is live"
         + (f", {live} is the warm standby" if live else "")
@@ -166,3 +215,5 @@ def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: d
         ctx.say("warning: the failure could not be recorded in the history")
     for problem in problems:
         ctx.say(f"warning: could not undo: {problem}")
+    text = f"release of {fields.get('version')} {outcome} in step '{step}': {reason[:300]}"
+    notify.send(ctx, "release_failed", text, version=fields.get("version"), step=str(step), outcome=outcome)

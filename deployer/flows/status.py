@@ -14,6 +14,10 @@ WINDOW = 60
 
 
 def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
+    if ctx.config.swarm:  # swarm mode: services and tasks (flows/swarm_status.py)
+        from deployer.flows import swarm_status
+
+        return swarm_status.gather(ctx, history=history)
     config, engine = ctx.config, ctx.engine
     project = config.name
     containers = engine.containers(project, deployment=config.deployment)
@@ -63,7 +67,31 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
     if edge_up:
         result["edge"]["live_port"] = engine.published_port(ctx.edge.container, 80)
         result["edge"]["preview_port"] = engine.published_port(ctx.edge.container, 8081)
+    result.update(_safety(ctx, state))
     return result
+
+
+def _safety(ctx: Context, state) -> dict[str, Any]:
+    """Maintenance mode, the running watch, and the disk (flows/maintenance.py, watch.py, prune.py)."""
+    from deployer.core.maintenance import Maintenance
+    from deployer.core.watch import Marker
+    from deployer.flows.prune import disk_usage
+
+    page = Maintenance.parse(state.maintenance) if state else None
+    marker = Marker.parse(state.watch) if state else None
+    watch = None
+    if marker:
+        now = int(ctx.edge.run("date +%s", step="status").stdout.strip() or 0)
+        watch = {
+            "version": marker.version,
+            "colour": marker.colour,
+            "release": marker.release,
+            "previous": marker.previous,
+            "left_s": marker.left(now),
+            "holder": marker.holder,
+            "alive": marker.alive(now),
+        }
+    return {"maintenance": vars(page) if page else None, "watch": watch, "disk": disk_usage(ctx)}
 
 
 def _infra_state(c, memory: dict[str, int]) -> dict[str, Any]:
@@ -92,20 +120,7 @@ def _memory(ctx: Context, containers: list) -> dict[str, int]:
 
 def _traffic(ctx: Context) -> dict[str, dict[str, Any]]:
     """The last minute of live traffic per colour: rate, 5xx rate, p99."""
-    window, series = metrics_rule.parse(ctx.edge.metrics(WINDOW))
-    out = {}
-    for colour, s in metrics_rule.by_colour(series, "live").items():
-        seconds = window or WINDOW
-        p99 = s.quantile(0.99)
-        out[colour] = {
-            "requests": s.requests,
-            "rate": round(s.requests / seconds, 2),
-            "errors_5xx": s.errors,
-            "error_rate": round(s.errors / s.requests, 4) if s.requests else 0.0,
-            "p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
-            "window_s": seconds,
-        }
-    return out
+    return metrics_rule.live_traffic(ctx.edge.metrics(WINDOW), WINDOW)
 
 
 def _pending(state) -> dict[str, Any] | None:

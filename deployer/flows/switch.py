@@ -31,7 +31,8 @@ class Outcome:
     version: str
 
 
-def switch(ctx: Context, target: str) -> Outcome:
+def switch(ctx: Context, target: str, *, announce: bool = True) -> Outcome:
+    """`announce`: tell [notify] (an auto-rollback tells it its own way)."""
     check_colour(target)
     config = ctx.config
     line = history.entry("switch", when=now_text(), by=who(), outcome=history.OK, colour=target, previous=PREVIOUS)
@@ -48,12 +49,18 @@ def switch(ctx: Context, target: str) -> Outcome:
             lease=lease_seconds(),
         )
     except SwitchError as exc:
-        if exc.step == "check":
+        if exc.step == "check" and not config.swarm:  # containers on other nodes are not listed here
             _explain(ctx, target, exc)
         raise
     if stale:
         ctx.say(f"warning: took over a stale lock (its holder's lease had passed): {describe(stale)}")
-    return _outcome(target, switched)
+    outcome = _outcome(target, switched)
+    if announce and not outcome.already and (config.notify.webhook or config.notify.command):
+        from deployer.flows import notify
+
+        text = f"switched: {target} ({outcome.version}) is live, {outcome.previous or 'no colour'} is the standby"
+        notify.send(ctx, "switch", text, colour=target, version=outcome.version, previous=outcome.previous or None)
+    return outcome
 
 
 def _outcome(target: str, switched: Switched) -> Outcome:

@@ -23,7 +23,8 @@ Standard library only. Behaviour is controlled through environment variables:
                   have passed since start (default 0: none), like a release that is healthy and
                   then fails real traffic
   GET .../status/NNN  answers with status NNN
-  Every JSON answer carries "raw": the request target exactly as the app received it.
+  Every JSON answer carries "raw": the request target exactly as the app received it,
+  and "forwarded": the Host, X-Forwarded-*, Forwarded and X-Real-IP headers it received.
 """
 
 import base64
@@ -71,6 +72,16 @@ ERROR_AFTER = _float_env("ERROR_AFTER", 0.0)
 STARTED = time.monotonic()
 
 HEALTH_PATHS = ("/health", "/actuator/health")
+# Headers a proxy sets about the client: echoed under "forwarded" in every JSON answer.
+FORWARDED = (
+    "host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
+    "x-real-ip",
+)
 
 _ready = threading.Event()
 _draining = threading.Event()
@@ -129,7 +140,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _info(self, path):
-        return {"service": SERVICE, "version": VERSION, "colour": COLOUR, "path": path, "raw": self.path}
+        return {
+            "service": SERVICE,
+            "version": VERSION,
+            "colour": COLOUR,
+            "path": path,
+            "raw": self.path,
+            "forwarded": {k.lower(): v for k, v in self.headers.items() if k.lower() in FORWARDED},
+        }
 
     def _failing(self, path):
         """True when this request should answer 500 (ERROR_RATE, after ERROR_AFTER)."""

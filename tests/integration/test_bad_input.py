@@ -19,6 +19,7 @@ def stack(tmp_path_factory, docker_client, test_app_image):
     s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("bad"), docker_client, test_app_image)
     try:
         s.release_all("v1")
+        tls_files(s.folder)
         s.tag("v2")
         s.good = s.config.read_text()
         yield s
@@ -31,7 +32,16 @@ def snapshot(stack) -> tuple:
     volumes = sorted(v.name for v in stack.docker.volumes.list() if v.name.startswith(stack.name))
     files = tuple(
         stack.edge_file(f"/var/lib/deployer/{f}")
-        for f in ("state/live", "state/blue", "state/green", "history.jsonl", "site.conf", "lock/holder")
+        for f in (
+            "state/live",
+            "state/blue",
+            "state/green",
+            "state/maintenance",
+            "state/watch",
+            "history.jsonl",
+            "site.conf",
+            "lock/holder",
+        )
     )
     backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
     dumps = backup.exec_run(["sh", "-c", "ls -a /backups"]).output
@@ -59,7 +69,34 @@ ARGUMENTS = [
     (("nonsense",), "No such command 'nonsense'"),
     (("down", "--volumes"), "add --yes"),
     (("release", "v2", "--config", "/nonexistent/deployer.toml"), "config file not found"),
+    # release safety (docs/release-safety.md)
+    (("release", "v2", "--watch", "soon"), "--watch must be 0"),
+    (("release", "v2", "--watch", "5s"), "--watch must be 0"),
+    (("release", "v2", "--watch", "-1m"), "--watch must be 0"),
+    (("maintenance", "on", "--message", "<script>alert(1)</script>"), "--message holds characters"),
+    (("maintenance", "on", "--message", 'Back "soon" & <b>'), "--message holds characters"),
+    (("maintenance", "on", "--message", "x" * 301), "--message is 301 characters"),
+    (("maintenance", "on", "--retry-after", "0"), "--retry-after must be between"),
+    (("maintenance", "toggle"), "No such command 'toggle'"),
+    (("prune", "--keep", "0"), "--keep"),
+    (("watch", "now"), "unexpected extra argument"),
 ]
+
+TLS = '[edge.tls]\ncert = "{cert}"\nkey = "{key}"\n[database]\n'
+
+
+def tls_files(folder) -> None:
+    """Certificate files for the TLS rows: a pair, a key of another pair, a key readable by
+    others, and a file that is not PEM."""
+    from edge_clients import make_cert
+
+    make_cert(folder, "tls-a")
+    _, other_key = make_cert(folder, "tls-b")
+    (folder / "tls-b.crt").unlink()
+    (folder / "tls-open.key").write_bytes((folder / "tls-a.key").read_bytes())
+    (folder / "tls-open.key").chmod(0o644)
+    (folder / "tls-garbage.crt").write_text("not a certificate\n")
+
 
 # (text in the good config, its replacement, words the one line must hold)
 CONFIGS = [
@@ -109,6 +146,41 @@ CONFIGS = [
     ("[smoke]", "[backup]\nwebhook_timeout = 0\n[smoke]", "backup.webhook_timeout"),
     ("[smoke]", "[surprise]\n[smoke]", "unknown section"),
     ("[project]", "[project", "not valid TOML"),
+    # TLS, limits, headers, secrets (certificate files: see tls_files)
+    ("[database]\n", TLS.format(cert="missing.crt", key="tls-a.key"), "edge.tls.cert"),
+    ("[database]\n", TLS.format(cert="tls-garbage.crt", key="tls-a.key"), "holds no PEM certificate"),
+    ("[database]\n", TLS.format(cert="tls-a.crt", key="tls-b.key"), "does not match the certificate"),
+    ("[database]\n", TLS.format(cert="tls-a.crt", key="tls-open.key"), "edge.tls.key"),
+    ("[smoke]", '[routes."/api/"]\nrate_limit = "fast"\n[smoke]', 'routes."/api/".rate_limit'),
+    ("[smoke]", '[routes."/api/"]\nrate_limit = "5r/h"\n[smoke]', "must be a rate"),
+    ("[smoke]", '[routes."/ai/"]\nupstream = "ftp://gpu.example.invalid"\n[smoke]', 'routes."/ai/".upstream'),
+    ("[smoke]", '[routes."/ai/"]\nupstream = "https://gpu.example.invalid/v1"\n[smoke]', "with no path"),
+    ("[smoke]", '[routes."/api/"]\nupstream = "http://gpu.example.invalid"\n[smoke]', "would take over"),
+    ("[smoke]", '[routes."/api/"]\nburst = 5\n[smoke]', "needs a rate_limit"),
+    ("[smoke]", '[routes."/api/"]\nmax_conn = 0\n[smoke]', 'routes."/api/".max_conn'),
+    ("expose_colour = true", 'expose_colour = true\ntrusted_proxies = ["10.0.0.0/33"]', "edge.trusted_proxies"),
+    ("expose_colour = true", 'expose_colour = true\ndomains = ["Bad Domain"]', "edge.domains"),
+    ("expose_colour = true", 'expose_colour = true\n[edge.headers]\n"X-Note" = "a $var"', "edge.headers.X-Note"),
+    ("expose_colour = true", 'expose_colour = true\n[edge.headers]\n"Strict-Transport-Security" = "x"', "hsts_max_age"),
+    ("stop_grace = 5", 'stop_grace = 5\nsecrets = ["TOKEN"]', "needs an env_file"),
+    # release safety: the watch, migrations, notifications, disk (config/safety.py)
+    ('window = "0"', 'window = "soon"', "watch.window"),
+    ('window = "0"', 'window = "3s"', "watch.window: must be 0"),
+    ('window = "0"', 'window = "0"\nmax_error_rate = 1.5', "watch.max_error_rate"),
+    ('window = "0"', 'window = "0"\nmax_error_rate = -0.1', "watch.max_error_rate: must be between"),
+    ('window = "0"', 'window = "0"\nmax_p99 = "0s"', "watch.max_p99"),
+    ('window = "0"', 'window = "0"\nmax_p99 = "2m"', "watch.max_p99: must be between"),
+    ('window = "0"', 'window = "0"\nmin_requests = 0', "watch.min_requests"),
+    ('window = "0"', 'window = "0"\ncheck = "health"', "watch.check"),
+    ("stop_grace = 5", 'stop_grace = 5\nmigrate = "./migrate --all"', "services.backend.migrate"),
+    ("stop_grace = 5", "stop_grace = 5\nmigrate = []", "services.backend.migrate: must be a list"),
+    ("stop_grace = 5", 'stop_grace = 5\nmigrate = ["./m"]\nmigrate_timeout = 0', "services.backend.migrate_timeout"),
+    ("stop_grace = 5", 'stop_grace = 5\ndb_login = { user = "DB_USER" }', "services.backend.db_login"),
+    ("prune_after_release = false", "prune_after_release = false\nkeep_versions = 0", "disk.keep_versions"),
+    ("prune_after_release = false", 'prune_after_release = false\nmin_free = "lots"', "disk.min_free"),
+    ("[smoke]", '[notify]\nwebhook = "ftp://hooks.example.invalid/x"\n[smoke]', "notify.webhook"),
+    ("[smoke]", '[notify]\ncommand = "./notify.sh --all"\n[smoke]', "notify.command"),
+    ("[smoke]", "[notify]\ntimeout = 0\n[smoke]", "notify.timeout"),
 ]
 
 # Files next to the config, broken in the ways the team met them: (file, bytes, mode, words)
@@ -139,7 +211,17 @@ def test_bad_arguments(stack, args, words):
 
 # A rollback must work from a machine without the app's files (env files, build trees,
 # templates): `switch` checks the config itself, not the files it names.
-FILE_CHECKS = ("does not exist", "required_env", "services.backend.build", "edge.template", "database.env_file")
+FILE_CHECKS = (
+    "does not exist",
+    "required_env",
+    "services.backend.build",
+    "edge.template",
+    "database.env_file",
+    "edge.tls.cert",
+    "holds no PEM certificate",
+    "does not match the certificate",
+    "edge.tls.key",
+)
 
 
 @pytest.mark.parametrize("old, new, words", CONFIGS, ids=[w for _, _, w in CONFIGS])

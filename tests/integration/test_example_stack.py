@@ -42,6 +42,7 @@ def example_config(project) -> None:
         ('public_bind = "0.0.0.0"', 'public_bind = "127.0.0.1"'),
         ("preview_port = 8081", "preview_port = 0"),
         ('restart = "unless-stopped"', 'restart = "no"'),
+        ('window = "3m"', 'window = "20s"'),  # the watch after v2's switch, on the background client's traffic
     ):
         assert old in text, old
         text = text.replace(old, new)

@@ -75,6 +75,8 @@ def remote(tmp_path_factory, docker_client, test_app_image):
                 env_file = "db.env"
                 [smoke]
                 paths = ["/api/version", "/"]
+                [watch]
+                window = "0"  # the watch has tests of its own (test_watch.py)
                 """
             )
         )
@@ -159,7 +161,7 @@ def test_up_release_under_load_switch_and_status_on_a_remote_host(remote):
 
 def test_images_only_on_this_machine_are_a_clear_error(remote):
     missing = cli(remote, "release", "v9", "--no-backup")
-    assert missing.returncode == 1
+    assert missing.returncode == 2  # bad input: the image is nowhere to move it from
     assert f"does not exist on {remote[0].docker_host}" in missing.stderr
     assert "Traceback" not in missing.stderr
 

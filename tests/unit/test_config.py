@@ -49,7 +49,7 @@ def example(tmp_path) -> Path:
         (folder / name).symlink_to(ROOT / "examples" / name)
     (tmp_path / "deployer").symlink_to(ROOT / "deployer")
     secret_file(folder / "db.env", "POSTGRES_USER=app\nPOSTGRES_PASSWORD=example-password\n")
-    secret_file(folder / "backend.env", "SPRING_DATASOURCE_PASSWORD=example-password\n")
+    secret_file(folder / "backend.env", "SPRING_DATASOURCE_USERNAME=app\nSPRING_DATASOURCE_PASSWORD=example-password\n")
     return folder / "deployer.toml"
 
 

@@ -47,3 +47,34 @@ def test_failures_say_why():
         "http://x/c: no answer",
     ]
     assert probe.failures(p[:1], "probe 200 blue. 1a2b3c4d. http://x/a\n") == []
+
+
+def test_the_poll_repeats_inside_one_shell_until_ready(tmp_path):
+    """The health wait's loop (run inside the edge) with a stand-in curl that fails twice."""
+    fake = tmp_path / "curl"
+    fake.write_text(
+        "#!/bin/sh\nn=$(cat count 2>/dev/null || echo 0); echo $((n + 1)) > count\n"
+        'if [ "$n" -lt 2 ]; then echo "probe 503 blue. 1a2b3c4d. http://x/a"; '
+        'else echo "probe 200 blue. 1a2b3c4d. http://x/a"; fi\n'
+    )
+    fake.chmod(0o755)
+    p = [probe.Probe("http://x/a", "blue", "1a2b3c4d")]
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    run = subprocess.run(
+        ["sh", "-c", probe.poll_script(p, 2, budget=5, interval=0.05)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0 and run.stdout.rstrip().endswith("ready")
+    assert (tmp_path / "count").read_text().strip() == "3"
+    (tmp_path / "count").write_text("-100")
+    run = subprocess.run(
+        ["sh", "-c", probe.poll_script(p, 2, budget=0.3, interval=0.05)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and probe.failures(p, run.stdout) == ["http://x/a: HTTP 503"]

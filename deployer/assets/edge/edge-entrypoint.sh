@@ -14,6 +14,14 @@ conns=$((hard / 2))
 [ "$conns" -gt 16384 ] && conns=16384
 echo "worker_rlimit_nofile $hard;" > /run/deployer/limits-main.conf
 echo "worker_connections $conns;" > /run/deployer/limits-events.conf
+# The HTTPS server's placeholder certificate: nginx wants one in the site, but it is never
+# served (lua/deployer/tls.lua sets the uploaded one per handshake, or fails the handshake).
+if [ ! -s /run/deployer/fallback.pem ]; then
+  (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 36500 \
+     -subj /CN=deployer-placeholder -keyout /run/deployer/fallback.key -out /run/deployer/fallback.crt 2>/dev/null \
+   && cat /run/deployer/fallback.crt /run/deployer/fallback.key > /run/deployer/fallback.pem \
+   && rm -f /run/deployer/fallback.crt /run/deployer/fallback.key)
+fi
 # An edge from before per-colour route state kept only `live=<colour>` in routes.
 if [ ! -e "$dir/state/live" ] && [ -f "$dir/routes" ]; then
   sed -n 's/^live=\(blue\|green\)$/\1/p' "$dir/routes" > "$dir/state/live"

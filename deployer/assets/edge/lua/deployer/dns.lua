@@ -17,6 +17,9 @@ local M = {}
 local SERVER = "127.0.0.11"
 local TTL = 1.0
 local NEGATIVE_TTL = 0.2
+-- An expired answer is used while a fresh one is asked for only this long: after a quiet
+-- spell the addresses may be gone (swarm replaces tasks), so the request waits for DNS.
+local STALE_MAX = 5
 local TIMEOUT_MS = 1000
 
 local cache = {} -- name -> { addrs = {...}, expires = t, refreshing = bool }
@@ -145,7 +148,7 @@ function M.resolve(name)
         if entry.expires > now then
             return entry.addrs
         end
-        if #entry.addrs > 0 then
+        if #entry.addrs > 0 and now - entry.expires < STALE_MAX then
             if not entry.refreshing then
                 entry.refreshing = true
                 ngx.timer.at(0, refresh, name)

@@ -61,8 +61,9 @@ function M.route(route_kind, expose)
     if route_kind == "live" and ngx.var.realip_remote_addr == "127.0.0.1" then
         route_kind = "probe" -- the deployer's own checks, from inside the edge: not user traffic
     end
-    if route_kind ~= "preview" and st.maintenance then
-        return -- the site's maintenance location answers
+    if route_kind == "live" and st.maintenance then
+        -- the 503 page; the preview route and the deployer's own probes go on as before
+        return require("deployer.maintenance").answer(st.maintenance)
     end
     local colour = route_kind == "preview" and st.preview or st.live
     local rec = colour and st.colours[colour]
@@ -76,6 +77,16 @@ function M.route(route_kind, expose)
         end
     end
     return unrouted(route_kind, 404, "not found")
+end
+
+-- A route to an external upstream ([routes."<prefix>"] upstream = ...): no colour, no
+-- release; the site's location proxies it. Named here for the access log and the metrics.
+function M.external()
+    local ctx = ngx.ctx
+    ctx.route, ctx.colour, ctx.release, ctx.service = "external", "none", "-", "external"
+    ngx.var.deployer_route = "external"
+    ngx.var.deployer_colour = "none"
+    ngx.var.deployer_service = "external"
 end
 
 -- /_deployer/health/<colour>[-<release>]/<service>: that service's own health path on

@@ -9,12 +9,15 @@
 --                  version v1.2
 --                  service <name> <host> <port> <health path>
 --                  route <prefix> <service>
---   maintenance  present while maintenance mode is on; its text is the page's message
+--   maintenance  present while maintenance mode is on: the 503 page's message and
+--                Retry-After (lua/deployer/maintenance.lua renders it)
 --
 -- The files are read only when they change: a writer calls the control socket's
 -- /reload (or the reconcile timer notices), the text goes into a shared dict with a new
 -- generation number, and each worker decodes it once per generation. A request costs
 -- two shared-dict reads, never a file read.
+
+local sync = require("deployer.sync") -- swarm mode: control and replicas (docs/scale-out.md)
 
 local M = {}
 
@@ -35,17 +38,25 @@ local function read(path)
     return text
 end
 
+local function commit(blob)
+    shared:set("blob", blob)
+    shared:incr("gen", 1, 0)
+end
+
 -- Reads the files into the shared dict; bumps the generation when anything changed.
+-- Returns true (changed), false (unchanged), or nil and why the change was not taken.
+-- A swarm's public replica has no files: it takes the control's state (sync.lua).
 function M.load()
+    if sync.replica then
+        return sync.pull()
+    end
     local parts = {}
     for i, name in ipairs(FILES) do
         parts[i] = read(DIR .. name)
     end
     local blob = table.concat(parts, "\0")
     if blob ~= shared:get("blob") or not shared:get("gen") then
-        shared:set("blob", blob)
-        shared:incr("gen", 1, 0)
-        return true
+        return sync.publish(blob, commit)
     end
     return false
 end
@@ -119,9 +130,14 @@ end
 
 -- The control socket's /reload: writers call it after each rename.
 function M.reload_handler()
-    local changed = M.load()
-    local st = M.current()
+    local changed, err = M.load()
     ngx.header["Content-Type"] = "text/plain"
+    if changed == nil then
+        ngx.status = 502
+        ngx.say("not taken: ", err)
+        return ngx.exit(502)
+    end
+    local st = M.current()
     ngx.say(
         changed and "reloaded" or "unchanged",
         " live=", st.live or "",

@@ -47,7 +47,7 @@ public final class Main {
     private Main() {
         String url = env("SPRING_DATASOURCE_URL", "jdbc:postgresql://db:5432/app");
         String user = env("SPRING_DATASOURCE_USERNAME", "");
-        String password = env("SPRING_DATASOURCE_PASSWORD", ""); // never logged
+        String password = secret("SPRING_DATASOURCE_PASSWORD"); // never logged
         int threads = Integer.parseInt(env("THREADS", "16"));
         db = new Db(url, user, password, Math.max(2, threads / 2));
         Log.info("starting version=" + version + " colour=" + colour + " port=" + port
@@ -311,5 +311,22 @@ public final class Main {
     private static String env(String name, String dflt) {
         String v = System.getenv(name);
         return v == null || v.isBlank() ? dflt : v.trim();
+    }
+
+    /**
+     * A secret: the file named by NAME_FILE (the deployer's services.*.secrets put it under
+     * /run/secrets), else the variable NAME. Spring Boot reads the same files with
+     * spring.config.import=optional:configtree:/run/secrets/ (docs/own-app.md).
+     */
+    private static String secret(String name) {
+        String file = env(name + "_FILE", "");
+        if (file.isEmpty()) {
+            return env(name, "");
+        }
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of(file), StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot read the secret file of " + name, e);
+        }
     }
 }

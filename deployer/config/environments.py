@@ -1,0 +1,133 @@
+"""[environments.<name>]: one config, several hosts (staging, production, ...).
+
+An environment is a table of overrides of the base config, merged into the raw TOML
+before it is parsed, so the merged result passes through every check the base does:
+
+    [environments.production]
+    engine.host = "ssh://deploy@app.example.com"
+    edge.public_port = 80
+    services.backend.env_file = "backend.production.env"
+
+Only the keys in OVERRIDABLE may be overridden: the shape of the app (its services,
+images, routes, health paths) and its name are the same everywhere, so what staging
+proved healthy is what production runs. Every environment's keys are checked on every
+load, whichever one is used, so a typo in production's table is found while releasing to
+staging; the files an environment names are checked only when it is the one in use (the
+staging runner has no production secrets).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import ConfigError
+
+ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,23}")
+
+# The one list of what an environment may override ('*' stands for one name: a service,
+# a TLS setting, ...). Everything else stays the base config's.
+OVERRIDABLE = (
+    "project.id",  # give each environment its own: the deployer then refuses a host that another one set up
+    "engine.host",
+    "edge.public_port",
+    "edge.public_bind",
+    "edge.preview_port",
+    "edge.domains",
+    "edge.trusted_proxies",
+    "edge.acme_webroot",
+    "edge.tls.*",
+    "services.*.env_file",
+    "services.*.cpus",
+    "services.*.memory",
+    "database.env_file",
+    "database.cpus",
+    "database.memory",
+    "backup.dir",
+    "backup.schedule",
+    "backup.webhook",
+    "backup.keep_*",
+    "watch.window",  # staging's traffic may be too thin for a verdict
+)
+
+
+def names(raw: dict[str, Any], file: Path) -> tuple[str, ...]:
+    """The environments a config defines, each checked (names and keys)."""
+    table = raw.get("environments")
+    if table is None:
+        return ()
+    if not isinstance(table, dict):
+        raise ConfigError(file, "environments", "must be a table of [environments.<name>] tables")
+    for name, body in table.items():
+        where = f"environments.{name}"
+        if not ENV_NAME.fullmatch(name):
+            raise ConfigError(file, where, "an environment's name is 1-24 characters of a-z, 0-9 and '-'")
+        if not isinstance(body, dict):
+            raise ConfigError(file, where, "must be a table of the keys it overrides")
+        for key in _leaves(body):
+            _check_key(raw, file, name, key)
+    return tuple(table)
+
+
+def apply(raw: dict[str, Any], file: Path, environment: str | None) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(the raw config with the environment's overrides merged in and [environments]
+    removed, the names of every environment it defines)."""
+    defined = names(raw, file)
+    base = {k: v for k, v in raw.items() if k != "environments"}
+    if not environment:
+        return base, defined
+    if environment not in defined:
+        have = f"this config defines {', '.join(defined)}" if defined else "this config defines no [environments.*]"
+        raise ConfigError(file, f"environments.{environment}", f"no such environment ({have})")
+    merged = copy.deepcopy(base)
+    for key, value in _leaves(raw["environments"][environment]).items():
+        node = merged
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = copy.deepcopy(value)
+    return merged, defined
+
+
+def _leaves(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def overridable(key: str) -> bool:
+    parts = key.split(".")
+    return any(
+        len(pattern.split(".")) == len(parts)
+        and all(fnmatchcase(part, want) for part, want in zip(parts, pattern.split("."), strict=True))
+        for pattern in OVERRIDABLE
+    )
+
+
+def _check_key(raw: dict[str, Any], file: Path, name: str, key: str) -> None:
+    where = f"environments.{name}.{key}"
+    if not overridable(key):
+        raise ConfigError(
+            file, where, f"an environment may not override {key} (it may override: {', '.join(OVERRIDABLE)})"
+        )
+    parts = key.split(".")
+    if parts[0] == "services":
+        services = raw.get("services")
+        if not isinstance(services, dict) or parts[1] not in services:
+            raise ConfigError(file, where, f"no [services.{parts[1]}] in the base config to override")
+
+
+def blame(exc: ConfigError, raw: dict[str, Any], environment: str | None) -> ConfigError:
+    """An error in a key the environment set names the environment's key."""
+    table = (raw.get("environments") or {}).get(environment or "")
+    if not environment or not exc.key or not isinstance(table, dict) or exc.key not in _leaves(table):
+        return exc
+    message = str(exc).split(f"{exc.key}: ", 1)[-1]
+    return ConfigError(exc.path, f"environments.{environment}.{exc.key}", message)

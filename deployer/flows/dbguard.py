@@ -1,0 +1,144 @@
+"""The database is never restarted implicitly, and a release never starts with a login that
+cannot connect.
+
+- `deployer up` recreates a container when compose's hash of its settings changed (its
+  image, env, limits, restart policy, ...). For the database that is a PostgreSQL restart
+  under live traffic, so `up` asks compose for the database's new hash first and refuses
+  (exit 2, nothing changed) when it differs from the running container's, naming what
+  changed; `deployer up --recreate-db` takes a verified dump and then lets compose recreate
+  it. The data stays in its volume either way. A release never touches the database's
+  container at all.
+- The release's `preflight` step tries each service's database login (services.*.db_login:
+  the env file keys holding it) from the backup service, which sits on the data network
+  with psql: a password that the database does not accept fails the release within
+  seconds, before anything starts, instead of a health wait that times out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from deployer.adapters import compose as compose_adapter
+from deployer.config import envfile
+from deployer.core import names
+from deployer.core.masking import mask
+from deployer.core.steps import Step
+from deployer.errors import DeployerError, InputError
+from deployer.flows.context import Context
+
+HASH_LABEL = "com.docker.compose.config-hash"
+
+
+class LoginError(DeployerError):
+    """A service's database login does not connect."""
+
+
+# -- the recreate guard ---------------------------------------------------------------------------
+def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, recreate: bool) -> None:
+    """Refuse an `up` that would recreate the database (unless `recreate`: then dump first)."""
+    engine, config = ctx.engine, ctx.config
+    current = engine.inspect(names.infra_container(config.name, "db"))
+    if current is None:
+        return
+    have = ((current.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "")
+    want = compose_adapter.config_hash(engine, names.infra_project(config.name), data, "db", secrets=secrets)
+    if not have or not want or have == want:
+        if recreate:
+            ctx.say("database: its settings are unchanged, so it is not recreated")
+        return
+    changed = what_changed(current, data["services"]["db"])
+    if not recreate:
+        raise InputError(
+            f"`deployer up` would recreate the database container, a PostgreSQL restart under live traffic, because "
+            f"its {changed} changed: nothing was changed. Put the old settings back, or run `deployer up "
+            "--recreate-db`, which takes a verified dump first (the data stays in its volume)"
+        )
+    from deployer.flows import backups
+
+    ctx.say(f"database: its {changed} changed: dumping it before it is recreated")
+    name = backups.take(ctx, label="before recreating the database", step="up")
+    ctx.say(f"database: {name} written and verified; recreating the database container")
+
+
+def what_changed(current: dict[str, Any], spec: dict[str, Any]) -> str:
+    """Which of the database's settings differ between the container and the new compose
+    service (names only: an env value may be a secret)."""
+    conf, host = current.get("Config") or {}, current.get("HostConfig") or {}
+    found = []
+    if conf.get("Image") != _plain(spec.get("image")):
+        found.append(f"image ({conf.get('Image')} -> {_plain(spec.get('image'))})")
+    have = dict(e.split("=", 1) for e in conf.get("Env") or [] if "=" in e)
+    want = {k: _plain(v) for k, v in (spec.get("environment") or {}).items()}
+    keys = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k) and (k in want or not _image_env(k)))
+    if keys:
+        found.append(f"environment ({', '.join(keys)})")
+    limits = ((spec.get("deploy") or {}).get("resources") or {}).get("limits") or {}
+    cpus = round(float(limits["cpus"]) * 1e9) if limits.get("cpus") else 0
+    if int(host.get("NanoCpus") or 0) != cpus:
+        found.append("cpus limit")
+    if bool(host.get("Memory")) != bool(limits.get("memory")):
+        found.append("memory limit")
+    if (host.get("RestartPolicy") or {}).get("Name", "no") != spec.get("restart", "no"):
+        found.append("restart policy")
+    return ", ".join(found) or "settings (volumes, networks, secrets or labels)"
+
+
+def _plain(value: Any) -> Any:
+    """A compose file's value without its $-escaping."""
+    return value.replace("$$", "$") if isinstance(value, str) else value
+
+
+def _image_env(key: str) -> bool:
+    """Variables the image itself sets (not in the compose file, but in the container)."""
+    return key in ("PATH", "LANG", "PG_MAJOR", "PGDATA", "GOSU_VERSION", "PG_VERSION") or key.startswith("LC_")
+
+
+# -- the login preflight ------------------------------------------------------------------------
+def preflight(ctx: Context) -> None:
+    """Each services.*.db_login must connect to the database, or the release stops here."""
+    config = ctx.config
+    logins = [s for s in config.services.values() if s.db_login]
+    if not logins:
+        return
+    container = names.infra_container(config.name, "backup")
+    found = ctx.engine.container(container)
+    if found is None or not found.running:
+        ctx.say("preflight: the backup service is not running, so the database logins are not checked")
+        return
+    env = envfile.service_env(config)
+    for s in logins:
+        user, password, database, keys = _login(s, env.get(s.name, {}), config.database.name)
+        result = ctx.engine.exec(
+            container,
+            ["psql", "-w", "-X", "-At", "-c", "select 1"],
+            step=Step.PREFLIGHT,
+            env={
+                "PGHOST": "db",
+                "PGPORT": "5432",
+                "PGUSER": user,
+                "PGPASSWORD": password,
+                "PGDATABASE": database,
+                "PGCONNECT_TIMEOUT": "5",
+                "PGAPPNAME": "deployer-preflight",
+            },
+        )
+        if not result.ok:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            why = mask(lines[-1].removeprefix("psql: error: ")) if lines else "no answer"
+            raise LoginError(
+                f"the database login of {s.name} ({keys} in {s.env_file}) does not connect to database "
+                f"{database!r}: {why}. Nothing was started; fix the env file (or the database's password) first",
+                step=Step.PREFLIGHT,
+            )
+    ctx.say(f"preflight: the database login of {', '.join(s.name for s in logins)} connects")
+
+
+def _login(service, values: dict[str, str], default_db: str) -> tuple[str, str, str, str]:
+    """(user, password, database, the keys named) from the service's env file."""
+    login = service.db_login
+    if login.url:
+        parts = urlsplit(values.get(login.url, ""))
+        database = unquote(parts.path.lstrip("/")) or default_db
+        return unquote(parts.username or ""), unquote(parts.password or ""), database, login.url
+    return values.get(login.user, ""), values.get(login.password, ""), default_db, f"{login.user}/{login.password}"

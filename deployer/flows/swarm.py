@@ -1,0 +1,148 @@
+"""`deployer up` and `deployer down` on a swarm (engine.mode = "swarm"; infra.py dispatches
+here). The same parts as on one host, placed on the cluster (docs/scale-out.md):
+
+    overlays   <name>-edge (attachable) and <name>-data (internal)
+    <name>-db      the database and the backup agent, pinned to one node with their volumes
+    <name>-infra   control: the edge every script runs in (route state, lock, history), on
+                   the manager engine.host names; edge: the public replicas, one per node,
+                   ports in host mode, whose route state follows control's (lua/deployer/sync.lua)
+
+Before anything changes: the engine must be a swarm manager, and every placement must be
+satisfiable by the cluster's ready nodes (exit 2 otherwise). The deployer's own images are
+built (or found) on the manager and pushed to [registry], because the nodes pull.
+"""
+
+from __future__ import annotations
+
+import secrets as random
+
+from deployer.adapters.swarm import Swarm
+from deployer.config import envfile
+from deployer.core import agentconfig, names
+from deployer.core import stack as stack_rule
+from deployer.errors import EngineError
+from deployer.flows import images, infra
+from deployer.flows.context import Context
+from deployer.flows.lock import held
+from deployer.flows.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
+
+SYNC_HEADER = "X-Deployer-Sync-Token"
+
+
+def own_image(ctx: Context, name: str) -> tuple[str, str]:
+    """(tag on the manager, pinned reference in the registry) of one of the deployer's images."""
+    local = images.own_image(ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say)
+    registry = ctx.config.registry
+    assert registry is not None
+    target = f"{registry.url}/{local}"
+    cluster, auth = Swarm(ctx.engine), registry_auth(ctx)
+    digest = cluster.digest(target, auth)
+    if digest is None:
+        ctx.say(f"pushing {target}")
+        cluster.push(local, target, auth=auth, step="up")
+        digest = cluster.digest(target, auth)
+        if digest is None:
+            raise EngineError(f"{target} was pushed, but the registry does not show it", step="up")
+    return local, f"{target}@{digest}"
+
+
+def _sync_token(cluster: Swarm, project: str) -> str:
+    """The token the control and the edge replicas share: made once, kept while it is in use."""
+    found = cluster.api.secrets(filters={"label": [f"{names.LABEL_PROJECT}={project}", "deployer.secret=sync"]})
+    if found:
+        return found[0]["Spec"]["Name"]
+    return cluster.ensure_secret(project, "sync", f"{SYNC_HEADER}: {random.token_hex(24)}\n", step="up")
+
+
+def up(ctx: Context) -> None:
+    config, engine, say = ctx.config, ctx.engine, ctx.say
+    manager = preflight(ctx)
+    rendered = infra.render_site(ctx)
+    infra.check_owner(ctx)
+    cluster, project = Swarm(engine), config.name
+    with held(ctx, "up"):
+        labels = {names.LABEL_PROJECT: project}
+        cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step="up")
+        cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step="up")
+        say(f"images: edge, database and backup agent, from {engine.where} to {config.registry.url}")  # type: ignore[union-attr]
+        edge_local, edge_image = own_image(ctx, "edge")
+        infra.check_site(ctx, rendered, edge_local)
+        db_image = config.database.image or own_image(ctx, "db")[1]
+        backup_image = own_image(ctx, "agent")[1]
+        data, values = infra.spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
+        db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
+        agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres")).render()
+        secrets = {
+            "db_password": cluster.ensure_secret(project, "db-password", values[infra.SECRET_DB_PASSWORD], step="up")
+        }
+        if values[infra.SECRET_WEBHOOK]:
+            secrets["webhook"] = cluster.ensure_secret(project, "webhook", values[infra.SECRET_WEBHOOK], step="up")
+        agent_config = cluster.ensure_config(project, "agent", agent, step="up")
+        db = stack_rule.database(config, data, manager_id=manager, secrets=secrets, configs={"agent": agent_config})
+        cluster.deploy(stack_rule.db_stack(project), db, step="up")
+        configs = {
+            what: cluster.ensure_config(project, what, content, step="up")
+            for what, content in (
+                ("site", rendered),
+                ("sync-control", stack_rule.sync_conf(project, "control")),
+                ("sync-replica", stack_rule.sync_conf(project, "replica")),
+            )
+        }
+        token = _sync_token(cluster, project)
+        edge = stack_rule.infra(
+            config, edge_image=edge_image, manager_id=manager, configs=configs, secrets={"sync": token}
+        )
+        cluster.deploy(stack_rule.infra_stack(project), edge, step="up")
+        infra_stack, db_stack = stack_rule.infra_stack(project), stack_rule.db_stack(project)
+        replicas = {
+            stack_rule.service_name(infra_stack, "control"): 1,
+            stack_rule.service_name(infra_stack, "edge"): config.swarm.edge_replicas,  # type: ignore[union-attr]
+            stack_rule.service_name(db_stack, "db"): 1,
+            stack_rule.service_name(db_stack, "backup"): 1,
+        }
+        wait_tasks(ctx, replicas, deadline=180, step="up")
+        ctx.edge.refresh()  # type: ignore[attr-defined]
+        ctx.edge.require()
+        ctx.edge.mark_deployment(step="up")
+        if ctx.edge.apply_site(rendered, step="up"):
+            say("edge: site config applied to control and reloaded")
+        cluster.prune_objects(project, keep=set())  # configs and secrets no service uses any more
+    nodes = {n.id: n.hostname for n in cluster.nodes()}
+    where = sorted(
+        nodes.get(t["NodeID"], t["NodeID"]) for t in cluster.tasks(stack_rule.service_name(infra_stack, "edge"))
+        if t.get("DesiredState") == "running"
+    )  # fmt: skip
+    say(f"edge: live port {config.edge.public_port} on {', '.join(where)} (host mode); control on {engine.where}")
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+    """Remove every release, the edge and the database (its volume only with volumes=True,
+    after a final verified dump unless backup=False); the dumps stay."""
+    from deployer.core.state import EdgeState
+
+    config, engine, say = ctx.config, ctx.engine, ctx.say
+    Swarm(engine).manager_id()
+    infra.check_owner(ctx)
+    cluster, project = Swarm(engine), config.name
+    with held(ctx, "down"):
+        db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
+        if volumes and backup and db:
+            from deployer.flows import backups
+
+            say(
+                f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
+            )
+        retire(ctx, EdgeState())  # an empty route state names no release: all go
+    stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
+    for stack in stacks:
+        cluster.remove_stack(stack)
+    cluster.wait_gone(stacks + [s for s, *_ in release_stacks(ctx)], limit=90)
+    for name in (names.edge_network(project), names.data_network(project)):
+        cluster.remove_network(name)
+    cluster.prune_objects(project, keep=set())
+    if volumes:
+        for what in ("db-data", "edge-state"):
+            engine.remove_volume(names.volume(project, what), step="down")
+        say(f"removed, database volume too (on {engine.where}); the dumps are kept")
+    else:
+        say("removed (database volume kept)")

@@ -1,0 +1,44 @@
+"""HTTPS at the edge: the certificate from the CLI's machine into the edge, and the
+ACME HTTP-01 folder. Used by `deployer up` and by `deployer edge reload` (certbot's
+deploy hook after a renewal)."""
+
+from __future__ import annotations
+
+from deployer.config import edge as edge_config
+from deployer.config.reader import Reader
+from deployer.core import tls
+from deployer.errors import ConfigError, EdgeError
+from deployer.flows.context import Context, host_folder
+
+
+def acme_on_host(ctx: Context) -> str | None:
+    """The Docker host's folder of ACME challenges (None: none is served)."""
+    return host_folder(ctx, ctx.config.edge.acme_webroot, "edge.acme_webroot")
+
+
+def install(ctx: Context, *, step: str) -> str:
+    """Upload the certificate and key of [edge.tls] and make the edge present them from its
+    next handshake on. Returns what the edge says of the certificate."""
+    settings = ctx.config.edge.tls
+    assert settings is not None
+    pem = tls.bundle(settings.cert.read_text(encoding="ascii"), settings.key.read_text(encoding="ascii"))
+    gen = tls.generation(pem)
+    ctx.engine.put_files(ctx.edge.container, tls.HOME, {tls.incoming(gen): pem}, step=step)
+    result = ctx.edge.run(tls.install(gen), step=step)
+    out = (result.stdout + result.stderr).strip()
+    if not result.ok:
+        raise EdgeError(f"the edge refused the certificate; it keeps the one it had: {out}", step=step)
+    return out.split("\n", 1)[-1].strip() or "installed"
+
+
+def reload(ctx: Context) -> str:
+    """`deployer edge reload`: the certificate files again, e.g. after a renewal."""
+    settings = ctx.config.edge.tls
+    if settings is None:
+        raise ConfigError(ctx.config.path, "edge.tls", "not set: there is no certificate to reload")
+    edge_config.check_pair(Reader({}, ctx.config.path), settings.cert, settings.key)
+    ctx.edge.require()
+    about = install(ctx, step="tls")
+    if ctx.engine.published_port(ctx.edge.container, 443) is None:
+        ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
+    return about

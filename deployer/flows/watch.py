@@ -1,0 +1,227 @@
+"""The watch after a switch (`release`, `promote`, `deployer watch`): the new live release
+is judged on the edge's metrics for [watch] window; a breach switches back to the warm
+standby at once, puts the colour's previous release back, records `auto-rollback` with the
+figures, notifies, and fails the command (exit 1).
+
+The rules (thresholds, the marker, a tick) are in core/watch.py. The watch holds no lock:
+a manual `deployer switch` is never blocked by it (the watch then stops, without a
+verdict), and the rollback's switch takes the lock like any switch. A release refuses to
+start while a live watch runs; a watch whose process is gone is taken over by `deployer
+watch` (its beat is old), or cleared by the next release.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from deployer.core import probe as probe_rule
+from deployer.core import scripts
+from deployer.core.durations import seconds_text
+from deployer.core.state import EdgeState, Record
+from deployer.core.steps import Step
+from deployer.core.watch import (
+    CHECK_FAILURES,
+    SPAN,
+    TICK,
+    Judgement,
+    Marker,
+    figures,
+    judge,
+    parse_tick,
+    tick_script,
+)
+from deployer.errors import LockError
+from deployer.flows import notify
+from deployer.flows.context import Context, who
+from deployer.flows.rollback import Verdict, clear, clock, record, roll_back
+
+SAY_EVERY = 10.0  # seconds between progress lines
+
+
+def after_switch(
+    ctx: Context,
+    *,
+    colour: str,
+    release_id: str,
+    version: str,
+    previous: str,
+    previous_version: str,
+    standby: Record | None,
+    window: float | None = None,
+) -> Verdict | None:
+    """Watch a release that has just gone live; None when there is no watch (window 0, or
+    nothing to switch back to). Raises HealthError after an automatic rollback."""
+    seconds = ctx.config.watch.window if window is None else window
+    if seconds <= 0:
+        return None
+    if not previous:
+        ctx.say("watch: skipped (no previous live colour to switch back to)")
+        return None
+    now = clock(ctx)
+    holder = f"{who()} pid {os.getpid()}"
+    marker = Marker(
+        colour, release_id, version, previous, previous_version, now, now + round(seconds), now, holder, standby
+    )
+    ctx.edge.run(scripts.write_state("watch", marker.render()), step=Step.WATCH)
+    w = ctx.config.watch
+    ctx.say(
+        f"watch: {version} on {colour} for {seconds_text(seconds)} (5xx ≤ {w.max_error_rate:.1%}, p99 ≤ "
+        f"{seconds_text(w.max_p99)}, a verdict needs {w.min_requests} live requests); "
+        f"{previous} ({previous_version}) stays warm for the rollback; `deployer watch` follows it"
+    )
+    return _run(ctx, marker, own=True)
+
+
+def attach(ctx: Context) -> Verdict | None:
+    """`deployer watch`: follow the running watch to its verdict; take it over when the
+    process that watched is gone. None when no watch runs."""
+    ctx.edge.require()
+    marker = Marker.parse(ctx.edge.state(step=Step.WATCH).watch)
+    if marker is None:
+        last = _last(ctx)
+        if last:
+            what = f"{last.get('action')} of {last.get('version')} on {last.get('colour')}: {last.get('outcome')}"
+            ctx.say(f"no watch is running; the last one ({last.get('time')}): {what}")
+        else:
+            ctx.say("no watch is running")
+        return None
+    now = clock(ctx)
+    if not marker.alive(now) and not marker.left(now):
+        clear(ctx, marker)
+        return Verdict("no-verdict", f"the watch of {marker.version} ended without its process (killed): no verdict")
+    ctx.say(f"watch: {marker.version} on {marker.colour}, {marker.left(now)}s left, watched by {marker.holder}")
+    return _run(ctx, marker, own=False)
+
+
+def guard(ctx: Context, state: EdgeState) -> None:
+    """Before a release: refuse while a live watch runs; clear the marker a killed one left."""
+    marker = Marker.parse(state.watch)
+    if marker is None:
+        return
+    now = clock(ctx)
+    if marker.alive(now):
+        raise LockError(
+            f"{marker.version} on {marker.colour} is being watched ({marker.left(now)}s left) by {marker.holder}: "
+            "wait for its verdict (`deployer watch` follows it) before the next release",
+            step=Step.LOCK,
+        )
+    clear(ctx, marker)
+    ctx.say(f"the watch of {marker.version} was left unfinished by its process: no verdict; marker removed")
+
+
+# -- the loop --------------------------------------------------------------------------------
+def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
+    w = ctx.config.watch
+    check = probe_rule.Probe(probe_rule.LIVE + w.check, marker.colour, marker.release) if w.check else None
+    failed_checks, said = 0, 0.0
+    limit = int((marker.deadline - marker.started) / TICK) + 100  # bounded, whatever the clocks do
+    try:
+        for _ in range(limit):
+            began = time.monotonic()
+            tick = parse_tick(
+                ctx.edge.run(
+                    tick_script(marker, own=own, window=SPAN, check=check, timeout=ctx.config.timeouts.request_timeout),
+                    step=Step.WATCH,
+                ).stdout
+            )
+            mine = Marker.parse(tick.state.watch)
+            if mine is None or mine.release != marker.release:
+                return _ended(ctx, marker)
+            if not own and not mine.alive(tick.now) and mine.left(tick.now):
+                ctx.say(f"watch: the process watching {marker.version} is gone ({mine.holder}): taking the watch over")
+                marker, own = _take_over(ctx, mine, tick.now), True
+            if own and not tick.state.serves(marker.colour, marker.release):
+                clear(ctx, marker)
+                text = f"live was switched away from {marker.version} by another command: the watch stopped, no verdict"
+                return record(ctx, marker, Verdict("stopped", text))
+            seconds = min(SPAN, max(1, tick.now - marker.started))
+            fig = figures(tick.metrics, marker.colour, marker.release, w.max_p99, seconds)
+            verdict = judge(fig, max_error_rate=w.max_error_rate, max_p99=w.max_p99, min_requests=w.min_requests)
+            problems = probe_rule.failures([check], tick.check) if check else []
+            failed_checks = failed_checks + 1 if problems else 0
+            if own and failed_checks >= CHECK_FAILURES:
+                why = f"the check {w.check} failed {failed_checks} times in a row: {'; '.join(problems)}"
+                verdict = Judgement("breach", (why, *verdict.reasons), fig)
+            if own and verdict.verdict == "breach":
+                roll_back(ctx, marker, verdict, f"the last {seconds_text(seconds)}")
+            if time.monotonic() - said >= SAY_EVERY:
+                said = time.monotonic()
+                state = {"ok": "within the thresholds", "too-few": "too few requests to judge yet"}.get(
+                    verdict.verdict, "over a threshold"
+                )
+                ctx.say(f"watch: {marker.left(tick.now)}s left: {fig.text()}: {state}")
+            if tick.now >= marker.deadline:
+                break
+            time.sleep(max(0.0, TICK - (time.monotonic() - began)))
+        return _final(ctx, marker) if own else _ended(ctx, marker, wait=True)
+    except KeyboardInterrupt:
+        if own:
+            clear(ctx, marker)
+            record(ctx, marker, Verdict("cancelled", "the watch was cancelled"))
+            ctx.say(f"watch cancelled: {marker.version} stays live; {marker.previous} stays the warm standby")
+        raise
+
+
+def _final(ctx: Context, marker: Marker) -> Verdict:
+    """The end of the window: all of it is judged."""
+    w = ctx.config.watch
+    text = ctx.edge.run(f"curl -s --max-time 5 '{probe_rule.PREVIEW}/_deployer/metrics'", step=Step.WATCH).stdout
+    fig = figures(text, marker.colour, marker.release, w.max_p99, marker.deadline - marker.started)
+    verdict = judge(fig, max_error_rate=w.max_error_rate, max_p99=w.max_p99, min_requests=w.min_requests)
+    if verdict.verdict == "breach":
+        roll_back(ctx, marker, verdict, "the whole window")
+    if verdict.verdict == "too-few":
+        event, result = (
+            "watch_no_verdict",
+            Verdict(
+                "no-verdict",
+                f"watch: NO VERDICT for {marker.version}: {verdict.reasons[0]} in {seconds_text(fig.seconds)}. It was "
+                f"neither passed nor failed; it stays live, and {marker.previous} ({marker.previous_version}) stays "
+                f"the warm standby for `deployer switch --to {marker.previous}`",
+                fig.record(),
+            ),
+        )
+    else:
+        event, result = "watch_passed", Verdict("passed", f"watch passed: {marker.version}: {fig.text()}", fig.record())
+    record(ctx, marker, result)
+    clear(ctx, marker)
+    ctx.say(result.text)
+    notify.send(ctx, event, result.text, version=marker.version, colour=marker.colour, **fig.record())
+    return result
+
+
+# -- the marker and the history -----------------------------------------------------------------
+def _take_over(ctx: Context, marker: Marker, now: int) -> Marker:
+    from dataclasses import replace
+
+    mine = replace(marker, holder=f"{who()} pid {os.getpid()} (took over)", beat=now)
+    ctx.edge.run(scripts.write_state("watch", mine.render()), step=Step.WATCH)
+    return mine
+
+
+def _last(ctx: Context, release: str = "") -> dict[str, Any] | None:
+    for entry in reversed(ctx.edge.history(50)):
+        if entry.get("action") in ("watch", "auto-rollback") and (not release or entry.get("release") == release):
+            return entry
+    return None
+
+
+def _ended(ctx: Context, marker: Marker, *, wait: bool = False) -> Verdict:
+    """The watch is over: its verdict, as the watching process recorded it (`wait`: for the
+    marker to go first, bounded, while that process judges the end of the window)."""
+    for _ in range(120 if wait else 0):
+        mine = Marker.parse(ctx.edge.state(step=Step.WATCH).watch)
+        if mine is None or mine.release != marker.release:
+            break
+        time.sleep(1)
+    entry = _last(ctx, marker.release)
+    if entry is None:
+        return Verdict("stopped", f"the watch of {marker.version} ended without a recorded verdict")
+    outcome = entry.get("outcome", "")
+    if entry.get("action") == "auto-rollback":
+        outcome = "rolled-back" if outcome in ("ok", "rolled-back") else "failed"
+    return Verdict(
+        outcome, str(entry.get("reason", "")), {k: entry.get(k) for k in ("figures", "reasons") if k in entry}
+    )

@@ -1,0 +1,172 @@
+"""Swarm mode on a real three-node cluster (dockerd-in-container nodes and a registry,
+tests/hosts): bad input, `up`, a release and a switch back under load, scaling by a release,
+an edge replica that cannot take a switch, and a worker node stopped during traffic.
+
+The CLI runs here and reaches the manager over ssh; the load runs in a container on the
+manager, against the two edge replicas' host-mode ports. The figures of the full scenario
+are bench/swarm.py's (docs/benchmarks.md); this reduced one asserts what must hold and
+prints what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from swarm_project import SwarmProject
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory, docker_client, test_app_image):
+    project = SwarmProject(tmp_path_factory.mktemp("swarm"), docker_client, test_app_image)
+    try:
+        project.start()
+        print(f"\ncluster and images: {', '.join(f'{k} {v:.1f}s' for k, v in project.timings.items())}")
+        yield project
+    finally:
+        project.remove()
+
+
+def refused(result, *words: str) -> None:
+    """Exit 2, one line naming what is wrong, no traceback."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_bad_input_exits_2_and_changes_nothing(swarm: SwarmProject):
+    # A placement no node satisfies, for the edge and for a service: checked against the nodes first.
+    swarm.write_config(swarm='edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == nowhere"]\n')
+    refused(swarm.cli("up"), "swarm.edge_constraints", "0 ready node(s)")
+    swarm.write_config(swarm="edge_replicas = 4\n")
+    refused(swarm.cli("up"), "swarm.edge_replicas", "4 edge replicas")
+    swarm.write_config(placement='["node.hostname == nowhere"]')
+    refused(swarm.cli("up"), "services.backend.placement", "no ready node")
+    refused(swarm.cli("release", "v1", "--no-backup"), "services.backend.placement")
+    # Replicas below 1.
+    swarm.write_config(backend=0)
+    refused(swarm.cli("up"), "services.backend.replicas")
+    # An engine that is not a swarm manager: a worker.
+    swarm.write_config()
+    worker = swarm.config.read_text().replace(swarm.manager.docker_host, swarm.edge_worker.docker_host)
+    swarm.config.write_text(worker)
+    refused(swarm.cli("up", host=swarm.edge_worker), "needs a swarm manager", "a swarm worker")
+    swarm.write_config()
+    assert swarm.services() == [], "bad input created services"
+    assert not [n for n in swarm.manager.client.networks.list() if n.name.startswith(swarm.name)]
+
+
+def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
+    took = swarm.timed("up")
+    name = swarm.name
+    assert swarm.services() == sorted(f"{name}-{s}" for s in ("db_backup", "db_db", "infra_control", "infra_edge")), (
+        swarm.services()
+    )
+    edge_nodes = {t["NodeID"] for t in swarm.tasks(f"{name}-infra_edge")}
+    assert len(edge_nodes) == 2, "one edge replica on each labelled node"
+    print(f"up: {took:.1f}s")
+
+    took = swarm.timed("release", "v1", "--no-backup")
+    assert swarm.serving() == {("v1", "blue")}, "both edge replicas serve the release"
+    assert len(swarm.tasks(f"{name}-blue-{json_release(swarm, 'blue')}_backend")) == 2
+    print(f"release v1: {took:.1f}s")
+
+    # A release and a switch back, under load on both edge replicas: nothing fails.
+    load = swarm.load(45, paths=("/api/version", "/"))
+    time.sleep(2)
+    release_s = swarm.timed("release", "v2", "--no-backup")
+    assert swarm.serving() == {("v2", "green")}
+    switch_s = swarm.timed("switch", "--to", "blue")
+    assert swarm.serving() == {("v1", "blue")}
+    seen = swarm.finish(load)
+    print(f"release v2 {release_s:.1f}s, switch {switch_s:.1f}s under load: {json.dumps(seen)[:600]}")
+    assert seen["failed"] == 0, seen["fails"]
+    assert seen["ok"] > 100 and set(seen["versions"]) == {"v1", "v2"}
+
+    # Scaling: the backend's replicas in the config, then a release (the idle colour gets them).
+    swarm.write_config(backend=3)
+    swarm.ok("release", "v3", "--no-backup")
+    green = json_release(swarm, "green")
+    tasks = swarm.tasks(f"{name}-green-{green}_backend")
+    assert len(tasks) == 3 and len({t["NodeID"] for t in tasks}) >= 2, "three replicas, spread over nodes"
+    assert swarm.resolve(f"backend-green-{green}") == {
+        a.split("/")[0] for t in tasks for n in t["NetworksAttachments"] for a in n["Addresses"]
+        if n["Network"]["Spec"]["Name"] == f"{name}-edge"
+    }, "the route state's host name answers with every replica"  # fmt: skip
+    assert swarm.serving() == {("v3", "green")}
+    status = json.loads(swarm.ok("status", "--json").stdout)
+    assert status["live"] == "green" and status["colours"]["green"]["version"] == "v3"
+    assert status["colours"]["green"]["services"]["backend"]["status"] == "running 3/3"
+    assert status["colours"]["blue"]["version"] == "v1", "the previous colour stays warm"
+    assert status["edge"]["status"] == "running 2/2"
+    assert [e["action"] for e in status["releases"]][-4:] == ["release", "release", "switch", "release"]
+
+    # The backup agent runs beside the database (on the manager by default).
+    dump = swarm.ok("backup", "now", "--label", "swarm").stdout.strip().splitlines()[-1]
+    assert dump.startswith("dump-")
+
+
+def test_a_replica_that_cannot_take_a_switch_makes_it_fail_everywhere(swarm: SwarmProject):
+    """Every edge replica switches, or none does: a paused replica (it accepts connections and
+    never answers) makes the switch fail, and after it resumes it serves the live colour."""
+    before = swarm.serving()
+    assert before == {("v3", "green")}
+    worker = swarm.edge_worker.client
+    replica = worker.containers.list(filters={"label": f"com.docker.swarm.service.name={swarm.name}-infra_edge"})[0]
+    replica.pause()
+    try:
+        result = swarm.cli("switch", "--to", "blue")
+    finally:
+        replica.unpause()
+    assert result.returncode == 1, result.stderr
+    assert "not every edge replica took the new route state" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    for _ in range(6):  # the paused replica got the switch's push late: it must refuse it as stale
+        assert swarm.serving() == before
+        time.sleep(0.5)
+    swarm.ok("switch", "--to", "blue")
+    assert swarm.serving() == {("v1", "blue")}
+    swarm.ok("switch", "--to", "green")
+
+
+def test_a_worker_node_stopped_during_traffic(swarm: SwarmProject):
+    """What users see when a worker (app replicas, no edge) stops, and when the edge stops
+    sending to the replicas it had."""
+    lost = swarm.other_worker
+    node_id = next(n.id for n in swarm.manager.client.nodes.list() if n.attrs["Description"]["Hostname"] == lost.name)
+    green = json_release(swarm, "green")
+    on_lost = {
+        s: {a.split("/")[0] for t in swarm.tasks(f"{swarm.name}-green-{green}_{s}") if t["NodeID"] == node_id
+            for n in t["NetworksAttachments"] for a in n["Addresses"] if n["Network"]["Spec"]["Name"] == f"{swarm.name}-edge"}
+        for s in ("backend", "frontend")
+    }  # fmt: skip
+    assert on_lost["backend"], "the stopped node runs a replica of the live backend (3 replicas, 3 nodes)"
+    load = swarm.load(50, paths=("/api/version", "/"))
+    time.sleep(8)
+    stopped = time.time()
+    lost.container.stop(timeout=10)
+    gone = {}
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and len(gone) < 2:
+        for s in ("backend", "frontend"):
+            if s not in gone and not (swarm.resolve(f"{s}-green-{green}") & on_lost[s]):
+                gone[s] = round(time.time() - stopped, 1)
+        time.sleep(0.5)
+    seen = swarm.finish(load)
+    after = [f for f in seen["fails"] if f[0] > stopped - seen["start"] + 30]
+    print(
+        f"\nnode {lost.name} stopped: its replicas left DNS after {gone} s; under load "
+        f"{seen['ok']} ok, {seen['failed']} failed by path {seen['by_path']}, max {seen['max_s']}s; "
+        f"failures {[f for f in seen['fails']][:20]}"
+    )
+    assert set(gone) == {"backend", "frontend"}, "the edge stops resolving the lost replicas"
+    assert not after, f"requests still fail 30 s after the node stopped: {after}"
+    assert seen["by_path"]["/api/version"][0] > 0
+
+
+def json_release(swarm: SwarmProject, colour: str) -> str:
+    return json.loads(swarm.ok("status", "--json").stdout)["colours"][colour]["release"]

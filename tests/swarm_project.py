@@ -1,0 +1,273 @@
+"""A deployer project on a real three-node swarm (tests/hosts SwarmCluster), for the swarm test
+(tests/integration/test_swarm.py) and the swarm benchmark (bench/swarm.py).
+
+- The nodes pull every image from the cluster's registry. The deployer's own images are built
+  on this machine (the nodes reach no package mirror) and loaded into the manager, where
+  `deployer up` finds them and pushes them to the registry. The app's versions are pushed
+  there before the test, as CI would; they are also on the manager, as `deployer push` leaves
+  them.
+- The app is the test app with a HEALTHCHECK for a busy machine (every 5 s, 10 s to answer):
+  swarm replaces a task whose check fails, and three nested engines on two cores are slow
+  to start a Python interpreter (the test app's own check allows 2 s).
+- Load runs in a container on the manager, in the node's network, against the edge replicas'
+  host-mode ports on the node addresses: traffic never leaves the cluster's own containers.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+from hosts import SwarmCluster
+
+PORT = 8080  # the edge's public port, in host mode on each edge node (inside the node containers)
+HEALTHCHECK = (
+    "HEALTHCHECK --interval=5s --timeout=10s --start-period=2s --retries=3 CMD python3 -c "
+    "\"import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % "
+    "(os.environ.get('PORT') or '8080'), timeout=9)\" || exit 1\n"
+)
+
+# Bounded load: one new connection per request, against each URL in turn, for SECONDS.
+# Prints one JSON line: counts, latency, versions, and every failure or slow answer with its time.
+LOAD = r"""
+import json, sys, time, urllib.request
+seconds, urls = float(sys.argv[1]), sys.argv[2:]
+start = time.time(); ok = failed = 0; lat = []; fails = []; slow = []; versions = {}; by_path = {}
+i = 0
+while time.time() - start < seconds:
+    url = urls[i % len(urls)]; i += 1
+    t = time.time(); err = ""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            body, code = r.read(), r.status
+    except Exception as exc:
+        body, code, err = b"", getattr(exc, "code", 0) or 0, type(exc).__name__
+    d = time.time() - t; lat.append(d)
+    path = url.split("/", 3)[3] if url.count("/") >= 3 else ""
+    stats = by_path.setdefault("/" + path, [0, 0])
+    if code == 200:
+        ok += 1; stats[0] += 1
+        try:
+            v = json.loads(body)["version"]; versions[v] = versions.get(v, 0) + 1
+        except Exception:
+            pass
+    else:
+        failed += 1; stats[1] += 1
+        fails.append([round(t - start, 2), url, code, err])
+    if d > 1:
+        slow.append([round(t - start, 2), url, round(d, 2)])
+    time.sleep(0.01)
+lat.sort()
+print(json.dumps({"ok": ok, "failed": failed, "start": start, "seconds": round(time.time() - start, 1),
+                  "p99_s": round(lat[int(len(lat) * 0.99)], 3) if lat else None,
+                  "max_s": round(lat[-1], 3) if lat else None, "versions": versions, "by_path": by_path,
+                  "fails": fails[:200], "slow": slow[:200]}))
+"""
+
+
+def own_images() -> list[str]:
+    """The deployer's own images, built on this machine's engine."""
+    from deployer.adapters.engine import Engine
+    from deployer.config.model import DEFAULT_BASE_IMAGE
+    from deployer.flows import images
+
+    engine = Engine(None)
+    try:
+        return [images.own_image(engine, n, base_image=DEFAULT_BASE_IMAGE, say=print) for n in ("edge", "db", "agent")]
+    finally:
+        engine.close()
+
+
+class SwarmProject:
+    """A started cluster (edge nodes: the manager and the first worker, labelled) and a project on it."""
+
+    def __init__(self, folder: Path, docker_client, app_image: str, versions: tuple[str, ...] = ("v1", "v2", "v3")):
+        self.folder = folder
+        self.docker = docker_client
+        self.name = f"s{uuid.uuid4().hex[:7]}"
+        self.cluster = SwarmCluster()
+        self.timings: dict[str, float] = {}
+        self._app = f"{self.name}-app:swarm"
+        self._app_image = app_image
+        self.versions = versions
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> SwarmProject:
+        t = time.monotonic()
+        self.cluster.start()
+        self.timings["cluster"] = time.monotonic() - t
+        for node in self.cluster.manager.client.nodes.list():
+            if node.attrs["Description"]["Hostname"] in (self.manager.name, self.edge_worker.name):
+                spec = node.attrs["Spec"]
+                spec["Labels"] = {**(spec.get("Labels") or {}), "deployer.edge": "true"}
+                node.update(spec)
+        t = time.monotonic()
+        for ref in own_images():
+            self.manager.load_image(ref)
+        self.timings["own images"] = time.monotonic() - t
+        t = time.monotonic()
+        dockerfile = f"FROM {self._app_image}\n{HEALTHCHECK}"
+        self.docker.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=self._app, rm=True)
+        for version in self.versions:
+            for service in ("backend", "frontend"):
+                ref = f"{self.name}-{service}:{version}"
+                self.docker.images.get(self._app).tag(ref)
+                self.cluster.push(ref)
+                self.docker.images.remove(ref)
+        self.timings["app images"] = time.monotonic() - t
+        env = self.folder / "db.env"
+        env.write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=swarm-secret-pw\n")
+        env.chmod(0o600)
+        self.write_config()
+        return self
+
+    def remove(self) -> None:
+        self.cluster.remove()
+        try:
+            self.docker.images.remove(self._app, force=True)
+        except Exception:
+            pass
+
+    @property
+    def manager(self):
+        return self.cluster.manager
+
+    @property
+    def edge_worker(self):
+        return self.cluster.workers[0]
+
+    @property
+    def other_worker(self):
+        """The worker with no edge replica: the one a node-loss test stops."""
+        return self.cluster.workers[1]
+
+    @property
+    def edge_urls(self) -> list[str]:
+        return [f"http://{self.manager.ip}:{PORT}", f"http://{self.edge_worker.ip}:{PORT}"]
+
+    # -- config and CLI ---------------------------------------------------------------------
+    def write_config(
+        self, *, backend: int = 2, frontend: int = 2, swarm: str = "", placement: str = "", extra: str = ""
+    ) -> None:
+        """`placement`: the backend's placement constraints, as TOML."""
+        swarm = swarm or 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n'
+        (self.folder / "deployer.toml").write_text(
+            textwrap.dedent(
+                f"""
+                [project]
+                name = "{self.name}"
+                restart = "always"
+                [engine]
+                host = "{self.manager.docker_host}"
+                mode = "swarm"
+                [registry]
+                url = "{self.cluster.registry}"
+                anonymous = true
+                [services.backend]
+                image = "{self.name}-backend"
+                port = 8080
+                health = "/health"
+                routes = ["/api/"]
+                stop_grace = 5
+                replicas = {backend}
+                placement = {placement or "[]"}
+                [services.frontend]
+                image = "{self.name}-frontend"
+                port = 8081
+                health = "/health"
+                routes = ["/"]
+                stop_grace = 5
+                replicas = {frontend}
+                [edge]
+                public_port = {PORT}
+                expose_colour = true
+                [database]
+                env_file = "db.env"
+                [timeouts]
+                health_deadline = 120
+                [smoke]
+                paths = ["/api/version", "/"]
+                [watch]
+                window = 0
+                """
+            )
+            + "[swarm]\n"
+            + swarm
+            + extra
+        )
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "deployer.toml"
+
+    def cli(self, *args: str, host=None, timeout: float = 400) -> subprocess.CompletedProcess:
+        host = host or self.manager
+        if args[:1] == ("up",):  # the deployer's images as the tree is now (another edit changes their tags)
+            for ref in own_images():
+                self.manager.load_image(ref)
+        env = {**os.environ, "DEPLOYER_SSH_COMMAND": host.ssh_command, "DOCKER_HOST": ""}
+        return subprocess.run([sys.executable, "-m", "deployer", *args, "--config", str(self.config)],
+                              capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
+
+    def ok(self, *args: str) -> subprocess.CompletedProcess:
+        result = self.cli(*args)
+        assert result.returncode == 0, f"deployer {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def timed(self, *args: str) -> float:
+        t = time.monotonic()
+        self.ok(*args)
+        return time.monotonic() - t
+
+    # -- what users see ---------------------------------------------------------------------
+    def get(self, url: str) -> dict:
+        """One request from inside the manager node (its network reaches every node)."""
+        code, out = self.manager.exec(["curl", "-s", "--max-time", "5", url])
+        return json.loads(out) if code == 0 and out.startswith("{") else {"error": code, "body": out[:200]}
+
+    def serving(self, path: str = "/api/version") -> set[tuple[str, str]]:
+        """(version, colour) answered by each edge replica."""
+        return {(a.get("version"), a.get("colour")) for a in (self.get(u + path) for u in self.edge_urls)}
+
+    def load(self, seconds: float, paths: tuple[str, ...] = ("/api/version",)) -> subprocess.Popen:
+        """Bounded load in a container on the manager (its node's network); `finish(load)` reads it."""
+        urls = [u + p for p in paths for u in self.edge_urls]
+        image = f"{self.name}-backend:{self.versions[0]}"
+        cmd = ["docker", "exec", self.manager.container.name, "docker", "run", "--rm", "--network", "host",
+               image, "python3", "-c", LOAD, str(seconds), *urls]  # fmt: skip
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def finish(load: subprocess.Popen, timeout: float = 300) -> dict:
+        out, err = load.communicate(timeout=timeout)
+        lines = [x for x in out.splitlines() if x.startswith("{")]
+        assert lines, f"the load generator printed nothing: {err[-2000:]}"
+        return json.loads(lines[-1])
+
+    # -- the cluster's view -----------------------------------------------------------------
+    def tasks(self, service: str) -> list[dict]:
+        """Running tasks of a stack service (`<stack>_<service>`)."""
+        found = self.manager.client.api.tasks(filters={"service": service, "desired-state": "running"})
+        return [t for t in found if t["Status"]["State"] == "running"]
+
+    def services(self) -> list[str]:
+        return sorted(s["Spec"]["Name"] for s in self.manager.client.api.services())
+
+    def control(self) -> str:
+        """The control container's name on the manager."""
+        found = self.manager.client.containers.list(
+            filters={"label": f"com.docker.swarm.service.name={self.name}-infra_control"}
+        )
+        return found[0].name
+
+    def resolve(self, name: str) -> set[str]:
+        """What Docker's DNS answers for a name on the edge network, asked from the control container."""
+        out = self.manager.client.containers.get(self.control()).exec_run(["getent", "ahostsv4", name]).output
+        return {line.split()[0] for line in out.decode().splitlines() if line.strip()}

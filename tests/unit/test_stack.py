@@ -1,0 +1,136 @@
+"""Swarm mode as data: the config keys, placement checks against nodes, and the stacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TWO
+
+from deployer.core import stack
+from deployer.errors import ConfigError
+
+SWARM = TWO.replace('[project]\nname = "shop"', '[project]\nname = "shop"\n[engine]\nmode = "swarm"') + (
+    '[registry]\nurl = "registry.example:5000/shop"\nanonymous = true\n'
+)
+
+NODES = [
+    stack.Node("m1", "manager-1", "manager", {"deployer.db": "true"}),
+    stack.Node("w1", "worker-1", "worker", {"deployer.edge": "true"}),
+    stack.Node("w2", "worker-2", "worker", {"deployer.edge": "true"}),
+    stack.Node("w3", "worker-3", "worker", {"deployer.edge": "true"}, ready=False),
+]
+
+
+def swarm_config(make_config, swarm: str = "", backend: str = ""):
+    text = SWARM.replace("stop_grace = 20", "stop_grace = 20\n" + backend)
+    return make_config(text + ("[swarm]\n" + swarm if swarm else ""))
+
+
+def key_of(make_config, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        make_config(text)
+    return caught.value.key
+
+
+def test_swarm_keys_are_read_in_swarm_mode(make_config):
+    cfg = swarm_config(
+        make_config,
+        'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n',
+        'replicas = 3\nplacement = ["node.role  ==  worker"]',
+    )
+    assert cfg.engine.mode == "swarm"
+    assert cfg.swarm.edge_replicas == 2
+    assert cfg.swarm.edge_constraints == ("node.labels.deployer.edge == true",)
+    assert cfg.services["backend"].replicas == 3
+    assert cfg.services["backend"].placement == ("node.role == worker",)
+    assert cfg.services["frontend"].replicas == 1
+
+
+def test_bad_swarm_keys_name_the_key(make_config):
+    assert key_of(make_config, SWARM.replace("stop_grace = 20", "replicas = 0")) == "services.backend.replicas"
+    assert (
+        key_of(make_config, SWARM + '[swarm]\nedge_constraints = ["node.colour = red"]\n') == "swarm.edge_constraints"
+    )
+    assert key_of(make_config, SWARM.replace('mode = "swarm"', 'mode = "k8s"')) == "engine.mode"
+    no_registry = SWARM.split("[registry]")[0]
+    assert key_of(make_config, no_registry) == "registry"
+    # swarm-only keys in compose mode
+    assert key_of(make_config, TWO.replace("stop_grace = 20", "replicas = 2")) == "services.backend.replicas"
+    assert key_of(make_config, TWO + "[swarm]\nedge_replicas = 2\n") == "swarm"
+
+
+def test_constraints_follow_swarm_rules():
+    manager, worker = NODES[0], NODES[1]
+    assert stack.satisfies(manager, "node.role == manager")
+    assert stack.satisfies(manager, "node.hostname == MANAGER-1")  # hostnames compare without case
+    assert not stack.satisfies(worker, "node.labels.deployer.db == true")  # a missing label never equals
+    assert stack.satisfies(worker, "node.labels.deployer.db != true")
+    assert stack.matching(NODES, ["node.labels.deployer.edge == true"]) == NODES[1:3], "a node not ready is left out"
+
+
+def test_placement_no_node_satisfies_is_refused_naming_the_key(make_config):
+    ok = swarm_config(make_config, 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n')
+    stack.check_placement(ok, NODES, "m1")
+    three = swarm_config(make_config, 'edge_replicas = 3\nedge_constraints = ["node.labels.deployer.edge == true"]\n')
+    with pytest.raises(ConfigError) as caught:
+        stack.check_placement(three, NODES, "m1")
+    assert caught.value.key == "swarm.edge_constraints"
+    nowhere = swarm_config(make_config, backend='placement = ["node.hostname == nowhere"]')
+    with pytest.raises(ConfigError) as caught:
+        stack.check_placement(nowhere, NODES, "m1")
+    assert caught.value.key == "services.backend.placement"
+    two_dbs = swarm_config(make_config, 'db_constraints = ["node.role == worker"]\n')
+    with pytest.raises(ConfigError) as caught:
+        stack.check_placement(two_dbs, NODES, "m1")
+    assert caught.value.key == "swarm.db_constraints"
+    on_a_worker = swarm_config(make_config, 'db_constraints = ["node.hostname == worker-1"]\n')
+    with pytest.raises(ConfigError) as caught:
+        stack.check_placement(on_a_worker, NODES, "m1")
+    assert caught.value.key == "swarm.db_constraints" and "manager" in str(caught.value)
+    stack.check_placement(
+        swarm_config(make_config, 'db_constraints = ["node.labels.deployer.db == true"]\n'), NODES, "m1"
+    )
+
+
+def test_a_release_stack_has_replicas_placement_dnsrr_and_the_route_alias(make_config):
+    cfg = swarm_config(make_config, backend='replicas = 3\nplacement = ["node.role == worker"]')
+    images = {s: f"registry.example:5000/shop/{s}@sha256:{'a' * 64}" for s in cfg.services}
+    data = stack.release(cfg, "green", "1a2b3c4d", "v2", images=images)
+    backend = data["services"]["backend"]
+    assert backend["image"] == images["backend"], "the nodes pull the pinned digest"
+    assert backend["deploy"]["replicas"] == 3
+    assert backend["deploy"]["endpoint_mode"] == "dnsrr"
+    assert backend["deploy"]["placement"]["constraints"] == ["node.role == worker"]
+    assert backend["deploy"]["resources"]["limits"] == {"cpus": "0.5", "memory": "256m"}
+    assert backend["networks"]["edge"]["aliases"] == ["backend-green-1a2b3c4d"], "route host names as in compose mode"
+    assert "restart" not in backend and "container_name" not in backend
+    assert data["services"]["frontend"]["deploy"]["replicas"] == 1
+    json.dumps(data)
+
+
+def test_the_infra_stack_pins_control_to_the_manager_and_publishes_edges_in_host_mode(make_config):
+    cfg = swarm_config(make_config, 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n')
+    objects = {"site": "shop-site-1", "sync-control": "shop-sc-1", "sync-replica": "shop-sr-1"}
+    data = stack.infra(cfg, edge_image="edge:1", manager_id="m1", configs=objects, secrets={"sync": "shop-sync-1"})
+    control, edge = data["services"]["control"], data["services"]["edge"]
+    assert control["deploy"]["replicas"] == 1
+    assert control["deploy"]["placement"]["constraints"] == ["node.id == m1"]
+    assert "ports" not in control and control["volumes"] == ["edge-state:/var/lib/deployer"]
+    assert edge["deploy"]["replicas"] == 2
+    assert edge["deploy"]["placement"]["max_replicas_per_node"] == 1
+    assert edge["ports"][0]["mode"] == "host"
+    assert "volumes" not in edge, "replicas hold no state of their own: they take it from control"
+    assert stack.sync_conf("shop", "replica").startswith("role replica\ncontrol shop-infra_control")
+
+
+def test_replica_probe_reports_each_replica_that_did_not_answer():
+    targets = [("backend", "10.0.0.5", 8080, "/health"), ("backend", "10.0.0.6", 8080, "/health")]
+    script = stack.replica_probe_script(targets, 2)
+    assert "http://10.0.0.5:8080/health" in script and "http://10.0.0.6:8080/health" in script
+    output = "replica 200 http://10.0.0.5:8080/health\nreplica 503 http://10.0.0.6:8080/health\n"
+    assert stack.replica_failures(targets, output) == ["backend replica 10.0.0.6: HTTP 503"]
+    assert stack.replica_failures(targets, "") == [
+        "backend replica 10.0.0.5: no answer",
+        "backend replica 10.0.0.6: no answer",
+    ]

@@ -1,0 +1,131 @@
+"""The GitHub workflows: the ones `deployer init --ci github` writes for the app, this
+repository's own CI and the docs' manual-production alternative are valid against the
+GitHub workflow schema that check-jsonschema ships, and cd.yml deploys in the right order."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from deployer.flows import init
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "deployer" / "assets" / "ci" / "github"
+
+
+def load(path: Path) -> dict:
+    return YAML(typ="safe").load(path.read_text())
+
+
+def run_lines(job: dict) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
+def step(job: dict, step_id: str) -> dict:
+    return next(s for s in job["steps"] if s.get("id") == step_id)
+
+
+def docs_workflows(tmp_path: Path) -> list[Path]:
+    """Every ```yaml block of docs/ci-cd.md that is a whole workflow (it has `jobs:`)."""
+    text = (ROOT / "docs" / "ci-cd.md").read_text()
+    found = []
+    for i, block in enumerate(re.findall(r"```yaml\n(.*?)```", text, re.S)):
+        if re.search(r"^jobs:", block, re.M):
+            path = tmp_path / f"docs-{i}.yml"
+            path.write_text(block)
+            found.append(path)
+    return found
+
+
+def test_every_workflow_is_valid_against_the_github_schema(tmp_path):
+    files = [*sorted(TEMPLATES.glob("*.yml")), *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+    files += docs_workflows(tmp_path)
+    assert len(files) >= 5, files
+    result = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cd_releases_to_staging_then_promotes_to_production_by_digest_after_approval():
+    cd = load(TEMPLATES / "cd.yml")
+    assert cd["on"] == {"push": {"branches": ["main"]}}
+    jobs = cd["jobs"]
+    assert list(jobs) == ["ci", "staging", "production"]
+    assert jobs["ci"]["uses"] == "./.github/workflows/ci.yml"
+    staging, production = jobs["staging"], jobs["production"]
+    # Staging first, automatically; production only after it, behind its environment's reviewers.
+    assert staging["needs"] == "ci" and staging["environment"] == "staging"
+    assert set(production["needs"]) == {"ci", "staging"} and production["environment"] == "production"
+    # One deploy per environment at a time, never cancelled half-way.
+    groups = {name: jobs[name]["concurrency"] for name in ("staging", "production")}
+    assert groups["staging"]["group"] != groups["production"]["group"]
+    assert all(g["cancel-in-progress"] is False for g in groups.values())
+    assert step(staging, "release")["run"] == 'deployer release "$VERSION" -e staging'
+    # Production promotes exactly the images CI built and staging ran healthy; it never builds.
+    promote = step(production, "promote")["run"]
+    assert promote == 'deployer promote "$VERSION" --from staging --to production --expect-images "$IMAGES"'
+    assert production["env"]["IMAGES"] == "${{ needs.ci.outputs.images }}"
+    assert "deployer build" not in run_lines(production) and "deployer release" not in run_lines(production)
+    names = [s.get("id") for s in production["steps"]]
+    assert names.index("up") < names.index("promote")
+
+
+def test_ci_builds_tests_and_outputs_the_pushed_digests():
+    ci = load(TEMPLATES / "ci.yml")
+    assert set(ci["on"]) == {"pull_request", "push", "workflow_call"}
+    jobs = ci["jobs"]
+    assert "./gradlew --no-daemon test" in run_lines(jobs["backend"])
+    assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test", "npm run build"))
+    images = jobs["images"]
+    assert set(images["needs"]) == {"backend", "frontend"}
+    assert step(images, "build")["run"] == 'deployer build "$VERSION"'
+    assert 'deployer push "$VERSION" --json' in step(images, "push")["run"]
+    assert images["outputs"]["images"] == "${{ steps.push.outputs.images }}"
+    assert ci["on"]["workflow_call"]["outputs"]["images"]["value"] == "${{ jobs.images.outputs.images }}"
+
+
+def test_rollback_is_a_manual_switch_on_a_chosen_environment():
+    rollback = load(TEMPLATES / "rollback.yml")
+    inputs = rollback["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == ["production", "staging"]
+    assert inputs["colour"]["options"] == ["blue", "green"]
+    job = rollback["jobs"]["rollback"]
+    assert job["environment"] == "${{ inputs.environment }}"
+    assert step(job, "switch")["run"] == 'deployer switch --to "$COLOUR" -e "$ENVIRONMENT"'
+    assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # the same groups as cd.yml
+
+
+def test_this_repositorys_ci_mirrors_dot_ci_run():
+    ci = load(ROOT / ".github" / "workflows" / "ci.yml")
+    assert "make test" in run_lines(ci["jobs"]["test"])
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_init_writes_the_workflows_as_shipped(tmp_path, existing):
+    for folder in ("backend", "frontend"):
+        (tmp_path / folder).mkdir()
+    if existing:
+        init.init(tmp_path, force=False)
+    written = {w.path: w.action for w in init.init(tmp_path, force=False, ci="github")}
+    for name in init.WORKFLOWS:
+        path = tmp_path / ".github" / "workflows" / name
+        assert written[path] == "wrote" and path.read_text() == (TEMPLATES / name).read_text()
+    assert written[tmp_path / "deployer.toml"] == ("kept" if existing else "wrote")
+    assert init.has_ci_config(tmp_path / "deployer.toml") is not existing
+
+
+def test_init_refuses_an_unknown_ci(tmp_path):
+    from deployer.errors import InputError
+
+    with pytest.raises(InputError, match="--ci 'gitlab'"):
+        init.init(tmp_path, force=False, ci="gitlab")
