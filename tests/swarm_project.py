@@ -9,6 +9,8 @@
 - The app is the test app with a HEALTHCHECK for a busy machine (every 5 s, 10 s to answer):
   swarm replaces a task whose check fails, and three nested engines on two cores are slow
   to start a Python interpreter (the test app's own check allows 2 s).
+- With `db_on_worker`, the first worker is labelled `deployer.db` as well and the config pins
+  the database there (`[swarm] db_constraints`): the backup agent stays on the manager.
 - Load runs in a container on the manager, in the node's network, against the edge replicas'
   host-mode ports on the node addresses: traffic never leaves the cluster's own containers.
 """
@@ -88,8 +90,17 @@ def own_images() -> list[str]:
 class SwarmProject:
     """A started cluster (edge nodes: the manager and the first worker, labelled) and a project on it."""
 
-    def __init__(self, folder: Path, docker_client, app_image: str, versions: tuple[str, ...] = ("v1", "v2", "v3")):
+    def __init__(
+        self,
+        folder: Path,
+        docker_client,
+        app_image: str,
+        versions: tuple[str, ...] = ("v1", "v2", "v3"),
+        *,
+        db_on_worker: bool = False,
+    ):
         self.folder = folder
+        self.db_on_worker = db_on_worker
         self.docker = docker_client
         self.name = f"s{uuid.uuid4().hex[:7]}"
         self.cluster = SwarmCluster()
@@ -104,9 +115,12 @@ class SwarmProject:
         self.cluster.start()
         self.timings["cluster"] = time.monotonic() - t
         for node in self.cluster.manager.client.nodes.list():
-            if node.attrs["Description"]["Hostname"] in (self.manager.name, self.edge_worker.name):
+            hostname = node.attrs["Description"]["Hostname"]
+            if hostname in (self.manager.name, self.edge_worker.name):
                 spec = node.attrs["Spec"]
                 spec["Labels"] = {**(spec.get("Labels") or {}), "deployer.edge": "true"}
+                if self.db_on_worker and hostname == self.edge_worker.name:
+                    spec["Labels"]["deployer.db"] = "true"
                 node.update(spec)
         t = time.monotonic()
         for ref in own_images():
@@ -157,7 +171,9 @@ class SwarmProject:
         self, *, backend: int = 2, frontend: int = 2, swarm: str = "", placement: str = "", extra: str = ""
     ) -> None:
         """`placement`: the backend's placement constraints, as TOML."""
-        swarm = swarm or 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n'
+        swarm = swarm or 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n' + (
+            'db_constraints = ["node.labels.deployer.db == true"]\n' if self.db_on_worker else ""
+        )
         (self.folder / "deployer.toml").write_text(
             textwrap.dedent(
                 f"""
@@ -256,6 +272,24 @@ class SwarmProject:
         """Running tasks of a stack service (`<stack>_<service>`)."""
         found = self.manager.client.api.tasks(filters={"service": service, "desired-state": "running"})
         return [t for t in found if t["Status"]["State"] == "running"]
+
+    def node_of(self, service: str) -> str:
+        """The hostname of the node that runs a one-task stack service (`<stack>_<service>`)."""
+        (task,) = self.tasks(service)
+        return self.manager.client.nodes.get(task["NodeID"]).attrs["Description"]["Hostname"]
+
+    def psql(self, sql: str) -> str:
+        """A query in the database's own container, on whichever node runs it (as the app's login)."""
+        for node in self.cluster.nodes:
+            found = node.client.containers.list(filters={"label": f"com.docker.swarm.service.name={self.name}-db_db"})
+            if found:
+                code, out = found[0].exec_run(
+                    ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "app",
+                     "-d", "app", "-c", sql], environment={"PGPASSWORD": "swarm-secret-pw"}
+                )  # fmt: skip
+                assert code == 0, out.decode()
+                return out.decode().strip()
+        raise AssertionError("no node runs the database's container")
 
     def services(self) -> list[str]:
         return sorted(s["Spec"]["Name"] for s in self.manager.client.api.services())

@@ -51,8 +51,8 @@ def status(data: dict[str, Any]) -> None:
         f"  live port {edge.get('live_port')}, preview port {edge.get('preview_port')}" if edge.get("live_port") else ""
     )
     console.print(f"edge: {edge['status']}/{edge['health']}{ports}")
-    console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}")
-    console.print(f"backup service: {backup['status']}/{backup['health']}")
+    console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
+    console.print(f"backup service: {backup['status']}/{backup['health']}{_on(backup)}")
     dump = data.get("backup")
     if dump:
         if dump.get("name"):
@@ -92,6 +92,11 @@ def status(data: dict[str, Any]) -> None:
         for e in data["releases"]:
             if e.get("images"):
                 console.print(f"images of {e.get('version')} ({e.get('time', '')}): {_images(e)}", highlight=False)
+
+
+def _on(part: dict[str, Any]) -> str:
+    """Where a part runs, on a swarm (its tasks' nodes); nothing on one host."""
+    return f" on {', '.join(part['nodes'])}" if part.get("nodes") else ""
 
 
 def _safety(console: Any, data: dict[str, Any]) -> None:

@@ -9,7 +9,8 @@ Docker Swarm cluster instead of one Docker host (docs/scale-out.md).
     edge_replicas = 2                    # public edge replicas, one per node, ports in host mode
     edge_constraints = ["node.labels.deployer.edge == true"]
     db_constraints = ["node.labels.deployer.db == true"]   # default: the manager engine.host names
-                                         # (it must match that manager: backups go through it)
+                                         # exactly one node, any node; the backup agent and the
+                                         # dumps stay on the manager (deployer/core/stack.py)
 
     [services.backend]
     replicas = 3                         # default 1

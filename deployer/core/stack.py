@@ -2,13 +2,17 @@
 
 Pure, like core/compose.py, whose builders these reuse: a release's services are the same
 services (environment, labels, aliases, secrets), given replicas, placement and DNS
-round-robin endpoints; the database and the backup agent are the same too, pinned to one
-node. The flows hand the result to `docker stack deploy` as a file.
+round-robin endpoints; the database and the backup agent are the same too, each pinned to
+one node. The flows hand the result to `docker stack deploy` as a file.
 
     <name>-infra          control (1 replica, on the manager engine.host names, with the
                           edge volume: every edge script runs there) and edge (N public
                           replicas, ports published in host mode, one per node)
-    <name>-db             db and backup, pinned to one node with their volumes
+    <name>-db             db, pinned with its volume to the one node [swarm] db_constraints
+                          matches (default: the manager), and backup, the agent with the
+                          dumps volume, always on the manager: the deployer execs into it
+                          through the manager's engine, and it reaches the database over
+                          the data overlay (host `db`), wherever that runs
     <name>-<colour>-<id>  one release: every [services.*], `replicas` tasks each
 
 Every service uses `endpoint_mode: dnsrr`: its name (and each release service's alias,
@@ -95,7 +99,13 @@ def matching(nodes: list[Node], constraints: tuple[str, ...] | list[str]) -> lis
 
 def db_constraints(config, manager_id: str) -> list[str]:
     """Where the database runs: [swarm] db_constraints, or else the manager engine.host names."""
-    return list(config.swarm.db_constraints) or [f"node.id == {manager_id}"]
+    return list(config.swarm.db_constraints) or on_manager(manager_id)
+
+
+def on_manager(manager_id: str) -> list[str]:
+    """Where control and the backup agent run: the manager engine.host names, through whose
+    engine the deployer execs into them."""
+    return [f"node.id == {manager_id}"]
 
 
 def check_placement(config, nodes: list[Node], manager_id: str) -> None:
@@ -118,18 +128,12 @@ def check_placement(config, nodes: list[Node], manager_id: str) -> None:
             f"but only {len(edge)} ready node(s) satisfy swarm.edge_constraints: {hosts(edge)}",
         )
     db = matching(nodes, db_constraints(config, manager_id))
-    if len(db) != 1:
+    if len(db) != 1:  # any node, the manager or a worker: the backup agent stays on the manager
         raise ConfigError(
             config.path,
             "swarm.db_constraints",
             f"must match exactly one ready node (the database's volume lives on one node), "
             f"but {len(db)} do: {hosts(db)}",
-        )
-    if db[0].id != manager_id:  # the backup agent beside it is reached through the manager's engine
-        raise ConfigError(
-            config.path,
-            "swarm.db_constraints",
-            f"must match the manager engine.host names (backups run through its engine), not {db[0].hostname}",
         )
 
 
@@ -225,9 +229,7 @@ def infra(
         "secrets": token,
         "labels": labels("control"),
         "logging": compose.LOGGING,
-        "deploy": _deploy(
-            config, 1, [f"node.id == {manager_id}"], labels("control"), update_config={"order": "stop-first"}
-        ),
+        "deploy": _deploy(config, 1, on_manager(manager_id), labels("control"), update_config={"order": "stop-first"}),
     }
     public = [{"target": 80, "published": config.edge.public_port, "protocol": "tcp", "mode": "host"}]
     edge = {
@@ -266,15 +268,16 @@ def infra(
 def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: dict[str, str],
              secrets: dict[str, str]) -> dict[str, Any]:  # fmt: skip
     """The database and the backup agent (stack <name>-db), from core/compose.py's infra
-    services, both pinned to the database's node."""
-    where = db_constraints(config, manager_id)
+    services: the database pinned to its node (db_constraints), the agent and its dumps to
+    the manager (the deployer execs into it there; it reaches the database as host `db`)."""
+    where = {"db": db_constraints(config, manager_id), "backup": on_manager(manager_id)}
     services = {}
     for name in ("db", "backup"):
         spec = dict(infra_data["services"][name])
         # a secret with no value (no backup.webhook) is left out: swarm keeps none empty
         spec["secrets"] = [s for s in spec.get("secrets", []) if s["source"] in secrets]
         services[name] = _swarm_service(
-            spec, _deploy(config, 1, where, spec["labels"], update_config={"order": "stop-first"})
+            spec, _deploy(config, 1, where[name], spec["labels"], update_config={"order": "stop-first"})
         )
     return {
         "version": VERSION,
@@ -284,6 +287,24 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
         "configs": _external(configs),
         "secrets": _external(secrets),
     }
+
+
+# -- a volume on another node ---------------------------------------------------------------
+VOLUME_GONE, VOLUME_ABSENT = 0, 44  # the exit codes of volume_removal_script
+
+
+def volume_removal_script(volume: str, attempts: int = 60) -> str:
+    """The one-shot task that removes a local volume of another node than the manager (the
+    database's, on `down --volumes`) through that node's engine socket: retried each second
+    while a container that is going away still uses it; exit 44 when there is no such volume."""
+    url = shlex.quote(f"http://engine/volumes/{volume}")
+    return (
+        f"i=0; while [ $i -lt {attempts} ]; do "
+        f"code=$(curl -s -o /dev/null -w '%{{http_code}}' --unix-socket /var/run/docker.sock -X DELETE {url}); "
+        f'case "$code" in 204) exit {VOLUME_GONE};; 404) exit {VOLUME_ABSENT};; esac; '
+        "i=$((i+1)); sleep 1; done; "
+        f'echo "volume {volume}: HTTP $code" >&2; exit 1'
+    )
 
 
 # -- probes of every replica ----------------------------------------------------------------

@@ -151,7 +151,7 @@ def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[
         from deployer.flows import scratch
 
         try:
-            report += scratch.restore_check(ctx, name, step=Step.VERIFY)
+            report += scratch.restore_check(ctx, name, agent=running(ctx, Step.VERIFY), step=Step.VERIFY)
         except DeployerError as exc:
             _record(ctx, name, ok=False, detail=str(exc))
             raise

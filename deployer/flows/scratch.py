@@ -48,9 +48,10 @@ def db_image(ctx: Context, step: str) -> str:
     return images.own_image(ctx.engine, "db", base_image=ctx.config.base_image, say=ctx.say, step=step)
 
 
-def dumps_mount(ctx: Context, step: str) -> dict[str, dict[str, str]]:
-    """The dumps as the backup agent has them (the host's truth): its volume or host folder, read-only."""
-    attrs = ctx.engine.inspect(names.infra_container(ctx.config.name, "backup")) or {}
+def dumps_mount(ctx: Context, agent: str, step: str) -> dict[str, dict[str, str]]:
+    """The dumps as the backup agent's container `agent` has them (the host's truth): its volume
+    or host folder, read-only. On a swarm the agent runs on the manager, and so does this server."""
+    attrs = ctx.engine.inspect(agent) or {}
     for mount in attrs.get("Mounts") or []:
         if mount.get("Destination") == "/backups":
             source = mount.get("Name") if mount.get("Type") == "volume" else mount.get("Source")
@@ -77,8 +78,9 @@ def sweep(ctx: Context) -> None:
 
 
 @contextmanager
-def server(ctx: Context, *, step: str, deadline: float = 90) -> Iterator[str]:
-    """Start a scratch server; yields its container name. The container is always removed."""
+def server(ctx: Context, *, agent: str, step: str, deadline: float = 90) -> Iterator[str]:
+    """Start a scratch server with the dumps of the backup agent's container `agent`; yields
+    its container name. The container is always removed."""
     sweep(ctx)
     project = ctx.config.name
     name = f"{project}-scratch-{secrets.token_hex(4)}"
@@ -94,7 +96,7 @@ def server(ctx: Context, *, step: str, deadline: float = 90) -> Iterator[str]:
             names.LABEL_ROLE: "scratch",
             LABEL_EXPIRES: str(int(time.time() + LIFETIME)),
         },
-        volumes=dumps_mount(ctx, step),
+        volumes=dumps_mount(ctx, agent, step),
         shm_size=shm_bytes(ctx),
     )
     try:
@@ -124,10 +126,10 @@ def _psql(ctx: Context, name: str, sql: str, step: str) -> str:
     return out.stdout
 
 
-def restore_check(ctx: Context, dump: str, *, step: str) -> list[str]:
+def restore_check(ctx: Context, dump: str, *, agent: str, step: str) -> list[str]:
     """Restore the dump into a scratch server; table counts, pgvector, nearest neighbours."""
     memory = dumps.restore_memory(shm_bytes(ctx))
-    with server(ctx, step=step) as name:
+    with server(ctx, agent=agent, step=step) as name:
         created = ctx.engine.exec(name, ["createdb", "-h", "/var/run/postgresql", "-U", USER, DATABASE], step=step)
         if not created.ok:
             raise BackupError(f"cannot create the scratch database: {created.stderr.strip()[-300:]}", step=step)

@@ -2,7 +2,8 @@
 here). The same parts as on one host, placed on the cluster (docs/scale-out.md):
 
     overlays   <name>-edge (attachable) and <name>-data (internal)
-    <name>-db      the database and the backup agent, pinned to one node with their volumes
+    <name>-db      the database, pinned with its volume to the node db_constraints matches
+                   (default: the manager), and the backup agent with the dumps, on the manager
     <name>-infra   control: the edge every script runs in (route state, lock, history), on
                    the manager engine.host names; edge: the public replicas, one per node,
                    ports in host mode, whose route state follows control's (lua/deployer/sync.lua)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import secrets as random
 
+from deployer.adapters import node_task
 from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import agentconfig, names
@@ -115,6 +117,27 @@ def up(ctx: Context) -> None:
     say(f"edge: live port {config.edge.public_port} on {', '.join(where)} (host mode); control on {engine.where}")
 
 
+def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
+    """(the id of the node that holds the database's volume, the edge image a task there can
+    run): the node its task runs on, else the one db_constraints names; ("", "") unknown."""
+    project = ctx.config.name
+    db_tasks = cluster.tasks(stack_rule.service_name(stack_rule.db_stack(project), "db"))
+    node = next((t["NodeID"] for t in db_tasks if t.get("DesiredState") == "running" and t.get("NodeID")), "")
+    manager = cluster.manager_id()
+    if not node:
+        found = stack_rule.matching(cluster.nodes(), stack_rule.db_constraints(ctx.config, manager))
+        node = found[0].id if len(found) == 1 else ""
+    control = cluster.service(stack_rule.service_name(stack_rule.infra_stack(project), "control")) or {}
+    image = (((control.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", "")
+    if node and node != manager and not image:
+        raise EngineError(
+            f"the database volume is on another node than {ctx.engine.where}, and removing it there needs the "
+            "edge's image, which no control service names: run `deployer up`, then `deployer down --volumes`",
+            step="down",
+        )
+    return node, image
+
+
 def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
     after a final verified dump unless backup=False); the dumps stay."""
@@ -126,6 +149,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     cluster, project = Swarm(engine), config.name
     with held(ctx, "down"):
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
+        db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and db:
             from deployer.flows import backups
 
@@ -141,8 +165,23 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
         cluster.remove_network(name)
     cluster.prune_objects(project, keep=set())
     if volumes:
-        for what in ("db-data", "edge-state"):
-            engine.remove_volume(names.volume(project, what), step="down")
-        say(f"removed, database volume too (on {engine.where}); the dumps are kept")
+        engine.remove_volume(names.volume(project, "edge-state"), step="down")
+        data, manager = names.volume(project, "db-data"), cluster.manager_id()
+        if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
+            raise EngineError(
+                f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
+                f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
+                step="down",
+            )
+        if db_node in ("", manager):
+            engine.remove_volume(data, step="down")
+            where = engine.where
+        else:  # the database's node is a worker: a one-shot task there removes it
+            host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
+            auth = registry_auth(ctx)
+            if not node_task.remove_volume(cluster, db_node, data, image=tool, auth=auth, step="down"):
+                say(f"the database volume {data} was not on {host}")
+            where = f"node {host}"
+        say(f"removed, database volume too (on {where}); the dumps are kept (on {engine.where})")
     else:
         say("removed (database volume kept)")

@@ -106,7 +106,7 @@ def _backup(ctx: Context) -> dict[str, Any] | None:
 
     try:
         return backups.summary(ctx)
-    except Exception:  # the agent runs on another node than the manager the CLI talks to
+    except Exception:  # the agent's task is not running (yet) on the manager the CLI talks to
         return None
 
 

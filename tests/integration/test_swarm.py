@@ -1,6 +1,9 @@
 """Swarm mode on a real three-node cluster (dockerd-in-container nodes and a registry,
-tests/hosts): bad input, `up`, a release and a switch back under load, scaling by a release,
-an edge replica that cannot take a switch, and a worker node stopped during traffic.
+tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
+agent on the manager), a release and a switch back under load, scaling by a release, the
+data and the backups across them, an edge replica that cannot take a switch, a volume
+removed on a worker (as `down --volumes` removes the database's), and a worker node stopped
+during traffic.
 
 The CLI runs here and reaches the manager over ssh; the load runs in a container on the
 manager, against the two edge replicas' host-mode ports. The figures of the full scenario
@@ -21,7 +24,7 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def swarm(tmp_path_factory, docker_client, test_app_image):
-    project = SwarmProject(tmp_path_factory.mktemp("swarm"), docker_client, test_app_image)
+    project = SwarmProject(tmp_path_factory.mktemp("swarm"), docker_client, test_app_image, db_on_worker=True)
     try:
         project.start()
         print(f"\ncluster and images: {', '.join(f'{k} {v:.1f}s' for k, v in project.timings.items())}")
@@ -47,6 +50,12 @@ def test_bad_input_exits_2_and_changes_nothing(swarm: SwarmProject):
     swarm.write_config(placement='["node.hostname == nowhere"]')
     refused(swarm.cli("up"), "services.backend.placement", "no ready node")
     refused(swarm.cli("release", "v1", "--no-backup"), "services.backend.placement")
+    # The database's constraints must match exactly one ready node (any node, not only the manager).
+    edges = 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n'
+    swarm.write_config(swarm=edges + 'db_constraints = ["node.labels.deployer.edge == true"]\n')
+    refused(swarm.cli("up"), "swarm.db_constraints", "exactly one ready node", "but 2 do")
+    swarm.write_config(swarm=edges + 'db_constraints = ["node.labels.deployer.db == nowhere"]\n')
+    refused(swarm.cli("up"), "swarm.db_constraints", "but 0 do: none")
     # Replicas below 1.
     swarm.write_config(backend=0)
     refused(swarm.cli("up"), "services.backend.replicas")
@@ -68,7 +77,11 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     )
     edge_nodes = {t["NodeID"] for t in swarm.tasks(f"{name}-infra_edge")}
     assert len(edge_nodes) == 2, "one edge replica on each labelled node"
+    assert swarm.node_of(f"{name}-db_db") == swarm.edge_worker.name, "the database on the labelled worker"
+    assert swarm.node_of(f"{name}-db_backup") == swarm.manager.name, "the backup agent on the manager"
     print(f"up: {took:.1f}s")
+    # Data written before the releases, in the database on the worker.
+    swarm.psql("create table kept (id int primary key, note text); insert into kept values (1, 'before v1')")
 
     took = swarm.timed("release", "v1", "--no-backup")
     assert swarm.serving() == {("v1", "blue")}, "both edge replicas serve the release"
@@ -105,9 +118,25 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     assert status["edge"]["status"] == "running 2/2"
     assert [e["action"] for e in status["releases"]][-4:] == ["release", "release", "switch", "release"]
 
-    # The backup agent runs beside the database (on the manager by default).
+    assert status["database"]["nodes"] == [swarm.edge_worker.name], status["database"]
+    assert status["database"]["status"] == "running 1/1"
+    assert status["backup_service"]["nodes"] == [swarm.manager.name], status["backup_service"]
+
+    # The releases never touched the database: the data is there. The agent on the manager
+    # dumps the database on the worker over the data network, checks the dump in a scratch
+    # server beside the dumps, and restores it.
+    assert swarm.psql("select note from kept") == "before v1"
+    t = time.monotonic()
     dump = swarm.ok("backup", "now", "--label", "swarm").stdout.strip().splitlines()[-1]
     assert dump.startswith("dump-")
+    verified = swarm.ok("backup", "verify", dump, "--restore")
+    swarm.psql("update kept set note = 'changed after the dump'")
+    swarm.ok("backup", "restore", dump, "--yes")
+    assert swarm.psql("select note from kept") == "before v1", "restored on the worker from the manager's dumps"
+    print(f"backup now, verify --restore, restore: {time.monotonic() - t:.1f}s\n{verified.stdout[-600:]}")
+    text = swarm.ok("status").stdout
+    print(text)
+    assert swarm.edge_worker.name in text and swarm.manager.name in text, "status says where the database runs"
 
 
 def test_a_replica_that_cannot_take_a_switch_makes_it_fail_everywhere(swarm: SwarmProject):
@@ -131,6 +160,39 @@ def test_a_replica_that_cannot_take_a_switch_makes_it_fail_everywhere(swarm: Swa
     swarm.ok("switch", "--to", "blue")
     assert swarm.serving() == {("v1", "blue")}
     swarm.ok("switch", "--to", "green")
+
+
+def test_a_volume_on_a_worker_is_removed_by_a_task_there(swarm: SwarmProject):
+    """What `down --volumes` does with the database's volume when the database runs on a worker
+    (the manager's API reaches no other node's volumes): a one-shot task on that node, from the
+    edge's image, removes it (retrying while a container still uses it) and says when there is
+    none; the task's service is removed after."""
+    from types import SimpleNamespace
+
+    from deployer.adapters.node_task import remove_volume
+    from deployer.adapters.swarm import Swarm
+
+    worker = swarm.edge_worker.client
+    node = next(
+        n.id for n in swarm.manager.client.nodes.list() if n.attrs["Description"]["Hostname"] == swarm.edge_worker.name
+    )
+    image = swarm.manager.client.services.get(f"{swarm.name}-infra_control").attrs["Spec"]["TaskTemplate"][
+        "ContainerSpec"
+    ]["Image"]
+    volume = f"{swarm.name}-scratch-data"
+    worker.volumes.create(volume)
+    cluster = Swarm(SimpleNamespace(sdk=swarm.manager.client))  # the adapter, on the manager's API
+    t = time.monotonic()
+    try:
+        login = {"username": "deployer", "password": "unused"}  # the anonymous registry ignores a login
+        assert remove_volume(cluster, node, volume, image=image, auth=login, step="down") is True
+        assert volume not in {v.name for v in worker.volumes.list()}
+        assert remove_volume(cluster, node, volume, image=image, auth=None, step="down") is False, "none there"
+    finally:
+        for v in worker.volumes.list(filters={"name": volume}):
+            v.remove(force=True)
+    assert not [s for s in swarm.services() if "-remove-" in s], "the one-shot services are removed"
+    print(f"volume removed on {swarm.edge_worker.name}, and its absence told: {time.monotonic() - t:.1f}s")
 
 
 def test_a_worker_node_stopped_during_traffic(swarm: SwarmProject):

@@ -84,13 +84,54 @@ def test_placement_no_node_satisfies_is_refused_naming_the_key(make_config):
     with pytest.raises(ConfigError) as caught:
         stack.check_placement(two_dbs, NODES, "m1")
     assert caught.value.key == "swarm.db_constraints"
-    on_a_worker = swarm_config(make_config, 'db_constraints = ["node.hostname == worker-1"]\n')
-    with pytest.raises(ConfigError) as caught:
-        stack.check_placement(on_a_worker, NODES, "m1")
-    assert caught.value.key == "swarm.db_constraints" and "manager" in str(caught.value)
     stack.check_placement(
         swarm_config(make_config, 'db_constraints = ["node.labels.deployer.db == true"]\n'), NODES, "m1"
     )
+    stack.check_placement(swarm_config(make_config), NODES, "m1")  # no db_constraints: the manager
+
+
+def test_the_database_may_be_pinned_to_one_labelled_worker_never_to_two_or_none(make_config):
+    labelled = swarm_config(make_config, 'db_constraints = ["node.labels.deployer.db == true"]\n')
+    db_on_w1 = [
+        stack.Node("m1", "manager-1", "manager"),
+        stack.Node("w1", "worker-1", "worker", {"deployer.db": "true"}),
+    ]
+    stack.check_placement(labelled, db_on_w1, "m1")  # a worker, not the manager: accepted
+    stack.check_placement(swarm_config(make_config, 'db_constraints = ["node.hostname == worker-1"]\n'), NODES, "m1")
+    for nodes, count, where in (
+        (NODES[:1] + [stack.Node("w1", "worker-1", "worker", {"deployer.db": "true"})], "2", "manager-1, worker-1"),
+        ([stack.Node("m1", "manager-1", "manager")], "0", "none"),
+        # the only labelled node cannot take tasks (drained or down): none is ready
+        ([stack.Node("m1", "manager-1", "manager"), stack.Node("w1", "worker-1", "worker", {"deployer.db": "true"},
+                                                              ready=False)], "0", "none"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError) as caught:
+            stack.check_placement(labelled, nodes, "m1")
+        assert caught.value.key == "swarm.db_constraints"
+        assert f"exactly one ready node (the database's volume lives on one node), but {count} do: {where}" in str(
+            caught.value
+        )
+
+
+def test_the_database_runs_on_its_node_and_the_backup_agent_on_the_manager(make_config):
+    from deployer.core import compose
+
+    infra_data = compose.infra(
+        make_config(SWARM), edge_image="e", db_image="d", backup_image="b", db_env={}, agent_config="{}"
+    )
+    objects = {"configs": {"agent": "shop-agent-1"}, "secrets": {"db_password": "shop-db-password-1"}}
+    labelled = swarm_config(make_config, 'db_constraints = ["node.labels.deployer.db == true"]\n')
+    data = stack.database(labelled, infra_data, manager_id="m1", **objects)
+    db, backup = data["services"]["db"], data["services"]["backup"]
+    assert db["deploy"]["placement"]["constraints"] == ["node.labels.deployer.db == true"]
+    assert db["volumes"][0].startswith("db-data:"), "the database's volume goes where it runs"
+    assert backup["deploy"]["placement"]["constraints"] == ["node.id == m1"], "exec'd through the manager's engine"
+    assert backup["volumes"] == ["dumps:/backups"], "the dumps live on the manager"
+    assert [s["source"] for s in backup["secrets"]] == ["db_password"], "no webhook: no empty secret"
+    default = stack.database(swarm_config(make_config), infra_data, manager_id="m1", **objects)
+    assert default["services"]["db"]["deploy"]["placement"]["constraints"] == ["node.id == m1"]
+    assert default["services"]["backup"]["deploy"]["placement"]["constraints"] == ["node.id == m1"]
+    json.dumps(data)
 
 
 def test_a_release_stack_has_replicas_placement_dnsrr_and_the_route_alias(make_config):
@@ -134,3 +175,11 @@ def test_replica_probe_reports_each_replica_that_did_not_answer():
         "backend replica 10.0.0.5: no answer",
         "backend replica 10.0.0.6: no answer",
     ]
+
+
+def test_a_volume_of_another_node_is_removed_by_a_retried_delete_on_its_engine_socket():
+    script = stack.volume_removal_script("shop-db-data", attempts=5)
+    assert "--unix-socket /var/run/docker.sock -X DELETE http://engine/volumes/shop-db-data" in script
+    assert "204) exit 0;; 404) exit 44;;" in script, "removed, or no such volume: told apart by the exit code"
+    assert "-lt 5 ]" in script and "sleep 1" in script, "retried while a container that is going away uses it"
+    assert stack.VOLUME_ABSENT == 44
