@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from deployer.adapters.models import Container, ExecResult
+from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
 from deployer.core import masking, names
 from deployer.errors import EngineError, UnreachableError
 
@@ -252,18 +252,23 @@ class Engine:
             return ""
         return masking.mask(raw.decode(errors="replace").rstrip())
 
-    def stop_and_remove(self, name: str, grace: float) -> None:
-        """SIGTERM, SIGKILL after `grace` seconds, then remove with its anonymous volumes; gone already is fine."""
+    def stop_and_remove(self, name: str, grace: float, *, signal: str | None = None) -> None:
+        """SIGTERM, SIGKILL after `grace` seconds, then remove with its anonymous volumes. With
+        `signal` ('' is SIGTERM): only send it, not waiting; restart policy off (the exit is
+        final), CPU weight TOLD_CPU_SHARES (the mark that it was told). Gone already is fine."""
         from docker.errors import APIError, NotFound
 
         api = self.sdk.api
         try:
+            if signal is not None:
+                api.update_container(name, restart_policy={"Name": "no"}, cpu_shares=TOLD_CPU_SHARES)
+                return api.kill(name, signal=signal or "SIGTERM")
             api.stop(name, timeout=max(1, round(grace)))
             api.remove_container(name, v=True, force=True)
         except NotFound:
             pass
-        except APIError as exc:
-            if exc.status_code != 409 or "in progress" not in str(exc):  # another remover got there first
+        except APIError as exc:  # 409: another remover got there first, or it is not running any more
+            if exc.status_code != 409 or (signal is None and "in progress" not in str(exc)):
                 raise EngineError(f"cannot remove {name}: {_reason(exc)}", step="remove") from None
 
     def published_port(self, name: str, container_port: int) -> int | None:

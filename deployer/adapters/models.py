@@ -22,6 +22,11 @@ class ExecResult:
         return self.exit_code == 0
 
 
+# The CPU weight of a container told to stop (the engine's minimum): its shutdown never takes
+# CPU from serving containers, and a later command knows it was told (flows/cleanup.py).
+TOLD_CPU_SHARES = 2
+
+
 @dataclass(frozen=True)
 class Container:
     """What the engine says about one container the deployer created."""
@@ -40,6 +45,8 @@ class Container:
     started_at: str
     image_id: str = ""
     labels: dict[str, str] = field(default_factory=dict, compare=False)
+    cpu_shares: int = 0  # CPU weight (0: the default); TOLD_CPU_SHARES marks a container told to stop
+    stop_signal: str = ""  # the image's or compose's STOPSIGNAL ('' is SIGTERM)
 
     @property
     def running(self) -> bool:
@@ -70,4 +77,6 @@ class Container:
             started_at=state.get("StartedAt", ""),
             image_id=attrs.get("Image", ""),
             labels=labels,
+            cpu_shares=int((attrs.get("HostConfig") or {}).get("CpuShares") or 0),
+            stop_signal=attrs["Config"].get("StopSignal") or "",
         )

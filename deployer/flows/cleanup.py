@@ -5,16 +5,22 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from deployer.adapters.engine import Container
+from deployer.adapters.models import TOLD_CPU_SHARES
 from deployer.core.state import EdgeState, Record
 from deployer.core.steps import Step
 from deployer.flows.checks import release_containers
 from deployer.flows.context import Context
 
 
-def retire(ctx: Context, state: EdgeState | None = None) -> list[str]:
+def retire(ctx: Context, state: EdgeState | None = None, *, wait: bool = True) -> list[str]:
     """Stop and remove every app container that the route state no longer names: the old
     standby of a release, and whatever a killed command left behind. Never one that a
-    colour's current release needs. Returns the releases removed."""
+    colour's current release needs. Returns the releases removed.
+
+    `wait=False` (the end of a release): a running container is only told to stop (its
+    stop signal, restart policy off) and not waited for; the engine lets it exit and the
+    next retire removes it, or, if it is still running then, stops it with its stop grace
+    (SIGKILL after). Exited ones are removed now either way."""
     if ctx.config.swarm:  # swarm mode: releases are stacks (flows/swarm_release.py)
         from deployer.flows import swarm_release
 
@@ -28,21 +34,45 @@ def retire(ctx: Context, state: EdgeState | None = None) -> list[str]:
         for c in ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
         if (c.colour, c.release) not in keep
     ]
-    remove(ctx, doomed)
+    if wait:
+        remove(ctx, doomed)
+    else:
+        let_go(ctx, doomed)
     return sorted({f"{c.colour}-{c.release} ({c.version})" for c in doomed})
+
+
+def _grace(ctx: Context, service: str) -> float:
+    s = ctx.config.services.get(service)
+    return s.stop_grace if s else 10
 
 
 def remove(ctx: Context, containers: list[Container]) -> None:
     """Stop (SIGTERM, then the service's stop_grace) and remove these containers, in parallel."""
     if not containers:
         return
+    with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
+        list(pool.map(lambda c: ctx.engine.stop_and_remove(c.name, _grace(ctx, c.service)), containers))
 
-    def grace(service: str) -> float:
-        s = ctx.config.services.get(service)
-        return s.stop_grace if s else 10
+
+def told_before(c: Container) -> bool:
+    """Was this running container told to stop by an earlier retire (engine.stop_and_remove with a signal)?"""
+    return c.cpu_shares == TOLD_CPU_SHARES
+
+
+def let_go(ctx: Context, containers: list[Container]) -> None:
+    """Tell running containers to stop without waiting for them; remove the exited ones, and
+    stop with their grace (and remove) the ones an earlier retire told and that still run."""
+    if not containers:
+        return
+
+    def one(c: Container) -> None:
+        if c.running and not told_before(c):
+            ctx.engine.stop_and_remove(c.name, 0, signal=c.stop_signal)
+        else:
+            ctx.engine.stop_and_remove(c.name, _grace(ctx, c.service))
 
     with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
-        list(pool.map(lambda c: ctx.engine.stop_and_remove(c.name, grace(c.service)), containers))
+        list(pool.map(one, containers))
 
 
 def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:

@@ -12,8 +12,9 @@
     switch   one exec: make it live, verify through the live route, record, free the lock
     watch    judge the new live release on the edge's metrics; on a breach, switch back to
              the warm standby and put the old standby back (flows/watch.py)
-    retire   stop every release the route state no longer names (the old standby), and
-             prune old release images (flows/prune.py)
+    retire   tell every release the route state no longer names (the old standby) to stop,
+             without waiting for its shutdown; remove what earlier releases told; prune
+             old release images (flows/prune.py)
 
 Until `switch` has made the new release live, a failure or a cancel puts the idle
 colour's route state back to the old standby (still running: it stops only in `retire`)
@@ -162,9 +163,11 @@ def release(
             window=watch,
         )
     with run.step(Step.RETIRE):
-        retired = retire(ctx)
+        # The old standby is told to stop, not waited for: its shutdown is the app's time,
+        # not the release's (flows/cleanup.py; the next release removes it).
+        retired = retire(ctx, wait=False)
         if retired:
-            say(f"retired {', '.join(retired)}")
+            say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")
         prune.after_release(ctx)
     notify.send(ctx, "release_succeeded", f"released {version}: {idle} is live", version=version, colour=idle)
     say(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from deployer.adapters.engine import debug
 from deployer.core import history
 from deployer.core.masking import mask
 from deployer.core.steps import WHAT, Step
@@ -45,6 +46,7 @@ class Run:
             raise
         finally:
             self.steps[step.value] = round(time.monotonic() - started, 2)
+            debug(f"step {step.value}: {time.monotonic() - started:.3f}s")
 
     def on_failure(self, what: str, undo: Callable[[], Any]) -> None:
         self._undo.append((what, undo))

@@ -137,11 +137,15 @@ def test_prune_keeps_exactly_the_right_images(stack):
 
 def test_a_release_prunes_after_itself(stack):
     stack.write_config(disk="keep_versions = 2")
-    result = stack.cli("release", "p6", "--no-backup")  # to green: p2 is retired, then pruned
+    result = stack.cli("release", "p6", "--no-backup")  # to green: p2 is told to stop; prune
     assert result.returncode == 0, result.stderr
     assert "prune: removed" in result.stderr
-    # blue's p1 (live before, now the standby), green's p6, and the newest two: p6, p5
-    assert tags(stack, f"{stack.name}-backend") == {"p1", "p5", "p6"}
+    # blue's p1 (live before, now the standby), green's p6, the newest two (p6, p5), and
+    # p2, whose containers are still there (stopping: a release does not wait for them)
+    assert tags(stack, f"{stack.name}-backend") == {"p1", "p2", "p5", "p6"}
+    result = stack.cli("release", "p5", "--no-backup")  # to blue: p2's containers go, then its image
+    assert result.returncode == 0, result.stderr
+    assert tags(stack, f"{stack.name}-backend") == {"p1", "p5", "p6"}  # p1: told to stop now
     status = json.loads(stack.ok("status", "--json").stdout)["disk"]
     assert status["images"]["count"] >= 2 and status["database"]["used"] > 0 and status["database"]["free"] > 0
     assert status["dumps"]["free"] > 0

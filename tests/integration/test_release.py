@@ -170,12 +170,46 @@ def test_a_failed_release_keeps_the_old_standby_for_rollback(project):
     project.ok("switch", "--to", "blue")  # the rollback target survived the failed release
     assert project.serving("/api/version") == ("v1", "blue")
 
-    project.ok("release", "v4", "--no-backup")  # to green; v2 is retired
+    project.ok("release", "v4", "--no-backup")  # to green; v2 is told to stop
     assert project.serving("/") == ("v4", "green")
-    green = project.containers("green")
-    assert len(green) == 2 and {c.labels["deployer.version"] for c in green} == {"v4"}
+    green = [c for c in project.containers("green") if c.labels["deployer.version"] == "v4"]
+    assert len(green) == 2 and all(c.status == "running" for c in green)
     release_id = green[0].labels["deployer.release"]
     assert {c.labels["com.docker.compose.project"] for c in green} == {f"{project.name}-green-{release_id}"}
+
+
+def test_the_old_standby_is_told_to_stop_and_the_next_release_removes_it(project):
+    """A release does not wait for the old standby's shutdown (the app's time, not the
+    release's); the next release removes it, and kills one that outlived its stop_grace."""
+    project.tag("v1", backend_env={"STOP_DELAY": "60"})  # goes on serving for 60 s after SIGTERM
+    project.tag("v2")
+    project.tag("v3")
+    project.tag("v4")
+    project.write_config()  # stop_grace = 5
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+    released = project.ok("release", "v3", "--no-backup")  # to blue: v1 is told to stop
+    assert "(told to stop; removed by the next release)" in released.stderr
+    v1 = {c.labels["deployer.service"]: c for c in project.containers("blue") if c.labels["deployer.version"] == "v1"}
+    assert set(v1) == {"backend", "frontend"}
+    assert v1["backend"].status == "running"  # still in its STOP_DELAY: not waited for
+    assert v1["backend"].attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"  # its exit will be final
+    assert v1["backend"].attrs["HostConfig"]["CpuShares"] == 2  # its shutdown takes no CPU from live
+    deadline = time.monotonic() + 20
+    while project.docker.containers.get(v1["frontend"].id).status != "exited" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert project.docker.containers.get(v1["frontend"].id).status == "exited"  # exited on SIGTERM
+    status = json.loads(project.ok("status", "--json").stdout)
+    assert any("(v1, " in r for r in status["colours"]["blue"]["other_releases"])  # status shows it
+    assert project.serving("/api/version") == ("v3", "blue")
+
+    started = time.monotonic()
+    project.ok("release", "v4", "--no-backup")  # to green; v1 goes: killed after its stop_grace
+    assert time.monotonic() - started >= 4  # the backend still ran: stopped with its grace (5 s)
+    assert not [c for c in project.containers("blue") if c.labels["deployer.version"] == "v1"]
+    assert {c.labels["deployer.version"] for c in project.containers("blue")} == {"v3"}
+    assert {c.labels["deployer.version"] for c in project.containers("green")} == {"v2", "v4"}  # v2: told
 
 
 def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(project):
