@@ -2,7 +2,8 @@
 
 In one run, on one throwaway project (`et<random>`, removed at the end, even on failure):
 
-- `deployer up` and `deployer release v1` of one service (`backend`, route `/`) whose image
+- `deployer up` and `deployer release v1` of one service (`backend`, route `/`; the edge as
+  users get it by default: access log on, `edge.expose_colour` off) whose image
   is a fast stand-in app (bench/images/fastapp: nginx answering a fixed JSON with the test
   app's identity headers), so that the proxies, not the app, are what is compared. The
   Python test app tops out near 1,100 req/s through pooled connections (it does not set
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -98,7 +98,7 @@ class Bench:
     # -- set-up ------------------------------------------------------------------
     def prepare(self) -> None:
         s, a = self.stack, self.args
-        s.write_config(services=services_toml(self.name))
+        s.write_config(services=services_toml(self.name), expose_colour=False)
         env = {"APP_WORKERS": str(a.app_workers)} if a.app == "fast" else None
         s.tag("v1", backend_env=env, services=("backend",))
         s.ok("up")
@@ -133,7 +133,6 @@ class Bench:
         if container is not None and self.args.drain:
             drain(container, self.args.drain)
         before = tcp_states(container) if container else {}
-        log_before = _log_size(container)
         cpu_before = {name: harness.cpu_ns(c) for name, c in self.cpu_watch(container).items()}
         cpu_before["logging"] = harness.logging_cpu_ns(container)
         began = time.monotonic()
@@ -156,7 +155,7 @@ class Bench:
             "mode": "close" if close else "keep-alive", "note": note, **result.row(),
             "time_wait_before": before.get("time_wait"), "time_wait_after": after.get("time_wait"),
             "tw_client_side": after.get("client_side"), "tw_upstream_side": after.get("upstream_side"),
-            "log_bytes": (_log_size(container) - log_before) if log_before is not None else None,
+            "log_bytes": line * result.requests if (line := _line_bytes(container)) else None,
             "wall": round(time.monotonic() - began, 1), **per_request, **extra,
         }  # fmt: skip
         self.rows.append(row)
@@ -214,7 +213,9 @@ class Bench:
         s = self.stack
         for rnd in range(self.args.log_rounds):
             for on in (True, False) if rnd % 2 == 0 else (False, True):
-                s.write_config(services=services_toml(self.name), edge="" if on else "access_log = false\n")
+                s.write_config(
+                    services=services_toml(self.name), edge="" if on else "access_log = false\n", expose_colour=False
+                )
                 s.ok("up")
                 site = s.edge_file("/var/lib/deployer/site.conf")
                 rendered_on = "access_log /dev/stdout" in site
@@ -223,7 +224,7 @@ class Bench:
                 harness.wait_http(s.edge, "http://127.0.0.1/api/version")
                 time.sleep(1)
                 self.run("access log", "edge", 50, False, note=f"log {'on' if on else 'off'}", access_log=on)
-        s.write_config(services=services_toml(self.name))
+        s.write_config(services=services_toml(self.name), expose_colour=False)
 
 
 def drain(container, threshold: int, limit: float = 65) -> None:
@@ -235,15 +236,16 @@ def drain(container, threshold: int, limit: float = 65) -> None:
         time.sleep(2)
 
 
-def _log_size(container) -> int | None:
-    """Bytes of the container's json-file log on this machine (None when it cannot be read)."""
+def _line_bytes(container) -> float | None:
+    """Mean size of the proxy's last 200 log lines (newline included), as nginx wrote them
+    (the json-file log rotates at 50 MB, so its size says nothing over a long run)."""
     if container is None:
         return None
     try:
-        container.reload()
-        return os.path.getsize(container.attrs["LogPath"])
-    except (OSError, KeyError, TypeError):
+        lines = container.logs(tail=200, stderr=False).splitlines()
+    except Exception:  # gone
         return None
+    return sum(len(line) + 1 for line in lines) / len(lines) if lines else None
 
 
 # -- report ------------------------------------------------------------------------
@@ -314,7 +316,7 @@ def log_summary(rows: list[dict]) -> str:
     text = (f"access log on / off (edge, 50 keep-alive): {rps_on:.0f} / {rps_off:.0f} req/s "
             f"(ratio {ratio(rps_on, rps_off)}), p99 {p99_on:.2f} / {p99_off:.2f} ms")  # fmt: skip
     if logged:
-        text += f"; log written {mean(logged):.2f} MB/s, {mean(per_line):.0f} bytes per request (docker json-file)"
+        text += f"; log written {mean(logged):.2f} MB/s, {mean(per_line):.0f} bytes per request (before json-file's wrapping)"
     cpu = [(r.get("cpu_us_per_req_proxy"), r.get("cpu_us_per_req_logging")) for r in (on[0], off[0])]
     if all(c is not None for pair in cpu for c in pair):
         text += (f"; CPU per request, edge + dockerd/shim: on {cpu[0][0]} + {cpu[0][1]} us, "

@@ -34,11 +34,13 @@ class Stack:
         edge: str = "",
         watch: str = 'window = "0"',
         disk: str = "prune_after_release = false",
+        expose_colour: bool = True,
     ) -> None:
         """The project's deployer.toml: backend (/api/) and frontend (/) from the test app,
         unless `services` gives other [services.*] tables; `edge` adds keys to [edge];
         `watch` and `disk` are the bodies of [watch] and [disk] (by default no watch after the
-        switch and no pruning after a release, unless a test asks)."""
+        switch and no pruning after a release, unless a test asks). The public route shows
+        the answering colour (edge.expose_colour) unless `expose_colour` is False."""
         if services is None:
             services = f"""
                 [services.backend]
@@ -65,12 +67,12 @@ class Stack:
             )
             + textwrap.dedent(services)
             + textwrap.dedent(
-                """
+                f"""
                 [edge]
                 public_port = 0
                 preview_port = 0
                 public_bind = "127.0.0.1"
-                expose_colour = true
+                expose_colour = {"true" if expose_colour else "false"}
                 """
             )
             + textwrap.dedent(edge)

@@ -28,6 +28,16 @@ function M.run()
         return ngx.exit(502)
     end
     local n = #peers
+    if n == 1 and not ctx.tries then
+        -- the common case (one container per service on a single host): nothing to choose
+        ctx.tries = 1
+        local ok, err = balancer.set_current_peer(peers[1], port)
+        if not ok then
+            ngx.log(ngx.ERR, "set_current_peer ", peers[1], ":", port, ": ", err)
+            return ngx.exit(502)
+        end
+        return
+    end
     local now = ngx.now()
     if ctx.tries then
         -- a retry: the previous address failed
@@ -35,13 +45,14 @@ function M.run()
         if state == "failed" and ctx.last then
             failed_until[ctx.last] = now + FAIL_SECONDS
         end
+        if n == 1 then
+            return ngx.exit(502) -- no other address to try (set_more_tries was not called)
+        end
     else
         ctx.tries = 0
         turn = turn + 1
         ctx.first = turn
-        if n > 1 then
-            balancer.set_more_tries(n - 1)
-        end
+        balancer.set_more_tries(n - 1)
     end
     local chosen
     for i = 0, n - 1 do

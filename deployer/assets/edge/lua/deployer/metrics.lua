@@ -1,6 +1,11 @@
 -- Counters per route kind (live, preview, health), colour and release: requests by
 -- status class and a latency histogram. Exact counts (every request is counted, nothing
--- is sampled), kept in a shared dict, five increments per request.
+-- is sampled).
+--
+-- A request only adds to this worker's own Lua table (no lock, no shared memory); every
+-- FLUSH seconds a timer adds the table to the shared dict. A reader of the metrics first
+-- flushes its own worker and waits (at most about FLUSH) until every other worker has
+-- flushed since the read began, so what it sees includes every request finished before.
 --
 -- Two views, both in the Prometheus text format on the preview server:
 --   /_deployer/metrics             cumulative, since the edge started
@@ -18,6 +23,9 @@ local NBUCKETS = #M.BUCKETS
 local SLOT = 5
 local SLOT_TTL = 150
 local MAX_WINDOW = 120
+local FLUSH = 0.25
+
+local CLASSES = { "1xx", "2xx", "3xx", "4xx", "5xx" }
 
 local function bucket(seconds)
     for i = 1, NBUCKETS do
@@ -28,22 +36,100 @@ local function bucket(seconds)
     return NBUCKETS + 1
 end
 
+-- This worker's counts since its last flush: series -> { [class] = n, h = { [bucket] = n }, sum = s }
+local pending = {}
+-- "route|colour|release" strings, built once per (route, colour, release)
+local names = {}
+
+local function series_of(route, colour, release)
+    local by_route = names[route]
+    if not by_route then
+        by_route = {}
+        names[route] = by_route
+    end
+    local by_colour = by_route[colour]
+    if not by_colour then
+        by_colour = {}
+        by_route[colour] = by_colour
+    end
+    local series = by_colour[release]
+    if not series then
+        series = route .. "|" .. colour .. "|" .. release
+        by_colour[release] = series
+    end
+    return series
+end
+
 function M.log()
     local ctx = ngx.ctx
-    if not ctx.route then
+    local route = ctx.route
+    if not route then
         return
     end
     local status = ngx.status
-    local class = status >= 100 and status < 600 and (math.floor(status / 100) .. "xx") or "other"
+    local class = CLASSES[math.floor(status / 100)] or "other"
     local seconds = tonumber(ngx.var.request_time) or 0
-    local series = ctx.route .. "|" .. ctx.colour .. "|" .. ctx.release
+    local series = series_of(route, ctx.colour, ctx.release)
+    local p = pending[series]
+    if not p then
+        p = { h = {}, sum = 0 }
+        pending[series] = p
+    end
+    p[class] = (p[class] or 0) + 1
     local b = bucket(seconds)
+    p.h[b] = (p.h[b] or 0) + 1
+    p.sum = p.sum + seconds
+end
+
+-- Adds this worker's pending counts to the shared dict, then notes when it did.
+local function flush()
+    local counts = pending
+    pending = {}
     local slot = math.floor(ngx.now() / SLOT)
-    dict:incr("c|" .. series .. "|" .. class, 1, 0)
-    dict:incr("h|" .. series .. "|" .. b, 1, 0)
-    dict:incr("s|" .. series, seconds, 0)
-    dict:incr("wc|" .. slot .. "|" .. series .. "|" .. class, 1, 0, SLOT_TTL)
-    dict:incr("wh|" .. slot .. "|" .. series .. "|" .. b, 1, 0, SLOT_TTL)
+    for series, p in pairs(counts) do
+        for key, n in pairs(p) do
+            if key ~= "h" and key ~= "sum" then
+                dict:incr("c|" .. series .. "|" .. key, n, 0)
+                dict:incr("wc|" .. slot .. "|" .. series .. "|" .. key, n, 0, SLOT_TTL)
+            end
+        end
+        for b, n in pairs(p.h) do
+            dict:incr("h|" .. series .. "|" .. b, n, 0)
+            dict:incr("wh|" .. slot .. "|" .. series .. "|" .. b, n, 0, SLOT_TTL)
+        end
+        dict:incr("s|" .. series, p.sum, 0)
+    end
+    ngx.update_time()
+    dict:set("flushed|" .. ngx.worker.id(), ngx.now())
+end
+
+-- Every worker flushes every FLUSH seconds (init_worker).
+function M.start()
+    -- also when the worker exits (premature): its last counts are not lost
+    local ok, err = ngx.timer.every(FLUSH, flush)
+    if not ok then
+        ngx.log(ngx.ERR, "metrics: cannot start the flush timer: ", err)
+    end
+end
+
+-- Until every worker has flushed what it counted before `since` (bounded: a worker that
+-- is gone, or stuck, does not hold a reader for long).
+local function wait_flushed(since)
+    flush()
+    local workers = ngx.worker.count()
+    for _ = 1, math.ceil(4 * FLUSH / 0.02) do
+        local all = true
+        for id = 0, workers - 1 do
+            if (dict:get("flushed|" .. id) or 0) < since then
+                all = false
+                break
+            end
+        end
+        if all then
+            return
+        end
+        ngx.sleep(0.02)
+    end
 end
 
 local function labels(series)
@@ -96,6 +182,8 @@ function M.render()
     if window then
         window = math.max(SLOT, math.min(MAX_WINDOW, window))
     end
+    ngx.update_time()
+    wait_flushed(ngx.now())
     local counts, hist, sums = collect(window)
     local prefix = window and "deployer_window_" or "deployer_"
     local out = {}

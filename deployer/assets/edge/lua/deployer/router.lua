@@ -17,7 +17,8 @@ local function fail(status, message)
     return ngx.exit(status)
 end
 
-local function choose(route_kind, rec, name, expose)
+-- `remote`: the client's address (the deployer's own checks come from 127.0.0.1).
+local function choose(route_kind, rec, name, expose, remote)
     local service = rec.services[name]
     if not service then
         return fail(502, "no such service in this release")
@@ -34,7 +35,7 @@ local function choose(route_kind, rec, name, expose)
     var.deployer_route = route_kind
     -- Who answered is shown on the preview server, on the live server only to requests
     -- from inside the edge (the deployer's own checks) or when edge.expose_colour is set.
-    if expose or var.realip_remote_addr == "127.0.0.1" then
+    if expose or remote == "127.0.0.1" then
         var.deployer_colour_out = rec.colour
         var.deployer_release_out = rec.release
     end
@@ -58,7 +59,9 @@ end
 -- The public route (kind "live") or the preview route (kind "preview").
 function M.route(route_kind, expose)
     local st = state.current()
-    if route_kind == "live" and ngx.var.realip_remote_addr == "127.0.0.1" then
+    local var = ngx.var
+    local remote = var.realip_remote_addr
+    if route_kind == "live" and remote == "127.0.0.1" then
         route_kind = "probe" -- the deployer's own checks, from inside the edge: not user traffic
     end
     if route_kind == "live" and st.maintenance then
@@ -70,10 +73,10 @@ function M.route(route_kind, expose)
     if not rec then
         return unrouted(route_kind, 503, "no colour is serving")
     end
-    local uri = ngx.var.uri
+    local uri = var.uri
     for _, r in ipairs(rec.routes) do
         if uri:sub(1, #r.prefix) == r.prefix then
-            return choose(route_kind, rec, r.service, expose)
+            return choose(route_kind, rec, r.service, expose, remote)
         end
     end
     return unrouted(route_kind, 404, "not found")
@@ -109,7 +112,7 @@ function M.health()
     local path, args = service.health:match("^([^?]*)%??(.*)$")
     ngx.req.set_uri(path)
     ngx.req.set_uri_args(args or "")
-    return choose("health", rec, var.h_service, true)
+    return choose("health", rec, var.h_service, true, var.realip_remote_addr)
 end
 
 -- /_deployer/health/<colour>[-<release>]: every service of the colour's current release,
