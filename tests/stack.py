@@ -157,6 +157,9 @@ class Stack:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **env},
+            # Ctrl-C reaches the CLI even when the test run itself was started in the
+            # background, where the shell leaves SIGINT ignored (and children inherit that)
+            preexec_fn=_default_sigint,
         )
 
     # -- the edge --------------------------------------------------------------
@@ -235,3 +238,9 @@ class Stack:
                 self.docker.images.remove(ref, force=True, noprune=False)
             except Exception:
                 pass
+
+
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
