@@ -45,9 +45,6 @@ function M.run()
         if state == "failed" and ctx.last then
             failed_until[ctx.last] = now + FAIL_SECONDS
         end
-        if n == 1 then
-            return ngx.exit(502) -- no other address to try (set_more_tries was not called)
-        end
     else
         ctx.tries = 0
         turn = turn + 1
