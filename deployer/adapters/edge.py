@@ -129,10 +129,23 @@ class Edge:
         self, probes: list[probe_rule.Probe], timeout: float, *, budget: float, interval: float, step: str
     ) -> list[str]:
         """Repeat the probes inside the edge for up to `budget` seconds, until they pass (one exec)."""
-        result = self.run(probe_rule.poll_script(probes, timeout, budget=budget, interval=interval), step=step)
-        if result.ok and result.stdout.rstrip().endswith("ready"):
-            return []
-        return probe_rule.failures(probes, result.stdout) or ["no answer"]
+        return self.poll_then(probes, [], timeout, budget=budget, interval=interval, step=step)[0]
+
+    def poll_then(
+        self,
+        probes: list[probe_rule.Probe],
+        then: list[probe_rule.Probe],
+        timeout: float,
+        *,
+        budget: float,
+        interval: float,
+        step: str,
+    ) -> tuple[list[str], list[str] | None]:
+        """poll, and once the probes pass, the `then` probes once in the same exec: (the
+        probes' failures, then's failures: None when they did not run)."""
+        script = probe_rule.poll_script(probes, timeout, budget=budget, interval=interval, then=then)
+        result = self.run(script, step=step)
+        return probe_rule.polled(probes, then, result.stdout, result.ok)
 
     # -- switching --------------------------------------------------------------------------
     def commit(

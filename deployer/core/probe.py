@@ -102,22 +102,39 @@ def failures(probes: list[Probe], output: str) -> list[str]:
     return problems
 
 
-def poll_script(probes: list[Probe], timeout: float, *, budget: float, interval: float) -> str:
+THEN = "@@then@@\n"  # in a poll's output: what follows is the `then` probes' lines
+
+
+def poll_script(
+    probes: list[Probe], timeout: float, *, budget: float, interval: float, then: list[Probe] | None = None
+) -> str:
     """The probes, repeated inside the edge until they all pass or `budget` seconds have gone:
     at 20 ms, then doubling up to `interval` between rounds. Prints the last round's lines
     (and `ready` when they passed), so one exec covers many rounds: a release on a remote
-    engine pays one round trip per second of waiting, not one per probe."""
+    engine pays one round trip per second of waiting, not one per probe. Once they pass,
+    the `then` probes run once in the same exec (a release's smoke check after its health
+    wait), their lines after THEN."""
     once = script(probes, timeout)
     budget_ms = int(budget * 1000)
     cap_ms = max(20, int(interval * 1000))
+    after = f" printf '{THEN}'; {{ {script(then, timeout)}; }} 2>&1;" if then else ""
     return "\n".join(
         [
             f"end=$(( $(date +%s%3N) + {budget_ms} )); delay=20",
             "while :; do",
-            f"  out=$( {{ {once}; }} 2>&1 ) && {{ printf '%s\\n' \"$out\"; echo ready; exit 0; }}",
+            f"  out=$( {{ {once}; }} 2>&1 ) && {{ printf '%s\\n' \"$out\"; echo ready;{after} exit 0; }}",
             '  if [ "$(date +%s%3N)" -ge "$end" ]; then printf \'%s\\n\' "$out"; exit 1; fi',
             '  sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"',
             f"  delay=$((delay * 2)); [ $delay -gt {cap_ms} ] && delay={cap_ms}",
             "done",
         ]
     )
+
+
+def polled(probes: list[Probe], then: list[Probe], output: str, ok: bool) -> tuple[list[str], list[str] | None]:
+    """A poll's verdict: (why the probes did not pass, why the `then` probes did not: None
+    when they did not run)."""
+    head, mark, tail = output.partition(THEN)
+    if ok and head.rstrip().endswith("ready"):
+        return [], (failures(then, tail) if mark else None) if then else None
+    return failures(probes, head) or ["no answer"], None

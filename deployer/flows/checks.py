@@ -4,6 +4,7 @@ smoke checks, and the logs that explain a failure."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay
 
@@ -40,14 +41,23 @@ def why_dead(ctx: Context, colour: str, release_id: str) -> str | None:
     return None
 
 
-def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
+@dataclass(frozen=True)
+class Healthy:
+    seconds: float  # waited for health
+    smoke: list[str] | None = None  # the smoke check's failures, from the health wait's last exec
+
+
+def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
     """Probe every service's health path on this release until all pass; give up at the
-    deadline, or soon after a container dies. Returns the seconds waited."""
+    deadline, or soon after a container dies. The exec that sees them pass runs the smoke
+    probes too (`smoke` judges them), which saves the smoke check its own exec."""
     t = ctx.config.timeouts
     probes = [
         probe_rule.Probe(probe_rule.health_url(colour, s, release_id), colour, release_id) for s in ctx.config.services
     ]
+    then = smoke_probes(ctx, colour, release_id)
     last: list[str] = []
+    smoked: list[list[str] | None] = [None]
     started = time.monotonic()
 
     def attempt() -> None:
@@ -57,7 +67,9 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
         # One exec probes for up to a second (20 ms, 40 ms, ... up to health_interval apart),
         # then the containers are looked at again: a crash is seen within a second.
         budget = min(STATE_EVERY, max(0.05, t.health_deadline - (time.monotonic() - started)))
-        failures = ctx.edge.poll(probes, t.request_timeout, budget=budget, interval=t.health_interval, step="health")
+        failures, smoked[0] = ctx.edge.poll_then(
+            probes, then, t.request_timeout, budget=budget, interval=t.health_interval, step="health"
+        )
         if failures:
             last[:] = failures
             raise NotReady(failures[0])
@@ -72,13 +84,20 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
         raise HealthError(
             f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last) or 'no answer'}", step="health"
         ) from None
-    return time.monotonic() - started
+    return Healthy(time.monotonic() - started, smoked[0])
 
 
-def smoke(ctx: Context, colour: str, release_id: str) -> None:
-    """The smoke paths through the preview route: each must be answered by the new release."""
-    probes = [probe_rule.Probe(f"{probe_rule.PREVIEW}{p}", colour, release_id) for p in ctx.config.verify_paths()]
-    failures = ctx.edge.probe(probes, ctx.config.timeouts.request_timeout, step="smoke")
+def smoke_probes(ctx: Context, colour: str, release_id: str) -> list[probe_rule.Probe]:
+    return [probe_rule.Probe(f"{probe_rule.PREVIEW}{p}", colour, release_id) for p in ctx.config.verify_paths()]
+
+
+def smoke(ctx: Context, colour: str, release_id: str, failures: list[str] | None = None) -> None:
+    """The smoke paths through the preview route: each must be answered by the new release.
+    `failures`: the verdict of the health wait's last exec (None: probe now)."""
+    if failures is None:
+        failures = ctx.edge.probe(
+            smoke_probes(ctx, colour, release_id), ctx.config.timeouts.request_timeout, step="smoke"
+        )
     if failures:
         raise HealthError("smoke check failed: " + "; ".join(failures), step="smoke")
 

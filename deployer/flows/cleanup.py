@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from deployer.adapters.engine import Container
 from deployer.adapters.models import TOLD_CPU_SHARES
@@ -73,6 +73,34 @@ def let_go(ctx: Context, containers: list[Container]) -> None:
 
     with ThreadPoolExecutor(max_workers=min(16, len(containers))) as pool:
         list(pool.map(one, containers))
+
+
+def clear_told(ctx: Context, keep: set[tuple[str, str]]) -> Future | None:
+    """Start removing, in a thread, the containers that an earlier release told to stop (or
+    that have exited) and that no (colour, release) in `keep` names: the end of the release
+    would do it, but the health wait is idle time. A running container nobody told is left
+    for `retire`, after the health and smoke checks. Wait for it before `retire`."""
+    if ctx.config.swarm:  # swarm mode: the stacks go in retire
+        return None
+
+    def clear() -> None:
+        containers = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
+        let_go(ctx, [c for c in containers if (c.colour, c.release) not in keep and (not c.running or told_before(c))])
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deployer-clear")
+    try:
+        return pool.submit(clear)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def cleared(future: Future | None) -> None:
+    """Wait for clear_told; its failure is left to `retire`, which looks at every container again."""
+    if future is not None:
+        try:
+            future.result()
+        except Exception:
+            pass
 
 
 def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:

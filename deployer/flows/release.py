@@ -37,7 +37,7 @@ from deployer.core.versions import check_version
 from deployer.errors import DeployerError
 from deployer.flows import artifacts, checks, dbguard, migrate, notify, prune
 from deployer.flows import watch as watch_flow
-from deployer.flows.cleanup import retire, settle
+from deployer.flows.cleanup import clear_told, cleared, retire, settle
 from deployer.flows.context import Context, now_text, who
 from deployer.flows.lock import Lease
 from deployer.flows.runner import Run
@@ -72,8 +72,11 @@ def release(
     config, edge, say = ctx.config, ctx.edge, ctx.say
     run = Run("release", say)
     lease: Lease | None = None
+    clearing = None
     fields: dict = {"version": version}
     settled: dict[str, str] = {}
+    if not config.swarm:
+        compose_adapter.warm_up()  # its import overlaps the waits on the engine before `compose up`
     try:
         with run.step(Step.LOCK):
             edge.require()
@@ -120,14 +123,21 @@ def release(
                     secrets=compose.release_secrets(config, env),
                 )
             edge.write_record(idle, record, step=Step.START)
+            keep = {(c, r.release) for c, r in state.records.items() if r} | {(idle, release_id)}
+            if state.pending:
+                keep.add((state.pending.colour, state.pending.release))
+            clearing = clear_told(ctx, keep)  # during the health wait
 
         with run.step(Step.HEALTH):
-            waited = (swarm_release if config.swarm else checks).wait_healthy(ctx, idle, release_id)
-            fields["healthy_after"] = round(waited, 2)
-            say(f"{idle} healthy after {waited:.1f}s")
+            if config.swarm:
+                healthy = checks.Healthy(swarm_release.wait_healthy(ctx, idle, release_id))
+            else:  # its last exec runs the smoke probes too
+                healthy = checks.wait_healthy(ctx, idle, release_id)
+            fields["healthy_after"] = round(healthy.seconds, 2)
+            say(f"{idle} healthy after {healthy.seconds:.1f}s")
 
         with run.step(Step.SMOKE):
-            checks.smoke(ctx, idle, release_id)
+            checks.smoke(ctx, idle, release_id, healthy.smoke)
 
         with run.step(Step.SWITCH):
             line = history.entry(
@@ -165,6 +175,7 @@ def release(
     with run.step(Step.RETIRE):
         # The old standby is told to stop, not waited for: its shutdown is the app's time,
         # not the release's (flows/cleanup.py; the next release removes it).
+        cleared(clearing)  # the containers the last release told to stop are gone
         retired = retire(ctx, wait=False)
         if retired:
             say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")

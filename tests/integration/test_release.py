@@ -178,6 +178,30 @@ def test_a_failed_release_keeps_the_old_standby_for_rollback(project):
     assert {c.labels["com.docker.compose.project"] for c in green} == {f"{project.name}-green-{release_id}"}
 
 
+def test_a_release_that_fails_its_smoke_check_changes_nothing(project):
+    """Healthy on its health path, but a smoke path answers 500: the release stops at the
+    smoke step (run in the health wait's last exec), live and the old standby stay."""
+    project.tag("v1")
+    project.tag("v2")
+    project.tag("v3", backend_env={"ERROR_RATE": "1"})  # /api/ answers 500, /health 200
+    project.write_config()
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    project.ok("release", "v2", "--no-backup")
+
+    failed = project.cli("release", "v3", "--no-backup")  # to blue, where v1 is the standby
+    assert failed.returncode == 1, failed.stderr
+    assert "step 'smoke'" in failed.stderr and "smoke check failed" in failed.stderr
+    assert "/api/version: HTTP 500" in failed.stderr
+    assert project.serving("/api/version") == ("v2", "green")
+    blue = project.containers("blue")
+    assert sorted((c.labels["deployer.version"], c.status) for c in blue) == [("v1", "running")] * 2
+    last = json.loads(project.ok("status", "--json").stdout)["releases"][-1]
+    assert (last["outcome"], last["step"], last["version"]) == ("failed", "smoke", "v3")
+    project.ok("switch", "--to", "blue")
+    assert project.serving("/api/version") == ("v1", "blue")
+
+
 def test_the_old_standby_is_told_to_stop_and_the_next_release_removes_it(project):
     """A release does not wait for the old standby's shutdown (the app's time, not the
     release's); the next release removes it, and kills one that outlived its stop_grace."""

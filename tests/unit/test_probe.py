@@ -78,3 +78,28 @@ def test_the_poll_repeats_inside_one_shell_until_ready(tmp_path):
         text=True,
     )
     assert run.returncode == 1 and probe.failures(p, run.stdout) == ["http://x/a: HTTP 503"]
+
+
+def test_once_ready_the_poll_runs_the_then_probes_in_the_same_shell(tmp_path):
+    """A release's smoke probes ride on the health wait's last exec; their verdict is apart."""
+    fake = tmp_path / "curl"
+    fake.write_text(
+        '#!/bin/sh\nfor a in "$@"; do case $a in http://*) url=$a;; esac; done\n'
+        'case $url in */smoke) echo "probe 500 blue. 1a2b3c4d. $url";; *) echo "probe 200 blue. 1a2b3c4d. $url";; esac\n'
+    )
+    fake.chmod(0o755)
+    health = [probe.Probe("http://x/health", "blue", "1a2b3c4d")]
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+
+    def poll(then):
+        script = probe.poll_script(health, 2, budget=1, interval=0.05, then=then)
+        run = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+        return probe.polled(health, then, run.stdout, run.returncode == 0)
+
+    assert poll([probe.Probe("http://x/ok", "blue", "1a2b3c4d")]) == ([], [])
+    assert poll([probe.Probe("http://x/smoke", "blue")]) == ([], ["http://x/smoke: HTTP 500"])
+    assert poll([]) == ([], None)
+    assert probe.polled(health, [], "probe 503 blue. 1a2b3c4d. http://x/health\n", False) == (
+        ["http://x/health: HTTP 503"],
+        None,
+    )
