@@ -155,6 +155,7 @@ def release(
             lease.committed()
     except BaseException as exc:
         _failed(ctx, run, exc, fields, settled)
+        cleared(clearing)  # no thread outlives the command
         raise
     finally:
         if lease is not None:
