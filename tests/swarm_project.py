@@ -13,6 +13,9 @@
   the database there (`[swarm] db_constraints`): the backup agent stays on the manager.
 - Load runs in a container on the manager, in the node's network, against the edge replicas'
   host-mode ports on the node addresses: traffic never leaves the cluster's own containers.
+- `second_cluster()` starts another environment's swarm for the same project (one manager,
+  on this cluster's network, pulling from its registry), and `write_environments()` the config
+  that names both (staging: this cluster, production: that one) for `deployer promote`.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import uuid
 from pathlib import Path
 
 from hosts import SwarmCluster
+from hosts.remote import SSH
 
 PORT = 8080  # the edge's public port, in host mode on each edge node (inside the node containers)
 HEALTHCHECK = (
@@ -168,13 +172,20 @@ class SwarmProject:
 
     # -- config and CLI ---------------------------------------------------------------------
     def write_config(
-        self, *, backend: int = 2, frontend: int = 2, swarm: str = "", placement: str = "", extra: str = ""
+        self,
+        *,
+        backend: int = 2,
+        frontend: int = 2,
+        swarm: str = "",
+        placement: str = "",
+        extra: str = "",
+        file: str = "deployer.toml",
     ) -> None:
         """`placement`: the backend's placement constraints, as TOML."""
         swarm = swarm or 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n' + (
             'db_constraints = ["node.labels.deployer.db == true"]\n' if self.db_on_worker else ""
         )
-        (self.folder / "deployer.toml").write_text(
+        (self.folder / file).write_text(
             textwrap.dedent(
                 f"""
                 [project]
@@ -223,17 +234,21 @@ class SwarmProject:
     def config(self) -> Path:
         return self.folder / "deployer.toml"
 
-    def cli(self, *args: str, host=None, timeout: float = 400) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, host=None, timeout: float = 400, config: Path | None = None
+    ) -> subprocess.CompletedProcess:
+        """`config`: another config of the folder; environments.toml reaches both clusters' managers."""
         host = host or self.manager
         if args[:1] == ("up",):  # the deployer's images as the tree is now (another edit changes their tags)
             for ref in own_images():
                 self.manager.load_image(ref)
-        env = {**os.environ, "DEPLOYER_SSH_COMMAND": host.ssh_command, "DOCKER_HOST": ""}
-        return subprocess.run([sys.executable, "-m", "deployer", *args, "--config", str(self.config)],
+        ssh = f"{SSH} -F {self.folder / 'ssh_config'}" if config == self.environments else host.ssh_command
+        env = {**os.environ, "DEPLOYER_SSH_COMMAND": ssh, "DOCKER_HOST": ""}
+        return subprocess.run([sys.executable, "-m", "deployer", *args, "--config", str(config or self.config)],
                               capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
 
-    def ok(self, *args: str) -> subprocess.CompletedProcess:
-        result = self.cli(*args)
+    def ok(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+        result = self.cli(*args, config=config)
         assert result.returncode == 0, f"deployer {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
         return result
 
@@ -294,14 +309,76 @@ class SwarmProject:
     def services(self) -> list[str]:
         return sorted(s["Spec"]["Name"] for s in self.manager.client.api.services())
 
-    def control(self) -> str:
-        """The control container's name on the manager."""
-        found = self.manager.client.containers.list(
+    def control(self, manager=None) -> str:
+        """The control container's name on the manager (or on another cluster's `manager`)."""
+        found = (manager or self.manager).client.containers.list(
             filters={"label": f"com.docker.swarm.service.name={self.name}-infra_control"}
         )
         return found[0].name
+
+    def history(self, manager=None) -> list[dict]:
+        """The history entries, as the control container on the manager (or `manager`) keeps them."""
+        manager = manager or self.manager
+        out = manager.client.containers.get(self.control(manager)).exec_run(["cat", "/var/lib/deployer/history.jsonl"])
+        return [json.loads(line) for line in out.output.decode().splitlines() if line.startswith("{")]
 
     def resolve(self, name: str) -> set[str]:
         """What Docker's DNS answers for a name on the edge network, asked from the control container."""
         out = self.manager.client.containers.get(self.control()).exec_run(["getent", "ahostsv4", name]).output
         return {line.split()[0] for line in out.decode().splitlines() if line.strip()}
+
+    def push_again(self, version: str, lines: str) -> None:
+        """Push each service's tag `version` to the registry again, as another image: the app's
+        plus the Dockerfile `lines` (as a CI re-run that built something else would). The
+        manager's own `<service image>:<version>` tags stay as they were."""
+        built = f"{self.name}-again:{version}"
+        self.docker.images.build(fileobj=io.BytesIO(f"FROM {self._app}\n{lines}".encode()), tag=built, rm=True)
+        try:
+            for service in ("backend", "frontend"):
+                ref = f"{self.name}-again/{self.name}-{service}:{version}"
+                self.docker.images.get(built).tag(ref)
+                self.cluster.push(ref)  # to <registry>/<name>-<service>:<version>
+                self.docker.images.remove(ref)
+        finally:
+            self.docker.images.remove(built, force=True)
+
+    # -- a second environment ---------------------------------------------------------------
+    def second_cluster(self) -> SwarmCluster:
+        """Another environment's swarm for this project: one manager beside this cluster (its
+        network, its registry), labelled for the edge and the database, holding the deployer's
+        images (`deployer up` there pushes none: this cluster's `up` did)."""
+        other = SwarmCluster(workers=0, name=f"{self.cluster.name}-p", beside=self.cluster).start()
+        try:
+            (node,) = other.manager.client.nodes.list()
+            spec = node.attrs["Spec"]
+            spec["Labels"] = {**(spec.get("Labels") or {}), "deployer.edge": "true", "deployer.db": "true"}
+            node.update(spec)
+            for ref in own_images():
+                other.manager.load_image(ref)
+        except BaseException:
+            other.remove()
+            raise
+        return other
+
+    @property
+    def environments(self) -> Path:
+        return self.folder / "environments.toml"
+
+    def write_environments(self, production: SwarmCluster) -> None:
+        """environments.toml: this project as [environments.staging] (this cluster, its
+        deployment as `up` made it) and [environments.production] (`production`'s manager), and
+        an ssh config that reaches both. The swarm settings are the config's, which no
+        environment overrides: one edge replica and one replica of each service, on the nodes
+        labelled for them (production has a single node)."""
+        swarm = (
+            'edge_replicas = 1\nedge_constraints = ["node.labels.deployer.edge == true"]\n'
+            'db_constraints = ["node.labels.deployer.db == true"]\n'
+        )
+        hosts = (
+            f'[environments.staging]\nengine.host = "{self.manager.docker_host}"\n'
+            f'[environments.production]\nengine.host = "{production.manager.docker_host}"\n'
+        )
+        self.write_config(backend=1, frontend=1, swarm=swarm, extra=hosts, file=self.environments.name)
+        (self.folder / "ssh_config").write_text(
+            "\n".join(h.ssh_config.read_text() for h in (self.manager, production.manager))
+        )

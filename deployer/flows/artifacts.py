@@ -14,6 +14,8 @@ When images move:
     CLI machine's engine (and prints the digests, for CI), and brings them to the
     environment's engine when that is another one.
   - `deployer promote` pins the image IDs that staging released healthy: see promote.py.
+  - On a swarm the target is the manager; the stacks then pin a registry digest of the image
+    `ensure` left there (swarm_release.images, core/digests.py), never the tag's.
 
 Everything a move needs is checked by `check` before anything changes (exit 2: an image
 found nowhere, registry credentials missing); `ensure` runs in the IMAGES step.

@@ -6,10 +6,11 @@ exactly the images that another released healthy. Production never builds.
        the image ID of every service;
     2. optionally, those IDs must be the ones CI built (--expect-images);
     3. find every image: already on the target (by ID), in the registry by the digest the
-       source recorded, on the CLI machine's engine, or on the source's engine (streamed
-       through the CLI);
+       source recorded (on a swarm, the one its nodes pulled), on the CLI machine's engine,
+       or on the source's engine (streamed through the CLI);
     4. release VERSION on the target with those IDs pinned: its IMAGES step moves them and
-       refuses any other image under the same tag.
+       refuses any other image under the same tag; on a swarm, the stacks pin the source's
+       digest, never what the tag names now (core/digests.py).
 
 Steps 1-3 only read, so every refusal (exit 2) leaves both hosts as they were.
 """
@@ -20,7 +21,7 @@ import json
 import re
 from typing import Any
 
-from deployer.core import history
+from deployer.core import digests, history
 from deployer.core.versions import check_version
 from deployer.errors import InputError
 from deployer.flows import artifacts
@@ -106,7 +107,7 @@ def promote(
                 f"{origin} released {version} with {s} image {str(ids.get(s))[:19]}, not the "
                 f"{str(expect.get(s))[:19]} expected (--expect-images): nothing was changed"
             )
-    pinned = artifacts.Pinned(ids, dict(entry.get("digests") or {}), origin, source.engine)
+    pinned = artifacts.Pinned(ids, digests.recorded(entry), origin, source.engine)
     target.say(
         f"promoting {version} from {origin} (released {entry.get('time', '?')}): "
         + ", ".join(f"{s} {i[7:19]}" for s, i in sorted(ids.items()))

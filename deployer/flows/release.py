@@ -96,7 +96,7 @@ def release(
         with run.step(Step.IMAGES):
             fields.update(artifacts.ensure(ctx, version, build=build, pinned=pinned))
             if config.swarm:  # swarm mode: the nodes pull each image by digest
-                fields["swarm_images"] = swarm_release.images(ctx, version, build=build)
+                fields["swarm_images"] = swarm_release.images(ctx, version, pinned=pinned)
 
         with run.step(Step.BACKUP):
             fields["backup"] = _backup(ctx, version, backup)

@@ -1,8 +1,9 @@
 """The steps of a release that differ on a swarm (engine.mode = "swarm"); release.py and
 cleanup.py call these at their marked dispatch points, and keep every other step.
 
-    images   each service's image <registry>/<image>:<version> is in the registry (pushed
-             from the manager's engine when it is only there), pinned by digest
+    images   each service's image is pinned by a registry digest of the image the release
+             records (a promotion's recorded digest, one the manager's image was pulled or
+             pushed by, or the manager pushes it): never by what the tag names now
     start    the release is a stack <name>-<colour>-<id>: `replicas` tasks per service
     health   every task runs (the Engine API), each task's own address answers its health
              path, and the edge's health route answers for this release
@@ -15,15 +16,16 @@ import ipaddress
 import time
 from typing import Any
 
+from deployer.adapters import images as moving
 from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
-from deployer.core import names
+from deployer.core import digests, names
 from deployer.core import probe as probe_rule
 from deployer.core import stack as stack_rule
 from deployer.core.state import EdgeState
 from deployer.core.steps import Step
 from deployer.errors import EngineError, HealthError
-from deployer.flows import images as app_images
+from deployer.flows.artifacts import Pinned
 from deployer.flows.context import Context
 
 BAD_TASK = ("failed", "rejected")
@@ -47,32 +49,32 @@ def registry_auth(ctx: Context) -> dict[str, str] | None:
     return {"username": values["REGISTRY_USERNAME"], "password": values["REGISTRY_PASSWORD"]}
 
 
-def images(ctx: Context, version: str, *, build: bool) -> dict[str, str]:
-    """Each service's image in the registry, by digest (what every node pulls)."""
+def images(ctx: Context, version: str, *, pinned: Pinned | None = None) -> dict[str, str]:
+    """Each service's image as the nodes pull it: pinned by a registry digest of the very image
+    artifacts.ensure left on the manager, whose ID the history records, never by what the tag
+    names now (core/digests.py). `pinned`: a promotion's, whose recorded digests come first."""
     registry, cluster, auth = ctx.config.registry, Swarm(ctx.engine), registry_auth(ctx)
     assert registry is not None
-    pinned = {}
+    found = {}
     for s in ctx.config.services.values():
-        ref = f"{registry.repository(s.image)}:{version}"
-        digest = cluster.digest(ref, auth)
-        if digest is None:
-            local = next((r for r in (ref, s.image_ref(version)) if ctx.engine.image_id(r)), None)
-            if local is None and build:
-                ctx.say(f"building {s.image_ref(version)}")
-                local = app_images.build_service(ctx, s, version, step=Step.IMAGES)
-            if local is None:
-                raise EngineError(
-                    f"image {ref} is not in the registry, and {s.image_ref(version)} is not on {ctx.engine.where}: "
-                    "push it to the registry (or build it there with --build)",
-                    step=Step.IMAGES,
-                )
-            ctx.say(f"pushing {ref}")
-            cluster.push(local, ref, auth=auth, step=Step.IMAGES)
-            digest = cluster.digest(ref, auth)
-            if digest is None:
-                raise EngineError(f"{ref} was pushed, but the registry does not show it", step=Step.IMAGES)
-        pinned[s.name] = f"{ref}@{digest}"
-    return pinned
+        repository, ref = registry.repository(s.image), s.image_ref(version)
+        info = moving.image(ctx.engine, ref) or {}
+        image_id, want = info.get("Id", ""), pinned.ids[s.name] if pinned else ""
+        if not image_id or (want and image_id != want):
+            raise EngineError(
+                f"{ref} on {ctx.engine.where} is {image_id[:19] or 'missing'}, not the {want[:19] or 'image'} this "
+                "release records: nothing was deployed",
+                step=Step.IMAGES,
+            )
+        first = pinned.digests.get(s.name, "") if pinned else ""
+        digest = digests.choose(
+            repository, info.get("RepoDigests") or [], lambda d: cluster.digest(d, auth) == d.partition("@")[2], first
+        )
+        if not digest:
+            ctx.say(f"images: pushing {ref} ({image_id[7:19]}) to {repository}: the registry has no digest of it")
+            digest = moving.push(ctx.engine, image_id, repository, version, auth, step=Step.IMAGES)
+        found[s.name] = digests.pinned(digest, version)
+    return found
 
 
 def start(ctx: Context, colour: str, release_id: str, version: str, pinned: dict[str, str]) -> None:

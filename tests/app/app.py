@@ -7,6 +7,8 @@ Standard library only. Behaviour is controlled through environment variables:
   APP_VERSION     reported version (default "dev")
   APP_COLOUR      reported colour (default "none")
   APP_SERVICE     reported service name (default "app")
+  APP_BUILD       when set, reported as "build" in every JSON answer (tells apart two images
+                  released under one version; the deployer never sets it)
   STARTUP_DELAY   seconds to wait before listening at all (float, default 0)
   NEVER_HEALTHY   "1" -> /health always answers 503
   (file)          while /tmp/unhealthy exists, /health answers 503 (tests turn a colour sick)
@@ -58,6 +60,7 @@ PORT = int(os.environ.get("PORT", "8080") or "8080")
 VERSION = os.environ.get("APP_VERSION", "dev")
 COLOUR = os.environ.get("APP_COLOUR", "none")
 SERVICE = os.environ.get("APP_SERVICE", "app")
+BUILD = os.environ.get("APP_BUILD", "")
 STARTUP_DELAY = _float_env("STARTUP_DELAY", 0.0)
 NEVER_HEALTHY = os.environ.get("NEVER_HEALTHY", "") == "1"
 CRASH_AFTER = _float_env("CRASH_AFTER", None)
@@ -147,6 +150,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": path,
             "raw": self.path,
             "forwarded": {k.lower(): v for k, v in self.headers.items() if k.lower() in FORWARDED},
+            **({"build": BUILD} if BUILD else {}),
         }
 
     def _failing(self, path):

@@ -1,4 +1,5 @@
-"""`SwarmCluster`: three `RemoteHost`s on their own bridge network forming a Docker swarm, plus a registry.
+"""`SwarmCluster`: three `RemoteHost`s on their own bridge network forming a Docker swarm, plus a registry;
+or a swarm of its own beside another one (its network, its registry), as a second environment.
 
 See the package docstring (tests/hosts/__init__.py) for the measured timings and the traps.
 """
@@ -46,6 +47,9 @@ class SwarmCluster:
     - `push(ref)` copies a local image into the registry (load into the manager, tag, push from the manager)
       and returns the registry reference to use in services.
     - `timings["form"]` is the seconds from `start()` to all nodes Ready.
+    - `beside=<a started SwarmCluster>`: a swarm of its own (its own `swarm init`) whose nodes join that
+      cluster's network and use its registry (`--insecure-registry` for it); `remove()` leaves the network
+      and the registry to their owner (remove this cluster first).
     - Service VIPs and the ingress mesh do not work on this kernel (no IPVS): use `endpoint_mode: dnsrr`
       and `mode: host` published ports.
     """
@@ -58,10 +62,12 @@ class SwarmCluster:
         base_image: str = BASE_IMAGE,
         client: docker.DockerClient | None = None,
         startup_timeout: float = 90.0,
+        beside: SwarmCluster | None = None,
     ) -> None:
         self.name = name or unique_name("dswarm")
-        self.network = self.name
-        self.registry_name = f"{self.name}-registry"
+        self.beside = beside
+        self.network = beside.network if beside else self.name
+        self.registry_name = beside.registry_name if beside else f"{self.name}-registry"
         self.registry = f"{self.registry_name}:5000"
         self.base_image = base_image
         self.startup_timeout = startup_timeout
@@ -115,23 +121,28 @@ class SwarmCluster:
 
     def _start(self) -> None:
         t0 = time.monotonic()
+        specs = (HOST_IMAGE,) if self.beside else (HOST_IMAGE, REGISTRY_IMAGE)
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = [pool.submit(ensure_image, spec, client=self._outer, base_image=self.base_image)
-                       for spec in (HOST_IMAGE, REGISTRY_IMAGE)]  # fmt: skip
-            host_image, registry_image = (f.result() for f in futures)
+                       for spec in specs]  # fmt: skip
+            found = [f.result() for f in futures]
+        host_image, registry_image = found[0], found[-1]
         self.timings["images"] = time.monotonic() - t0
 
         t1 = time.monotonic()
-        self._outer.networks.create(self.network, driver="bridge", labels=self._labels)
-        self.registry_container = self._outer.containers.run(
-            registry_image,
-            name=self.registry_name,
-            hostname=self.registry_name,
-            detach=True,
-            network=self.network,
-            labels=self._labels,
-            ports={"5000/tcp": ("127.0.0.1", None)},
-        )
+        if self.beside is not None:  # its network and its registry are the other cluster's
+            self.registry_container = self.beside.registry_container
+        else:
+            self._outer.networks.create(self.network, driver="bridge", labels=self._labels)
+            self.registry_container = self._outer.containers.run(
+                registry_image,
+                name=self.registry_name,
+                hostname=self.registry_name,
+                detach=True,
+                network=self.network,
+                labels=self._labels,
+                ports={"5000/tcp": ("127.0.0.1", None)},
+            )
         for host in self.nodes:
             host._image = host_image
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
@@ -204,6 +215,9 @@ class SwarmCluster:
         self._removed = True
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             list(pool.map(lambda h: h.remove(), self.nodes))
+        if self.beside is not None:  # the network and the registry are the other cluster's
+            _live.discard(self)
+            return
         try:
             (self.registry_container or self._outer.containers.get(self.registry_name)).remove(force=True, v=True)
         except docker.errors.NotFound:

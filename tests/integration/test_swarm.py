@@ -2,8 +2,9 @@
 tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
 agent on the manager), a release and a switch back under load, scaling by a release, the
 data and the backups across them, an edge replica that cannot take a switch, a volume
-removed on a worker (as `down --volumes` removes the database's), and a worker node stopped
-during traffic.
+removed on a worker (as `down --volumes` removes the database's), a worker node stopped
+during traffic, and `promote` from this cluster (staging) to a second swarm (production)
+after the version's tag was pushed again with another image.
 
 The CLI runs here and reaches the manager over ssh; the load runs in a container on the
 manager, against the two edge replicas' host-mode ports. The figures of the full scenario
@@ -17,7 +18,7 @@ import json
 import time
 
 import pytest
-from swarm_project import SwarmProject
+from swarm_project import PORT, SwarmProject
 
 pytestmark = pytest.mark.docker
 
@@ -232,3 +233,68 @@ def test_a_worker_node_stopped_during_traffic(swarm: SwarmProject):
 
 def json_release(swarm: SwarmProject, colour: str) -> str:
     return json.loads(swarm.ok("status", "--json").stdout)["colours"][colour]["release"]
+
+
+def test_promote_to_a_second_swarm_releases_stagings_image_not_the_tag_pushed_again(swarm: SwarmProject):
+    """Staging is this cluster, where v2 was released healthy (the release test above);
+    production is a second swarm, one manager beside it (its network, its registry). Then v2's
+    tag is pushed again with another image. `promote v2` releases on production the image
+    staging ran, pinned by the digest staging's nodes pulled, never what the tag names now; a
+    version staging never released is refused (exit 2) and production is left as it was."""
+    started = time.monotonic()
+    name, registry = swarm.name, swarm.cluster.registry
+    releases = [e for e in swarm.history() if e.get("action") == "release" and e.get("version") == "v2"]
+    assert releases, "staging released v2 in the release test above"
+    staged = releases[-1]
+    assert staged.get("outcome", "ok") == "ok" and set(staged["swarm_images"]) == {"backend", "frontend"}, staged
+    staged_digest = {s: ref.partition("@")[2] for s, ref in staged["swarm_images"].items()}
+
+    def tag_names() -> str:
+        return swarm.manager.client.api.inspect_distribution(f"{registry}/{name}-backend:v2")["Descriptor"]["digest"]
+
+    swarm.push_again("v2", "ENV APP_BUILD=pushed-again\n")
+    tag_now = tag_names()
+    assert tag_now != staged_digest["backend"], "the tag names another image now"
+    again = swarm.manager.client.images.get(f"{registry}/{name}-backend:v2").attrs["Config"]["Env"]
+    assert "APP_BUILD=pushed-again" in again, "its answers say `build` (tests/app)"
+
+    production = swarm.second_cluster()
+    try:
+        swarm.write_environments(production)
+        envs, edge = swarm.environments, f"http://{production.manager.ip}:{PORT}"
+        print(f"\nsecond cluster: {time.monotonic() - started:.1f}s")
+        t = time.monotonic()
+        swarm.ok("up", "-e", "production", config=envs)
+        print(f"up on production: {time.monotonic() - t:.1f}s")
+        on_staging = swarm.history()
+
+        t = time.monotonic()
+        promoted = swarm.ok("promote", "v2", "--from", "staging", "--to", "production", "--no-backup", config=envs)
+        print(f"promote v2: {time.monotonic() - t:.1f}s")
+        assert "[production] promoting v2 from staging" in promoted.stderr, promoted.stderr
+        assert f"pulled {registry}/{name}-backend@{staged_digest['backend']}" in promoted.stderr, promoted.stderr
+        assert "pushing" not in promoted.stderr, "the registry still has staging's digests: nothing is pushed"
+        assert tag_names() == tag_now, "the promotion moved no tag"
+        for path in ("/api/version", "/"):  # through production's edge: staging's image answers
+            answer = swarm.get(edge + path)
+            assert answer.get("version") == "v2" and "build" not in answer, (path, answer)
+        [entry] = [e for e in swarm.history(production.manager) if e.get("action") == "release"]
+        assert entry["promoted_from"] == "staging" and entry["images"] == staged["images"], entry
+        assert entry["swarm_images"] == staged["swarm_images"], entry
+        stack = f"{name}-{entry['colour']}-{entry['release']}"
+        spec = production.manager.client.api.inspect_service(f"{stack}_backend")["Spec"]
+        assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == staged["swarm_images"]["backend"]
+        assert swarm.history() == on_staging, "promote only reads staging"
+
+        # A version staging never released: exit 2, production as it was.
+        before = swarm.history(production.manager), production.manager.client.api.services()
+        refused(
+            swarm.cli("promote", "v9", "--from", "staging", "--to", "production", config=envs),
+            "staging never released v9",
+            "nothing was changed",
+        )
+        assert (swarm.history(production.manager), production.manager.client.api.services()) == before
+        assert swarm.get(edge + "/api/version").get("version") == "v2"
+    finally:
+        production.remove()
+    print(f"promote to a second swarm, in all: {time.monotonic() - started:.1f}s")
