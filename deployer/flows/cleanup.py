@@ -12,7 +12,14 @@ from deployer.flows.checks import release_containers
 from deployer.flows.context import Context
 
 
-def retire(ctx: Context, state: EdgeState | None = None, *, wait: bool = True) -> list[str]:
+def retire(
+    ctx: Context,
+    state: EdgeState | None = None,
+    *,
+    wait: bool = True,
+    among: list[Container] | None = None,
+    keep: set[tuple[str, str]] | None = None,
+) -> list[str]:
     """Stop and remove every app container that the route state no longer names: the old
     standby of a release, and whatever a killed command left behind. Never one that a
     colour's current release needs. Returns the releases removed.
@@ -20,20 +27,23 @@ def retire(ctx: Context, state: EdgeState | None = None, *, wait: bool = True) -
     `wait=False` (the end of a release): a running container is only told to stop (its
     stop signal, restart policy off) and not waited for; the engine lets it exit and the
     next retire removes it, or, if it is still running then, stops it with its stop grace
-    (SIGKILL after). Exited ones are removed now either way."""
+    (SIGKILL after). Exited ones are removed now either way.
+
+    `among` and `keep` (the end of a release): the containers it listed under its lock
+    (clear_told) and the (colour, release) pairs its switch left in the route state. No
+    exec and no listing then, and no container created since (a release that started after
+    the switch freed the lock) can be among them."""
     if ctx.config.swarm:  # swarm mode: releases are stacks (flows/swarm_release.py)
         from deployer.flows import swarm_release
 
         return swarm_release.retire(ctx, state)
-    state = state or ctx.edge.state(step=Step.RETIRE)
-    keep = {(c, r.release) for c, r in state.records.items() if r}
-    if state.pending:  # a release that started since (the lock was freed at the switch)
-        keep.add((state.pending.colour, state.pending.release))
-    doomed = [
-        c
-        for c in ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
-        if (c.colour, c.release) not in keep
-    ]
+    if among is None or keep is None:
+        state = state or ctx.edge.state(step=Step.RETIRE)
+        keep = {(c, r.release) for c, r in state.records.items() if r}
+        if state.pending:  # a release that started since (the lock was freed at the switch)
+            keep.add((state.pending.colour, state.pending.release))
+        among = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
+    doomed = [c for c in among if (c.colour, c.release) not in keep]
     if wait:
         remove(ctx, doomed)
     else:
@@ -79,13 +89,16 @@ def clear_told(ctx: Context, keep: set[tuple[str, str]]) -> Future | None:
     """Start removing, in a thread, the containers that an earlier release told to stop (or
     that have exited) and that no (colour, release) in `keep` names: the end of the release
     would do it, but the health wait is idle time. A running container nobody told is left
-    for `retire`, after the health and smoke checks. Wait for it before `retire`."""
+    for `retire`, after the health and smoke checks. `cleared` waits for it."""
     if ctx.config.swarm:  # swarm mode: the stacks go in retire
         return None
 
-    def clear() -> None:
+    def clear() -> list[Container]:
         containers = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
-        let_go(ctx, [c for c in containers if (c.colour, c.release) not in keep and (not c.running or told_before(c))])
+        done = [c for c in containers if (c.colour, c.release) not in keep and (not c.running or told_before(c))]
+        let_go(ctx, done)
+        gone = {c.id for c in done}
+        return [c for c in containers if c.id not in gone]
 
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deployer-clear")
     try:
@@ -94,13 +107,15 @@ def clear_told(ctx: Context, keep: set[tuple[str, str]]) -> Future | None:
         pool.shutdown(wait=False)
 
 
-def cleared(future: Future | None) -> None:
-    """Wait for clear_told; its failure is left to `retire`, which looks at every container again."""
-    if future is not None:
-        try:
-            future.result()
-        except Exception:
-            pass
+def cleared(future: Future | None) -> list[Container] | None:
+    """Wait for clear_told: the containers it listed and left in place (None when it did not
+    run or failed: `retire` then looks at the route state and every container again)."""
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception:
+        return None
 
 
 def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:

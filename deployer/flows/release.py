@@ -176,8 +176,9 @@ def release(
     with run.step(Step.RETIRE):
         # The old standby is told to stop, not waited for: its shutdown is the app's time,
         # not the release's (flows/cleanup.py; the next release removes it).
-        cleared(clearing)  # the containers the last release told to stop are gone
-        retired = retire(ctx, wait=False)
+        among = cleared(clearing)  # the containers the last release told to stop are gone
+        kept = {(idle, release_id)} | ({(live, previous.release)} if live and previous else set())
+        retired = retire(ctx, wait=False, among=among, keep=kept)  # kept: what the switch left named
         if retired:
             say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")
         prune.after_release(ctx)
