@@ -17,6 +17,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -52,6 +53,19 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def _accepts(path: str) -> bool:
+    """Whether ssh listens on the forwarded socket: it binds (the file appears) before it
+    listens, and a connection in between is refused."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
 
 
 class Tunnel:
@@ -103,7 +117,7 @@ class Tunnel:
             ) from None
         deadline = time.monotonic() + self.connect_timeout + 3
         while time.monotonic() < deadline:
-            if os.path.exists(local):
+            if os.path.exists(local) and _accepts(local):
                 return local
             if self._proc.poll() is not None:
                 break
