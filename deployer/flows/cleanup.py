@@ -10,6 +10,7 @@ from deployer.core.state import EdgeState, Record
 from deployer.core.steps import Step
 from deployer.flows.checks import release_containers
 from deployer.flows.context import Context
+from deployer.flows.runner import background
 
 
 def retire(
@@ -100,11 +101,7 @@ def clear_told(ctx: Context, keep: set[tuple[str, str]]) -> Future | None:
         gone = {c.id for c in done}
         return [c for c in containers if c.id not in gone]
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deployer-clear")
-    try:
-        return pool.submit(clear)
-    finally:
-        pool.shutdown(wait=False)
+    return background(clear)
 
 
 def cleared(future: Future | None) -> list[Container] | None:

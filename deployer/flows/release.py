@@ -40,7 +40,7 @@ from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import clear_told, cleared, retire, settle
 from deployer.flows.context import Context, now_text, who
 from deployer.flows.lock import Lease
-from deployer.flows.runner import Run
+from deployer.flows.runner import Run, background, finished
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,12 @@ def release(
             fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"]) or None
         record = record_for(config, idle, release_id, version)
         with run.step(Step.START):
-            edge.write_pending(Pending(idle, release_id, version, standby), step=Step.START)
+            # The pending record is written while compose starts (an exec off the path to the
+            # app's start), always before the record names the release; the undo waits for it.
+            pending = background(edge.write_pending, Pending(idle, release_id, version, standby), step=Step.START)
             run.on_failure(
-                "remove the new release", lambda: settled.update(outcome=settle(ctx, idle, release_id, standby))
+                "remove the new release",
+                lambda: (finished(pending), settled.update(outcome=settle(ctx, idle, release_id, standby))),
             )
             if config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
                 swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"])
@@ -122,6 +125,7 @@ def release(
                     step=Step.START,
                     secrets=compose.release_secrets(config, env),
                 )
+            pending.result()  # its failure is the step's
             edge.write_record(idle, record, step=Step.START)
             keep = {(c, r.release) for c, r in state.records.items() if r} | {(idle, release_id)}
             if state.pending:

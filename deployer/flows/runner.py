@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -22,6 +23,22 @@ from deployer.core import history
 from deployer.core.masking import mask
 from deployer.core.steps import WHAT, Step
 from deployer.errors import Cancelled, DeployerError
+
+
+def background(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+    """fn(*args, **kwargs) in a thread of its own, started now. The caller waits for the
+    Future before the command returns (the CLI leaves with os._exit)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deployer-bg")
+    try:
+        return pool.submit(fn, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def finished(future: Future | None) -> None:
+    """Wait for a background call, whatever its outcome (an undo's first step)."""
+    if future is not None:
+        future.exception()
 
 
 class Run:
