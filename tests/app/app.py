@@ -82,6 +82,7 @@ FORWARDED = (
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-forwarded-port",
+    "x-forwarded-prefix",
     "forwarded",
     "x-real-ip",
 )

@@ -102,6 +102,20 @@ def test_access_log_has_one_json_line_per_request_and_no_secret(project):
     assert "s3cret-query-value" not in text and "s3cret-header-value" not in text
 
 
+def test_without_trusted_proxies_a_client_cannot_forge_forwarded_headers(project):
+    """The default (edge.trusted_proxies empty): the app sees the edge's own view of the
+    client, whatever X-Forwarded-* or Forwarded headers the client sent."""
+    project.release_all("v1")
+    forged = {
+        "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "443", "X-Forwarded-Prefix": "/evil", "Forwarded": "for=6.6.6.6;proto=https",
+    }  # fmt: skip
+    seen = project.get("/api/version", headers=forged).json()["forwarded"]
+    assert "6.6.6.6" not in seen["x-forwarded-for"] and seen["x-forwarded-for"] == seen["x-real-ip"]
+    assert seen["x-forwarded-proto"] == "http" and seen["x-forwarded-host"] != "evil.example"
+    assert "x-forwarded-port" not in seen and "forwarded" not in seen and "x-forwarded-prefix" not in seen
+
+
 def test_metrics_count_what_was_sent_and_only_on_the_preview_port(project):
     project.release_all("v1")
     for _ in range(40):

@@ -35,9 +35,11 @@ def test_plain_site_has_no_https_no_limits_and_default_headers():
     assert "add_header X-Frame-Options $deployer_header_3 always;" in text
     assert 'map $upstream_http_x_frame_options $deployer_header_3 {\n    "" "SAMEORIGIN";' in text
     assert "server_name _;" in text
-    # Forwarded headers are the edge's own unless a trusted proxy sent them.
-    assert "proxy_set_header X-Forwarded-For $deployer_forwarded_for;" in text
-    assert "$proxy_add_x_forwarded_for" not in text
+    # No proxy is trusted: the forwarded headers are the edge's own, straight from what it
+    # saw (no map), and what a client sent is never passed on.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in text and 'proxy_set_header Forwarded "";' in text
+    assert "$deployer_forwarded_for;" not in text and "$proxy_add_x_forwarded_for" not in text
     assert "set_real_ip_from" not in text
 
 
@@ -53,6 +55,8 @@ def test_https_with_http2_redirect_and_hsts():
     assert "root /srv/acme;" in http  # the folder of the Docker host is mounted there
     assert '"~^127\\.0\\.0\\.1 " 0;' in text  # the deployer's probes are never redirected
     assert "set_real_ip_from 10.0.0.0/8;" in text and "real_ip_recursive on;" in text
+    # behind a trusted proxy, its X-Forwarded-* is believed (through the maps)
+    assert "proxy_set_header X-Forwarded-For $deployer_forwarded_for;" in text
 
 
 def test_limits_and_external_upstreams():
