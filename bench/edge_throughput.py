@@ -238,7 +238,7 @@ def drain(container, threshold: int, limit: float = 65) -> None:
 
 def _line_bytes(container) -> float | None:
     """Mean size of the proxy's last 200 log lines (newline included), as nginx wrote them
-    (the json-file log rotates at 50 MB, so its size says nothing over a long run)."""
+    (the log rotates at 50 MB, so its size says nothing over a long run)."""
     if container is None:
         return None
     try:
@@ -316,7 +316,7 @@ def log_summary(rows: list[dict]) -> str:
     text = (f"access log on / off (edge, 50 keep-alive): {rps_on:.0f} / {rps_off:.0f} req/s "
             f"(ratio {ratio(rps_on, rps_off)}), p99 {p99_on:.2f} / {p99_off:.2f} ms")  # fmt: skip
     if logged:
-        text += f"; log written {mean(logged):.2f} MB/s, {mean(per_line):.0f} bytes per request (before json-file's wrapping)"
+        text += f"; log written {mean(logged):.2f} MB/s, {mean(per_line):.0f} bytes per request (before the log driver's framing)"
     cpu = [(r.get("cpu_us_per_req_proxy"), r.get("cpu_us_per_req_logging")) for r in (on[0], off[0])]
     if all(c is not None for pair in cpu for c in pair):
         text += (f"; CPU per request, edge + dockerd/shim: on {cpu[0][0]} + {cpu[0][1]} us, "

@@ -242,7 +242,7 @@ def infra(
         ],
         "secrets": token,
         "labels": labels("edge"),
-        "logging": compose.LOGGING,
+        "logging": compose.EDGE_LOGGING,
         "deploy": _deploy(
             config,
             swarm.edge_replicas,

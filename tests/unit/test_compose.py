@@ -51,3 +51,14 @@ def test_the_infrastructure_carries_no_secret(shop):
     assert edge["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
     assert spec["volumes"]["dumps"] == {"name": "shop-dumps"}
     assert "/var/run/docker.sock" not in text  # the backup service has no Docker socket
+
+
+def test_every_log_is_rotated_and_the_edge_uses_the_cheaper_driver(shop):
+    spec = compose.infra(shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}")
+    services = spec["services"]
+    assert services["edge"]["logging"]["driver"] == "local"  # a line per request: the cheaper store
+    assert services["edge"]["logging"]["options"]["compress"] == "false"
+    for name in ("db", "backup"):
+        assert services[name]["logging"]["driver"] == "json-file"
+    for service in services.values():
+        assert service["logging"]["options"]["max-size"] == "50m"
