@@ -35,6 +35,7 @@ def test_plain_site_has_no_https_no_limits_and_default_headers():
     assert "add_header X-Frame-Options $deployer_header_3 always;" in text
     assert 'map $upstream_http_x_frame_options $deployer_header_3 {\n    "" "SAMEORIGIN";' in text
     assert "server_name _;" in text
+    assert "listen 80 default_server reuseport;" in text  # a listening socket per worker
     # No proxy is trusted: the forwarded headers are the edge's own, straight from what it
     # saw (no map), and what a client sent is never passed on.
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
