@@ -68,7 +68,7 @@ function M.log()
         return
     end
     local status = ngx.status
-    local class = CLASSES[math.floor(status / 100)] or "other"
+    local class = CLASSES[floor(status / 100)] or "other"
     -- $request_time (whole milliseconds, so that a bucket bound is exact), without a
     -- variable lookup and a string to parse
     local seconds = floor((now() - start_time()) * 1000 + 0.5) / 1000
