@@ -197,6 +197,9 @@ def wrk_argv(url: str, *, connections: int, seconds: float, threads: int = 2, cl
     return argv + [url]
 
 
+CLIENT_SYSCTLS = {"net.ipv4.tcp_tw_reuse": "1", "net.ipv4.ip_local_port_range": "1024 65535"}
+
+
 class Lane:
     """One load container on the project's network, detached; `result()` waits for it (or
     ends it early with SIGINT, upon which wrk prints its summary) and removes it."""
@@ -212,6 +215,10 @@ class Lane:
             network=network,
             environment=env or {},
             labels={"deployer.project": project, "deployer.role": "bench"},
+            # A load generator that opens a connection per request closes it first, so its
+            # own ports sit in TIME_WAIT: without reuse (and the whole range), its connect()
+            # soon spends the 2 cores searching for a free port, and the run measures that.
+            sysctls=CLIENT_SYSCTLS,
             detach=True,
         )
 
