@@ -26,7 +26,9 @@ machine state, and neither runs twice in a row):
     {edge, peer} x {50, 500 connections} x {keep-alive, new connection per request}
 
 then the same 50 keep-alive load while a holder keeps 1,000 idle or slow (never-finished
-headers) connections open against the proxy ("slow clients"), then the edge alone at 50
+headers) connections open against the proxy ("slow clients"), then the edge against a
+second peer that also writes the edge's access log ("logged peer": how much of the gap is
+the log the issue asks for), then the edge alone at 50
 keep-alive connections with its access log on and off (`edge.access_log`, re-rendered by
 `deployer up`). A baseline row loads the app directly.
 
@@ -56,6 +58,8 @@ from pathlib import Path
 import harness
 from harness import Lane, ratio, run_wrk, tcp_states
 
+from deployer.core.compose import EDGE_LOGGING
+
 PEER_SITE = """\
 # A plain nginx in front of one app container: what the edge is measured against.
 upstream bench_app {{
@@ -79,6 +83,21 @@ server {{
 """
 
 TARGETS = {"p99_ratio": 1.5, "rps_ratio": 0.9}
+
+
+def logged_peer_site(site: str, edge_site: str, release: str) -> str:
+    """The peer's site with the edge's own access log: the `log_format` of the edge's rendered
+    site, the route's values written in where the edge's router sets them per request, to
+    stdout with the same buffering (and, see `Bench.prepare`, the edge's log driver)."""
+    start = edge_site.index("log_format deployer_json")
+    end = edge_site.index("';\n", start) + 3
+    fmt = edge_site[start:end]
+    fixed = {"$deployer_route": "live", "$deployer_colour": "blue", "$deployer_release": release,
+             "$deployer_service": "backend"}  # fmt: skip
+    for var, value in fixed.items():
+        fmt = fmt.replace(var, value)
+    log = next(line for line in edge_site.splitlines() if line.startswith("access_log /dev/stdout"))
+    return site.replace("access_log off;\n", fmt + log + "\n")
 
 
 def services_toml(name: str) -> str:
@@ -114,22 +133,35 @@ class Bench:
         self.app_address = harness.address(app, self.network)
         self.app_name = app.name
         site = PEER_SITE.format(address=self.app_address, port=8080, keepalive=a.peer_keepalive)
-        self.peer = self.client.containers.run(
-            s.edge.image.id,
+        self.peer = self.start_peer("peer", site)
+        edge_site = s.edge_file("/var/lib/deployer/site.conf")
+        release = harness.current_release(s, "blue")
+        self.logged_peer = self.start_peer(
+            "peer-log",
+            logged_peer_site(site, edge_site, release),
+            log_config={"type": EDGE_LOGGING["driver"], "config": EDGE_LOGGING["options"]},
+        )
+        for proxy in (self.peer, self.logged_peer, s.edge):
+            harness.wait_http(proxy, "http://127.0.0.1/api/version")
+        self.proxies = {"edge": (s.edge, f"http://{s.edge.name}:80/api/version"),
+                        "peer": (self.peer, f"http://{self.peer.name}:80/api/version"),
+                        "peer+log": (self.logged_peer, f"http://{self.logged_peer.name}:80/api/version")}  # fmt: skip
+        print(f"project {self.name}: app {self.app_name} at {self.app_address}:8080, "
+              f"edge {s.edge.name}, peer {self.peer.name}", file=sys.stderr)  # fmt: skip
+
+    def start_peer(self, label: str, site: str, **options):
+        """A plain nginx from the edge's image, with `site` instead of the deployer's."""
+        return self.client.containers.run(
+            self.stack.edge.image.id,
             ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
             entrypoint=["sh"],
-            name=f"{self.name}-bench-peer",
+            name=f"{self.name}-bench-{label}",
             network=self.network,
             environment={"SITE": site},
             labels={"deployer.project": self.name, "deployer.role": "bench"},
             detach=True,
+            **options,
         )
-        harness.wait_http(self.peer, "http://127.0.0.1/api/version")
-        harness.wait_http(s.edge, "http://127.0.0.1/api/version")
-        self.proxies = {"edge": (s.edge, f"http://{s.edge.name}:80/api/version"),
-                        "peer": (self.peer, f"http://{self.peer.name}:80/api/version")}  # fmt: skip
-        print(f"project {self.name}: app {self.app_name} at {self.app_address}:8080, "
-              f"edge {s.edge.name}, peer {self.peer.name}", file=sys.stderr)  # fmt: skip
 
     # -- one measured run ----------------------------------------------------------
     def run(self, group: str, proxy: str, connections: int, close: bool, *, seconds: float | None = None,
@@ -215,6 +247,13 @@ class Bench:
             sc = row["slow_clients"]
             print(f"    slow clients against {proxy}: {sc}", file=sys.stderr)
 
+    def logged_peer_runs(self) -> None:
+        """The edge against a peer that writes the edge's access log too (not the issue's
+        target: it shows how much of the gap is the log the issue asks for)."""
+        for rnd in range(self.args.log_rounds):
+            for proxy in ("edge", "peer+log") if rnd % 2 == 0 else ("peer+log", "edge"):
+                self.run("logged peer", proxy, 50, False)
+
     def access_log(self) -> None:
         s = self.stack
         for rnd in range(self.args.log_rounds):
@@ -262,11 +301,11 @@ def find(rows: list[dict], group: str, proxy: str, connections: int, mode: str, 
 
 def comparisons(rows: list[dict]) -> list[dict]:
     out = []
-    for group in ("matrix", "slow"):
+    for group in ("matrix", "slow", "logged peer"):
         for r in rows:
             if r["group"] != group or r["proxy"] != "edge":
                 continue
-            peer = find(rows, group, "peer", r["connections"], r["mode"])
+            peer = find(rows, group, "peer+log" if group == "logged peer" else "peer", r["connections"], r["mode"])
             if not peer:
                 continue
             rps, p99 = ratio(r["rps"], peer["rps"]), ratio(r["p99_ms"], peer["p99_ms"])
@@ -302,7 +341,7 @@ def ratio_table(comps: list[dict]) -> str:
         "|---|--:|---|--:|--:|--:|--:|--:|---|",
     ]
     for c in comps:
-        load = "+ slow clients" if c["group"] == "slow" else "plain"
+        load = {"slow": "+ slow clients", "logged peer": "peer with the edge's access log"}.get(c["group"], "plain")
         lines.append(f"| {load} | {c['connections']} | {c['mode']} | {c['edge_rps']:.0f} / {c['peer_rps']:.0f} "
                      f"| {c['rps_ratio']} | {c['edge_p99_ms']:.2f} / {c['peer_p99_ms']:.2f} | {c['p99_ratio']} "
                      f"| {c['edge_failures']} / {c['peer_failures']} | {'met' if c['met'] else 'NOT met'} |")  # fmt: skip
@@ -362,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-share", type=float, default=0.5, help="share of them that send nothing at all")
     p.add_argument("--trickle", type=float, default=5, help="seconds between two header lines of a slow client")
     p.add_argument("--slow-ramp", type=float, default=5, help="seconds to open them before the load starts")
-    p.add_argument("--log-rounds", type=int, default=1, help="pairs of access log on/off runs")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: baseline,matrix,slow,log")
+    p.add_argument(
+        "--log-rounds", type=int, default=1, help="pairs of access log on/off runs, and of edge/logged-peer runs"
+    )
+    p.add_argument("--skip", default="", help="comma list of parts to skip: baseline,matrix,slow,peerlog,log")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -386,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench.matrix()
             if "slow" not in skip:
                 bench.slow_clients()
+            if "peerlog" not in skip:
+                bench.logged_peer_runs()
             if "log" not in skip:
                 bench.access_log()
         finally:
