@@ -83,6 +83,9 @@ server {{
 """
 
 TARGETS = {"p99_ratio": 1.5, "rps_ratio": 0.9}
+# Each compared group of runs: the edge's peer in it, and how the ratio table names the load.
+GROUPS = {"matrix": ("peer", "plain"), "slow": ("peer", "+ slow clients"),
+          "logged peer": ("peer+log", "peer with the edge's access log")}  # fmt: skip
 
 
 def logged_peer_site(site: str, edge_site: str, release: str) -> str:
@@ -301,11 +304,11 @@ def find(rows: list[dict], group: str, proxy: str, connections: int, mode: str, 
 
 def comparisons(rows: list[dict]) -> list[dict]:
     out = []
-    for group in ("matrix", "slow", "logged peer"):
+    for group, (peer_name, _) in GROUPS.items():
         for r in rows:
             if r["group"] != group or r["proxy"] != "edge":
                 continue
-            peer = find(rows, group, "peer+log" if group == "logged peer" else "peer", r["connections"], r["mode"])
+            peer = find(rows, group, peer_name, r["connections"], r["mode"])
             if not peer:
                 continue
             rps, p99 = ratio(r["rps"], peer["rps"]), ratio(r["p99_ms"], peer["p99_ms"])
@@ -341,7 +344,7 @@ def ratio_table(comps: list[dict]) -> str:
         "|---|--:|---|--:|--:|--:|--:|--:|---|",
     ]
     for c in comps:
-        load = {"slow": "+ slow clients", "logged peer": "peer with the edge's access log"}.get(c["group"], "plain")
+        load = GROUPS[c["group"]][1]
         lines.append(f"| {load} | {c['connections']} | {c['mode']} | {c['edge_rps']:.0f} / {c['peer_rps']:.0f} "
                      f"| {c['rps_ratio']} | {c['edge_p99_ms']:.2f} / {c['peer_p99_ms']:.2f} | {c['p99_ratio']} "
                      f"| {c['edge_failures']} / {c['peer_failures']} | {'met' if c['met'] else 'NOT met'} |")  # fmt: skip

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -107,10 +108,7 @@ def test_prune_keeps_exactly_the_right_images(stack):
     used = stack.docker.containers.create(f"{backend}:p3", name=f"{stack.name}-keeps-p3")  # a stopped container
     junk = f"{stack.name}-junk:x"  # a project build, then built again: the first becomes dangling
     labels = {"deployer.project": stack.name}
-
-    def build(**kwargs):  # rm: no intermediate container is left behind
-        return stack.docker.images.build(rm=True, forcerm=True, **kwargs)
-
+    build = functools.partial(stack.docker.images.build, rm=True, forcerm=True)  # leaves no builder container
     first, _ = build(fileobj=io.BytesIO(f"FROM {stack.app_image}\nENV J=1\n".encode()), tag=junk, labels=labels)
     build(fileobj=io.BytesIO(f"FROM {stack.app_image}\nENV J=2\n".encode()), tag=junk, labels=labels)
     stack.images.append(junk)
