@@ -3,11 +3,16 @@
 Builds v1 and v2, brings up the edge and database, releases v1, writes items,
 releases v2 while a background client keeps requesting, shows that the items
 survived and that search still ranks them, switches back to v1, and prints
-`deployer status` and the number of failed requests.
+`deployer status` and the number of failed requests. It exits 1 when an item was lost,
+a request failed or the switch back did not take, so the test suite runs it as it is
+(tests/integration/test_example_stack.py).
+
+    python examples/demo.py [CONFIG]    (default: examples/deployer.toml)
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -17,7 +22,7 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-CONFIG = str(HERE / "deployer.toml")
+CONFIG = sys.argv[1] if len(sys.argv) > 1 else str(HERE / "deployer.toml")
 ITEMS = ["green apple", "red apple pie", "apple crumble", "car engine oil", "bicycle chain grease"]
 
 
@@ -52,12 +57,18 @@ class Traffic(threading.Thread):
 
 
 def live_url() -> str:
+    """The live route on this machine, from `deployer status --json` (the port the engine published)."""
     out = subprocess.run(
         [sys.executable, "-m", "deployer", "status", "--json", "--config", CONFIG], capture_output=True, text=True
     )
-    import json
+    if out.returncode != 0:
+        sys.exit(f"demo stopped: `deployer status --json` exited with {out.returncode}")
+    return f"http://127.0.0.1:{json.loads(out.stdout)['edge']['live_port']}"
 
-    return json.loads(out.stdout)["edge"]["live_url"]
+
+def check(ok: bool, problem: str) -> None:
+    if not ok:
+        sys.exit(f"demo failed: {problem}")
 
 
 def main() -> None:
@@ -73,21 +84,29 @@ def main() -> None:
         traffic = Traffic(base)
         traffic.start()
         deployer("release", "v2", "--watch", "20s")  # judged on the traffic of the background client
+        print(f"\nlive now answers {client.get('/api/version').json()}")
         names = [item["name"] for item in client.get("/api/items").json()]
         found = [n for n in ITEMS if n in names]
-        top = client.get("/api/items/search", params={"q": "apple", "k": 3}).json()
-        print(f"\nafter v2: {len(found)}/{len(ITEMS)} items are still there; search 'apple' ->", end=" ")
+        top = client.get("/api/items/search", params={"q": "green apple", "k": 3}).json()
+        print(f"after v2: {len(found)}/{len(ITEMS)} items are still there; search 'green apple' ->", end=" ")
         print(", ".join(hit["name"] for hit in top))
+        check(len(found) == len(ITEMS), f"items lost in the release of v2: {sorted(set(ITEMS) - set(found))}")
         deployer("switch", "--to", "blue")
-        print(f"\nlive now answers {client.get('/api/version').json()}")
+        answer = client.get("/api/version").json()
+        print(f"\nlive now answers {answer}")
         traffic.stop.set()
         traffic.join()
+    check(answer.get("version") == "v1", "the switch back to blue does not serve v1")
     deployer("status")
     print(
         f"\nbackground client: {traffic.ok} requests, {traffic.failed} failed, versions seen {sorted(traffic.versions)}"
     )
+    check(traffic.failed == 0, f"{traffic.failed} requests of the background client failed")
     print(f"the demo is running at {base} — remove it with `make demo-down`")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except httpx.HTTPError as exc:
+        sys.exit(f"demo failed: a request through the live route: {type(exc).__name__}: {exc}")
