@@ -74,3 +74,47 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+# -- nothing left behind ---------------------------------------------------------------------
+# Every test removes the containers, networks and volumes it made, even when it fails. The
+# session checks it: what exists on the engine at the end and did not at the start fails
+# the run, named. Images are not counted (built images are a cache the next run reuses).
+_ENGINE_AT_START: dict[str, set[str]] | None = None
+
+
+def _engine_objects() -> dict[str, set[str]] | None:
+    try:
+        import docker
+
+        client = docker.from_env()
+        return {
+            "container": {c.name for c in client.containers.list(all=True)},
+            "network": {n.name for n in client.networks.list()},
+            "volume": {v.name for v in client.volumes.list()},
+        }
+    except Exception:
+        return None  # no engine: the docker tests fail on their own
+
+
+def pytest_collection_finish(session) -> None:
+    global _ENGINE_AT_START
+    if any(item.get_closest_marker("docker") for item in session.items):
+        _ENGINE_AT_START = _engine_objects()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _ENGINE_AT_START is None:
+        return
+    now = _engine_objects()
+    if now is None:
+        return
+    left = [f"{kind} {name}" for kind, names in now.items() for name in sorted(names - _ENGINE_AT_START[kind])]
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = "left on the engine by this run (a test did not clean up): " + ", ".join(left)
+        if reporter:
+            reporter.write_line(message, red=True)
+        else:
+            print(message, file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
