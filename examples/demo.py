@@ -3,9 +3,9 @@
 Builds v1 and v2, brings up the edge and database, releases v1, writes items,
 releases v2 while a background client keeps requesting, shows that the items
 survived and that search still ranks them, switches back to v1, and prints
-`deployer status` and the number of failed requests. It exits 1 when an item was lost,
-a request failed or the switch back did not take, so the test suite runs it as it is
-(tests/integration/test_example_stack.py).
+`deployer status` and the number of failed requests. It runs again on a demo that
+is up. It exits 1 when an item was lost, a request failed or the switch back did not
+take, so the test suite runs it as it is (tests/integration/test_example_stack.py).
 
     python examples/demo.py [CONFIG]    (default: examples/deployer.toml)
 """
@@ -56,14 +56,13 @@ class Traffic(threading.Thread):
                 time.sleep(0.05)
 
 
-def live_url() -> str:
-    """The live route on this machine, from `deployer status --json` (the port the engine published)."""
+def status() -> dict:
     out = subprocess.run(
         [sys.executable, "-m", "deployer", "status", "--json", "--config", CONFIG], capture_output=True, text=True
     )
     if out.returncode != 0:
         sys.exit(f"demo stopped: `deployer status --json` exited with {out.returncode}")
-    return f"http://127.0.0.1:{json.loads(out.stdout)['edge']['live_port']}"
+    return json.loads(out.stdout)
 
 
 def check(ok: bool, problem: str) -> None:
@@ -75,12 +74,18 @@ def main() -> None:
     deployer("build", "v1")
     deployer("build", "v2")
     deployer("up")
-    deployer("release", "v1")
-    base = live_url()
+    # Run again on a demo that is up, v1 goes to the idle colour; with nothing live to go
+    # back to, or no traffic yet, a watch has nothing to judge.
+    deployer("release", "v1", "--watch", "0")
+    now = status()
+    v1_colour = now["live"]
+    base = f"http://127.0.0.1:{now['edge']['live_port']}"  # the port the engine published
     with httpx.Client(base_url=base, timeout=10) as client:
+        there = {item["name"] for item in client.get("/api/items").json()}
         for name in ITEMS:
-            client.post("/api/items", json={"name": name}).raise_for_status()
-        print(f"\nwrote {len(ITEMS)} items through {base}/api/items")
+            if name not in there:
+                client.post("/api/items", json={"name": name}).raise_for_status()
+        print(f"\n{len(ITEMS)} items stored through {base}/api/items")
         traffic = Traffic(base)
         traffic.start()
         deployer("release", "v2", "--watch", "20s")  # judged on the traffic of the background client
@@ -91,18 +96,18 @@ def main() -> None:
         print(f"after v2: {len(found)}/{len(ITEMS)} items are still there; search 'green apple' ->", end=" ")
         print(", ".join(hit["name"] for hit in top))
         check(len(found) == len(ITEMS), f"items lost in the release of v2: {sorted(set(ITEMS) - set(found))}")
-        deployer("switch", "--to", "blue")
+        deployer("switch", "--to", v1_colour)
         answer = client.get("/api/version").json()
         print(f"\nlive now answers {answer}")
         traffic.stop.set()
         traffic.join()
-    check(answer.get("version") == "v1", "the switch back to blue does not serve v1")
+    check(answer.get("version") == "v1", f"the switch back to {v1_colour} does not serve v1")
     deployer("status")
     print(
         f"\nbackground client: {traffic.ok} requests, {traffic.failed} failed, versions seen {sorted(traffic.versions)}"
     )
     check(traffic.failed == 0, f"{traffic.failed} requests of the background client failed")
-    print(f"the demo is running at {base} — remove it with `make demo-down`")
+    print(f"the demo is running at {base} — run `make demo` again, or remove it with `make demo-down`")
 
 
 if __name__ == "__main__":

@@ -54,9 +54,7 @@ def example_config(project) -> None:
         project.images += [f"{project.name}-backend:{version}", f"{project.name}-frontend:{version}"]
 
 
-def test_example_stack_end_to_end(project):
-    """`make demo`'s script itself (examples/demo.py), on this test's copy of the example config."""
-    example_config(project)
+def run_demo(project) -> str:
     demo = subprocess.run(
         [sys.executable, "-u", str(ROOT / "examples" / "demo.py"), str(project.config)],
         capture_output=True,
@@ -65,16 +63,30 @@ def test_example_stack_end_to_end(project):
     )
     out = demo.stdout + demo.stderr
     assert demo.returncode == 0, out
-    assert f"built {project.name}-backend:v1" in out
-    assert "live now answers {'version': 'v2', 'colour': 'green'}" in out
-    assert f"after v2: {len(ITEMS)}/{len(ITEMS)} items are still there; search 'green apple' -> green apple," in out
-    assert "live now answers {'version': 'v1', 'colour': 'blue'}" in out
     client = re.search(r"background client: (\d+) requests, (\d+) failed, versions seen \['v1', 'v2'\]", out)
     assert client, out
     assert int(client[1]) > 50 and client[2] == "0"
+    assert f"after v2: {len(ITEMS)}/{len(ITEMS)} items are still there; search 'green apple' -> green apple," in out
+    return out
+
+
+def test_example_stack_end_to_end(project):
+    """`make demo`'s script itself (examples/demo.py), on this test's copy of the example
+    config; then again on the demo that is up, as a user who runs `make demo` twice."""
+    example_config(project)
+    out = run_demo(project)
+    assert f"built {project.name}-backend:v1" in out
+    assert "live now answers {'version': 'v2', 'colour': 'green'}" in out
+    assert "live now answers {'version': 'v1', 'colour': 'blue'}" in out
     # the front end through the edge, after the switch back
     page = project.get("/")
     assert page.status_code == 200 and "v1" in page.text
+
+    again = run_demo(project)  # v1 now goes to the idle colour, green
+    assert "live now answers {'version': 'v2', 'colour': 'blue'}" in again
+    assert "live now answers {'version': 'v1', 'colour': 'green'}" in again
+    names = [item["name"] for item in project.get("/api/items").json()]
+    assert sorted(n for n in names if n in ITEMS) == sorted(ITEMS)  # stored once, not twice
 
 
 def test_backend_finishes_in_flight_requests_on_stop(project):
