@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -122,6 +123,19 @@ def config_hash(
             return ""
     parts = str(out or "").split()
     return parts[1] if len(parts) == 2 and parts[0] == service else ""
+
+
+# How the engine says that a published port is taken: by another program (the userland
+# proxy cannot listen), or by another container (the port is allocated).
+_BUSY_PORT = re.compile(
+    r"(?:listen tcp[46]? |Bind for )\[?[0-9a-fA-F.:]*\]?:(\d+)(?:: bind: address already in use| failed: port is already allocated)"
+)
+
+
+def busy_port(text: str) -> int | None:
+    """The host port the engine could not publish because something else holds it."""
+    match = _BUSY_PORT.search(text or "")
+    return int(match[1]) if match else None
 
 
 def _compose_error(message: str, exc: Any, step: str) -> EngineError:

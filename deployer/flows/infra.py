@@ -138,7 +138,10 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
         backup_image = images.own_image(engine, "agent", base_image=base, say=say)
         data, secrets = spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
         dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses a database restart, or dumps first
-        compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
+        try:
+            compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
+        except EngineError as exc:
+            raise busy_port_error(ctx, exc) or exc from None
         ctx.edge.mark_deployment(step="up")
         if ctx.edge.apply_site(rendered, step="up"):
             say("edge: site config applied and reloaded")
@@ -151,6 +154,27 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
     preview = engine.published_port(ctx.edge.container, 8081)
     https = f", HTTPS port {engine.published_port(ctx.edge.container, 443)}" if config.edge.tls else ""
     say(f"edge: live port {live}{https}, preview port {preview} (127.0.0.1 only) on {engine.where}")
+
+
+def busy_port_error(ctx: Context, exc: EngineError) -> EngineError | None:
+    """When `up` failed because a port the edge publishes is taken: which one, and its key."""
+    port = compose_adapter.busy_port(exc.stderr)
+    if port is None:
+        return None
+    edge = ctx.config.edge
+    keys = {edge.public_port: "edge.public_port", edge.preview_port: "edge.preview_port"}
+    if edge.tls:
+        keys[edge.tls.port] = "edge.tls.port"
+    key = keys.get(port, "the edge's ports")
+    return EngineError(
+        f"port {port} is already in use on the Docker host ({ctx.engine.where}), by another program or container: "
+        f"free it, or set another {key}",
+        step="up",
+        logs=exc.logs,
+        command=exc.command,
+        exit_code=exc.status,
+        stderr=exc.stderr,
+    )
 
 
 def adopt_releases(ctx: Context) -> list[str]:

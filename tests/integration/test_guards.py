@@ -215,3 +215,25 @@ def test_a_broken_config_exits_2_and_changes_nothing(project):
         assert "services.backend.port" in result.stderr and str(project.config) in result.stderr
     assert project.edge_file("/var/lib/deployer/state/blue") == state
     assert project.get("/api/version").json()["version"] == "v1"
+
+
+def test_up_names_the_port_that_is_already_taken(project):
+    """Another program holds the live port: `up` says which port and which key, not only the
+    engine's error, and runs once the port is free."""
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        project.config.write_text(project.config.read_text().replace("public_port = 0", f"public_port = {port}"))
+        failed = project.cli("up")
+        assert failed.returncode == 1, failed.stderr
+        assert f"port {port} is already in use on the Docker host" in failed.stderr
+        assert "set another edge.public_port" in failed.stderr and "step 'up'" in failed.stderr
+        assert "Traceback" not in failed.stderr
+    finally:
+        holder.close()
+    project.ok("up")
+    assert project.port(80) == port

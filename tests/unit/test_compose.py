@@ -62,3 +62,18 @@ def test_every_log_is_rotated_and_the_edge_uses_the_cheaper_driver(shop):
         assert services[name]["logging"]["driver"] == "json-file"
     for service in services.values():
         assert service["logging"]["options"]["max-size"] == "50m"
+
+
+def test_the_port_the_engine_could_not_publish_is_found_in_its_error():
+    from deployer.adapters.compose import busy_port
+
+    proxy = (
+        "Error response from daemon: driver failed programming external connectivity on endpoint "
+        "shop-infra-edge-1 (1505842d): Error starting userland proxy: listen tcp4 0.0.0.0:8080: "
+        "bind: address already in use"
+    )
+    assert busy_port(proxy) == 8080
+    assert busy_port("Bind for 127.0.0.1:8443 failed: port is already allocated") == 8443
+    assert busy_port("listen tcp6 [::]:80: bind: address already in use") == 80
+    assert busy_port("Error response from daemon: No such image: x:v1") is None
+    assert busy_port("") is None
