@@ -34,7 +34,7 @@ from deployer.core import compose, history, names
 from deployer.core.state import Pending, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, EdgeError
 from deployer.flows import artifacts, checks, dbguard, migrate, notify, prune
 from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import clear_told, cleared, retire, settle
@@ -232,7 +232,8 @@ def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: d
     try:
         ctx.edge.append_history(line, step="history")
     except BaseException:  # the edge itself may be what failed
-        ctx.say("warning: the failure could not be recorded in the history")
+        if not isinstance(exc, EdgeError):  # when it is, the error says so already
+            ctx.say("warning: the failure could not be recorded in the history")
     for problem in problems:
         ctx.say(f"warning: could not undo: {problem}")
     text = f"release of {fields.get('version')} {outcome} in step '{step}': {reason[:300]}"

@@ -237,3 +237,25 @@ def test_up_names_the_port_that_is_already_taken(project):
         holder.close()
     project.ok("up")
     assert project.port(80) == port
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("release", "v1", "--no-backup"),
+        ("switch", "--to", "green"),
+        ("watch",),
+        ("maintenance", "on"),
+        ("lock", "status"),
+        ("backup", "now"),
+    ],
+)
+def test_a_command_before_up_says_to_run_up_and_creates_nothing(project, args):
+    project.tag("v1")
+    result = project.cli(*args)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(run `deployer up`)" in lines[0], result.stderr  # no warning, no traceback
+    assert project.containers() == []
+    assert project.docker.volumes.list(filters={"name": project.name}) == []
+    assert project.docker.networks.list(filters={"name": project.name}) == []
