@@ -56,7 +56,8 @@ def status(data: dict[str, Any]) -> None:
     dump = data.get("backup")
     if dump:
         if dump.get("name"):
-            console.print(f"last dump: {dump['name']} ({dump.get('age')}, {dump.get('state')}, {dump.get('verified')})")
+            # `verified` starts with the state itself: "verified 2 min ago (read)", "DAMAGED: ..."
+            console.print(f"last dump: {dump['name']} ({dump.get('age')}, {dump.get('verified')})")
         else:
             console.print("last dump: none yet")
         schedule = f"next scheduled dump: {dump.get('next_run') or '-'}"
