@@ -77,22 +77,53 @@ def status(data: dict[str, Any]) -> None:
     if lock and lock.get("held"):
         console.print(f"lock: held by {lock['holder']}" + (" (STALE)" if lock.get("stale") else ""))
     if data["releases"]:
-        table = Table("time", "action", "outcome", "version", "colour", "step", "seconds", "by", title="history")
+        from rich.table import Column
+
+        # Borderless, the long columns unwrapped: it stays readable in 80 columns (CI logs)
+        table = Table(
+            *(Column(name, no_wrap=True) for name in ("time (UTC)", "action", "outcome", "version", "colour")),
+            "step",
+            Column("took", no_wrap=True, justify="right"),
+            Column("by", overflow="fold"),
+            title="history",
+            title_justify="left",
+            box=None,
+            padding=(0, 2, 0, 0),
+            header_style="bold",
+        )
         for e in data["releases"]:
             table.add_row(
-                e.get("time", ""),
+                _when(e.get("time", "")),
                 e.get("action", ""),
                 e.get("outcome", "ok"),
                 e.get("version", ""),
                 e.get("colour", ""),
                 e.get("step", ""),
-                str(e.get("seconds", "")),
+                _took(e.get("seconds")),
                 e.get("by", ""),
             )
         console.print(table)
         for e in data["releases"]:
             if e.get("images"):
-                console.print(f"images of {e.get('version')} ({e.get('time', '')}): {_images(e)}", highlight=False)
+                console.print(
+                    f"images of {e.get('version')} ({_when(e.get('time', ''))}): {_images(e)}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+
+def _when(text: str) -> str:
+    """A history time as `YYYY-MM-DD HH:MM:SS` in UTC; as it is when it does not parse."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError):
+        return text
+
+
+def _took(seconds: Any) -> str:
+    return f"{seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
 
 
 def _on(part: dict[str, Any]) -> str:
