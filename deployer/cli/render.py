@@ -15,9 +15,13 @@ def _images(entry: dict[str, Any]) -> str:
     return " ".join(f"{s} {str(i).removeprefix('sha256:')[:12]}" for s, i in sorted(found.items()) if i)
 
 
+# Tables without borders, two spaces between columns: they fit 80 columns (a CI log).
+_PLAIN: dict[str, Any] = {"box": None, "padding": (0, 2, 0, 0), "header_style": "bold"}
+
+
 def status(data: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     console = Console()
     env = f"\\[{data['environment']}] " if data.get("environment") else ""
@@ -26,26 +30,34 @@ def status(data: dict[str, Any]) -> None:
         head += "  [red]MAINTENANCE[/red]"
     console.print(head)
     _safety(console, data)
+    # A row per service, the colour's own values on its first row; the traffic below. Short
+    # columns never wrap, so it reads in 80 columns (a CI log) too.
     table = Table(
-        "colour", "role", "version", "release", "services (status/health, restarts, memory)", "last minute (live)"
+        *(Column(name, no_wrap=True) for name in ("colour", "role", "version", "release")),
+        Column("service", overflow="fold"),
+        Column("state", no_wrap=True),
+        Column("memory", no_wrap=True, justify="right"),
+        **_PLAIN,
     )
+    notes = []
     for colour, info in data["colours"].items():
-        services = ", ".join(
-            f"{k} {v['status']}/{v['health']}"
-            + (f" ↻{v['restarts']}" if v["restarts"] else "")
-            + f" {_mib(v.get('memory'))}"
-            for k, v in info["services"].items()
-        )
+        head = [colour, info["role"], info["version"] or "-", info["release"] or "-"]
+        services = info["services"] or {"-": None}
+        for name, v in services.items():
+            state = (
+                "" if v is None else f"{v['status']}/{v['health']}" + (f" ↻{v['restarts']}" if v["restarts"] else "")
+            )
+            table.add_row(*head, name, state, _mib(v.get("memory")) if v else "")
+            head = [""] * 4
         t = info.get("traffic")
-        traffic = (
-            f"{t['rate']} req/s, 5xx {t['error_rate']:.1%}, p99 {t['p99_ms'] if t['p99_ms'] is not None else '-'} ms"
-            if t
-            else "-"
-        )
+        if t:
+            p99 = t["p99_ms"] if t["p99_ms"] is not None else "-"
+            notes.append(f"last minute on {colour}: {t['rate']} req/s, 5xx {t['error_rate']:.1%}, p99 {p99} ms")
         if info.get("other_releases"):
-            services += f"  (also: {'; '.join(info['other_releases'])})"
-        table.add_row(colour, info["role"], info["version"] or "-", info["release"] or "-", services or "-", traffic)
+            notes.append(f"{colour} also runs: {'; '.join(info['other_releases'])}")
     console.print(table)
+    for note in notes:
+        console.print(note, highlight=False)
     edge, db, backup = data["edge"], data["database"], data["backup_service"]
     ports = (
         f"  live port {edge.get('live_port')}, preview port {edge.get('preview_port')}" if edge.get("live_port") else ""
@@ -77,9 +89,6 @@ def status(data: dict[str, Any]) -> None:
     if lock and lock.get("held"):
         console.print(f"lock: held by {lock['holder']}" + (" (STALE)" if lock.get("stale") else ""))
     if data["releases"]:
-        from rich.table import Column
-
-        # Borderless, the long columns unwrapped: it stays readable in 80 columns (CI logs)
         table = Table(
             *(Column(name, no_wrap=True) for name in ("time (UTC)", "action", "outcome", "version", "colour")),
             "step",
@@ -87,9 +96,7 @@ def status(data: dict[str, Any]) -> None:
             Column("by", overflow="fold"),
             title="history",
             title_justify="left",
-            box=None,
-            padding=(0, 2, 0, 0),
-            header_style="bold",
+            **_PLAIN,
         )
         for e in data["releases"]:
             table.add_row(

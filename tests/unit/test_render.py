@@ -5,7 +5,7 @@ from __future__ import annotations
 from deployer.cli import render
 
 
-def test_the_history_fits_80_columns_with_whole_times_in_utc(capsys, monkeypatch):
+def test_status_fits_80_columns_with_whole_times_in_utc(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     part = {"status": "running", "health": "healthy"}
     render.status(
@@ -13,7 +13,20 @@ def test_the_history_fits_80_columns_with_whole_times_in_utc(capsys, monkeypatch
             "project": "shop",
             "engine": "the local engine",
             "live": "blue",
-            "colours": {},
+            "colours": {
+                "blue": {
+                    "role": "live",
+                    "version": "v1",
+                    "release": "9d102f50",
+                    "services": {
+                        "backend": {"status": "running", "health": "healthy", "restarts": 0, "memory": 60 * 2**20},
+                        "frontend": {"status": "running", "health": "healthy", "restarts": 2, "memory": 50 * 2**20},
+                    },
+                    "traffic": {"rate": 4.2, "error_rate": 0.0, "p99_ms": 71.7},
+                    "other_releases": [],
+                },
+                "green": {"role": "-", "version": None, "release": None, "services": {}, "other_releases": []},
+            },
             "edge": dict(part),
             "database": dict(part),
             "backup_service": dict(part),
@@ -38,6 +51,11 @@ def test_the_history_fits_80_columns_with_whole_times_in_utc(capsys, monkeypatch
     )
     out = capsys.readouterr().out
     lines = out.splitlines()
+    row = lines.index(next(line for line in lines if line.startswith("blue")))
+    assert lines[row].split() == ["blue", "live", "v1", "9d102f50", "backend", "running/healthy", "60", "MiB"]
+    assert lines[row + 1].split() == ["frontend", "running/healthy", "↻2", "50", "MiB"]
+    assert lines[row + 2].split() == ["green", "-", "-", "-", "-"]
+    assert "last minute on blue: 4.2 req/s, 5xx 0.0%, p99 71.7 ms" in lines
     assert "last dump: dump-20261127T114330Z (33s ago, verified 33s ago (read))" in lines
     release = next(line for line in lines if line.startswith("2026-11-27 11:43:27"))
     assert release.split() == ["2026-11-27", "11:43:27", "release", "ok", "v1", "blue", "9.2s", "root@vm"]
