@@ -62,7 +62,8 @@ def status(data: dict[str, Any]) -> None:
     ports = (
         f"  live port {edge.get('live_port')}, preview port {edge.get('preview_port')}" if edge.get("live_port") else ""
     )
-    console.print(f"edge: {edge['status']}/{edge['health']}{ports}")
+    hint = "  (run `deployer up`)" if edge["status"] == "missing" else ""
+    console.print(f"edge: {edge['status']}/{edge['health']}{ports}{hint}", highlight=False)
     console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
     console.print(f"backup service: {backup['status']}/{backup['health']}{_on(backup)}")
     dump = data.get("backup")

@@ -259,3 +259,10 @@ def test_a_command_before_up_says_to_run_up_and_creates_nothing(project, args):
     assert project.containers() == []
     assert project.docker.volumes.list(filters={"name": project.name}) == []
     assert project.docker.networks.list(filters={"name": project.name}) == []
+
+
+def test_status_before_up_says_to_run_up(project):
+    result = project.cli("status")
+    assert result.returncode == 0, result.stderr
+    assert "edge: missing/none  (run `deployer up`)" in result.stdout
+    assert project.containers() == []
