@@ -66,7 +66,10 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
         raise InputError(f"--ci {ci!r}: the deployer writes workflows for {', '.join(CI)}")
     missing = [d for d in ("backend", "frontend") if not (folder / d).is_dir()]
     if missing:
-        raise InputError(f"{folder}: no {missing[0]}/ folder (init expects backend/ and frontend/)")
+        raise InputError(
+            f"{folder}: no {missing[0]}/ folder (init writes files for a Spring Boot API in backend/ and a "
+            "Next.js front end in frontend/; any other service is a [services.<name>] table of deployer.toml)"
+        )
     files = {
         folder / "deployer.toml": config_text(project_name(folder)) + (ci_config() if ci else ""),
         folder / "backend" / "Dockerfile": asset("templates", "spring-boot.Dockerfile").read_text(),
