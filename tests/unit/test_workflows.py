@@ -93,6 +93,14 @@ def test_ci_builds_tests_and_outputs_the_pushed_digests():
     assert ci["on"]["workflow_call"]["outputs"]["images"]["value"] == "${{ jobs.images.outputs.images }}"
 
 
+def test_ci_pushes_images_only_from_main():
+    images = load(TEMPLATES / "ci.yml")["jobs"]["images"]
+    on_main = "github.ref == 'refs/heads/main' && github.event_name == 'push'"
+    login = next(s for s in images["steps"] if s.get("uses", "").startswith("docker/login-action"))
+    assert login["if"] == on_main and step(images, "push")["if"] == on_main
+    assert "if" not in step(images, "build")  # pull requests and other branches still build
+
+
 def test_rollback_is_a_manual_switch_on_a_chosen_environment():
     rollback = load(TEMPLATES / "rollback.yml")
     inputs = rollback["on"]["workflow_dispatch"]["inputs"]
