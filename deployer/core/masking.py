@@ -1,6 +1,7 @@
 """Secret values that must never be printed, and the one function that hides them.
 
-The config loader registers every value of every env file it reads (and of every secret);
+The config loader registers the values of secret-looking env file keys, the values listed in
+services.*.secrets and passwords inside URLs; the engine adapter adds the registry password;
 the CLI masks each message, each relayed stderr and each container log line with `mask`
 before printing it. Short values (under 4 characters) are not registered: masking them
 would garble ordinary text, and they are not secrets worth the name.
