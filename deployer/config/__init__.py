@@ -75,6 +75,7 @@ SERVICE_KEYS = {
     "required_env",
     "build",
     "dockerfile",
+    "build_args",
     "stop_grace",
     "cpus",
     "memory",
@@ -222,12 +223,31 @@ def _services(r: Reader) -> dict[str, Service]:
             required_env=required_env,
             build=r.path(f"{prefix}.build", must_exist=True, kind="dir"),
             dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
+            build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=30, low=1, high=600),
             limits=_limits(r, prefix),
             secrets=secrets,
             **swarm_config.service(r, prefix),
         )
     return services
+
+
+def _build_args(r: Reader, prefix: str, *, has_build: bool) -> tuple[tuple[str, str], ...]:
+    """services.*.build_args: plain build arguments (they stay in the image's history, so
+    never secrets); BASE_IMAGE replaces the Dockerfiles' default base."""
+    table = r.table(f"{prefix}.build_args", required=False)
+    if table and not has_build:
+        raise r.error(f"{prefix}.build_args", f"needs {prefix}.build (the build context they are passed to)")
+    args = []
+    for name in table:
+        key = f"{prefix}.build_args.{name}"
+        if not ENV_KEY.fullmatch(name):
+            raise r.error(key, "a build argument's name is letters, digits and '_'")
+        value = r.string(key, default="")
+        if name == "BASE_IMAGE" and not IMAGE_REF.fullmatch(value):
+            raise r.error(key, f"must be an image reference such as eclipse-temurin:21-jre, not {value!r}")
+        args.append((name, value))
+    return tuple(args)
 
 
 def _check_routes(config: Config) -> None:

@@ -27,6 +27,7 @@ class Service:
     required_env: tuple[str, ...] = ()  # keys its env file must define
     build: Path | None = None  # build context, for `deployer build` and `release --build`
     dockerfile: Path | None = None
+    build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=value; BASE_IMAGE overrides the default
     stop_grace: int = 30
     limits: Limits = field(default_factory=Limits)
     secrets: tuple[str, ...] = ()  # env file keys delivered as files under /run/secrets, not as env

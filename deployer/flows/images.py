@@ -95,7 +95,7 @@ def build_service(ctx: Context, service: Service, version: str, *, step: str = "
         str(service.build),
         tag,
         dockerfile=dockerfile,
-        buildargs={"BASE_IMAGE": ctx.config.base_image},
+        buildargs={"BASE_IMAGE": ctx.config.base_image, **dict(service.build_args)},
         step=step,
         labels={names.LABEL_PROJECT: ctx.config.name},  # `deployer prune` removes its dangling layers
     )

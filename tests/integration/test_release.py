@@ -402,3 +402,29 @@ def test_a_port_change_belongs_to_the_new_release_and_a_switch_back_still_works(
         client.stop.set()
         client.join(timeout=10)
     assert client.ok > 20 and client.failed == 0, client.errors[:10]
+
+
+def test_build_passes_each_services_build_args_and_base_image(project):
+    context = project.folder / "backend"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=debian:trixie-slim\nFROM ${BASE_IMAGE}\nARG GREETING=unset\nLABEL greeting=${GREETING}\n"
+    )
+    project.write_config(
+        services=f"""
+        [services.backend]
+        image = "{project.name}-backend"
+        port = 8080
+        health = "/health"
+        routes = ["/"]
+        build = "backend"
+        build_args = {{ BASE_IMAGE = "{project.app_image}", GREETING = "hello from the config" }}
+        """
+    )
+    project.images.append(f"{project.name}-backend:v1")
+    built = project.cli("build", "v1")
+    assert built.returncode == 0, built.stderr
+    image = project.docker.images.get(f"{project.name}-backend:v1")
+    assert image.labels["greeting"] == "hello from the config"
+    base = project.docker.images.get(project.app_image)
+    assert image.attrs["RootFS"]["Layers"] == base.attrs["RootFS"]["Layers"]  # FROM the image the config named

@@ -107,6 +107,15 @@ def test_any_number_of_services_and_a_worker_without_routes(tmp_path):
     assert cfg.route_owner("/about") == "frontend"
 
 
+def test_build_args_reach_the_build(tmp_path):
+    text = MINIMAL.replace(
+        "port = 3000", 'port = 3000\nbuild = "."\nbuild_args = { BASE_IMAGE = "node:20-slim", NEXT_PUBLIC_X = "a b" }'
+    )
+    cfg = config.load(write(tmp_path, text))
+    assert cfg.services["frontend"].build_args == (("BASE_IMAGE", "node:20-slim"), ("NEXT_PUBLIC_X", "a b"))
+    assert cfg.services["backend"].build_args == ()
+
+
 BAD = [
     (('name = "shop"', 'name = "Shop!"'), "project.name", "2-32 characters"),
     (('name = "shop"', 'name = "shop\\n"'), "project.name", "control characters"),
@@ -130,6 +139,18 @@ BAD = [
     (("port = 3000", 'port = 3000\nrequired_env = ["API-KEY"]'), "services.frontend.required_env", "environment"),
     (("port = 3000", 'port = 3000\nrequired_env = ["API_KEY"]'), "services.frontend.required_env", "no env_file"),
     (('health = "/healthz"\n', ""), "services.frontend.health", "missing (required)"),
+    (("port = 3000", 'port = 3000\nbuild_args = { X = "1" }'), "services.frontend.build_args", "needs services"),
+    (("port = 3000", 'port = 3000\nbuild = "."\nbuild_args = { X = 1 }'), "services.frontend.build_args.X", "string"),
+    (
+        ("port = 3000", 'port = 3000\nbuild = "."\nbuild_args = { "A-B" = "1" }'),
+        "services.frontend.build_args.A-B",
+        "name",
+    ),
+    (
+        ("port = 3000", 'port = 3000\nbuild = "."\nbuild_args = { BASE_IMAGE = "node 20" }'),
+        "services.frontend.build_args.BASE_IMAGE",
+        "image reference",
+    ),
 ]
 
 

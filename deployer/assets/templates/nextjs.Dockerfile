@@ -1,7 +1,8 @@
 ARG BASE_IMAGE=debian:trixie-slim
 # Next.js standalone image (deps -> build -> runtime).
 #
-#   docker build -f templates/nextjs.Dockerfile -t my-frontend .
+#   docker build -f deployer/assets/templates/nextjs.Dockerfile -t my-frontend .
+#   (or `deployer build`, with these ARGs from services.<name>.build_args)
 #
 # The app must set `output: 'standalone'` in next.config.js; it is started with
 # `node server.js`, listening on $PORT (3000) and $HOSTNAME (0.0.0.0).

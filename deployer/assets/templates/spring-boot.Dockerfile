@@ -1,7 +1,8 @@
 ARG BASE_IMAGE=debian:trixie-slim
 # Runtime image for a Spring Boot (or any `java -jar`) service.
 #
-#   docker build -f templates/spring-boot.Dockerfile -t my-backend .
+#   docker build -f deployer/assets/templates/spring-boot.Dockerfile -t my-backend .
+#   (or `deployer build`, with these ARGs from services.<name>.build_args)
 #
 # Build context: normally your CI has already built the jar at build/libs/*.jar
 # (Gradle `bootJar`; a `*-plain.jar` next to it is ignored). If no jar is there,
