@@ -46,6 +46,15 @@ def config_text(name: str) -> str:
         if old not in text:
             raise RuntimeError(f"examples/deployer.toml no longer contains {old!r}")
         text = text.replace(old, new.format(name=name, id=secrets.token_hex(8)), 1)
+    # The comments name what the deployer creates (shop-infra, the volume shop-dumps, ...):
+    # this project's names, not the example's.
+    compact = name.replace("-", "")[:21]  # a project.id is 8-32 of a-z and 0-9
+
+    def ours(comment: re.Match[str]) -> str:
+        line = re.sub(r"\bshop(?=(?:staging|production)2026\b)", compact, comment.group(1))
+        return re.sub(r"\bshop\b", name, line)
+
+    text = re.sub(r"(?m)^(#.*)$", ours, text)
     header = f"# deployer.toml for {name}, written by `deployer init`. Every key is explained below.\n"
     return header + text.split("\n", 3)[3]
 

@@ -259,3 +259,18 @@ def test_secret_values_are_registered_for_masking(tmp_path):
     text = masking.mask("token tok-123456 pw x-password url url-pass-987 title Shop")
     assert text == "token ***** pw ***** url ***** title Shop"
     masking.forget()
+
+
+def test_the_annotated_example_names_every_key_a_user_can_set():
+    """`deployer init` writes the example, and it says that every key is explained there."""
+    import re
+
+    from deployer.config import SECTIONS, SERVICE_KEYS
+
+    text = (ROOT / "examples" / "deployer.toml").read_text()
+    for key in SERVICE_KEYS:
+        assert re.search(rf"(?m)^(# )?{key} = ", text), f"services.*.{key} is not in examples/deployer.toml"
+    for section in SECTIONS:
+        assert re.search(rf"(?m)^(# )?\[{section}[].]", text), f"[{section}] is not in examples/deployer.toml"
+    for key in ("mode", "edge_replicas", "edge_constraints", "db_constraints", "cpus"):
+        assert re.search(rf"(?m)^(# )?{key} = ", text), key
