@@ -2,9 +2,11 @@
 
     edge/        the edge image: nginx + Lua (routing, balancing, metrics), the site template
     db/          the PostgreSQL + pgvector image
-    self/        the deployer's own image (runs the backup schedule)
+    agent/       the backup agent's image (dumps, the schedule, restores)
     templates/   Dockerfile templates for your own Spring Boot and Next.js apps
-    deployer.toml  the annotated example config, the source of `deployer init`
+    ci/          the app's CI/CD workflows that `deployer init --ci github` writes
+    example.toml the annotated example config, the source of `deployer init` (in a wheel;
+                 a checkout reads examples/deployer.toml)
 
 They live inside the package, so a wheel carries them and every image the deployer
 needs builds from an installed copy as well as from a checkout.
