@@ -31,6 +31,10 @@ def debug(what: str) -> None:
 class Engine:
     def __init__(self, host: str | None = None, *, timeout: float = 120, connect_timeout: float = 10) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or None
+        if self.host:  # bad input (exit 2) before anything connects: DOCKER_HOST, DEPLOYER_SSH_COMMAND
+            from deployer.adapters.ssh import check_host
+
+            check_host(self.host)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._tunnel: Any = None

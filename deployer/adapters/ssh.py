@@ -24,9 +24,10 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from deployer.errors import UnreachableError
+from deployer.errors import InputError, UnreachableError
 
 REMOTE_SOCKET = "/var/run/docker.sock"
+HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,32 @@ class Address:
         if parts.scheme != "ssh" or not parts.hostname:
             raise ValueError(f"not an ssh:// address: {url!r}")
         return cls(url, parts.hostname, parts.username, parts.port)
+
+
+def ssh_command() -> list[str]:
+    """`ssh`, or DEPLOYER_SSH_COMMAND split like a shell would (exit 2 when it cannot be)."""
+    raw = os.environ.get("DEPLOYER_SSH_COMMAND", "")
+    try:
+        command = shlex.split(raw)
+    except ValueError as exc:  # an unclosed quote or a trailing backslash
+        raise InputError(f"DEPLOYER_SSH_COMMAND: {exc}") from None
+    return command or ["ssh"]
+
+
+def check_host(host: str) -> None:
+    """Bad input (exit 2), raised before anything connects: an engine host that is no Docker
+    host URL or no ssh://[user@]host[:port] address, or, for an ssh host, a
+    DEPLOYER_SSH_COMMAND that does not split. The config's engine.host is checked with the
+    config, so a bad host comes from DOCKER_HOST."""
+    name = "DOCKER_HOST" if host == os.environ.get("DOCKER_HOST") else "engine.host"
+    if not host.startswith(HOST_SCHEMES):
+        raise InputError(f"{name}: {host!r} is not a Docker host URL ({', '.join(HOST_SCHEMES)})")
+    if host.startswith("ssh://"):
+        try:
+            Address.parse(host)
+        except ValueError:
+            raise InputError(f"{name}: {host!r} is not an ssh://[user@]host[:port] address") from None
+        ssh_command()
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -71,6 +98,7 @@ def _accepts(path: str) -> bool:
 class Tunnel:
     def __init__(self, url: str, *, connect_timeout: float, remote_socket: str = REMOTE_SOCKET) -> None:
         self.address = Address.parse(url)
+        self.command = ssh_command()
         self.connect_timeout = max(1, int(round(connect_timeout)))
         self.remote_socket = remote_socket
         self._dir: str | None = None
@@ -82,10 +110,9 @@ class Tunnel:
         return os.path.join(self._dir, "docker.sock")
 
     def argv(self, local: str) -> list[str]:
-        ssh = shlex.split(os.environ.get("DEPLOYER_SSH_COMMAND", "") or "ssh")
         a = self.address
         return [
-            *ssh,
+            *self.command,
             "-N",
             "-o", f"ConnectTimeout={self.connect_timeout}",
             "-o", "BatchMode=yes",

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from deployer import __version__
-from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
+from deployer.cli.common import ConfigOption, EnvOption, context, error, handled, say
 from deployer.cli.safety import WatchOption, watch_seconds
 
 app = typer.Typer(
@@ -137,11 +137,13 @@ def build(
 
     # A build needs the build contexts, not the secrets: CI builds without the env files.
     with context(config, env, check_paths=False) as ctx:
+        from deployer.errors import ConfigError
+
         for s in ctx.config.services.values():
             if s.build and not s.build.is_dir():
-                from deployer.errors import ConfigError
-
                 raise ConfigError(ctx.config.path, f"services.{s.name}.build", f"{s.build} is not a folder")
+            if s.build and s.dockerfile and not s.dockerfile.is_file():
+                raise ConfigError(ctx.config.path, f"services.{s.name}.dockerfile", f"{s.dockerfile} is not a file")
         for tag in images.build_all(
             ctx, version, progress=lambda s: say(f"building {s.image_ref(version)} from {s.build}")
         ):
@@ -216,6 +218,41 @@ def _register_groups() -> None:
 _register_groups()
 
 
+def _run() -> int:
+    """Parse the command line and run the command; returns the exit code.
+
+    Click's own error handling (standalone mode) is off so that a usage error (a bad or
+    missing option or argument, an unknown command) is one line on stderr like every other
+    error, exit code 2. `--help`, `--version`, the help shown when a group gets no command,
+    Ctrl-C (130) and typer.Exit keep click's behaviour."""
+    import click
+
+    try:
+        result = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `deployer`, `deployer backup`: the help, as before
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        ctx = exc.ctx
+        where = ctx.command_path if ctx is not None else "deployer"
+        help_option = ctx.help_option_names[0] if ctx is not None and ctx.help_option_names else "--help"
+        error(f"ERROR: {_one_line(exc.format_message())} (see {where} {help_option})")
+        return exc.exit_code
+    except click.ClickException as exc:
+        error(f"ERROR: {_one_line(exc.format_message())}")
+        return exc.exit_code
+    except click.Abort:  # typer.prompt at end of input, as in click's standalone mode
+        error("Aborted!")
+        return 1
+    # Without standalone mode click returns the command's value (commands return None), or
+    # the code of a typer.Exit / click Exit (--help, --version, Ctrl-C while parsing: 130).
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
 def main() -> None:
     """Run one command, then leave without the interpreter's teardown.
 
@@ -223,8 +260,7 @@ def main() -> None:
     `switch`. Every file, client, tunnel and thread is closed or joined before a command
     returns, so only the standard streams need flushing."""
     try:
-        app()
-        code: Any = 0
+        code: Any = _run()
     except SystemExit as exc:
         code = exc.code
     if code is None:

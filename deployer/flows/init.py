@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.assets import asset, example_config
-from deployer.errors import InputError
+from deployer.errors import DeployerError, InputError
 
 SUBSTITUTIONS = (
     ('name = "shop"', 'name = "{name}"'),
@@ -84,29 +84,72 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
         folder / "backend" / "Dockerfile": asset("templates", "spring-boot.Dockerfile").read_text(),
         folder / "frontend" / "Dockerfile": asset("templates", "nextjs.Dockerfile").read_text(),
     }
+    flows = {folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()}
+    secrets_files = {folder / name: text for name, text in env_files().items()}
+    for path in [*files, *flows, *secrets_files]:  # before anything is written
+        _check_target(folder, path)
     written = []
     if ci and not force:  # adding CI to a project that has its deployer.toml already
         written = [Written(p, "kept") for p in files if p.exists()]
         files = {p: t for p, t in files.items() if not p.exists()}
-    files.update({folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()})
+    files.update(flows)
     existing = [p for p in files if p.exists()]
     if existing and not force:
         raise InputError(f"{existing[0]} exists; nothing was written (use --force to overwrite)")
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        action = "overwrote" if path.exists() else "wrote"
-        path.write_text(text, encoding="utf-8")
-        written.append(Written(path, action))
-    for name, text in env_files().items():  # secrets: never overwritten, owner-only
-        path = folder / name
-        if path.exists():
-            written.append(Written(path, "kept"))
-            continue
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        written.append(Written(path, "wrote"))
+    new_secrets = {p: t for p, t in secrets_files.items() if not p.exists()}  # secrets: never overwritten
+    for path in [*files, *new_secrets]:
+        _check_writable(path)
+    path = folder
+    try:
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            action = "overwrote" if path.exists() else "wrote"
+            path.write_text(text, encoding="utf-8")
+            written.append(Written(path, action))
+        for path, text in secrets_files.items():  # owner-only
+            if path not in new_secrets:
+                written.append(Written(path, "kept"))
+                continue
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            written.append(Written(path, "wrote"))
+    except OSError as exc:  # checked above: a full disk, or a change made meanwhile
+        done = ", ".join(str(w.path) for w in written if w.action != "kept") or "nothing"
+        raise DeployerError(f"{path}: {exc.strerror or exc}; written before it: {done}", step="write files") from None
     return written
+
+
+def _check_target(folder: Path, path: Path) -> None:
+    """Bad input (exit 2): a path init writes a file to that is a folder, a broken symlink
+    or anything else but a regular file, or under something that is not a folder."""
+    try:
+        for parent in reversed(path.relative_to(folder).parents[:-1]):  # .github, .github/workflows
+            parent = folder / parent
+            if (parent.is_symlink() or parent.exists()) and not parent.is_dir():
+                raise InputError(f"{parent} is not a folder: init writes {path} there; nothing was written")
+        if path.is_symlink() and not path.exists():
+            raise InputError(
+                f"{path} is a broken symlink (to {os.readlink(path)}): init writes a file there; nothing was written"
+            )
+        if path.is_dir():
+            raise InputError(f"{path} is a folder: init writes a file there; nothing was written")
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path} is not a regular file: init writes a file there; nothing was written")
+    except OSError as exc:  # a folder that cannot be searched
+        raise InputError(f"{path}: {exc.strerror or exc}; nothing was written") from None
+
+
+def _check_writable(path: Path) -> None:
+    """Bad input (exit 2): a file init writes (or the folder it creates it in) that this user cannot write."""
+    if path.exists():
+        target, mode = path, os.W_OK
+    else:
+        target, mode = path.parent, os.W_OK | os.X_OK
+        while not target.exists():  # .github/workflows is created
+            target = target.parent
+    if not os.access(target, mode):
+        raise InputError(f"{target} is not writable: init writes {path}; nothing was written")
 
 
 CI = ("github",)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from deployer import config
+from deployer.errors import InputError
+from deployer.flows import init as setup
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,3 +75,78 @@ def test_init_needs_backend_and_frontend(tmp_path):
     assert result.returncode == 2
     assert "no frontend/ folder" in result.stderr
     assert list(tmp_path.iterdir()) == [tmp_path / "backend"]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _refused(result: subprocess.CompletedProcess, names: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert names in lines[0] and "nothing was written" in lines[0]
+    assert "Traceback" not in result.stderr and "internal" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_init_refuses_a_folder_where_a_file_goes_and_writes_nothing(tmp_path):
+    folder = make_project(tmp_path)
+    (folder / "backend" / "Dockerfile").mkdir()
+    before = _files(folder)
+    for args in ((), ("--force",), ("--ci", "github"), ("--force", "--ci", "github")):
+        result = init(folder, *args)
+        _refused(result, str(folder / "backend" / "Dockerfile"))
+        assert "is a folder" in result.stderr
+        assert _files(folder) == before
+
+
+def test_init_refuses_a_broken_symlink_and_writes_nothing(tmp_path):
+    folder = make_project(tmp_path)
+    (folder / "db.env").symlink_to(tmp_path / "nowhere")
+    before = _files(folder)
+    for args in ((), ("--force",)):
+        result = init(folder, *args)
+        _refused(result, str(folder / "db.env"))
+        assert "broken symlink" in result.stderr
+        assert _files(folder) == before
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_init_refuses_a_file_where_the_workflows_folder_goes(tmp_path):
+    folder = make_project(tmp_path)
+    (folder / ".github").write_text("not a folder\n")
+    before = _files(folder)
+    result = init(folder, "--ci", "github")
+    _refused(result, str(folder / ".github"))
+    assert _files(folder) == before
+
+
+def test_init_refuses_a_special_file(tmp_path):
+    folder = make_project(tmp_path)
+    os.mkfifo(folder / "deployer.toml")
+    before = _files(folder)
+    result = init(folder, "--force")
+    _refused(result, str(folder / "deployer.toml"))
+    assert "not a regular file" in result.stderr
+    assert _files(folder) == before
+
+
+def test_init_refuses_a_folder_it_cannot_write(tmp_path, monkeypatch):
+    """In process: the tests may run as root, for whom every file is writable."""
+    folder = make_project(tmp_path)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder / "frontend" else real_access(p, mode))
+    with pytest.raises(InputError, match="frontend is not writable"):
+        setup.init(folder, force=False)
+    assert _files(folder) == ["backend", "frontend"]
+
+
+def test_init_keeps_env_files_that_are_symlinks_to_files(tmp_path):
+    folder = make_project(tmp_path)
+    (tmp_path / "secrets.env").write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=mine-password\n")
+    (folder / "db.env").symlink_to(tmp_path / "secrets.env")
+    result = init(folder)
+    assert result.returncode == 0, result.stderr
+    assert f"kept      {folder / 'db.env'}" in result.stdout
+    assert "mine-password" in (tmp_path / "secrets.env").read_text()

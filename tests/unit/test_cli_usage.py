@@ -1,0 +1,64 @@
+"""Usage errors (a bad or missing option or argument, an unknown command) are one line on
+stderr naming the problem, exit code 2, like every other bad input. Found while parsing,
+before the config is read or an engine is contacted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def deployer(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "deployer", *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "names", "where"),
+    [
+        (["prune", "--keep", "0"], "'--keep'", "deployer prune --help"),
+        (["maintenance", "on", "--retry-after", "soon"], "'--retry-after'", "deployer maintenance on --help"),
+        (["switch"], "'--to'", "deployer switch --help"),
+        (["status", "extra-arg"], "extra-arg", "deployer status --help"),
+        (["release"], "'VERSION'", "deployer release --help"),
+        (["nosuchcommand"], "'nosuchcommand'", "deployer --help"),
+        (["backup", "nosuch"], "'nosuch'", "deployer backup --help"),
+        (["--bogus"], "'--bogus'", "deployer --help"),
+        (["status", "--jsn"], "'--jsn'", "deployer status --help"),
+    ],
+)
+def test_a_usage_error_is_one_line(args, names, where):
+    result = deployer(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ERROR: ")
+    assert names in lines[0]
+    assert lines[0].endswith(f"{where})")
+    assert "Traceback" not in result.stderr and "Usage:" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_is_unchanged():
+    result = deployer("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: ") and "Commands:" in result.stdout and "prune" in result.stdout
+    assert result.stderr == ""
+
+    result = deployer("prune", "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: " in result.stdout and "--keep" in result.stdout
+
+
+def test_no_command_shows_the_help_as_before():
+    for args in ([], ["backup"]):
+        result = deployer(*args)
+        assert result.returncode == 2
+        assert result.stderr.startswith("Usage: ") and "Commands:" in result.stderr
+        assert "ERROR" not in result.stderr
+
+
+def test_version():
+    result = deployer("--version")
+    assert result.returncode == 0 and result.stdout.startswith("deployer ")
