@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.agent.folder import Folder
-from deployer.core import agentconfig, masking
+from deployer.core import agentconfig, dumps, masking
 from deployer.core.agentconfig import AgentConfig
 from deployer.errors import BackupError
 
@@ -59,9 +59,36 @@ def _read_secret(name: str) -> str:
         ) from None
 
 
+def ours(filename: str) -> bool:
+    """A file the agent writes in the dumps folder: a dump, its sidecars, a partial, its
+    markers and lock (.deployer-*, .deployer.lock), a temporary file (.NAME.PID.tmp)."""
+    hidden = filename.startswith(".")
+    return (
+        dumps.name_of(filename) is not None
+        or filename.startswith(".deployer")
+        or (hidden and filename.endswith(".tmp"))
+    )
+
+
 def prepare(folder: Path) -> list[str]:
-    """As root: the folder and our files belong to 10001, 0700/0600. Returns warnings."""
+    """As root: the folder and our files belong to 10001, 0700/0600. Returns warnings.
+
+    A folder that holds other files is not taken over: `backup.dir` naming a folder in use
+    (/etc, a home) must not have its owner and modes changed."""
     warnings = []
+    try:
+        foreign = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink() and not ours(p.name))
+    except FileNotFoundError:
+        foreign = []
+    except OSError as exc:
+        raise BackupError(f"cannot read the dumps folder {folder}: {exc.strerror}", step="start") from None
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise BackupError(
+            f"the dumps folder (backup.dir) holds files that are not dumps ({shown}): it must be an empty"
+            " folder or the deployer's own; nothing in it was changed",
+            step="start",
+        )
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         for path in [folder, *folder.iterdir()]:

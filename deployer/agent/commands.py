@@ -125,7 +125,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise InputError(str(exc)) from None
     if args.command == "dump" and not 1 <= args.lock_wait_timeout <= 86400:
         raise InputError("--lock-wait-timeout must be 1 to 86400 seconds")
-    if args.command == "restore" and not re.fullmatch(r"\d{1,6}(kB|MB|GB)", args.maintenance_work_mem):
+    if args.command == "restore" and not re.fullmatch(r"[0-9]{1,6}(kB|MB|GB)", args.maintenance_work_mem):
         raise InputError("--maintenance-work-mem must look like 512MB")
     if args.command == "record" and args.ok == args.failed:
         raise InputError("record needs one of --ok or --failed")

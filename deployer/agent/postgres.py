@@ -39,7 +39,7 @@ def sweep() -> None:
     """Remove password folders of agents that no longer run (killed with SIGKILL)."""
     tmp = Path(tempfile.gettempdir())
     for path in tmp.glob(f"{PREFIX}*"):
-        m = re.match(rf"{PREFIX}(\d+)-", path.name)
+        m = re.match(rf"{PREFIX}([0-9]+)-", path.name)
         if m and not Path(f"/proc/{m.group(1)}").exists():
             shutil.rmtree(path, ignore_errors=True)
 

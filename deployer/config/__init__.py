@@ -16,6 +16,7 @@ from deployer.config import registry as registry_config
 from deployer.config import swarm as swarm_config
 from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Route, Service, Timeouts, Tls
 from deployer.config.reader import Reader
+from deployer.core import durations
 from deployer.errors import ConfigError
 
 __all__ = [
@@ -64,7 +65,8 @@ IMAGE_NAME = re.compile(
 IMAGE_REF = re.compile(IMAGE_NAME.pattern + r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MEMORY = re.compile(r"[1-9][0-9]{0,6}[kmg]")
-SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9._-]+(?::[0-9]{1,5})?")
+# A user and host never start with '-': ssh would read them as options.
+SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?")
 RESTART = ("no", "always", "unless-stopped", "on-failure")
 SERVICE_KEYS = {
     "image",
@@ -88,9 +90,12 @@ SERVICE_KEYS = {
 
 def find(path: str | Path | None) -> Path:
     candidate = Path(path) if path else Path.cwd() / DEFAULT_FILE
-    if not candidate.is_file():
-        raise ConfigError(candidate, None, "config file not found (use --config PATH)")
-    return candidate.resolve()
+    try:
+        if not candidate.is_file():
+            raise ConfigError(candidate, None, "config file not found (use --config PATH)")
+        return candidate.resolve()
+    except OSError as exc:  # a name too long, a loop of links, ...
+        raise ConfigError(candidate, None, f"cannot use it as the config file: {exc.strerror}") from None
 
 
 def load(path: str | Path | None = None, *, check_paths: bool = True, environment: str | None = None) -> Config:
@@ -114,9 +119,20 @@ def load(path: str | Path | None = None, *, check_paths: bool = True, environmen
 def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True, environment: str | None = None) -> Config:
     merged, defined = environments.apply(raw, file, environment)
     try:
-        return _parse(merged, file, check_paths=check_paths, environment=environment or "", defined=defined)
+        config = _parse(merged, file, check_paths=check_paths, environment=environment or "", defined=defined)
     except ConfigError as exc:
         raise environments.blame(exc, raw, environment) from None
+    # Every other environment's values too (not the files it names: this machine may not
+    # have production's secrets), so that a bad value in production is found on staging.
+    for other in defined:
+        if other != environment:
+            try:
+                _parse(
+                    environments.apply(raw, file, other)[0], file, check_paths=False, environment=other, defined=defined
+                )
+            except ConfigError as exc:
+                raise environments.blame(exc, raw, other) from None
+    return config
 
 
 def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: str, defined: tuple[str, ...]) -> Config:
@@ -131,9 +147,11 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     restart = r.string("project.restart", default="unless-stopped")
     if restart not in RESTART:
         raise ConfigError(file, "project.restart", f"must be one of {', '.join(RESTART)}")
-    engine = Engine(
-        host=r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None, mode=swarm_config.mode(r)
-    )
+    host = r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None
+    port = SSH_HOST.fullmatch(host).group(1) if host else None
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise r.error("engine.host", f"the port {port} is not between 1 and 65535")
+    engine = Engine(host=host, mode=swarm_config.mode(r))
     services = _services(r)
     edge = edge_config.read(r, services)
     database = _database(r)
@@ -173,10 +191,10 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
 
 
 def _limits(r: Reader, prefix: str) -> Limits:
-    return Limits(
-        cpus=r.optional_number(f"{prefix}.cpus", low=0.01, high=1024, unit="CPUs"),
-        memory=r.matching(f"{prefix}.memory", MEMORY, "a memory size such as 512m or 2g") or None,
-    )
+    memory = r.matching(f"{prefix}.memory", MEMORY, "a memory size such as 512m or 2g") or None
+    if memory and (durations.parse_size(memory) or 0) < 6 << 20:
+        raise r.error(f"{prefix}.memory", f"{memory} is below Docker's minimum of 6m")
+    return Limits(cpus=r.optional_number(f"{prefix}.cpus", low=0.01, high=1024, unit="CPUs"), memory=memory)
 
 
 def _services(r: Reader) -> dict[str, Service]:
@@ -199,6 +217,8 @@ def _services(r: Reader) -> dict[str, Service]:
         image = r.matching(
             f"{prefix}.image", IMAGE_NAME, "an image name without a tag (the version is the tag)", required=True
         )
+        if len(image) > 255:
+            raise r.error(f"{prefix}.image", "longer than Docker's 255 characters for an image name")
         env_file = r.path(f"{prefix}.env_file", must_exist=True, kind="file")
         required_env = tuple(r.names(f"{prefix}.required_env", ENV_KEY, "environment variable names"))
         if required_env and r.check_paths:
@@ -305,7 +325,7 @@ def _backup(r: Reader) -> Backup:
     if keep["keep_last"] < 1:
         raise r.error("backup.keep_last", "must be at least 1")
     return Backup(
-        dir=r.string("backup.dir", default="") or None,
+        dir=r.host_folder("backup.dir"),
         schedule=schedule,
         before_release=r.boolean("backup.before_release", default=True),
         webhook=webhook,

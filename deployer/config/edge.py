@@ -3,7 +3,8 @@ before any side effect. Every error names its key (exit code 2).
 
 The certificate and its key are files on the CLI's machine: they are checked here (they
 exist, are PEM, the key is not readable by other users and matches the certificate), and
-uploaded into the edge by `deployer up` and `deployer edge reload`.
+uploaded into the edge by `deployer up` and `deployer edge reload`, which also check the
+certificate's dates (check_dates).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import ipaddress
 import re
 import ssl
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from deployer.config.model import DEFAULT_HEADERS, Edge, Route, Service, Tls
 from deployer.config.reader import ROUTE_PREFIX, Reader
+from deployer.core import tls as tls_pem
 
 RATE = re.compile(r"([1-9][0-9]{0,5})r/([sm])")
 UPSTREAM = re.compile(
@@ -52,7 +55,7 @@ def read(r: Reader, services: dict[str, Service]) -> Edge:
         upstream_idle_timeout=r.integer("edge.upstream_idle_timeout", default=4, low=1, high=3600),
         domains=tuple(r.names("edge.domains", DOMAIN, "domain names in lowercase, such as example.com")),
         trusted_proxies=_networks(r, "edge.trusted_proxies"),
-        acme_webroot=r.string("edge.acme_webroot", default="") or None,
+        acme_webroot=r.host_folder("edge.acme_webroot"),
         headers=_headers(r),
         tls=_tls(r),
         routes=_routes(r, services),
@@ -83,11 +86,15 @@ def _networks(r: Reader, key: str) -> tuple[str, ...]:
 def _headers(r: Reader) -> tuple[tuple[str, str], ...]:
     table = r.table("edge.headers", required=False)
     merged = {name.lower(): (name, value) for name, value in DEFAULT_HEADERS}
+    seen: dict[str, str] = {}
     for name in table:
         key = f"edge.headers.{name}"
         if not HEADER_NAME.fullmatch(name):
             raise r.error(key, "a header name is letters, digits and '-'")
         lower = name.lower()
+        if lower in seen:
+            raise r.error(key, f"the same header as edge.headers.{seen[lower]} (header names ignore case)")
+        seen[lower] = name
         if lower in RESERVED_HEADERS:
             raise r.error(key, f"the edge sets this header itself: {RESERVED_HEADERS[lower]}")
         if lower in HOP_HEADERS:
@@ -143,7 +150,9 @@ def _pem(r: Reader, key: str, path: Path) -> str:
 
 def check_pair(r: Reader, cert: Path, key: Path) -> None:
     """The certificate and the key are PEM, the key is private to its owner and unencrypted,
-    and the key matches the certificate (the same check nginx makes when it loads them)."""
+    and the key matches the certificate (the same check nginx makes when it loads them).
+    Its dates are checked only where it is installed (check_dates): an expired certificate
+    must not stop a rollback, a `down` or a restore."""
     if "-----BEGIN CERTIFICATE-----" not in _pem(r, "edge.tls.cert", cert):
         raise r.error("edge.tls.cert", f"{cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     key_text = _pem(r, "edge.tls.key", key)
@@ -165,6 +174,31 @@ def check_pair(r: Reader, cert: Path, key: Path) -> None:
         raise r.error("edge.tls.cert", f"{cert} and {key} cannot be loaded together: {exc.reason or exc}") from None
     except (ValueError, OSError) as exc:
         raise r.error("edge.tls.key", f"{key} cannot be loaded: {exc}") from None
+
+
+def check_dates(r: Reader, cert: Path, *, now: datetime | None = None) -> str | None:
+    """The leaf certificate (the first of the PEM) has not expired and is already valid
+    (give or take tls.SKEW of clock difference); returns a warning when it expires within
+    tls.SOON (14 days), else None. For `deployer up` and `deployer edge reload`."""
+    from cryptography import x509  # only where a certificate is installed
+
+    try:
+        leaf = x509.load_pem_x509_certificate(_pem(r, "edge.tls.cert", cert).encode())
+    except ValueError as exc:
+        raise r.error("edge.tls.cert", f"cannot read the validity dates of the certificate in {cert}: {exc}") from None
+    not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    now = now or datetime.now(UTC)
+    if now > not_after:
+        raise r.error("edge.tls.cert", f"the certificate in {cert} expired on {tls_pem.stamp(not_after)}; renew it")
+    if now + tls_pem.SKEW < not_before:
+        raise r.error(
+            "edge.tls.cert",
+            f"the certificate in {cert} is not valid before {tls_pem.stamp(not_before)}; "
+            "check this machine's clock, or wait until then",
+        )
+    if not_after - now <= tls_pem.SOON:
+        return f"edge.tls.cert: the certificate in {cert} expires on {tls_pem.stamp(not_after)}; renew it soon"
+    return None
 
 
 # -- routes -------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from deployer.errors import ConfigError
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 SECRET_KEY = re.compile(r".*(PASSWORD|PASSWD|PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE).*", re.IGNORECASE)
-URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/:@\s]+:([^@\s]+)@", re.IGNORECASE)
+# The lookbehind starts a scheme only where a run of scheme characters starts: without it, a
+# long value with no URL in it costs time quadratic in its length (a 400 KB key: minutes).
+URL_PASSWORD = re.compile(r"(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^/:@\s]+:([^@\s]+)@", re.IGNORECASE)
 LINE = re.compile(r"(?:export[ \t]+)?([^=\s]+)[ \t]*=[ \t]*(.*)")
 
 
@@ -28,23 +30,42 @@ class EnvFile:
     values: dict[str, str]
 
 
-def _value(raw: str) -> str:
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _value(raw: str) -> str | None:
+    """The value, or None when a quote opens and does not close where the value ends (a
+    comment may follow it)."""
     raw = raw.strip()
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1]
+    if raw[:1] in ("'", '"'):
+        end = raw.find(raw[0], 1)
+        rest = raw[end + 1 :].strip() if end > 0 else None
+        if rest is None or (rest and not rest.startswith("#")):
+            return None
+        return raw[1:end]
     return re.split(r"[ \t]#", raw, maxsplit=1)[0].rstrip()
 
 
 def parse(text: str, *, where: object, key: str) -> dict[str, str]:
+    """KEY=VALUE lines. A line is reported by its number (and its key), never its text."""
     values: dict[str, str] = {}
+    first: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if CONTROL.search(line):
+            raise ConfigError(where, key, f"line {number} holds a control character (a NUL, an escape, ...)")
         m = LINE.fullmatch(stripped)
         if not m or not KEY.fullmatch(m.group(1)):
             raise ConfigError(where, key, f"line {number} is not KEY=VALUE (its text is not shown: it may be a secret)")
-        values[m.group(1)] = _value(m.group(2))
+        name, value = m.group(1), _value(m.group(2))
+        if value is None:
+            raise ConfigError(where, key, f"line {number} ({name}) opens a quote that does not close the value")
+        if name in first:
+            raise ConfigError(where, key, f"line {number} sets {name} again (first on line {first[name]})")
+        first[name] = number
+        values[name] = value
     return values
 
 

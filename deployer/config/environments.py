@@ -10,9 +10,9 @@ before it is parsed, so the merged result passes through every check the base do
 
 Only the keys in OVERRIDABLE may be overridden: the shape of the app (its services,
 images, routes, health paths) and its name are the same everywhere, so what staging
-proved healthy is what production runs. Every environment's keys are checked on every
-load, whichever one is used, so a typo in production's table is found while releasing to
-staging; the files an environment names are checked only when it is the one in use (the
+proved healthy is what production runs. Every environment's keys and values are checked
+on every load, whichever one is used, so a typo in production's table is found while
+releasing to staging; the files an environment names are checked only when it is the one in use (the
 staging runner has no production secrets).
 """
 

@@ -69,6 +69,8 @@ class Reader:
         self, key: str, pattern: re.Pattern[str], what: str, *, default: str = "", required: bool = False
     ) -> str:
         value = self.string(key, default=default, required=required)
+        if value == "" and self.get(key) is not None:  # written, but empty: never the same as left out
+            raise self.error(key, f"must be {what}, not empty")
         if value and not pattern.fullmatch(value):
             raise self.error(key, f"must be {what}: {value!r}")
         return value
@@ -128,7 +130,13 @@ class Reader:
         return self.matching(key, SIZE, "a size such as 512k, 20m or 1g", default=default).lower()
 
     def url_path(self, key: str, *, required: bool = False, default: str = "/") -> str:
-        return self.matching(key, URL_PATH, "a URL path starting with '/'", default=default, required=required)
+        value = self.matching(key, URL_PATH, "a URL path starting with '/'", default=default, required=required)
+        self._no_dot_segments(key, value.split("?", 1)[0])
+        return value
+
+    def _no_dot_segments(self, key: str, path: str) -> None:
+        if any(part in (".", "..") for part in path.split("/")):
+            raise self.error(key, f"{path!r} holds a '.' or '..' segment (clients and nginx resolve it away)")
 
     def prefixes(self, key: str, *, default: list[str]) -> list[str]:
         value = self.get(key)
@@ -139,6 +147,7 @@ class Reader:
         for v in value:
             if not ROUTE_PREFIX.fullmatch(v):
                 raise self.error(key, f"not a plain URL path prefix: {v!r}")
+            self._no_dot_segments(key, v)
         if len(set(value)) != len(value):
             raise self.error(key, "lists the same prefix twice")
         return value
@@ -152,20 +161,43 @@ class Reader:
         for v in value:
             if not pattern.fullmatch(v):
                 raise self.error(key, f"must list {what}: {v!r}")
+        twice = sorted({v for v in value if value.count(v) > 1})
+        if twice:
+            raise self.error(key, f"lists {twice[0]!r} twice")
+        return value
+
+    def host_folder(self, key: str) -> str | None:
+        """A folder of the Docker host that is bind-mounted (None: not set). Checked as text only:
+        it may be on another machine."""
+        value = self.string(key, default="")
+        if not value:
+            return None
+        if value != value.strip() or not value.strip():
+            raise self.error(key, f"{value!r} starts or ends with a space")
+        if ":" in value or "," in value:
+            raise self.error(key, f"{value!r}: a folder for a mount may not contain ':' or ','")
+        parts = [p for p in value.split("/") if p not in ("", ".")]
+        if value.startswith("/") and not parts:
+            raise self.error(key, "the root folder '/' cannot be the deployer's")
+        if len(value) > 1024:
+            raise self.error(key, "longer than 1024 characters")
         return value
 
     def path(self, key: str, *, must_exist: bool, kind: str = "") -> Path | None:
         value = self.string(key, default="")
         if not value:
             return None
-        resolved = (self.file.parent / value).resolve()
-        if must_exist and self.check_paths:
-            if not resolved.exists():
-                raise self.error(key, f"{value} does not exist (relative paths start at the config's folder)")
-            if kind == "file" and not resolved.is_file():
-                raise self.error(key, f"{value} is not a file")
-            if kind == "dir" and not resolved.is_dir():
-                raise self.error(key, f"{value} is not a folder")
+        try:
+            resolved = (self.file.parent / value).resolve()
+            if must_exist and self.check_paths:
+                if not resolved.exists():
+                    raise self.error(key, f"{value} does not exist (relative paths start at the config's folder)")
+                if kind == "file" and not resolved.is_file():
+                    raise self.error(key, f"{value} is not a file")
+                if kind == "dir" and not resolved.is_dir():
+                    raise self.error(key, f"{value} is not a folder")
+        except OSError as exc:  # a name too long, a loop of links, ...
+            raise self.error(key, f"cannot use {value[:80]!r}: {exc.strerror}") from None
         return resolved
 
     def reject_unknown(self, *, skip: tuple[str, ...] = ()) -> None:

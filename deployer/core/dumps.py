@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 STAMP = "%Y%m%dT%H%M%SZ"
-NAME = re.compile(r"dump-(\d{8}T\d{6}Z)(?:-(\d{1,4}))?")
+NAME = re.compile(r"dump-([0-9]{8}T[0-9]{6}Z)(?:-([0-9]{1,4}))?")
 LABEL = re.compile(r"[\w .:,+@/()-]{0,100}")
 DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -196,7 +196,7 @@ def space_needed(last_size: int | None) -> int:
 
 
 def major(version: str) -> int:
-    m = re.search(r"(\d+)(?:\.\d+)?", version)
+    m = re.search(r"([0-9]+)(?:\.[0-9]+)?", version)
     if not m:
         raise ValueError(f"no version number in {version!r}")
     return int(m.group(1))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-SIZE = re.compile(r"(\d+(?:\.\d+)?)([kmgt]?)b?", re.IGNORECASE)
+DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([kmgt]?)b?", re.IGNORECASE)
 UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 SIZES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -19,7 +19,7 @@ def parse_duration(value: str | int | float) -> float | None:
     if isinstance(value, (int, float)):
         return float(value) if value >= 0 else None
     text = value.strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+    if re.fullmatch(r"[0-9]+(?:\.[0-9]+)?", text):
         return float(text)
     m = DURATION.fullmatch(text)
     return float(m.group(1)) * UNITS[m.group(2)] if m else None

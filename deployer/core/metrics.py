@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 SAMPLE = re.compile(r"([a-z_]+)\{([^}]*)\} ([0-9.eE+-]+|\+Inf)")
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
-WINDOW = re.compile(r"# window (\d+) seconds")
+WINDOW = re.compile(r"# window ([0-9]+) seconds")
 
 
 @dataclass

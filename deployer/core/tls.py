@@ -6,16 +6,24 @@ A script in the edge then points the `live` link at it (one atomic rename) and g
 the PEM to nginx through the control socket; nginx's Lua presents it from the next
 handshake on. Nothing reloads, so no connection is closed. The previous folder is kept
 until the next renewal, and put back if nginx refuses the new one.
+
+`deployer up` and `deployer edge reload` refuse a certificate that has expired or is not
+valid yet, and warn when it expires within SOON (config/edge.py, check_dates).
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 HOME = "/var/lib/deployer"
 DIR = f"{HOME}/tls"
 CONTROL = "/run/deployer/control.sock"
 REJECTED = 3
+SOON = timedelta(days=14)  # a certificate that expires sooner is installed with a warning
+# A certificate issued a moment ago by a CA whose clock is a little ahead of this machine's
+# (certbot's deploy hook runs right after the issue) is not "not valid yet".
+SKEW = timedelta(minutes=5)
 
 
 def bundle(cert: str, key: str) -> bytes:
@@ -61,3 +69,8 @@ def install(gen: str) -> str:
             'openssl x509 -noout -subject -enddate -in "$d/live/tls.pem" 2>/dev/null | tr "\\n" " "',
         ]
     )
+
+
+def stamp(when: datetime) -> str:
+    """A certificate date as the messages give it: 2020-01-01 00:00 UTC."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -177,12 +177,18 @@ def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:
     """Copy a dump to this machine: partial file, sha256 checked, fsync, rename, 0600."""
     dumps.check_name(name)
     target = output or Path.cwd()
-    if target.is_dir():
-        target = target / f"{name}{dumps.DUMP}"
-    if target.exists():
-        raise InputError(f"--output: {target} exists; remove it or choose another path")
-    if not target.parent.is_dir():
-        raise InputError(f"--output: the folder {target.parent} does not exist")
+    try:
+        if target.is_dir():
+            target = target / f"{name}{dumps.DUMP}"
+        if target.exists():
+            raise InputError(f"--output: {target} exists; remove it or choose another path")
+        if not target.parent.is_dir():
+            raise InputError(f"--output: the folder {target.parent} does not exist")
+        os.stat(target.parent / f".{target.name}.partial")  # a name the folder cannot hold fails here, not later
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InputError(f"--output: cannot write {str(target)[:120]!r}: {exc.strerror}") from None
     info = ask(ctx, "info", name, step=Step.FETCH)
     if info["state"] == dumpstate.DAMAGED or not info.get("sha256"):
         raise BackupError(f"{name} is damaged: {info['problem']}", step=Step.FETCH)

@@ -121,10 +121,11 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
     Never recreates the database implicitly: see flows/dbguard.py (`recreate_db` dumps first)."""
     config, engine, say = ctx.config, ctx.engine, ctx.say
     rendered = render_site(ctx)
+    tls.refuse_out_of_date(ctx)
     check_owner(ctx)
     with held(ctx, "up"):
-        for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
-            engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
+        # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
+        # a refusal leaves nothing behind, not even the networks.
         say(f"images: edge, database and backup agent on {engine.where}")
         base = config.base_image
         edge_image = images.own_image(engine, "edge", base_image=base, say=say)
@@ -138,6 +139,8 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
         backup_image = images.own_image(engine, "agent", base_image=base, say=say)
         data, secrets = spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
         dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses a database restart, or dumps first
+        for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
+            engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
         try:
             compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
         except EngineError as exc:

@@ -18,9 +18,14 @@ def acme_on_host(ctx: Context) -> str | None:
 
 def install(ctx: Context, *, step: str) -> str:
     """Upload the certificate and key of [edge.tls] and make the edge present them from its
-    next handshake on. Returns what the edge says of the certificate."""
+    next handshake on. Returns what the edge says of the certificate. Its dates are checked
+    again first (the file may have changed since the config was loaded), and a certificate
+    that expires within 14 days is said as a warning."""
     settings = ctx.config.edge.tls
     assert settings is not None
+    soon = edge_config.check_dates(Reader({}, ctx.config.path), settings.cert)
+    if soon:
+        ctx.say(f"warning: {soon}")
     pem = tls.bundle(settings.cert.read_text(encoding="ascii"), settings.key.read_text(encoding="ascii"))
     gen = tls.generation(pem)
     ctx.engine.put_files(ctx.edge.container, tls.HOME, {tls.incoming(gen): pem}, step=step)
@@ -31,12 +36,20 @@ def install(ctx: Context, *, step: str) -> str:
     return out.split("\n", 1)[-1].strip() or "installed"
 
 
+def refuse_out_of_date(ctx: Context) -> None:
+    """Before `up` or `edge reload` changes anything: a certificate that has expired or is
+    not valid yet is bad input (install says the warning of one that expires soon)."""
+    if ctx.config.edge.tls:
+        edge_config.check_dates(Reader({}, ctx.config.path), ctx.config.edge.tls.cert)
+
+
 def reload(ctx: Context) -> str:
     """`deployer edge reload`: the certificate files again, e.g. after a renewal."""
     settings = ctx.config.edge.tls
     if settings is None:
         raise ConfigError(ctx.config.path, "edge.tls", "not set: there is no certificate to reload")
     edge_config.check_pair(Reader({}, ctx.config.path), settings.cert, settings.key)
+    refuse_out_of_date(ctx)
     ctx.edge.require()
     about = install(ctx, step="tls")
     if ctx.engine.published_port(ctx.edge.container, 443) is None:

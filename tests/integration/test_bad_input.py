@@ -105,6 +105,11 @@ CONFIGS = [
     ("[project]\n", '[project]\nid = "X"\n', "project.id"),
     ("[project]\n", '[project]\ncolour = "red"\n', "project.colour: unknown key"),
     ("[edge]\n", '[engine]\nhost = "tcp://1.2.3.4:2375"\n[edge]\n', "engine.host"),
+    ("[edge]\n", '[engine]\nhost = ""\n[edge]\n', "engine.host: must be ssh://[user@]host[:port], not empty"),
+    ("[edge]\n", '[engine]\nhost = "ssh://-oProxyCommand@x"\n[edge]\n', "engine.host: must be"),
+    ("[edge]\n", '[engine]\nhost = "ssh://deploy@x:70000"\n[edge]\n', "not between 1 and 65535"),
+    ('image = "', 'image = "' + "a" * 250, "longer than Docker's 255 characters"),
+    ("[smoke]", '[backup]\ndir = "/srv/d:/etc"\n[smoke]', "backup.dir"),
     ("port = 8080", 'port = "8080"', "services.backend.port"),
     ("port = 8080", "port = 0", "services.backend.port"),
     ("port = 8080", "port = 65536", "services.backend.port"),
@@ -134,6 +139,7 @@ CONFIGS = [
     ("expose_colour = true", 'expose_colour = true\ntemplate = "nope.j2"', "edge.template"),
     ('env_file = "db.env"', 'env_file = "nope.env"', "database.env_file"),
     ('env_file = "db.env"', 'env_file = "db.env"\nname = "my-db"', "database.name"),
+    ('env_file = "db.env"', 'env_file = "db.env"\nname = ""', "database.name: must be a plain identifier"),
     ('env_file = "db.env"', 'env_file = "db.env"\nimage = "Bad Image"', "database.image"),
     ("health_deadline = 40", "health_deadline = 0", "timeouts.health_deadline"),
     ("request_timeout = 2", 'request_timeout = "2s"', "timeouts.request_timeout"),
@@ -258,6 +264,14 @@ def test_every_command_validates_the_config_first(stack, command):
     stack.config.write_text(stack.good.replace("port = 8080", "port = 80800", 1))
     try:
         check(stack, command, "services.backend.port")
+    finally:
+        stack.config.write_text(stack.good)
+
+
+def test_build_names_a_dockerfile_that_is_not_a_file(stack):
+    stack.config.write_text(stack.good.replace("stop_grace = 5", 'stop_grace = 5\nbuild = "."\ndockerfile = "nope"', 1))
+    try:
+        check(stack, ("build", "v9"), "services.backend.dockerfile")
     finally:
         stack.config.write_text(stack.good)
 

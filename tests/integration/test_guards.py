@@ -183,6 +183,25 @@ def test_a_template_that_fails_nginx_t_leaves_the_live_config_untouched(project)
 
 
 @pytest.mark.parametrize(
+    "edge, database, status, words",
+    [
+        ('template = "broken.conf.j2"\n', "", 2, "edge.template: nginx -t rejects the rendered site"),
+        ("", 'image = "nowhere-pgvector:17"\n', 1, "database image nowhere-pgvector:17 does not exist"),
+    ],
+)
+def test_a_first_up_that_is_refused_creates_nothing(project, edge, database, status, words):
+    (project.folder / "broken.conf.j2").write_text("server { listen 80; location / { proxy_pass nowhere; } \n")
+    project.write_config(edge=edge)
+    if database:
+        project.config.write_text(project.config.read_text().replace("[database]\n", "[database]\n" + database))
+    failed = project.cli("up")
+    assert failed.returncode == status and words in failed.stderr, failed.stderr
+    assert project.containers() == []
+    assert project.docker.networks.list(filters={"name": project.name}) == []
+    assert project.docker.volumes.list(filters={"name": project.name}) == []
+
+
+@pytest.mark.parametrize(
     "args, words",
     [
         (("release", "v1;reboot", "--no-backup"), "invalid version 'v1;reboot'"),

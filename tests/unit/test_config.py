@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -139,6 +140,16 @@ BAD = [
     (("port = 3000", 'port = 3000\nrequired_env = ["API-KEY"]'), "services.frontend.required_env", "environment"),
     (("port = 3000", 'port = 3000\nrequired_env = ["API_KEY"]'), "services.frontend.required_env", "no env_file"),
     (('health = "/healthz"\n', ""), "services.frontend.health", "missing (required)"),
+    (('name = "shop"', 'name = ""'), "project.name", "not empty"),
+    (('health = "/healthz"', 'health = "/../../etc/passwd"'), "services.frontend.health", "'..' segment"),
+    (('routes = ["/"]', 'routes = ["/a/../"]'), "services.frontend.routes", "'..' segment"),
+    (("port = 3000", 'port = 3000\nmemory = "1k"'), "services.frontend.memory", "Docker's minimum"),
+    (("port = 3000", "port = 3000\nmigrate_timeout = 60"), "services.frontend.migrate_timeout", "no migration"),
+    (('image = "shop-backend"', f'image = "{"a" * 256}"'), "services.backend.image", "255 characters"),
+    (('image = "shop-backend"', 'image = ""'), "services.backend.image", "not empty"),
+    (('health = "/healthz"', 'health = ""'), "services.frontend.health", "not empty"),
+    (("[database]", '[engine]\nhost = ""\n[database]'), "engine.host", "not empty"),
+    (("[database]", '[database]\nname = ""'), "database.name", "not empty"),
     (("port = 3000", 'port = 3000\nbuild_args = { X = "1" }'), "services.frontend.build_args", "needs services"),
     (("port = 3000", 'port = 3000\nbuild = "."\nbuild_args = { X = 1 }'), "services.frontend.build_args.X", "string"),
     (
@@ -175,12 +186,22 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ("[edge]\nupstream_keepalive = 0", "edge.upstream_keepalive", "between 1"),
         ("[edge]\naccess_log = 1", "edge.access_log", "true or false"),
         ('[engine]\nhost = "tcp://x:2375"', "engine.host", "ssh://"),
+        ('[engine]\nhost = "ssh://-V"', "engine.host", "ssh://"),
+        ('[engine]\nhost = "ssh://-oProxyCommand@host"', "engine.host", "ssh://"),
+        ('[engine]\nhost = "ssh://deploy@host:70000"', "engine.host", "not between 1 and 65535"),
+        ('[engine]\nhost = "ssh://deploy@host:0"', "engine.host", "not between 1 and 65535"),
         ('[backup]\nschedule = "every day"', "backup.schedule", "not a valid cron"),
         ('[backup]\nschedule = "0 0 30 2 *"', "backup.schedule", "never fires"),
         ('[backup]\nwebhook = "ftp://x"', "backup.webhook", "http"),
         ("[backup]\nkeep_last = 0", "backup.keep_last", "at least 1"),
+        ('[backup]\ndir = "/srv/d:/etc"', "backup.dir", "may not contain ':'"),
+        ('[backup]\ndir = " "', "backup.dir", "space"),
+        ('[backup]\ndir = "//"', "backup.dir", "root folder"),
+        ('[edge]\nacme_webroot = "/var/www/acme "', "edge.acme_webroot", "space"),
         ("[timeouts]\nhealth_deadline = 5\nhealth_interval = 5", "timeouts.health_interval", "shorter"),
         ('[smoke]\npaths = ["nope"]', "smoke.paths", "plain URL path"),
+        ('[edge]\ndomains = ["a.example", "a.example"]', "edge.domains", "twice"),
+        ('[edge.headers]\nX-Note = "a"\nx-note = "b"', "edge.headers.x-note", "ignore case"),
     ],
 )
 def test_bad_sections_name_their_key(tmp_path, extra, key, words):
@@ -225,6 +246,24 @@ def test_broken_toml_and_bytes_and_missing_file(tmp_path):
         config.load(tmp_path / "latin.toml")
     with pytest.raises(ConfigError, match="config file not found"):
         config.load(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="File name too long"):
+        config.load(tmp_path / ("x" * 300 + ".toml"))
+    long_env = MINIMAL.replace('env_file = "db.env"', f'env_file = "{"y" * 300}.env"')
+    with pytest.raises(ConfigError, match="database.env_file: cannot use") as caught:
+        config.load(write(tmp_path, long_env))
+    assert caught.value.exit_code == 2
+
+
+def test_a_long_env_value_is_read_in_linear_time(tmp_path):
+    """A 400 KB value once took minutes: the URL-password search backtracked on every offset."""
+    import time
+
+    from deployer.config import envfile
+
+    started = time.monotonic()
+    envfile.register_secrets({"CERT": "ab1" * 130_000, "URL": "x" * 100_000 + " postgres://app:s3cret-pw@db/app"})
+    assert time.monotonic() - started < 5  # linear: about 0.01 s here; quadratic: minutes
+    assert masking.mask("password s3cret-pw") == f"password {masking.HIDDEN}"
 
 
 def test_env_files_are_checked_and_never_quoted(tmp_path):
@@ -246,6 +285,32 @@ def test_env_files_are_checked_and_never_quoted(tmp_path):
     os.chmod(tmp_path / "db.env", 0o644)
     with pytest.raises(ConfigError, match="readable by every user.*chmod 600"):
         config.load(path)
+
+    for text, words in (
+        ("POSTGRES_USER=app\nPOSTGRES_PASSWORD=hunter2\x1b[2J\n", "line 2 holds a control character"),
+        ("POSTGRES_USER=app\nPOSTGRES_PASSWORD=hun\x00ter2\n", "line 2 holds a control character"),
+        ('POSTGRES_USER="app\nPOSTGRES_PASSWORD=hunter2\n', "line 1 (POSTGRES_USER) opens a quote"),
+        ("POSTGRES_USER=app\nPOSTGRES_PASSWORD='hunter2' x\n", "line 2 (POSTGRES_PASSWORD) opens a quote"),
+        ("POSTGRES_USER=app\nPOSTGRES_PASSWORD=hunter2\nPOSTGRES_USER=root\n", "line 3 sets POSTGRES_USER again"),
+    ):
+        secret_file(tmp_path / "db.env", text)
+        with pytest.raises(ConfigError, match=re.escape(words)) as caught:
+            config.load(path)
+        assert "hunter2" not in str(caught.value)
+
+
+def test_env_file_values_quoted_or_not():
+    from deployer.config import envfile
+
+    text = 'A=\'x y\' # a comment\nB="p#w"\nC=plain # comment\nD=a#b\nE=""\nexport F=1\n'
+    assert envfile.parse(text, where="f", key="k") == {
+        "A": "x y",
+        "B": "p#w",
+        "C": "plain",
+        "D": "a#b",
+        "E": "",
+        "F": "1",
+    }
 
 
 def test_secret_values_are_registered_for_masking(tmp_path):

@@ -268,3 +268,17 @@ def test_the_password_file_quotes_what_libpq_would_misread(tmp_path, monkeypatch
         assert os.stat(path).st_mode & 0o777 == 0o600
         assert "pa:ss" not in json.dumps(pg.env)
     assert not os.path.exists(path)
+
+
+def test_fetch_refuses_an_output_it_cannot_write_before_asking_the_agent(tmp_path):
+    from deployer.errors import InputError
+    from deployer.flows import backups
+
+    name = "dump-20261127T030000Z"
+    for output, words in (
+        (tmp_path / ("x" * 300), "File name too long"),
+        (tmp_path / "missing" / "d.dump", "does not exist"),
+    ):
+        with pytest.raises(InputError, match=words) as caught:
+            backups.fetch(None, name, output)  # no engine, no agent: refused first
+        assert caught.value.exit_code == 2 and "--output" in str(caught.value)

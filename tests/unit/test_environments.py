@@ -136,6 +136,22 @@ def test_a_bad_key_in_any_environment_is_found_whichever_is_used(tmp_path):
             config.load(path, environment=env)
 
 
+@pytest.mark.parametrize(
+    "extra, key",
+    [
+        ('\n[environments.qa]\nengine.host = "tcp://x"\n', "environments.qa.engine.host"),
+        ("\n[environments.qa]\nbackup.keep_last = 0\n", "environments.qa.backup.keep_last"),
+        ('\n[environments.qa]\nengine.host = ""\n', "environments.qa.engine.host"),
+    ],
+)
+def test_a_bad_value_in_any_environment_is_found_whichever_is_used(tmp_path, extra, key):
+    path = write(tmp_path, ENVIRONMENTS + extra)
+    for env in (None, "staging"):
+        with pytest.raises(ConfigError) as caught:
+            config.load(path, environment=env)
+        assert f": {key}: " in str(caught.value) and caught.value.exit_code == BAD_INPUT, str(caught.value)
+
+
 def test_the_allowed_keys_live_in_one_list():
     assert environments.overridable("edge.tls.cert") and environments.overridable("backup.keep_daily")
     assert environments.overridable("services.api.env_file")

@@ -59,6 +59,8 @@ def load(tmp_path: Path, extra: str = "", service: str = "") -> config.Config:
         ("soon", None),
         ("-1s", None),
         ("3 m", None),
+        ("\u0663m", None),  # an Arabic-Indic three: digits are ASCII only
+        ("\uff11\uff10s", None),  # fullwidth 10
     ],
 )
 def test_durations(text, seconds):
@@ -67,6 +69,7 @@ def test_durations(text, seconds):
 
 def test_sizes_and_texts():
     assert parse_size("2g") == 2 << 30 and parse_size("500m") == 500 << 20 and parse_size("lots") is None
+    assert parse_size("\uff12g") is None
     assert seconds_text(90) == "1m30s" and seconds_text(180) == "3m" and seconds_text(0.25) == "250ms"
     assert bytes_text(1536) == "1.5 kB" and bytes_text(None) == "-"
 
