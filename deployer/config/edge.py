@@ -21,6 +21,7 @@ from deployer.config.model import DEFAULT_HEADERS, Edge, Route, Service, Tls
 from deployer.config.reader import ROUTE_PREFIX, Reader
 from deployer.core import tls as tls_pem
 
+TLS_KEYS = ("cert", "key", "port", "redirect", "hsts_max_age", "hsts_subdomains")  # [edge.tls]
 RATE = re.compile(r"([1-9][0-9]{0,5})r/([sm])")
 UPSTREAM = re.compile(
     r"(https?)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)(?::([0-9]{1,5}))?/?"

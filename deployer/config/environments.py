@@ -24,6 +24,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from deployer.config.edge import TLS_KEYS
 from deployer.errors import ConfigError
 
 ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,23}")
@@ -118,6 +119,8 @@ def _check_key(raw: dict[str, Any], file: Path, name: str, key: str) -> None:
             file, where, f"an environment may not override {key} (it may override: {', '.join(OVERRIDABLE)})"
         )
     parts = key.split(".")
+    if parts[:2] == ["edge", "tls"] and parts[2] not in TLS_KEYS:
+        raise ConfigError(file, where, f"unknown key ([edge.tls] takes {', '.join(TLS_KEYS)})")
     if parts[0] == "services":
         services = raw.get("services")
         if not isinstance(services, dict) or parts[1] not in services:

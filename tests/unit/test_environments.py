@@ -119,6 +119,7 @@ def test_another_environments_files_are_not_needed(tmp_path):
         ("[environments]\nstaging = 3\n", "environments.staging", "must be a table"),
         ('[environments.production]\nedge.public_port = "x"\n', "environments.production.edge.public_port", "must be"),
         ('[environments.production]\nengine.host = "tcp://x"\n', "environments.production.engine.host", "ssh://"),
+        ('[environments.staging]\nedge.tls.crt = "a.pem"\n', "environments.staging.edge.tls.crt", "unknown key"),
     ],
 )
 def test_bad_environments_name_their_key(tmp_path, extra, key, words):
