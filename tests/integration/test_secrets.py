@@ -124,9 +124,10 @@ def test_failures_print_no_secret(stack):
     stack.tag("v2", services=("frontend",))
     _, err = run(stack, "release", "v2", "--no-backup", code=1)
     assert "--- last lines ---" in err and "password *****" in err, err
-    # A compose error (docker refuses the container), relayed with compose's stderr.
+    # A compose error (docker refuses the container: more CPUs than the host has), relayed
+    # with compose's stderr.
     good = stack.config.read_text()
-    stack.config.write_text(good.replace("stop_grace = 5\nenv_file", 'stop_grace = 5\nmemory = "1k"\nenv_file', 1))
+    stack.config.write_text(good.replace("stop_grace = 5\nenv_file", "stop_grace = 5\ncpus = 1000\nenv_file", 1))
     try:
         _, err = run(stack, "release", "v1", "--no-backup", code=1)
         assert "start" in err
