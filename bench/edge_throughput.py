@@ -6,8 +6,8 @@ In one run, on one throwaway project (`et<random>`, removed at the end, even on 
   users get it by default: access log on, `edge.expose_colour` off) whose image
   is a fast stand-in app (bench/images/fastapp: nginx answering a fixed JSON with the test
   app's identity headers), so that the proxies, not the app, are what is compared. The
-  Python test app tops out near 1,100 req/s through pooled connections (it does not set
-  TCP_NODELAY, so each answer waits 40 ms for a delayed ACK; `--app testapp` shows it).
+  Python test app (a thread per connection) would be the limit (`--app testapp` shows it);
+  `bench/edge_demo.py` compares the two proxies in front of the example's own backend.
 - a peer, started by this script on the project's edge network: the edge's own image with a
   plain site, `upstream { server <app ip>:<port>; keepalive 64; }` and `proxy_pass`,
   in front of THE SAME app container (the live release's backend);

@@ -273,7 +273,19 @@ class Handler(BaseHTTPRequestHandler):
             closing=bytes([0x88, 2, 0x03, 0xE8]),  # close, 1000 normal
         )
 
+    def _dropped(self):
+        """After an answer to `.../drop-next`, the next request on the same connection gets
+        no answer: the connection is closed, as a server that closes idle keep-alive
+        connections without saying so would (what a proxy's pool must survive)."""
+        if getattr(self, "_drop_next", False):
+            self.close_connection = True
+            return True
+        self._drop_next = self._path().endswith("/drop-next")
+        return False
+
     def do_GET(self):
+        if self._dropped():
+            return
         self._enter()
         try:
             self._handle_get()
@@ -281,6 +293,8 @@ class Handler(BaseHTTPRequestHandler):
             self._leave()
 
     def do_HEAD(self):
+        if self._dropped():
+            return
         self._enter()
         try:
             self._handle_get(head=True)
@@ -288,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             self._leave()
 
     def do_POST(self):
+        if self._dropped():
+            return
         self._enter()
         try:
             received = self._read_body()

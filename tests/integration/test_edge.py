@@ -81,6 +81,34 @@ def test_sustained_load_reuses_upstream_connections_and_never_runs_out_of_ports(
     assert project.serving() == ("v2", "green")
 
 
+def test_a_pooled_connection_the_app_closed_costs_a_retry_not_an_answer(project):
+    """An app may close an idle pooled connection without saying so (the JDK's HttpServer
+    does past 200 idle ones). The test app's `/drop-next` makes the next request on the
+    same connection meet exactly that; the edge sends a GET again on a new connection, so
+    the client gets its answer. (A single address took a path in the balancer that raised
+    on the retry: a 500.)"""
+    project.release_all("v1")
+    parts = urlsplit(project.live_url)
+    # One client connection: one edge worker, whose pool hands the connection that just
+    # answered /drop-next to the next request.
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    statuses = []
+    try:
+        for _ in range(10):
+            for path in ("/api/drop-next", "/api/version"):
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                statuses.append((path, r.status))
+    finally:
+        conn.close()
+    assert statuses == [("/api/drop-next", 200), ("/api/version", 200)] * 10
+    # the edge did meet the closed connections (the test checks the path it meant to)
+    logs = project.edge.logs(stdout=False, stderr=True).decode(errors="replace")
+    assert logs.count("upstream prematurely closed connection") >= 10, logs[-2000:]
+    assert "failed to run balancer_by_lua" not in logs
+
+
 def test_access_log_has_one_json_line_per_request_and_no_secret(project):
     project.release_all("v1")
     project.get("/api/logged?token=s3cret-query-value", headers={"Authorization": "Bearer s3cret-header-value"})

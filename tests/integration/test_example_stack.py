@@ -81,12 +81,26 @@ def test_example_stack_end_to_end(project):
     # the front end through the edge, after the switch back
     page = project.get("/")
     assert page.status_code == 200 and "v1" in page.text
+    assert_no_delayed_ack_stall(project)
 
     again = run_demo(project)  # v1 now goes to the idle colour, green
     assert "live now answers {'version': 'v2', 'colour': 'blue'}" in again
     assert "live now answers {'version': 'v1', 'colour': 'green'}" in again
     names = [item["name"] for item in project.get("/api/items").json()]
     assert sorted(n for n in names if n in ITEMS) == sorted(ITEMS)  # stored once, not twice
+
+
+def assert_no_delayed_ack_stall(project, requests: int = 60) -> None:
+    """The edge reuses its connections to the backend. A server without TCP_NODELAY that
+    writes headers and body apart makes the body wait for the edge's delayed ACK: about
+    40 ms on many requests (the example's JDK HttpServer did, on about half of them)."""
+    slow = 0
+    with httpx.Client(timeout=10) as client:
+        for _ in range(requests):
+            began = time.monotonic()
+            assert client.get(f"{project.live_url}/api/version").status_code == 200
+            slow += time.monotonic() - began >= 0.035
+    assert slow < requests // 4, f"{slow} of {requests} answers took 35 ms or more"
 
 
 def test_backend_finishes_in_flight_requests_on_stop(project):

@@ -29,8 +29,10 @@ function M.run()
     end
     local n = #peers
     if n == 1 and not ctx.tries then
-        -- the common case (one container per service on a single host): nothing to choose
-        ctx.tries = 1
+        -- the common case (one container per service on a single host): nothing to choose.
+        -- nginx may still call again: a request that met a pooled connection the app had
+        -- closed is retried on a new one, and that retry starts from here (ctx.first).
+        ctx.tries, ctx.first = 1, 0
         local ok, err = balancer.set_current_peer(peers[1], port)
         if not ok then
             ngx.log(ngx.ERR, "set_current_peer ", peers[1], ":", port, ": ", err)
