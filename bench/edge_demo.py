@@ -13,6 +13,8 @@ On the running demo project (it reads `examples/deployer.toml`; run `make demo` 
   access log off) in front of THE SAME container, the live release's backend;
 - wrk (bench/images/load) in a container on the edge network, against `<edge>:80` and
   `<peer>:80` by name, path `/api/version`, the two proxies strictly alternating;
+- with `--peer-forwarded`, the peer also sends the forwarded headers the edge adds to every
+  request (X-Forwarded-For, -Proto, -Host, X-Real-IP): what parsing them costs the app;
 - the same report as `bench/edge_throughput.py`: req/s, failures, p50/p99, TIME_WAIT, CPU
   per request of the proxy and of the backend, and the ratios against the issue's targets.
 
@@ -37,6 +39,16 @@ import harness
 from harness import run_wrk, tcp_states
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+# What the edge adds to every request to an app by default (no edge.trusted_proxies): the
+# headers with an empty value are not sent.
+FORWARDED = """\
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+"""
 
 
 def status(config: Path) -> dict:
@@ -65,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pause", type=float, default=3)
     p.add_argument("--warmup", type=float, default=30, help="seconds of load, not measured, before the first run")
     p.add_argument("--peer-keepalive", type=int, default=64)
+    p.add_argument(
+        "--peer-forwarded",
+        action="store_true",
+        help="the peer also sends the forwarded headers the edge sends by default (what they cost the app)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -100,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     try:
         site = et.PEER_SITE.format(address=address, port=8080, keepalive=args.peer_keepalive)
+        if args.peer_forwarded:
+            site = site.replace(
+                "        proxy_set_header Host $host;\n", "        proxy_set_header Host $host;\n" + FORWARDED
+            )
+            assert FORWARDED in site
         peer = client.containers.run(
             edge.image.id,
             ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
