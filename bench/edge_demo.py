@@ -9,10 +9,12 @@ throughput does the edge cost against a plain nginx in front of the same backend
 On the running demo project (it reads `examples/deployer.toml`; run `make demo` first):
 
 - a peer, started here on the project's edge network: the edge's own image with the plain
-  site of `bench/edge_throughput.py` (`upstream { server <backend ip>:8080; keepalive 64; }`,
+  site of `bench/edge_throughput.py` (`upstream { server <backend ip>:<port>; keepalive 64; }`,
   access log off) in front of THE SAME container, the live release's backend;
 - wrk (bench/images/load) in a container on the edge network, against `<edge>:80` and
   `<peer>:80` by name, path `/api/version`, the two proxies strictly alternating;
+- `--service frontend --path /` compares them in front of the front end instead (its port
+  is the container's `deployer.port` label);
 - with `--peer-forwarded`, the peer also sends the forwarded headers the edge adds to every
   request (X-Forwarded-For, -Proto, -Host, X-Real-IP): what parsing them costs the app;
 - the same report as `bench/edge_throughput.py`: req/s, failures, p50/p99, TIME_WAIT, CPU
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     started = time.strftime("%Y-%m-%dT%H:%M:%S")
     try:
-        site = et.PEER_SITE.format(address=address, port=8080, keepalive=args.peer_keepalive)
+        port = int(backend.labels["deployer.port"])
+        site = et.PEER_SITE.format(address=address, port=port, keepalive=args.peer_keepalive)
         if args.peer_forwarded:
             site = site.replace(
                 "        proxy_set_header Host $host;\n", "        proxy_set_header Host $host;\n" + FORWARDED
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         proxies = {"edge": edge, "peer": peer}
         for c in proxies.values():
             harness.wait_http(c, f"http://127.0.0.1{args.path}")
-        print(f"project {project}: live {live}, {args.service} {backend.name} at {address}:8080", file=sys.stderr)
+        print(f"project {project}: live {live}, {args.service} {backend.name} at {address}:{port}", file=sys.stderr)
         if args.warmup > 0:  # the JVM compiles its hot paths first: not in either proxy's figures
             for c in proxies.values():
                 run_wrk(client, load_image, project, network, f"http://{c.name}:80{args.path}", connections=50,
