@@ -125,12 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 "        proxy_set_header Host $host;\n", "        proxy_set_header Host $host;\n" + FORWARDED
             )
             assert FORWARDED in site
-        peer = client.containers.run(
-            edge.image.id,
-            ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
-            entrypoint=["sh"], name=f"{prefix}peer", network=network, environment={"SITE": site},
-            labels={"deployer.project": project, "deployer.role": "bench"}, detach=True,
-        )  # fmt: skip
+        peer = et.start_peer(client, edge, project, "peer", site)
         proxies = {"edge": edge, "peer": peer}
         for c in proxies.values():
             harness.wait_http(c, f"http://127.0.0.1{args.path}")

@@ -153,18 +153,7 @@ class Bench:
               f"edge {s.edge.name}, peer {self.peer.name}", file=sys.stderr)  # fmt: skip
 
     def start_peer(self, label: str, site: str, **options):
-        """A plain nginx from the edge's image, with `site` instead of the deployer's."""
-        return self.client.containers.run(
-            self.stack.edge.image.id,
-            ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
-            entrypoint=["sh"],
-            name=f"{self.name}-bench-{label}",
-            network=self.network,
-            environment={"SITE": site},
-            labels={"deployer.project": self.name, "deployer.role": "bench"},
-            detach=True,
-            **options,
-        )
+        return start_peer(self.client, self.stack.edge, self.name, label, site, **options)
 
     # -- one measured run ----------------------------------------------------------
     def run(self, group: str, proxy: str, connections: int, close: bool, *, seconds: float | None = None,
@@ -273,6 +262,22 @@ class Bench:
                 time.sleep(1)
                 self.run("access log", "edge", 50, False, note=f"log {'on' if on else 'off'}", access_log=on)
         s.write_config(services=services_toml(self.name), expose_colour=False)
+
+
+def start_peer(client, edge, project: str, label: str, site: str, **options):
+    """A plain nginx from the edge's image, with `site` instead of the deployer's, on the
+    project's edge network, named `<project>-bench-<label>` (removed with the bench's own)."""
+    return client.containers.run(
+        edge.image.id,
+        ["-c", 'printf "%s" "$SITE" > /var/lib/deployer/site.conf && exec /usr/local/bin/edge-entrypoint'],
+        entrypoint=["sh"],
+        name=f"{project}-bench-{label}",
+        network=f"{project}-edge",
+        environment={"SITE": site},
+        labels={"deployer.project": project, "deployer.role": "bench"},
+        detach=True,
+        **options,
+    )
 
 
 def drain(container, threshold: int, limit: float = 65) -> None:
