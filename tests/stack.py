@@ -35,12 +35,14 @@ class Stack:
         watch: str = 'window = "0"',
         disk: str = "prune_after_release = false",
         expose_colour: bool = True,
+        backend: str = "",
     ) -> None:
         """The project's deployer.toml: backend (/api/) and frontend (/) from the test app,
         unless `services` gives other [services.*] tables; `edge` adds keys to [edge];
         `watch` and `disk` are the bodies of [watch] and [disk] (by default no watch after the
         switch and no pruning after a release, unless a test asks). The public route shows
-        the answering colour (edge.expose_colour) unless `expose_colour` is False."""
+        the answering colour (edge.expose_colour) unless `expose_colour` is False; `backend`
+        adds keys to the default backend's table."""
         if services is None:
             services = f"""
                 [services.backend]
@@ -49,6 +51,7 @@ class Stack:
                 health = "/health"
                 routes = ["/api/"]
                 stop_grace = 5
+                {backend}
 
                 [services.frontend]
                 image = "{self.name}-frontend"

@@ -79,6 +79,7 @@ SERVICE_KEYS = {
     "dockerfile",
     "build_args",
     "stop_grace",
+    "max_in_flight",
     "cpus",
     "memory",
     "secrets",
@@ -245,11 +246,24 @@ def _services(r: Reader) -> dict[str, Service]:
             dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
             build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=30, low=1, high=600),
+            max_in_flight=_max_in_flight(r, prefix, has_routes=bool(body.get("routes"))),
             limits=_limits(r, prefix),
             secrets=secrets,
             **swarm_config.service(r, prefix),
         )
     return services
+
+
+def _max_in_flight(r: Reader, prefix: str, *, has_routes: bool) -> int | None:
+    """services.*.max_in_flight: public requests the edge lets reach one colour of the
+    service at once; the excess gets 503 + Retry-After (lua/deployer/inflight.lua)."""
+    key = f"{prefix}.max_in_flight"
+    if r.get(key) is None:
+        return None
+    value = r.integer(key, default=0, low=1, high=100_000)
+    if not has_routes:
+        raise r.error(key, f"the service has no routes, so the edge sends it no requests (set {prefix}.routes)")
+    return value
 
 
 def _build_args(r: Reader, prefix: str, *, has_build: bool) -> tuple[tuple[str, str], ...]:

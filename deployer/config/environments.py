@@ -44,6 +44,7 @@ OVERRIDABLE = (
     "services.*.env_file",
     "services.*.cpus",
     "services.*.memory",
+    "services.*.max_in_flight",  # production's capacity is not staging's
     "database.env_file",
     "database.cpus",
     "database.memory",

@@ -29,6 +29,7 @@ class Service:
     dockerfile: Path | None = None
     build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=value; BASE_IMAGE overrides the default
     stop_grace: int = 30
+    max_in_flight: int | None = None  # public requests at once to one colour of it (None: no cap)
     limits: Limits = field(default_factory=Limits)
     secrets: tuple[str, ...] = ()  # env file keys delivered as files under /run/secrets, not as env
     replicas: int = 1  # swarm mode: containers of this service per release (deployer/config/swarm.py)

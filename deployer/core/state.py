@@ -8,6 +8,7 @@ Three small files in the edge volume (`state/`), each replaced whole by an atomi
                       version v1.2
                       service <name> <host> <port> <health path>
                       route <prefix> <service>
+                      inflight <service> <n>   (services.*.max_in_flight, when set)
     maintenance   present while maintenance mode is on: the 503 page's message and
                   Retry-After (core/maintenance.py); the public route answers with it
     watch         present while a release is watched after its switch: its colour,
@@ -54,11 +55,13 @@ class Record:
     version: str
     targets: tuple[Target, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # (prefix, service)
+    inflight: tuple[tuple[str, int], ...] = ()  # (service, its cap of public requests at once)
 
     def render(self) -> str:
         lines = [("release", self.release), ("version", self.version)]
         lines += [("service", t.service, t.host, str(t.port), t.health) for t in self.targets]
         lines += [("route", prefix, service) for prefix, service in self.routes]
+        lines += [("inflight", service, str(cap)) for service, cap in self.inflight]
         for tokens in lines:
             for token in tokens:
                 if not TOKEN.fullmatch(token):
@@ -70,6 +73,7 @@ class Record:
         release = version = ""
         targets: list[Target] = []
         routes: list[tuple[str, str]] = []
+        inflight: list[tuple[str, int]] = []
         for line in text.splitlines():
             kind, _, rest = line.strip().partition(" ")
             parts = rest.split()
@@ -81,9 +85,11 @@ class Record:
                 targets.append(Target(parts[0], parts[1], int(parts[2]), parts[3]))
             elif kind == "route" and len(parts) == 2:
                 routes.append((parts[0], parts[1]))
+            elif kind == "inflight" and len(parts) == 2 and parts[1].isdigit():
+                inflight.append((parts[0], int(parts[1])))
         if not release:
             return None
-        return cls(colour, release, version, tuple(targets), tuple(routes))
+        return cls(colour, release, version, tuple(targets), tuple(routes), tuple(inflight))
 
     @property
     def services(self) -> list[str]:
@@ -96,7 +102,8 @@ def record_for(config, colour: str, release_id: str, version: str) -> Record:
         Target(s.name, service_host(s.name, colour, release_id), s.port, s.health) for s in config.services.values()
     )
     routes = tuple((prefix, s.name) for s in config.services.values() for prefix in s.routes)
-    return Record(colour, release_id, version, targets, routes)
+    inflight = tuple((s.name, s.max_in_flight) for s in config.services.values() if s.max_in_flight)
+    return Record(colour, release_id, version, targets, routes, inflight)
 
 
 @dataclass(frozen=True)

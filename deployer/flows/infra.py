@@ -212,7 +212,13 @@ def adopt_releases(ctx: Context) -> list[str]:
             if t.service in ctx.config.services
             for p in ctx.config.services[t.service].routes
         )
-        ctx.edge.write_record(colour, Record(colour, release_id, group[0].version, targets, routes), step="up")
+        inflight = tuple(
+            (t.service, ctx.config.services[t.service].max_in_flight)
+            for t in targets
+            if t.service in ctx.config.services and ctx.config.services[t.service].max_in_flight
+        )
+        record = Record(colour, release_id, group[0].version, targets, routes, inflight)
+        ctx.edge.write_record(colour, record, step="up")
         adopted.append(f"{colour} {group[0].version}")
     return adopted
 

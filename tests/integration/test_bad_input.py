@@ -120,6 +120,7 @@ CONFIGS = [
     ('routes = ["/api/"]', 'routes = ["api"]', "plain URL path prefix"),
     ("stop_grace = 5", "stop_grace = -1", "stop_grace"),
     ("stop_grace = 5", "stop_grace = 5\ncpus = -2", "cpus"),
+    ("stop_grace = 5", "stop_grace = 5\nmax_in_flight = 0", "services.backend.max_in_flight: must be between"),
     ("stop_grace = 5", 'stop_grace = 5\nmemory = "2 GB"', "memory"),
     ("stop_grace = 5", 'stop_grace = 5\nenv_file = "missing.env"', "does not exist"),
     ("stop_grace = 5", 'stop_grace = 5\nrequired_env = ["TOKEN"]', "required_env"),

@@ -187,3 +187,66 @@ def test_idle_and_slow_clients_do_not_starve_real_ones(project):
     finally:
         for s in idle:
             s.close()
+
+
+def slow_requests(url: str, n: int, path: str) -> list[tuple[int, float, str | None]]:
+    """n requests at once, each on its own connection: (status, seconds, Retry-After)."""
+    parts = urlsplit(url)
+    results: list[tuple[int, float, str | None]] = []
+    start = threading.Barrier(n)
+
+    def one() -> None:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        try:
+            start.wait(timeout=30)
+            t0 = time.monotonic()
+            conn.request("GET", path)
+            r = conn.getresponse()
+            r.read()
+            results.append((r.status, time.monotonic() - t0, r.getheader("Retry-After")))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def test_a_service_gets_no_more_requests_at_once_than_its_cap(project):
+    """services.*.max_in_flight: the excess of a burst is answered 503 + Retry-After at once,
+    the capped requests are served, other services are not capped, and every slot comes
+    back, including those of requests whose client went away."""
+    project.write_config(backend="max_in_flight = 3")
+    project.release_all("v1")
+    results = slow_requests(project.live_url, 8, "/api/slow")  # the test app sleeps 2 s on it
+    served = [r for r in results if r[0] == 200]
+    shed = [r for r in results if r[0] == 503]
+    assert len(served) == 3 and len(shed) == 5, results
+    assert all(seconds < 1.5 for _, seconds, _ in shed), shed  # at once, not after the app
+    assert all(retry == "1" for _, _, retry in shed), shed
+    # the front end has no cap
+    assert [r[0] for r in slow_requests(project.live_url, 6, "/slow")] == [200] * 6
+
+    # Clients that go away mid-request give their slots back (nginx logs them as 499).
+    parts = urlsplit(project.live_url)
+    gone = []
+    for _ in range(3):
+        s = socket.create_connection((parts.hostname, parts.port), timeout=5)
+        s.sendall(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        gone.append(s)
+    time.sleep(0.5)
+    assert project.get("/api/version").status_code == 503  # the three hold every slot
+    for s in gone:
+        s.close()
+    time.sleep(0.5)
+    assert sorted(r[0] for r in slow_requests(project.live_url, 3, "/api/slow")) == [200, 200, 200]
+
+    # the 503s are the live colour's answers in the metrics, as users saw them
+    release_id = next(c for c in project.containers("blue")).labels["deployer.release"]
+    import httpx
+
+    text = httpx.get(project.preview_url + "/_deployer/metrics", timeout=5).text
+    assert f'deployer_requests_total{{route="live",colour="blue",release="{release_id}",class="5xx"}} 6' in text

@@ -102,6 +102,7 @@ def test_any_number_of_services_and_a_worker_without_routes(tmp_path):
     )
     cfg = config.load(write(tmp_path, text))
     assert list(cfg.services) == ["backend", "frontend", "ai-gateway", "worker"]
+    assert cfg.services["frontend"].max_in_flight is None  # no cap unless asked for
     assert cfg.services["worker"].routes == ()
     assert cfg.route_owner("/api/ai/chat") == "ai-gateway"  # the longest prefix wins
     assert cfg.route_owner("/api/items") == "backend"
@@ -137,6 +138,8 @@ BAD = [
     (("port = 3000", 'port = 3000\nmemory = "lots"'), "services.frontend.memory", "memory size"),
     (("port = 3000", "port = 3000\ncpus = 0"), "services.frontend.cpus", "between 0.01"),
     (("port = 3000", "port = 3000\nstop_grace = 0"), "services.frontend.stop_grace", "between 1 and 600"),
+    (("port = 3000", "port = 3000\nmax_in_flight = 0"), "services.frontend.max_in_flight", "between 1 and 100000"),
+    (("port = 3000", 'port = 3000\nmax_in_flight = "64"'), "services.frontend.max_in_flight", "whole number"),
     (("port = 3000", 'port = 3000\nrequired_env = ["API-KEY"]'), "services.frontend.required_env", "environment"),
     (("port = 3000", 'port = 3000\nrequired_env = ["API_KEY"]'), "services.frontend.required_env", "no env_file"),
     (('health = "/healthz"\n', ""), "services.frontend.health", "missing (required)"),
@@ -209,6 +212,16 @@ def test_bad_sections_name_their_key(tmp_path, extra, key, words):
         config.load(write(tmp_path, MINIMAL + extra + "\n"))
     assert caught.value.key == key, caught.value
     assert words in str(caught.value)
+
+
+def test_a_cap_of_requests_in_flight_needs_routes(tmp_path):
+    capped = MINIMAL.replace('routes = ["/"]', 'routes = ["/"]\nmax_in_flight = 64', 1)
+    assert config.load(write(tmp_path, capped)).services["frontend"].max_in_flight == 64
+    worker = MINIMAL + '[services.worker]\nimage = "w"\nport = 9000\nhealth = "/h"\nmax_in_flight = 8\n'
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, worker))
+    assert caught.value.key == "services.worker.max_in_flight"
+    assert "no routes" in str(caught.value) and caught.value.exit_code == 2
 
 
 def test_too_many_services(tmp_path):

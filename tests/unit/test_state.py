@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from deployer.core.state import EdgeState, Record, Target, dump_files, parse_dump, record_for
@@ -20,6 +22,15 @@ def test_a_record_renders_and_parses_back(shop):
     ]
     assert Record.parse("green", rec.render()) == rec
     assert rec.services == ["backend", "frontend", "worker"]
+
+
+def test_a_cap_of_requests_in_flight_is_part_of_the_release(shop):
+    frontend = dataclasses.replace(shop.services["frontend"], max_in_flight=64)
+    capped = dataclasses.replace(shop, services={**shop.services, "frontend": frontend})
+    rec = record_for(capped, "blue", "1a2b3c4d", "v1")
+    assert rec.render().splitlines()[-1] == "inflight frontend 64"
+    assert Record.parse("blue", rec.render()) == rec
+    assert Record.parse("blue", rec.render().replace("inflight frontend 64", "inflight frontend lots")).inflight == ()
 
 
 def test_a_value_with_a_space_cannot_reach_the_file():

@@ -12,6 +12,8 @@
 --   /_deployer/metrics?window=60   the last N seconds (N <= 120), from 5-second slots;
 --                                  `deployer status` and the post-release watch read this
 
+local inflight = require("deployer.inflight")
+
 local M = {}
 
 local dict = ngx.shared.deployer_metrics
@@ -63,6 +65,9 @@ end
 
 function M.log()
     local ctx = ngx.ctx
+    if ctx.inflight then
+        inflight.leave(ctx.inflight) -- the slot router.lua took (services.*.max_in_flight)
+    end
     local route = ctx.route
     if not route then
         return

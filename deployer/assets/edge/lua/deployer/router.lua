@@ -6,6 +6,7 @@
 
 local state = require("deployer.state")
 local dns = require("deployer.dns")
+local inflight = require("deployer.inflight")
 
 local M = {}
 
@@ -47,6 +48,17 @@ local function choose(route_kind, rec, name, expose, remote)
     ctx.peers = addrs
     ctx.port = service.port
     ctx.host = service.host
+    -- services.*.max_in_flight: public traffic only (not the preview, the health paths or
+    -- the deployer's own probes). The 503 counts as the colour's answer, as users saw it.
+    local cap = rec.inflight[name]
+    if cap and route_kind == "live" then
+        local slot = inflight.enter(cap.name, cap.cap)
+        if slot == false then
+            ngx.header["Retry-After"] = "1"
+            return fail(503, "the service is busy: try again")
+        end
+        ctx.inflight = slot
+    end
 end
 
 local function unrouted(route_kind, status, message)

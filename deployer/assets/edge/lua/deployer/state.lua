@@ -9,6 +9,7 @@
 --                  version v1.2
 --                  service <name> <host> <port> <health path>
 --                  route <prefix> <service>
+--                  inflight <service> <n>   (services.*.max_in_flight: inflight.lua)
 --   maintenance  present while maintenance mode is on: the 503 page's message and
 --                Retry-After (lua/deployer/maintenance.lua renders it)
 --
@@ -62,7 +63,7 @@ function M.load()
 end
 
 local function parse_record(colour, text)
-    local rec = { colour = colour, services = {}, routes = {} }
+    local rec = { colour = colour, services = {}, routes = {}, inflight = {} }
     for line in text:gmatch("[^\n]+") do
         local kind, rest = line:match("^(%a+) (.*)$")
         if kind == "release" and rest:match("^[0-9a-f]+$") then
@@ -73,6 +74,11 @@ local function parse_record(colour, text)
             local name, host, port, health = rest:match("^([a-z0-9-]+) ([a-z0-9.-]+) (%d+) (/%S*)$")
             if name then
                 rec.services[name] = { host = host, port = tonumber(port), health = health }
+            end
+        elseif kind == "inflight" then
+            local name, cap = rest:match("^([a-z0-9-]+) (%d+)$")
+            if name and tonumber(cap) > 0 then
+                rec.inflight[name] = { cap = tonumber(cap), name = colour .. "|" .. name }
             end
         elseif kind == "route" then
             local prefix, service = rest:match("^(/%S*) ([a-z0-9-]+)$")
