@@ -65,6 +65,12 @@ def status(config: Path) -> dict:
     return json.loads(out.stdout)
 
 
+def restarts(container) -> int:
+    """How often the engine has restarted the app (an app out of memory is restarted)."""
+    container.reload()
+    return int(container.attrs.get("RestartCount") or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 for rnd in range(args.rounds):
                     for name in ("edge", "peer") if rnd % 2 == 0 else ("peer", "edge"):
                         c = proxies[name]
+                        restarts0 = restarts(backend)
                         cpu0 = {"proxy": harness.cpu_ns(c), "app": harness.cpu_ns(backend)}
                         result = run_wrk(client, load_image, project, network, f"http://{c.name}:80{args.path}",
                                          connections=connections, seconds=args.seconds, close=mode == "close",
@@ -146,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                         cpu1 = {"proxy": harness.cpu_ns(c), "app": harness.cpu_ns(backend)}
                         tw = tcp_states(c)
                         row = {"group": "demo", "proxy": name, "connections": connections, "mode": mode,
-                               "note": f"round {rnd + 1}", **result.row(), "time_wait_after": tw["time_wait"],
+                               "note": f"round {rnd + 1}", **result.row(),
+                               "ok_rps": round((result.requests - result.failures) / result.seconds, 1),
+                               "app_restarts": restarts(backend) - restarts0, "time_wait_after": tw["time_wait"],
                                "tw_upstream_side": tw["upstream_side"],
                                **{f"cpu_us_per_req_{k}": round((cpu1[k] - cpu0[k]) / 1000 / result.requests, 1)
                                   if cpu0[k] is not None and cpu1[k] is not None and result.requests else None
@@ -155,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"  {name:5} c={connections:<4} {mode:10} {result.rps:9.1f} req/s  failed "
                               f"{result.failures:<6} p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  "
                               f"TIME_WAIT {tw['time_wait']} (upstream {tw['upstream_side']})  CPU/req proxy "
-                              f"{row['cpu_us_per_req_proxy']} us app {row['cpu_us_per_req_app']} us", file=sys.stderr)  # fmt: skip
+                              f"{row['cpu_us_per_req_proxy']} us app {row['cpu_us_per_req_app']} us  2xx/s "
+                              f"{row['ok_rps']}  statuses {row['statuses']}  app restarts {row['app_restarts']}",
+                              file=sys.stderr)  # fmt: skip
                         time.sleep(args.pause)
     finally:
         harness.remove_named(client, prefix)

@@ -216,33 +216,54 @@ def slow_requests(url: str, n: int, path: str) -> list[tuple[int, float, str | N
 
 
 def test_a_service_gets_no_more_requests_at_once_than_its_cap(project):
-    """services.*.max_in_flight: the excess of a burst is answered 503 + Retry-After at once,
-    the capped requests are served, other services are not capped, and every slot comes
-    back, including those of requests whose client went away."""
+    """services.*.max_in_flight: a request over the cap waits up to 2 s for a slot, then
+    gets 503 + Retry-After; the capped requests are served; other services are not capped;
+    and every slot comes back, including those of requests whose client went away."""
     project.write_config(backend="max_in_flight = 3")
-    project.release_all("v1")
-    results = slow_requests(project.live_url, 8, "/api/slow")  # the test app sleeps 2 s on it
+    project.tag("v1", backend_env={"SLOW_SECONDS": "4"})  # /api/slow holds a slot for 4 s
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+
+    results = slow_requests(project.live_url, 8, "/api/slow")
     served = [r for r in results if r[0] == 200]
     shed = [r for r in results if r[0] == 503]
     assert len(served) == 3 and len(shed) == 5, results
-    assert all(seconds < 1.5 for _, seconds, _ in shed), shed  # at once, not after the app
+    assert all(1.8 < seconds < 3.5 for _, seconds, _ in shed), shed  # after the wait, not after the app
     assert all(retry == "1" for _, _, retry in shed), shed
     # the front end has no cap
     assert [r[0] for r in slow_requests(project.live_url, 6, "/slow")] == [200] * 6
 
-    # Clients that go away mid-request give their slots back (nginx logs them as 499).
     parts = urlsplit(project.live_url)
-    gone = []
-    for _ in range(3):
-        s = socket.create_connection((parts.hostname, parts.port), timeout=5)
-        s.sendall(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        gone.append(s)
+
+    def hold() -> list[socket.socket]:
+        held = []
+        for _ in range(3):
+            s = socket.create_connection((parts.hostname, parts.port), timeout=5)
+            s.sendall(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            held.append(s)
+        return held
+
+    # Clients that go away mid-request give their slots back at once (nginx logs a 499).
+    held = hold()
     time.sleep(0.5)
     assert project.get("/api/version").status_code == 503  # the three hold every slot
-    for s in gone:
+    for s in held:
         s.close()
-    time.sleep(0.5)
-    assert sorted(r[0] for r in slow_requests(project.live_url, 3, "/api/slow")) == [200, 200, 200]
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert project.get("/api/version").status_code == 200
+    assert time.monotonic() - t0 < 0.8  # no wait: the slots came back before the app finished
+
+    # A request that finds every slot taken gets the first one that frees within its wait.
+    held = hold()
+    try:
+        time.sleep(3.5)  # the three are answered 4 s after they came
+        t0 = time.monotonic()
+        assert project.get("/api/version").status_code == 200
+        assert time.monotonic() - t0 > 0.2  # it did wait
+    finally:
+        for s in held:
+            s.close()
 
     # the 503s are the live colour's answers in the metrics, as users saw them
     release_id = next(c for c in project.containers("blue")).labels["deployer.release"]

@@ -1,7 +1,9 @@
 -- services.*.max_in_flight: how many public requests may reach one colour of a service at
--- once. Over the cap the edge answers 503 with Retry-After at once, so that a burst costs
--- the excess clients a retry instead of costing the app its memory (a server-rendered
--- front end that runs out of heap restarts, and then fails every request it held).
+-- once. A request over the cap waits in line up to WAIT seconds for a slot, then gets 503
+-- with Retry-After, so that a burst costs the excess clients a short wait or a retry
+-- instead of costing the app its memory (a server-rendered front end that runs out of heap
+-- restarts, and then fails every request it held). The wait also paces clients that retry
+-- at once: their 503 takes WAIT seconds, not microseconds of the CPU the app needs.
 --
 -- Each worker counts its own requests in the shared dict under its pid, so a check sums
 -- every worker's count. A request enters in the router (rewrite phase) and leaves in the
@@ -13,10 +15,18 @@
 --
 -- Services without a cap cost nothing here: the router does not call in.
 
+local semaphore = require("ngx.semaphore")
+
 local M = {}
 
 local dict = ngx.shared.deployer_inflight
 local pid, count
+
+M.WAIT = 2 -- seconds a request over the cap waits for a slot
+-- A waiter is woken by this worker's next request to finish; a slot that another worker
+-- freed is seen within POLL (a worker's own waiters take most slots it frees).
+local POLL = 0.25
+local queues = {} -- slot key -> this worker's waiters for it, first come first woken
 
 -- init_worker: this worker is the one that counts for its id from now on.
 function M.start()
@@ -27,12 +37,12 @@ function M.start()
     end
 end
 
--- Takes a slot of `name` (colour|service) for this request; nil when the cap is reached.
-function M.enter(name, cap)
-    local key = name .. "|" .. pid
+-- Takes a slot of `name` (colour|service) for this request. Returns the slot's key, nil
+-- (the dict is full: not counted, let through), or false (the cap is reached).
+local function enter(name, cap, key)
     local mine = dict:incr(key, 1, 0)
     if not mine then
-        return nil -- the dict is full: fail closed would refuse everything, so let it pass
+        return nil
     end
     local total = mine
     for id = 0, count - 1 do
@@ -48,9 +58,43 @@ function M.enter(name, cap)
     return key
 end
 
--- Gives the request's slot back (log phase).
+-- enter(), or wait in line up to WAIT seconds for a slot (rewrite phase: waiting yields).
+-- A request that finds others of this worker waiting queues behind them.
+function M.take(name, cap)
+    local key = name .. "|" .. pid
+    local q = queues[key]
+    if not q or q:count() >= 0 then
+        local slot = enter(name, cap, key)
+        if slot ~= false then
+            return slot
+        end
+    end
+    if not q then
+        q = semaphore.new(0)
+        queues[key] = q
+    end
+    local deadline = ngx.now() + M.WAIT
+    while true do
+        ngx.update_time() -- the time nginx caches is not renewed by every wake-up
+        local left = deadline - ngx.now()
+        if left < 0.001 then
+            return false
+        end
+        q:wait(math.min(POLL, left))
+        local slot = enter(name, cap, key)
+        if slot ~= false then
+            return slot
+        end
+    end
+end
+
+-- Gives the request's slot back (log phase), and wakes this worker's first waiter.
 function M.leave(key)
     dict:incr(key, -1, 0)
+    local q = queues[key]
+    if q and q:count() < 0 then
+        q:post(1)
+    end
 end
 
 return M

@@ -52,7 +52,7 @@ local function choose(route_kind, rec, name, expose, remote)
     -- the deployer's own probes). The 503 counts as the colour's answer, as users saw it.
     local cap = rec.inflight[name]
     if cap and route_kind == "live" then
-        local slot = inflight.enter(cap.name, cap.cap)
+        local slot = inflight.take(cap.name, cap.cap)
         if slot == false then
             ngx.header["Retry-After"] = "1"
             return fail(503, "the service is busy: try again")
