@@ -256,7 +256,8 @@ def _services(r: Reader) -> dict[str, Service]:
 
 def _max_in_flight(r: Reader, prefix: str, *, has_routes: bool) -> int | None:
     """services.*.max_in_flight: public requests the edge lets reach one colour of the
-    service at once; the excess gets 503 + Retry-After (lua/deployer/inflight.lua)."""
+    service at once; the excess waits up to 2 s for a slot, then gets 503 + Retry-After
+    (lua/deployer/inflight.lua)."""
     key = f"{prefix}.max_in_flight"
     if r.get(key) is None:
         return None
