@@ -28,6 +28,25 @@ SUBSTITUTIONS = (
 )
 
 
+# The example's external upstream is a placeholder host: in a new project it would send
+# the app's /ai/ requests nowhere. It is written commented out, to be filled in.
+EXAMPLE_UPSTREAM = '[routes."/ai/"]'
+
+
+def _commented_out(text: str, header: str) -> str:
+    """The TOML table `header` (up to the next blank line or table) as comments."""
+    lines = text.split("\n")
+    if header not in lines:
+        raise RuntimeError(f"examples/deployer.toml no longer contains {header!r}")
+    at = lines.index(header)
+    end = at + 1
+    while end < len(lines) and lines[end].strip() and not lines[end].startswith("["):
+        end += 1
+    body = [f"# {line}" if not line.startswith("#") else line for line in lines[at:end]]
+    note = ["# (written commented out: set your own server's URL, then uncomment)"]
+    return "\n".join(lines[:at] + note + body + lines[end:])
+
+
 @dataclass(frozen=True)
 class Written:
     path: Path
@@ -55,6 +74,7 @@ def config_text(name: str) -> str:
         return re.sub(r"\bshop\b", name, line)
 
     text = re.sub(r"(?m)^(#.*)$", ours, text)
+    text = _commented_out(text, EXAMPLE_UPSTREAM)
     header = f"# deployer.toml for {name}, written by `deployer init`. Every key is explained below.\n"
     return header + text.split("\n", 3)[3]
 

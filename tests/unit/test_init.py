@@ -54,6 +54,10 @@ def test_init_writes_files_refuses_then_forces(tmp_path):
     text = (folder / "deployer.toml").read_text()
     assert "shop" not in text.replace("my-shop", "").replace("myshop", ""), "the example's name is left in it"
     assert "docker logs my-shop-infra-edge-1" in text and 'project.id = "myshopstaging2026"' in text
+    assert "/ai/" not in [r.prefix for r in cfg.edge.routes], (
+        "the example's placeholder upstream would take the app's /ai/ requests"
+    )
+    assert '# upstream = "https://gpu.example.invalid:8443"' in text
 
     (folder / "deployer.toml").write_text("# mine\n")
     second = init(folder)
