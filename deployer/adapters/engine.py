@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
+from deployer.adapters.failures import reason as _reason
 from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
 from deployer.core import masking, names
 from deployer.errors import EngineError, UnreachableError
@@ -332,6 +333,9 @@ class Engine:
         except Exception:  # gone already, or still used by a container we do not own
             pass
 
+    def volume_exists(self, name: str) -> bool:
+        return any(v.name == name for v in self.sdk.volumes.list(filters={"name": name}))
+
     def remove_volume(self, name: str, *, step: str) -> bool:
         from docker.errors import APIError, NotFound
 
@@ -342,8 +346,3 @@ class Engine:
         except APIError as exc:
             raise EngineError(f"cannot remove volume {name}: {_reason(exc)}", step=step) from None
         return True
-
-
-def _reason(exc: Any) -> str:
-    text = getattr(exc, "explanation", None) or str(exc)
-    return masking.mask(str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__)

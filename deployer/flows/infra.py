@@ -16,7 +16,7 @@ from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, names, site
 from deployer.core.state import Record, Target
-from deployer.errors import ConfigError, EngineError, InputError
+from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, images, tls
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
@@ -223,6 +223,13 @@ def adopt_releases(ctx: Context) -> list[str]:
     return adopted
 
 
+NO_FINAL_DUMP = (
+    "the database is not running, so no final dump can be taken before its volume goes; nothing was "
+    "removed: `deployer up` starts it again with its data (then run this again), or add --no-backup "
+    "to remove the volume without a dump"
+)
+
+
 def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     """Remove every release and the infrastructure. With volumes=True also the database's and
     the edge's volumes, after a final verified dump (unless backup=False); the dumps stay."""
@@ -231,8 +238,11 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     config, engine, say = ctx.config, ctx.engine, ctx.say
     check_owner(ctx)
     data, secrets = spec(ctx)
+    db = engine.container(names.infra_container(config.name, "db"))
+    if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
+        raise BackupError(NO_FINAL_DUMP, step="down")
     with held(ctx, "down"):
-        if volumes and backup and (db := engine.container(names.infra_container(config.name, "db"))) and db.running:
+        if volumes and backup and db and db.running:
             from deployer.flows import backups
 
             say(

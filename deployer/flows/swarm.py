@@ -22,7 +22,7 @@ from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
-from deployer.errors import EngineError
+from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
 from deployer.flows.context import Context
 from deployer.flows.lock import held
@@ -150,7 +150,9 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     with held(ctx, "down"):
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
-        if volumes and backup and db:
+        if volumes and backup and not db:
+            raise BackupError(infra.NO_FINAL_DUMP, step="down")
+        if volumes and backup:
             from deployer.flows import backups
 
             say(

@@ -356,6 +356,11 @@ def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_databas
     assert refused.returncode == 2 and "add --yes" in refused.stderr
     assert project.docker.volumes.get(f"{project.name}-db-data")
 
+    no_dump = project.cli("down", "--volumes", "--yes")  # the database is stopped: no final dump possible
+    assert no_dump.returncode == 1, no_dump.stderr
+    assert "step 'down'" in no_dump.stderr and "--no-backup" in no_dump.stderr, no_dump.stderr
+    assert project.docker.volumes.get(f"{project.name}-db-data"), "the data went without its final dump"
+
     gone = project.ok("down", "--volumes", "--yes", "--no-backup")
     assert "database volume too" in gone.stderr and f"{project.name}-dumps" in gone.stderr
     volumes = [v.name for v in project.docker.volumes.list()]
