@@ -119,10 +119,32 @@ def _wait_ready(ctx: Context, name: str, deadline: float, step: str) -> None:
     raise BackupError(f"the scratch database {name} was not ready after {deadline:.0f}s", step=step)
 
 
+class RestoreFailed(BackupError):
+    """The dump itself failed the check: it did not restore, or the restored copy is wrong.
+    Only this marks a dump as failed; a scratch server that could not start, or ran out of
+    disk or memory, says nothing about the dump."""
+
+
+# pg_restore's and psql's words for a scratch server that failed, not a dump that did
+NOT_THE_DUMP = (
+    "No space left on device",
+    "out of memory",
+    "could not connect",
+    "connection to server",
+    "terminating connection",
+    "the database system is shutting down",
+)
+
+
+def _failed(message: str, stderr: str, step: str) -> BackupError:
+    kind = BackupError if any(words in stderr for words in NOT_THE_DUMP) else RestoreFailed
+    return kind(message, step=step)
+
+
 def _psql(ctx: Context, name: str, sql: str, step: str) -> str:
     out = ctx.engine.exec(name, [*PSQL, "-d", DATABASE, "-c", sql], step=step)
     if not out.ok:
-        raise BackupError(f"query on the restored copy failed: {out.stderr.strip()[-500:]}", step=step)
+        raise _failed(f"query on the restored copy failed: {out.stderr.strip()[-500:]}", out.stderr, step)
     return out.stdout
 
 
@@ -137,8 +159,8 @@ def restore_check(ctx: Context, dump: str, *, agent: str, step: str) -> list[str
         argv += ["--exit-on-error", "--single-transaction", f"/backups/{dump}{dumps.DUMP}"]
         loaded = ctx.engine.exec(name, argv, step=step, env={"PGOPTIONS": f"-c maintenance_work_mem={memory}"})
         if not loaded.ok:
-            raise BackupError(
-                f"{dump}: restoring into a scratch server failed: {loaded.stderr.strip()[-800:]}", step=step
+            raise _failed(
+                f"{dump}: restoring into a scratch server failed: {loaded.stderr.strip()[-800:]}", loaded.stderr, step
             )
         report = []
         for line in _psql(ctx, name, TABLE_COUNTS, step).splitlines():
@@ -164,7 +186,7 @@ def _nearest_neighbours(ctx: Context, name: str, step: str) -> list[str]:
         )
         expected, got = _psql(ctx, name, sql, step).strip().split("|")
         if expected != got:
-            raise BackupError(
+            raise RestoreFailed(
                 f"nearest-neighbour query on {table}.{column} gave {got} rows, expected {expected}", step=step
             )
         results.append(f"{table}.{column}: nearest-neighbour query ok ({got} rows)")

@@ -282,3 +282,20 @@ def test_fetch_refuses_an_output_it_cannot_write_before_asking_the_agent(tmp_pat
         with pytest.raises(InputError, match=words) as caught:
             backups.fetch(None, name, output)  # no engine, no agent: refused first
         assert caught.value.exit_code == 2 and "--output" in str(caught.value)
+
+
+def test_only_the_dumps_own_failure_marks_it_failed_in_a_restore_check():
+    """`backup verify --restore` records a failed check (the dump is then DAMAGED: restore
+    refuses it, prune --damaged deletes it) only when the dump is at fault."""
+    from deployer.errors import BackupError
+    from deployer.flows.scratch import RestoreFailed, _failed
+
+    broken = _failed("restoring failed", 'pg_restore: error: could not execute query: relation "x" exists', "verify")
+    assert isinstance(broken, RestoreFailed)
+    for stderr in (
+        "pg_restore: error: could not extend file: No space left on device",
+        "psql: error: connection to server on socket failed",
+        "ERROR: out of memory",
+    ):
+        scratch_failed = _failed("restoring failed", stderr, "verify")
+        assert isinstance(scratch_failed, BackupError) and not isinstance(scratch_failed, RestoreFailed), stderr
