@@ -89,6 +89,11 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # a bug: still one line, never locals or a traceback
             if os.environ.get("DEPLOYER_TRACEBACK"):
                 raise
+            from deployer.adapters.failures import lost
+
+            if (engine_error := lost(exc)) is not None:
+                error(f"ERROR ({type(engine_error).__name__}): {engine_error}")
+                raise typer.Exit(engine_error.exit_code) from None
             error(f"ERROR (internal {type(exc).__name__}): {exc} (DEPLOYER_TRACEBACK=1 shows where)")
             raise typer.Exit(1) from None
 

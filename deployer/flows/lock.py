@@ -36,6 +36,7 @@ class Lease:
 
     def __init__(self, ctx: Context, command: str) -> None:
         self.edge = edge = ctx.edge
+        self.say = ctx.say
         self.holder = holder(command)
         self.lease = lease_seconds()
         taken = edge.take_lock(self.holder, self.lease)
@@ -89,10 +90,19 @@ class Lease:
             self._thread.join(timeout=5)
 
     def free(self) -> None:
+        """Free the lock. Called from `finally`, so it never raises: a failure here (often the
+        same broken edge or connection that failed the command) must not replace the
+        command's own error or turn a cancel into a failure; the lease runs out instead."""
         self.stop()
         if not self.freed:
             self.freed = True
-            self.edge.free_lock(self.token)
+            try:
+                self.edge.free_lock(self.token)
+            except Exception as exc:
+                self.say(
+                    f"warning: could not free the lock ({type(exc).__name__}: {exc}); its lease runs out "
+                    f"within {self.lease}s, or `deployer lock release` frees it now"
+                )
 
 
 @contextmanager

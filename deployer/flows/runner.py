@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from deployer.adapters.engine import debug
+from deployer.adapters.failures import lost
 from deployer.core import history
 from deployer.core.masking import mask
 from deployer.core.steps import WHAT, Step
@@ -61,6 +62,11 @@ class Run:
             if exc.step is None:
                 exc.step = step
             raise
+        except Exception as exc:
+            engine_error = lost(exc, step.value)
+            if engine_error is None:
+                raise
+            raise engine_error from exc
         finally:
             self.steps[step.value] = round(time.monotonic() - started, 2)
             debug(f"step {step.value}: {time.monotonic() - started:.3f}s")

@@ -124,6 +124,36 @@ def test_a_killed_release_leaves_a_lock_whose_lease_runs_out(project):
     assert project.cli("lock", "status").stdout.strip() == "free"
 
 
+def test_an_edge_that_dies_mid_release_fails_it_in_its_own_step_and_up_recovers(project):
+    """The lock lives in the edge, so when the edge itself fails, freeing the lock fails too:
+    that must not hide the release's own error. `up` then brings the edge back with its live
+    colour; the lease runs out and the pending mark undoes the rest."""
+    project.release_all("v1")
+    project.tag("v2")
+    failing = project.popen_env(
+        {"DEPLOYER_TEST_LEASE": "3", "DEPLOYER_TEST_PAUSE": "smoke:2"}, "release", "v2", "--no-backup"
+    )
+    wait_for_line(failing, "test pause before smoke")
+    project.edge.kill()
+    err = failing.communicate(timeout=120)[1]
+    assert failing.returncode == 1, err
+    failure = [line for line in err.splitlines() if line.startswith("ERROR (")]
+    assert len(failure) == 1 and "in step 'unlock'" not in failure[0], err  # the release's own step
+    assert "could not free the lock" in err and "internal" not in err, err
+
+    # nginx killed leaves its control socket behind; the edge must still start again.
+    project.ok("up")
+    assert project.serving("/api/version") == ("v1", "blue")
+    time.sleep(4)  # the lease, 3 s in this test, runs out
+    assert "STALE" in project.cli("lock", "status").stdout
+    project.tag("v3")
+    released = project.ok("release", "v3", "--no-backup")
+    assert "an unfinished release of v2 to green" in released.stderr, released.stderr
+    assert project.serving("/api/version") == ("v3", "green")
+    assert {c.labels["deployer.version"] for c in project.containers("green")} == {"v3"}
+    assert project.cli("lock", "status").stdout.strip() == "free"
+
+
 def test_a_cancel_at_every_step_leaves_live_serving(project):
     """SIGTERM (a cancelled CI job) at the start of each step, and between the switch's
     swap and its verification: live always answers, the lock is freed, the history says

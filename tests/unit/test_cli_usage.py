@@ -62,3 +62,19 @@ def test_no_command_shows_the_help_as_before():
 def test_version():
     result = deployer("--version")
     assert result.returncode == 0 and result.stdout.startswith("deployer ")
+
+
+def test_a_dropped_engine_connection_is_an_engine_error_that_names_its_step():
+    """A transport error that escaped an adapter (a dropped ssh tunnel) is exit 1 naming the
+    step, not an internal error."""
+    import requests
+    from docker.errors import APIError
+
+    from deployer.adapters.failures import lost
+    from deployer.errors import EngineError, UnreachableError
+
+    dropped = lost(requests.exceptions.ConnectionError("Connection aborted."), "health")
+    assert isinstance(dropped, UnreachableError) and dropped.step == "health" and dropped.exit_code == 1
+    assert "lost the connection to the engine" in str(dropped)
+    assert isinstance(lost(APIError("boom")), EngineError)
+    assert lost(ValueError("a bug")) is None

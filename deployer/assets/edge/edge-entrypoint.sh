@@ -5,6 +5,10 @@
 set -eu
 dir=/var/lib/deployer
 mkdir -p "$dir/state" /run/deployer
+# nginx removes its control socket when it stops, but not when it is killed (SIGKILL, the
+# kernel's out-of-memory killer): a socket file left in the container's layer would make
+# every restart fail to bind it, and the edge would never come back. No nginx runs yet.
+rm -f /run/deployer/control.sock
 # Open files: as many as the container may have, up to 65536; half of them per worker
 # for connections (a proxied request holds two), at most 16384.
 hard=$(ulimit -Hn)
