@@ -135,6 +135,23 @@ def check_secrets(r, prefix: str, env_file: Path | None, secrets: tuple[str, ...
         masking.register(values[name])
 
 
+def exposed(config, env: dict[str, dict[str, str]]) -> list[str]:
+    """The env file keys that look like secrets (by their name, or a password in a URL) but
+    are not in the service's `secrets`: they become environment variables, which `docker
+    inspect` shows to anyone who may use the engine. Each as a warning to print."""
+    found = []
+    for s in config.services.values():
+        for key, value in env.get(s.name, {}).items():
+            if key in s.secrets or not value or not (SECRET_KEY.fullmatch(key) or URL_PASSWORD.search(value)):
+                continue
+            found.append(
+                f"{s.name}: {key} (from {s.env_file.name if s.env_file else 'its env file'}) looks like a secret "
+                f"and is an environment variable, which `docker inspect` shows; list it in "
+                f"services.{s.name}.secrets to deliver it as a file instead"
+            )
+    return found
+
+
 def service_env(config) -> dict[str, dict[str, str]]:
     """Each service's env file, read and checked (its values are registered as secrets)."""
     return {

@@ -91,6 +91,8 @@ def release(
         notify.send(ctx, "release_started", f"releasing {version} to {idle}", version=version, colour=idle)
 
         with run.step(Step.PREFLIGHT):
+            for warning in envfile.exposed(config, envfile.service_env(config)):
+                say(f"warning: {warning}")
             dbguard.preflight(ctx)
 
         with run.step(Step.IMAGES):

@@ -24,6 +24,7 @@ import pytest
 pytestmark = pytest.mark.docker
 
 PASSWORD = "test-secret-pw"  # the database's (tests/stack.py)
+TOKEN = "tok-left-in-env-4711"  # a secret the config forgot to list in `secrets`
 MIGRATE = (
     '["sh", "-c", "PGPASSWORD=$(cat $DB_PASSWORD_FILE) '
     'psql -X -q -v ON_ERROR_STOP=1 -1 -h db -U $DB_USER -d app -f /migrate.sql"]'
@@ -37,7 +38,7 @@ def stack(tmp_path_factory, docker_client, test_app_image):
     folder = tmp_path_factory.mktemp("db")
     s = Stack(f"t{uuid.uuid4().hex[:8]}", folder, docker_client, test_app_image)
     env = folder / "backend.env"
-    env.write_text(f"DB_USER=app\nDB_PASSWORD={PASSWORD}\n")
+    env.write_text(f"DB_USER=app\nDB_PASSWORD={PASSWORD}\nAPI_TOKEN={TOKEN}\n")
     env.chmod(0o600)
     services = f"""
         [services.backend]
@@ -108,6 +109,10 @@ def test_a_migration_runs_before_the_release_starts(stack):
     assert stack.serving() == ("v1", "blue")
     assert not migrations_left(stack)
     assert PASSWORD not in result.stderr + result.stdout
+    # A secret-looking key that is not in `secrets` is an environment variable: said, not shown.
+    warned = [line for line in result.stderr.splitlines() if "warning: backend: " in line]
+    assert len(warned) == 1 and "API_TOKEN (from backend.env) looks like a secret" in warned[0], result.stderr
+    assert "services.backend.secrets" in warned[0] and TOKEN not in result.stderr + result.stdout
 
 
 def test_a_failing_migration_leaves_live_and_the_database_as_they_were(stack):
