@@ -143,6 +143,9 @@ class SwarmProject:
         env = self.folder / "db.env"
         env.write_text("POSTGRES_USER=app\nPOSTGRES_PASSWORD=swarm-secret-pw\n")
         env.chmod(0o600)
+        app_env = self.folder / "backend.env"  # a secret of the app's own, as a swarm secret
+        app_env.write_text("APP_TOKEN=swarm-app-token-1\nAPP_MODE=swarm\n")
+        app_env.chmod(0o600)
         self.write_config()
         return self
 
@@ -205,6 +208,8 @@ class SwarmProject:
                 stop_grace = 5
                 replicas = {backend}
                 placement = {placement or "[]"}
+                env_file = "backend.env"
+                secrets = ["APP_TOKEN"]
                 [services.frontend]
                 image = "{self.name}-frontend"
                 port = 8081

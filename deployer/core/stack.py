@@ -191,9 +191,9 @@ def release(
 def secret_values(config, env: dict[str, dict[str, str]]) -> dict[str, str]:
     """Each of a release's secret names (as core/compose.py names them) and its value."""
     return {
-        compose._secret_name(s.name, k): env.get(s.name, {}).get(k, "")
+        compose._secret_name(s.name, i): env.get(s.name, {}).get(k, "")
         for s in config.services.values()
-        for k in s.secrets
+        for i, k in enumerate(s.secrets)
     }
 
 

@@ -152,6 +152,8 @@ class Handler(BaseHTTPRequestHandler):
             "raw": self.path,
             "forwarded": {k.lower(): v for k, v in self.headers.items() if k.lower() in FORWARDED},
             **({"build": BUILD} if BUILD else {}),
+            # the names (never the values) of the secrets the deployer delivered as files
+            **({"secret_files": sorted(os.listdir("/run/secrets"))} if os.path.isdir("/run/secrets") else {}),
         }
 
     def _failing(self, path):

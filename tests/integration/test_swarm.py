@@ -87,6 +87,8 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     took = swarm.timed("release", "v1", "--no-backup")
     assert swarm.serving() == {("v1", "blue")}, "both edge replicas serve the release"
     assert len(swarm.tasks(f"{name}-blue-{json_release(swarm, 'blue')}_backend")) == 2
+    answer = swarm.get(swarm.edge_urls[0] + "/api/version")
+    assert answer.get("secret_files") == ["APP_TOKEN"], f"the app's secret is a file in its task: {answer}"
     print(f"release v1: {took:.1f}s")
 
     # A release and a switch back, under load on both edge replicas: nothing fails.

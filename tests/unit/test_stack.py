@@ -183,3 +183,24 @@ def test_a_volume_of_another_node_is_removed_by_a_retried_delete_on_its_engine_s
     assert "204) exit 0;; 404) exit 44;;" in script, "removed, or no such volume: told apart by the exit code"
     assert "-lt 5 ]" in script and "sleep 1" in script, "retried while a container that is going away uses it"
     assert stack.VOLUME_ABSENT == 44
+
+
+def test_a_release_stack_takes_each_services_secrets_from_the_swarm_secrets_made_for_them(make_config):
+    """secret_values names each secret as the compose data does, so the stack can refer to it."""
+    import dataclasses
+
+    cfg = swarm_config(make_config)
+    backend = dataclasses.replace(cfg.services["backend"], secrets=("SPRING_DATASOURCE_PASSWORD", "API_TOKEN"))
+    cfg = dataclasses.replace(cfg, services={**cfg.services, "backend": backend})
+    env = {"backend": {"SPRING_DATASOURCE_PASSWORD": "pw-1", "API_TOKEN": "tok-2"}}
+    values = stack.secret_values(cfg, env)
+    assert sorted(values.values()) == ["pw-1", "tok-2"]
+    made = {key: f"shop-{key}-made" for key in values}  # what flows/swarm_release.start creates
+    images = {s: f"registry.example:5000/shop/{s}@sha256:{'a' * 64}" for s in cfg.services}
+    data = stack.release(cfg, "green", "1a2b3c4d", "v2", images=images, env=env, secrets=made)
+    targets = {s["target"]: data["secrets"][s["source"]]["name"] for s in data["services"]["backend"]["secrets"]}
+    assert {t: next(k for k, v in made.items() if v == name) for t, name in targets.items()} == {
+        "SPRING_DATASOURCE_PASSWORD": next(k for k, v in values.items() if v == "pw-1"),
+        "API_TOKEN": next(k for k, v in values.items() if v == "tok-2"),
+    }
+    assert "pw-1" not in json.dumps(data) and "tok-2" not in json.dumps(data)
