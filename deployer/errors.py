@@ -7,6 +7,8 @@ message names the step that failed.
 
 from __future__ import annotations
 
+import re
+
 BAD_INPUT = 2
 FAILED = 1
 
@@ -34,9 +36,21 @@ class ConfigError(InputError):
 
     def __init__(self, path: object, key: str | None, message: str) -> None:
         where = f"{path}" + (f": {key}" if key else "")
-        super().__init__(f"{where}: {message}")
+        super().__init__(one_line(f"{where}: {message}"))
         self.path = path
         self.key = key
+
+
+# A password in a URL (scheme://user:password@host), and a character that would break a line
+# or drive the terminal (a key or a value quoted back may hold one).
+URL_PASSWORD = re.compile(r"(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[^/:@\s]+:)[^@\s]+@", re.IGNORECASE)
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """An error message as one printable line, with no password of a URL in it."""
+    text = URL_PASSWORD.sub(r"\1***@", text)
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class EngineError(DeployerError):

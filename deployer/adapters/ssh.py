@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from deployer.errors import InputError, UnreachableError
+from deployer.core import names
+from deployer.errors import InputError, UnreachableError, one_line
 
 REMOTE_SOCKET = "/var/run/docker.sock"
 HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
@@ -64,10 +65,10 @@ def check_host(host: str) -> None:
     if not host.startswith(HOST_SCHEMES):
         raise InputError(f"{name}: {host!r} is not a Docker host URL ({', '.join(HOST_SCHEMES)})")
     if host.startswith("ssh://"):
-        try:
-            Address.parse(host)
-        except ValueError:
-            raise InputError(f"{name}: {host!r} is not an ssh://[user@]host[:port] address") from None
+        m = names.SSH_HOST.fullmatch(host)
+        if not m or not 1 <= int(m.group(1) or 22) <= 65535:
+            shown = one_line(host)  # a password (ssh://user:password@host) is never shown
+            raise InputError(f"{name}: {shown!r} is not an ssh://[user@]host[:port] address (no password)")
         ssh_command()
 
 

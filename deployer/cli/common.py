@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from deployer.core.masking import mask
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, one_line
 
 ConfigOption = Annotated[
     Path | None,
@@ -39,7 +39,7 @@ _label = ""
 
 def _prefixed(message: str, label: str | None = None) -> str:
     label = _label if label is None else label
-    return f"[{label}] {message}" if label else message
+    return f"[{one_line(label)}] {message}" if label else message
 
 
 def say(message: str) -> None:
@@ -75,7 +75,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except DeployerError as exc:
             step = f" in step '{exc.step}'" if exc.step else ""
-            error(f"ERROR ({type(exc).__name__}{step}): {exc}")
+            error(one_line(f"ERROR ({type(exc).__name__}{step}): {exc}"))
             if exc.logs:
                 error(f"--- last lines ---\n{exc.logs}")
             if os.environ.get("DEPLOYER_TRACEBACK"):

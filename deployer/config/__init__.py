@@ -16,7 +16,7 @@ from deployer.config import registry as registry_config
 from deployer.config import swarm as swarm_config
 from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Route, Service, Timeouts, Tls
 from deployer.config.reader import Reader
-from deployer.core import durations
+from deployer.core import durations, names
 from deployer.errors import ConfigError
 
 __all__ = [
@@ -66,7 +66,6 @@ IMAGE_REF = re.compile(IMAGE_NAME.pattern + r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,1
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MEMORY = re.compile(r"[1-9][0-9]{0,6}[kmg]")
 # A user and host never start with '-': ssh would read them as options.
-SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?")
 RESTART = ("no", "always", "unless-stopped", "on-failure")
 SERVICE_KEYS = {
     "image",
@@ -148,8 +147,8 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     restart = r.string("project.restart", default="unless-stopped")
     if restart not in RESTART:
         raise ConfigError(file, "project.restart", f"must be one of {', '.join(RESTART)}")
-    host = r.matching("engine.host", SSH_HOST, "ssh://[user@]host[:port]") or None
-    port = SSH_HOST.fullmatch(host).group(1) if host else None
+    host = r.matching("engine.host", names.SSH_HOST, "ssh://[user@]host[:port]") or None
+    port = names.SSH_HOST.fullmatch(host).group(1) if host else None
     if port is not None and not 1 <= int(port) <= 65535:
         raise r.error("engine.host", f"the port {port} is not between 1 and 65535")
     engine = Engine(host=host, mode=swarm_config.mode(r))

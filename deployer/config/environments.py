@@ -71,7 +71,34 @@ def names(raw: dict[str, Any], file: Path) -> tuple[str, ...]:
             raise ConfigError(file, where, "must be a table of the keys it overrides")
         for key in _leaves(body):
             _check_key(raw, file, name, key)
+    _distinct(raw, file, table)
     return tuple(table)
+
+
+def _distinct(raw: dict[str, Any], file: Path, table: dict[str, Any]) -> None:
+    """Two environments are two deployments: never the same project.id set twice (it is what
+    tells one environment's host from another's), nor the same host with the same id."""
+    base = {k: (raw.get(k.split(".")[0]) or {}).get(k.split(".")[1]) for k in ("project.id", "engine.host")}
+    seen_ids: dict[Any, str] = {}
+    seen: dict[tuple[Any, Any], str] = {}
+    for name, body in table.items():
+        leaves = _leaves(body)
+        own_id, host = leaves.get("project.id"), leaves.get("engine.host", base["engine.host"])
+        if own_id is not None and own_id in seen_ids:
+            raise ConfigError(
+                file, f"environments.{name}.project.id", f"is environments.{seen_ids[own_id]}'s too: give each its own"
+            )
+        if own_id is not None:
+            seen_ids[own_id] = name
+        both = (own_id if own_id is not None else base["project.id"], host or "the local engine")
+        if both in seen:
+            raise ConfigError(
+                file,
+                f"environments.{name}",
+                f"is the same deployment as environments.{seen[both]} (the same engine.host and project.id): "
+                "give it its own engine.host or project.id",
+            )
+        seen[both] = name
 
 
 def apply(raw: dict[str, Any], file: Path, environment: str | None) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -88,8 +115,10 @@ def apply(raw: dict[str, Any], file: Path, environment: str | None) -> tuple[dic
     for key, value in _leaves(raw["environments"][environment]).items():
         node = merged
         *parents, last = key.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # the base config has a value where a table goes
+                raise ConfigError(file, ".".join(parents[: depth + 1]), "must be a table")
         node[last] = copy.deepcopy(value)
     return merged, defined
 

@@ -198,6 +198,8 @@ class Reader:
                     raise self.error(key, f"{value} is not a folder")
         except OSError as exc:  # a name too long, a loop of links, ...
             raise self.error(key, f"cannot use {value[:80]!r}: {exc.strerror}") from None
+        except RuntimeError:  # Python before 3.13 says so for a loop of links
+            raise self.error(key, f"cannot use {value[:80]!r}: a loop of symbolic links") from None
         return resolved
 
     def reject_unknown(self, *, skip: tuple[str, ...] = ()) -> None:

@@ -10,6 +10,8 @@ import re
 
 COLOURS = ("blue", "green")
 RELEASE_ID = re.compile(r"[0-9a-f]{8}")
+# An engine over ssh, as engine.host and DOCKER_HOST may name it (no password: ssh keys).
+SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?")
 
 LABEL_PROJECT = "deployer.project"
 LABEL_DEPLOYMENT = "deployer.deployment"

@@ -352,3 +352,22 @@ def test_the_annotated_example_names_every_key_a_user_can_set():
         assert re.search(rf"(?m)^(# )?\[{section}[].]", text), f"[{section}] is not in examples/deployer.toml"
     for key in ("mode", "edge_replicas", "edge_constraints", "db_constraints", "cpus"):
         assert re.search(rf"(?m)^(# )?{key} = ", text), key
+
+
+def test_a_config_error_is_one_line_and_never_shows_a_password_of_a_url(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, MINIMAL + '[engine]\nhost = "ssh://deploy:Pw0rdSecret99@h"\n'))
+    assert caught.value.key == "engine.host"
+    assert "Pw0rdSecret99" not in str(caught.value) and "ssh://deploy:***@h" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, MINIMAL + '[services."a\\nb"]\nimage = "x"\n'))
+    assert "\n" not in str(caught.value) and "a\\nb" in str(caught.value)
+
+
+def test_a_loop_of_symbolic_links_is_bad_input_naming_the_key(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    (tmp_path / "db.env").unlink()
+    (tmp_path / "db.env").symlink_to(tmp_path / "db.env")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert caught.value.key == "database.env_file" and caught.value.exit_code == 2, caught.value

@@ -29,13 +29,24 @@ def one_line(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("host", ["garbage", "localhost:2375", "http//x", "ssh://", "ssh://deploy@host:port"])
+@pytest.mark.parametrize(
+    "host",
+    ["garbage", "localhost:2375", "http//x", "ssh://", "ssh://deploy@host:port", "ssh://deploy@host:99999",
+     "ssh://-oProxyCommand=id/host", "ssh://a b@host"],
+)  # fmt: skip
 def test_a_bad_docker_host_is_bad_input(shop_file, host):
     result = status(shop_file, DOCKER_HOST=host)
     assert result.returncode == 2, result.stderr
     line = one_line(result)
     assert "DOCKER_HOST" in line and repr(host) in line
     assert "UnreachableError" not in line
+
+
+def test_a_password_in_docker_host_is_refused_and_never_shown(shop_file):
+    result = status(shop_file, DOCKER_HOST="ssh://deploy:Pw0rdSecret99@host.example")
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert "DOCKER_HOST" in line and "ssh://deploy:***@host.example" in line and "Pw0rdSecret99" not in line
 
 
 @pytest.mark.parametrize(("command", "why"), [('ssh "x', "No closing quotation"), ("ssh x\\", "No escaped character")])

@@ -120,6 +120,16 @@ def test_another_environments_files_are_not_needed(tmp_path):
         ('[environments.production]\nedge.public_port = "x"\n', "environments.production.edge.public_port", "must be"),
         ('[environments.production]\nengine.host = "tcp://x"\n', "environments.production.engine.host", "ssh://"),
         ('[environments.staging]\nedge.tls.crt = "a.pem"\n', "environments.staging.edge.tls.crt", "unknown key"),
+        (
+            ENVIRONMENTS.replace('engine.host = "ssh://deploy@staging.example.com"', 'project.id = "shopprod2026"'),
+            "environments.production.project.id",
+            "environments.staging's too",
+        ),
+        (
+            "[environments.staging]\nedge.public_port = 81\n[environments.production]\nedge.public_port = 80\n",
+            "environments.production",
+            "the same deployment as environments.staging",
+        ),
     ],
 )
 def test_bad_environments_name_their_key(tmp_path, extra, key, words):
@@ -227,3 +237,11 @@ def test_every_command_takes_env():
     assert not lacking, f"commands without -e/--env: {lacking}"
     promote = {opt for p in found["promote"].params for opt in p.opts}
     assert {"--from", "--to"} <= promote
+
+
+def test_an_override_below_a_value_that_is_not_a_table_names_the_key(tmp_path):
+    path = write(tmp_path, "[environments.production]\nedge.tls.port = 8443\n")
+    path.write_text(path.read_text().replace("public_port = 8080", 'public_port = 8080\ntls = "x"', 1))
+    with pytest.raises(ConfigError) as caught:
+        config.load(path, environment="production")
+    assert caught.value.key == "edge.tls" and "must be a table" in str(caught.value)
