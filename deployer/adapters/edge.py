@@ -103,7 +103,8 @@ class Edge:
         return Taken(EdgeState.parse(parse_dump(result.stdout, scripts.SEPARATOR)), stale)
 
     def renew_lock(self, token: str, lease: int) -> bool:
-        return self.run(scripts.renew_lock(token, lease), step="lock").ok
+        """False only when the lock is no longer this token's (another failure: try again)."""
+        return self.run(scripts.renew_lock(token, lease), step="lock").exit_code != scripts.LOCK_LOST
 
     def free_lock(self, token: str) -> None:
         self.run(scripts.free_lock(token), step="unlock")

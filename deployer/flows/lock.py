@@ -79,6 +79,18 @@ class Lease:
             except Exception:  # the next renewal tries again; the lease covers three of them
                 continue
 
+    def check(self) -> None:
+        """LockError when the lease was lost: this command stalled past it (a paused process,
+        a suspended machine) and another one may have taken the lock over. Nothing more may
+        be changed; the undo reads the host's truth."""
+        if self.lost:
+            from deployer.errors import LockError
+
+            raise LockError(
+                "this command's lock was lost (it stalled past its lease, and another command may have taken "
+                "the lock over): stopping here"
+            )
+
     def committed(self) -> None:
         """The final commit freed the lock in the edge."""
         self.freed = True

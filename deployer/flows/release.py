@@ -81,6 +81,7 @@ def release(
         with run.step(Step.LOCK):
             edge.require()
             lease = Lease(ctx, f"release {version}")
+            run.guard = lease.check  # every later step first checks that the lock is still ours
             state = lease.state
             watch_flow.guard(ctx, state)
         live = state.live

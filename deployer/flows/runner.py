@@ -50,6 +50,7 @@ class Run:
         self.steps: dict[str, float] = {}
         self.current: Step | None = None
         self._undo: list[tuple[str, Callable[[], Any]]] = []
+        self.guard: Callable[[], None] | None = None  # raises when the run may not go on (a lost lock)
 
     @contextmanager
     def step(self, step: Step) -> Iterator[None]:
@@ -57,6 +58,8 @@ class Run:
         _test_pause(step, self.say)
         started = time.monotonic()
         try:
+            if self.guard is not None:
+                self.guard()
             yield
         except DeployerError as exc:
             if exc.step is None:

@@ -32,12 +32,13 @@ from deployer.core.watch import (
     parse_tick,
     tick_script,
 )
-from deployer.errors import LockError
+from deployer.errors import EdgeError, EngineError, LockError
 from deployer.flows import notify
 from deployer.flows.context import Context, who
 from deployer.flows.rollback import Verdict, clear, clock, record, roll_back
 
 SAY_EVERY = 10.0  # seconds between progress lines
+TICK_TRIES = 3  # failed reads of a tick in a row before the watch gives up
 
 
 def after_switch(
@@ -115,17 +116,12 @@ def guard(ctx: Context, state: EdgeState) -> None:
 def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
     w = ctx.config.watch
     check = probe_rule.Probe(probe_rule.LIVE + w.check, marker.colour, marker.release) if w.check else None
-    failed_checks, said = 0, 0.0
+    failed_checks, said, rolling_back = 0, 0.0, False
     limit = int((marker.deadline - marker.started) / TICK) + 100  # bounded, whatever the clocks do
     try:
         for _ in range(limit):
             began = time.monotonic()
-            tick = parse_tick(
-                ctx.edge.run(
-                    tick_script(marker, own=own, window=SPAN, check=check, timeout=ctx.config.timeouts.request_timeout),
-                    step=Step.WATCH,
-                ).stdout
-            )
+            tick = _tick(ctx, marker, own=own, check=check)
             mine = Marker.parse(tick.state.watch)
             if mine is None or mine.release != marker.release:
                 return _ended(ctx, marker)
@@ -145,6 +141,7 @@ def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
                 why = f"the check {w.check} failed {failed_checks} times in a row: {'; '.join(problems)}"
                 verdict = Judgement("breach", (why, *verdict.reasons), fig)
             if own and verdict.verdict == "breach":
+                rolling_back = True
                 roll_back(ctx, marker, verdict, f"the last {seconds_text(seconds)}")
             if time.monotonic() - said >= SAY_EVERY:
                 said = time.monotonic()
@@ -158,10 +155,40 @@ def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
         return _final(ctx, marker) if own else _ended(ctx, marker, wait=True)
     except KeyboardInterrupt:
         if own:
-            clear(ctx, marker)
-            record(ctx, marker, Verdict("cancelled", "the watch was cancelled"))
-            ctx.say(f"watch cancelled: {marker.version} stays live; {marker.previous} stays the warm standby")
+            try:  # whatever fails here, the cancel is what the command reports
+                clear(ctx, marker)
+                record(ctx, marker, Verdict("cancelled", "the watch was cancelled"))
+            except Exception:
+                pass
+            if rolling_back:
+                ctx.say(
+                    f"watch cancelled during the switch back from {marker.version}: `deployer status` shows which "
+                    f"colour is live; `deployer switch --to {marker.previous}` finishes the rollback"
+                )
+            else:
+                ctx.say(f"watch cancelled: {marker.version} stays live; {marker.previous} stays the warm standby")
         raise
+
+
+def _tick(ctx: Context, marker: Marker, *, own: bool, check: Any) -> Any:
+    """One tick read from the edge. A failed read (an engine call that failed for a moment)
+    is tried again: TICK_TRIES in a row must fail before the watch gives up."""
+    from requests.exceptions import RequestException
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
+
+    script = tick_script(marker, own=own, window=SPAN, check=check, timeout=ctx.config.timeouts.request_timeout)
+    for attempt in Retrying(
+        stop=stop_after_attempt(TICK_TRIES),
+        wait=wait_fixed(TICK),
+        retry=retry_if_exception_type((EngineError, EdgeError, RequestException)),
+        before_sleep=lambda state: ctx.say(
+            f"watch: reading the edge failed ({state.outcome.exception()}); trying again in {TICK:.0f}s"
+        ),
+        reraise=True,
+    ):
+        with attempt:
+            return parse_tick(ctx.edge.run(script, step=Step.WATCH).stdout)
+    raise AssertionError("unreachable")  # reraise=True: the last failure is raised above
 
 
 def _final(ctx: Context, marker: Marker) -> Verdict:

@@ -154,6 +154,32 @@ def test_an_edge_that_dies_mid_release_fails_it_in_its_own_step_and_up_recovers(
     assert project.cli("lock", "status").stdout.strip() == "free"
 
 
+def test_a_release_that_stalled_past_its_lease_stops_when_it_wakes(project):
+    """A stopped process (Ctrl-Z, a suspended machine) loses its lease; another command
+    takes the lock over and undoes the unfinished release. When the first one wakes, it
+    must change nothing more: its next step stops it."""
+    project.release_all("v1")
+    project.tag("v2")
+    stalled = project.popen_env(
+        {"DEPLOYER_TEST_LEASE": "3", "DEPLOYER_TEST_PAUSE": "health:10"}, "release", "v2", "--no-backup"
+    )
+    wait_for_line(stalled, "test pause before health")
+    stalled.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(4)  # past its 3 s lease
+        took = project.cli("up")
+        assert took.returncode == 0, took.stderr
+        assert "took over a stale lock" in took.stderr and "an unfinished release of v2" in took.stderr, took.stderr
+    finally:
+        stalled.send_signal(signal.SIGCONT)
+    err = stalled.communicate(timeout=120)[1]
+    assert stalled.returncode == 1, err
+    assert "in step 'health'" in err and "lock was lost" in err, err
+    assert project.serving("/api/version") == ("v1", "blue")
+    assert project.containers("green") == []
+    assert project.cli("lock", "status").stdout.strip() == "free"
+
+
 def test_a_cancel_at_every_step_leaves_live_serving(project):
     """SIGTERM (a cancelled CI job) at the start of each step, and between the switch's
     swap and its verification: live always answers, the lock is freed, the history says

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -82,7 +83,18 @@ def wait_for_marker(stack, seconds: float = 60) -> None:
 
 
 def test_a_window_without_traffic_gives_no_verdict(stack):
-    result = run(stack, "release", "v3", "--no-backup", "--watch", "10s")
+    """And the edge out of reach for a moment (paused: every exec fails) does not end the watch."""
+    release = stack.popen("release", "v3", "--no-backup", "--watch", "10s")
+    wait_for_marker(stack)
+    stack.edge.pause()
+    try:
+        time.sleep(3)  # longer than a tick: at least one read fails, and at most two
+    finally:
+        stack.edge.unpause()
+    out, err = release.communicate(timeout=120)
+    stack.outputs.append(out + err)
+    result = subprocess.CompletedProcess(release.args, release.returncode, out, err)
+    assert "watch: reading the edge failed" in result.stderr and "trying again" in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
     assert "NO VERDICT" in result.stderr and "neither passed nor failed" in result.stderr
     entry = [e for e in history(stack) if e["action"] == "watch"][-1]
