@@ -24,7 +24,7 @@ from deployer.config import envfile
 from deployer.core import names
 from deployer.core.masking import mask
 from deployer.core.steps import Step
-from deployer.errors import DeployerError, InputError
+from deployer.errors import DeployerError, EngineError, InputError
 from deployer.flows.context import Context
 
 HASH_LABEL = "com.docker.compose.config-hash"
@@ -43,11 +43,18 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
         return
     have = ((current.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "")
     want = compose_adapter.config_hash(engine, names.infra_project(config.name), data, "db", secrets=secrets)
-    if not have or not want or have == want:
+    if not have or have == want:
         if recreate:
             ctx.say("database: its settings are unchanged, so it is not recreated")
         return
-    changed = what_changed(current, data["services"]["db"])
+    if not want and not recreate:  # compose could not say: it might recreate it
+        raise EngineError(
+            "`docker compose config --hash` gave no answer, so `deployer up` cannot tell whether compose would "
+            "recreate the database container (a PostgreSQL restart under live traffic): nothing was changed. Check "
+            "`docker compose version` (compose v2), or run `deployer up --recreate-db`, which takes a verified dump first",
+            step="up",
+        )
+    changed = what_changed(current, data["services"]["db"]) if want else "settings (compose could not say)"
     if not recreate:
         raise InputError(
             f"`deployer up` would recreate the database container, a PostgreSQL restart under live traffic, because "

@@ -216,7 +216,7 @@ def release_stacks(ctx: Context) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def _remove(ctx: Context, stacks: list[str]) -> None:
+def _remove(ctx: Context, stacks: list[str], *, prune: bool = True) -> None:
     if not stacks:
         return
     cluster = Swarm(ctx.engine)
@@ -224,15 +224,19 @@ def _remove(ctx: Context, stacks: list[str]) -> None:
         cluster.remove_stack(stack)
     grace = max((s.stop_grace for s in ctx.config.services.values()), default=10)
     cluster.wait_gone(stacks, limit=grace + 15)
-    cluster.prune_objects(ctx.config.name, keep=set())  # secrets no release uses any more
+    if prune:
+        cluster.prune_objects(ctx.config.name, keep=set())  # secrets no release uses any more
 
 
 def retire(ctx: Context, state: EdgeState | None = None) -> list[str]:
     """Remove every release stack the route state no longer names (see cleanup.retire)."""
     state = state or ctx.edge.state(step=Step.RETIRE)
     keep = {(c, r.release) for c, r in state.records.items() if r}
+    if state.pending:  # a release that started since (the lock was freed at the switch)
+        keep.add((state.pending.colour, state.pending.release))
     doomed = [item for item in release_stacks(ctx) if (item[1], item[2]) not in keep]
-    _remove(ctx, [stack for stack, *_ in doomed])
+    # while a release is under way, the secrets it has just made are not yet in a stack
+    _remove(ctx, [stack for stack, *_ in doomed], prune=not state.pending)
     return sorted(f"{colour}-{release} ({version})" for _, colour, release, version in doomed)
 
 
