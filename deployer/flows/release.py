@@ -156,9 +156,29 @@ def release(
                 steps=dict(run.steps),
                 **fields,
             )
-            edge.commit(
-                idle, checks.live_probes(ctx, idle, release_id), line, lease.token, config.timeouts.request_timeout
+            previous = state.record(live) if live else None
+            armed = watch_flow.arm(
+                ctx,
+                colour=idle,
+                release_id=release_id,
+                version=version,
+                previous=live,
+                previous_version=previous.version if previous else "",
+                standby=standby,
+                window=watch,
             )
+            try:
+                edge.commit(
+                    idle, checks.live_probes(ctx, idle, release_id), line, lease.token, config.timeouts.request_timeout
+                )
+            except BaseException:
+                try:  # the release may have gone live all the same (a cancel after the swap)
+                    went_live = edge.state(step=Step.UNDO).serves(idle, release_id)
+                except Exception:
+                    went_live = False
+                if not went_live:
+                    watch_flow.disarm(ctx, armed)
+                raise
             lease.committed()
     except BaseException as exc:
         _failed(ctx, run, exc, fields, settled)
@@ -169,17 +189,7 @@ def release(
             lease.free()
 
     with run.step(Step.WATCH):  # raises after an automatic rollback (exit 1)
-        previous = state.record(live) if live else None
-        watch_flow.after_switch(
-            ctx,
-            colour=idle,
-            release_id=release_id,
-            version=version,
-            previous=live,
-            previous_version=previous.version if previous else "",
-            standby=standby,
-            window=watch,
-        )
+        watch_flow.after_switch(ctx, armed)
     with run.step(Step.RETIRE):
         # The old standby is told to stop, not waited for: its shutdown is the app's time,
         # not the release's (flows/cleanup.py; the next release removes it).

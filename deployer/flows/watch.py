@@ -38,10 +38,10 @@ from deployer.flows.context import Context, who
 from deployer.flows.rollback import Verdict, clear, clock, record, roll_back
 
 SAY_EVERY = 10.0  # seconds between progress lines
-TICK_TRIES = 3  # failed reads of a tick in a row before the watch gives up
+TICK_TRIES = 5  # failed reads of a tick in a row before the watch gives up (8 s)
 
 
-def after_switch(
+def arm(
     ctx: Context,
     *,
     colour: str,
@@ -51,9 +51,10 @@ def after_switch(
     previous_version: str,
     standby: Record | None,
     window: float | None = None,
-) -> Verdict | None:
-    """Watch a release that has just gone live; None when there is no watch (window 0, or
-    nothing to switch back to). Raises HealthError after an automatic rollback."""
+) -> Marker | None:
+    """Write the watch's marker for a release about to go live, while its release still holds
+    the lock: the switch frees the lock, and a next release must find the marker from that
+    moment on. None when there is no watch (window 0, or nothing to switch back to)."""
     seconds = ctx.config.watch.window if window is None else window
     if seconds <= 0:
         return None
@@ -65,7 +66,26 @@ def after_switch(
     marker = Marker(
         colour, release_id, version, previous, previous_version, now, now + round(seconds), now, holder, standby
     )
-    ctx.edge.run(scripts.write_state("watch", marker.render()), step=Step.WATCH)
+    ctx.edge.run(scripts.write_state("watch", marker.render()), step=Step.SWITCH)
+    return marker
+
+
+def disarm(ctx: Context, marker: Marker | None) -> None:
+    """The release did not go live after all: its marker goes (never raises)."""
+    if marker is not None:
+        try:
+            clear(ctx, marker)
+        except Exception:
+            pass
+
+
+def after_switch(ctx: Context, marker: Marker | None) -> Verdict | None:
+    """Watch a release that has just gone live (its marker armed before the switch); None
+    when there is no watch. Raises HealthError after an automatic rollback."""
+    if marker is None:
+        return None
+    seconds, colour, version = marker.deadline - marker.started, marker.colour, marker.version
+    previous, previous_version = marker.previous, marker.previous_version
     w = ctx.config.watch
     ctx.say(
         f"watch: {version} on {colour} for {seconds_text(seconds)} (5xx ≤ {w.max_error_rate:.1%}, p99 ≤ "
@@ -187,7 +207,11 @@ def _tick(ctx: Context, marker: Marker, *, own: bool, check: Any) -> Any:
         reraise=True,
     ):
         with attempt:
-            return parse_tick(ctx.edge.run(script, step=Step.WATCH).stdout)
+            result = ctx.edge.run(script, step=Step.WATCH)
+            tick = parse_tick(result.stdout)
+            if not result.ok or not tick.now:  # cut short (the edge stopped under it): not a reading
+                raise EdgeError(f"the edge's answer was cut short (exit {result.exit_code})", step=Step.WATCH)
+            return tick
     raise AssertionError("unreachable")  # reraise=True: the last failure is raised above
 
 

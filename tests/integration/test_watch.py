@@ -83,15 +83,22 @@ def wait_for_marker(stack, seconds: float = 60) -> None:
 
 
 def test_a_window_without_traffic_gives_no_verdict(stack):
-    """And the edge out of reach for a moment (paused: every exec fails) does not end the watch."""
+    """And the edge out of reach for a moment (stopped and started again: every exec fails
+    meanwhile) does not end the watch."""
     release = stack.popen("release", "v3", "--no-backup", "--watch", "10s")
-    wait_for_marker(stack)
-    stack.edge.pause()
+    said = []
+    for line in release.stderr:  # until the watch runs (bounded by the release's own life)
+        said.append(line)
+        if "watch: v3 on blue for" in line:
+            break
+    edge = stack.edge
+    edge.stop(timeout=1)
     try:
-        time.sleep(3)  # longer than a tick: at least one read fails, and at most two
+        time.sleep(2.5)  # longer than a tick: at least one read fails
     finally:
-        stack.edge.unpause()
+        edge.start()
     out, err = release.communicate(timeout=120)
+    err = "".join(said) + err
     stack.outputs.append(out + err)
     result = subprocess.CompletedProcess(release.args, release.returncode, out, err)
     assert "watch: reading the edge failed" in result.stderr and "trying again" in result.stderr, result.stderr
@@ -213,3 +220,25 @@ def test_every_event_is_notified_and_a_failing_webhook_fails_nothing(stack):
     backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
     assert TOKEN not in json.dumps(backup.attrs)
     assert backup.exec_run(["test", "-s", "/run/secrets/webhook"]).exit_code == 0  # the agent has it, as a file
+
+
+def test_the_watch_marker_is_written_before_the_switch_frees_the_lock(stack):
+    """A next release must find the marker from the moment the lock is free: it is written
+    under the release's lock, before the switch (which frees the lock in the same exec)."""
+    stack.tag("v6")
+    release = stack.popen_env({"DEPLOYER_TEST_COMMIT_PAUSE": "3"}, "release", "v6", "--no-backup", "--watch", "10s")
+    held = "never saw the marker"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and release.poll() is None:
+            if state(stack, "watch"):
+                held = stack.cli("lock", "status").stdout
+                break
+            time.sleep(0.2)
+    finally:
+        out, err = release.communicate(timeout=120)
+        stack.outputs.append(out + err)
+    assert held.startswith("held"), f"the marker came only after the lock was free: {held}\n{err}"
+    assert release.returncode == 0, err
+    assert "NO VERDICT" in err and stack.serving()[0] == "v6"
+    assert not state(stack, "watch")
