@@ -166,6 +166,10 @@ def down(
     """Remove every release and the infrastructure; with --volumes, the database too."""
     from deployer.flows import infra, swarm
 
+    if not volumes and (yes or not backup):
+        from deployer.errors import InputError
+
+        raise InputError("down: --yes and --no-backup go with --volumes (without it, no data is deleted)")
     with context(config, env) as ctx:
         if volumes and not yes:
             _confirm_deletion(ctx.config.name, ctx.engine.where)

@@ -92,7 +92,8 @@ def find(path: str | Path | None) -> Path:
     candidate = Path(path) if path else Path.cwd() / DEFAULT_FILE
     try:
         if not candidate.is_file():
-            raise ConfigError(candidate, None, "config file not found (use --config PATH)")
+            what = "is not a regular file" if candidate.exists() else "config file not found"
+            raise ConfigError(candidate, None, f"{what} (use --config PATH)")
         return candidate.resolve()
     except OSError as exc:  # a name too long, a loop of links, ...
         raise ConfigError(candidate, None, f"cannot use it as the config file: {exc.strerror}") from None

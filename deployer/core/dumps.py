@@ -88,6 +88,8 @@ def check_label(label: str) -> str:
 def check_database(name: str) -> str:
     if not DATABASE.fullmatch(name):
         raise ValueError(f"{name!r} is not a plain database name (letters, digits, '_'; up to 63)")
+    if name.lower() in ("template0", "template1"):
+        raise ValueError(f"{name!r} is a template of PostgreSQL (every new database is copied from it): not a target")
     return name
 
 

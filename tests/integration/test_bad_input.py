@@ -69,6 +69,10 @@ ARGUMENTS = [
     (("nonsense",), "No such command 'nonsense'"),
     (("down", "--volumes"), "add --yes"),
     (("release", "v2", "--config", "/nonexistent/deployer.toml"), "config file not found"),
+    (("release", "v2", "--config", "/dev/null"), "is not a regular file"),
+    (("down", "--yes"), "go with --volumes"),
+    (("down", "--no-backup"), "go with --volumes"),
+    (("backup", "restore", "dump-20260101T000000Z", "--database", "template1", "--yes"), "a template of PostgreSQL"),
     # release safety (docs/release-safety.md)
     (("release", "v2", "--watch", "soon"), "--watch must be 0"),
     (("release", "v2", "--watch", "5s"), "--watch must be 0"),
