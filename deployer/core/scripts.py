@@ -92,11 +92,17 @@ def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
             check_deployment(deployment),
             "now=$(date +%s)",
             f"if ! mkdir {LOCK} 2>/dev/null; then",
-            f"  {_lease_check()}",
-            f'  if [ "$now" -lt "$lease" ]; then {held}; fi',
-            f'  echo "stale $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
-            f"  mv {LOCK} {LOCK}.stale.$$ 2>/dev/null && rm -rf {LOCK}.stale.$$",
-            f"  if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
+            # One takeover at a time, the lease read again under it: two commands that both
+            # saw the same stale lock must not both take it (the second would move away the
+            # fresh lock of the first).
+            f"  exec 9>{LOCK}.takeover && flock -w 10 9",
+            f"  if ! mkdir {LOCK} 2>/dev/null; then",
+            f"    now=$(date +%s); {_lease_check()}",
+            f'    if [ "$now" -lt "$lease" ]; then {held}; fi',
+            f'    echo "stale $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
+            f"    mv {LOCK} {LOCK}.stale.$$ 2>/dev/null && rm -rf {LOCK}.stale.$$",
+            f"    if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
+            "  fi",
             "fi",
             write_atomic(f"{LOCK}/holder", holder),
             f"echo $((now + {int(lease_seconds)})) > {LOCK}/lease",
