@@ -152,7 +152,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     port = names.SSH_HOST.fullmatch(host).group(1) if host else None
     if port is not None and not 1 <= int(port) <= 65535:
         raise r.error("engine.host", f"the port {port} is not between 1 and 65535")
-    engine = Engine(host=host, mode=swarm_config.mode(r))
+    engine, r.remote = Engine(host=host, mode=swarm_config.mode(r)), host is not None
     services = _services(r)
     edge = edge_config.read(r, services)
     database = _database(r)

@@ -27,6 +27,7 @@ class Reader:
         self.file = file
         self.check_paths = check_paths
         self.seen: set[str] = set()
+        self.remote = False  # engine.host is set: a host folder is on another machine
 
     def error(self, key: str | None, message: str) -> ConfigError:
         return ConfigError(self.file, key, message)
@@ -179,6 +180,8 @@ class Reader:
         parts = [p for p in value.split("/") if p not in ("", ".")]
         if value.startswith("/") and not parts:
             raise self.error(key, "the root folder '/' cannot be the deployer's")
+        if self.remote and not value.startswith("/"):
+            raise self.error(key, f"{value!r} is relative: with engine.host it must be an absolute path on that host")
         if len(value) > 1024:
             raise self.error(key, "longer than 1024 characters")
         return value

@@ -371,3 +371,11 @@ def test_a_loop_of_symbolic_links_is_bad_input_naming_the_key(tmp_path):
     with pytest.raises(ConfigError) as caught:
         config.load(path)
     assert caught.value.key == "database.env_file" and caught.value.exit_code == 2, caught.value
+
+
+def test_a_folder_of_a_remote_host_must_be_absolute(tmp_path):
+    remote = MINIMAL + '[engine]\nhost = "ssh://deploy@host.example"\n'
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, remote + '[backup]\ndir = "dumps"\n'))
+    assert caught.value.key == "backup.dir" and "absolute path on that host" in str(caught.value)
+    assert config.load(write(tmp_path, remote + '[backup]\ndir = "/srv/dumps"\n')).backup.dir == "/srv/dumps"
