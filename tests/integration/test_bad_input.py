@@ -71,6 +71,7 @@ ARGUMENTS = [
     (("release", "v2", "--config", "/nonexistent/deployer.toml"), "config file not found"),
     (("release", "v2", "--config", "/dev/null"), "is not a regular file"),
     (("down", "--yes"), "go with --volumes"),
+    (("status", "-e", ""), "is empty: name an environment"),
     (("down", "--no-backup"), "go with --volumes"),
     (("backup", "restore", "dump-20260101T000000Z", "--database", "template1", "--yes"), "a template of PostgreSQL"),
     # release safety (docs/release-safety.md)
