@@ -35,6 +35,9 @@ def read(r: Reader) -> Registry | None:
     url = r.matching(
         "registry.url", URL, "a registry and path without a scheme, such as registry.example.com/shop", required=True
     )
+    port = re.match(r"[^/:]*:([0-9]+)", url)
+    if port and not 1 <= int(port.group(1)) <= 65535:
+        raise r.error("registry.url", f"the port {port.group(1)} is not between 1 and 65535")
     env_file = r.path("registry.env_file", must_exist=True, kind="file")
     anonymous = r.boolean("registry.anonymous", default=False)
     if anonymous and env_file:

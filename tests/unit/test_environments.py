@@ -186,6 +186,8 @@ def test_a_registry_with_an_env_file(tmp_path):
     [
         ('url = "https://registry.example.com"', None, "registry.url", "without a scheme"),
         ('url = "Registry.example.com"', None, "registry.url", "without a scheme"),
+        ('url = "registry.example.com:99999/shop"', None, "registry.url", "not between 1 and 65535"),
+        ('url = "registry.example.com:0"', None, "registry.url", "not between 1 and 65535"),
         ("anonymous = true", None, "registry.url", "missing"),
         (
             'url = "r.example.com"\nenv_file = "registry.env"',
