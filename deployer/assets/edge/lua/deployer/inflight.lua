@@ -35,6 +35,14 @@ function M.start()
     if id then
         dict:set("worker|" .. id, pid)
     end
+    -- A count left under this pid by a worker that died holding slots (its pid now reused)
+    -- is not this worker's: start from nothing.
+    local mine = "|" .. pid
+    for _, key in ipairs(dict:get_keys(0)) do
+        if key:sub(-#mine) == mine and key:sub(1, 7) ~= "worker|" then
+            dict:delete(key)
+        end
+    end
 end
 
 -- Takes a slot of `name` (colour|service) for this request. Returns the slot's key, nil

@@ -18,6 +18,7 @@ local M = {}
 
 local dict = ngx.shared.deployer_metrics
 local now, start_time, floor = ngx.now, ngx.req.start_time, math.floor
+local exiting = ngx.worker.exiting
 
 -- Upper bounds of the latency buckets, in seconds. Thresholds worth checking exactly
 -- (a p99 of 0.5 s, say) are bucket bounds, so "more than 1 % above 0.5 s" is an exact count.
@@ -87,6 +88,11 @@ function M.log()
     local b = bucket(seconds)
     p.h[b] = (p.h[b] or 0) + 1
     p.sum = p.sum + seconds
+    if exiting() then
+        -- a worker draining after a reload: its flush timer has fired for the last time,
+        -- and the requests it still finishes (the slowest, streams) must count too
+        M.flush()
+    end
 end
 
 -- Adds this worker's pending counts to the shared dict, then notes when it did.
@@ -110,6 +116,7 @@ local function flush()
     ngx.update_time()
     dict:set("flushed|" .. ngx.worker.id(), ngx.now())
 end
+M.flush = flush
 
 -- Every worker flushes every FLUSH seconds (init_worker).
 function M.start()
