@@ -29,10 +29,15 @@ local COLOURS = { blue = true, green = true }
 local shared = ngx.shared.deployer_state
 local worker_gen, worker_state = nil, nil
 
+-- A file's text; "" when it does not exist; nil and why when it cannot be read (taking an
+-- empty state for that would leave no colour serving).
 local function read(path)
-    local fh = io.open(path, "rb")
+    local fh, err = io.open(path, "rb")
     if not fh then
-        return ""
+        if err and err:find("No such file", 1, true) then
+            return ""
+        end
+        return nil, err
     end
     local text = fh:read("*a") or ""
     fh:close()
@@ -47,19 +52,45 @@ end
 -- Reads the files into the shared dict; bumps the generation when anything changed.
 -- Returns true (changed), false (unchanged), or nil and why the change was not taken.
 -- A swarm's public replica has no files: it takes the control's state (sync.lua).
-function M.load()
-    if sync.replica then
-        return sync.pull()
-    end
+local function load_files()
     local parts = {}
     for i, name in ipairs(FILES) do
-        parts[i] = read(DIR .. name)
+        local text, err = read(DIR .. name)
+        if not text then
+            return nil, err
+        end
+        parts[i] = text
     end
     local blob = table.concat(parts, "\0")
     if blob ~= shared:get("blob") or not shared:get("gen") then
         return sync.publish(blob, commit)
     end
     return false
+end
+
+function M.load()
+    if sync.replica then
+        return sync.pull()
+    end
+    -- One read at a time across the workers: a read that stalled between the files and the
+    -- commit must not put back the state that a newer read (a /reload) has just replaced.
+    -- The mark expires, in case its worker dies holding it.
+    local can_wait = ngx.get_phase() ~= "init" -- the master at (re)start may not sleep
+    for _ = 1, 300 do
+        if shared:add("loading", true, 5) then
+            local ok, changed, err = pcall(load_files)
+            shared:delete("loading")
+            if not ok then
+                return nil, changed
+            end
+            return changed, err
+        end
+        if not can_wait then
+            break
+        end
+        ngx.sleep(0.01)
+    end
+    return nil, "another read of the route state is under way"
 end
 
 local function parse_record(colour, text)
