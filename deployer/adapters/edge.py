@@ -38,6 +38,9 @@ class Edge:
         self.project = project
         self.deployment = deployment
         self.container = names.infra_container(project, "edge")
+        # The token of the lock this command holds (flows/lock.py sets it): while it is set,
+        # a route state write changes nothing unless the lock is still this token's.
+        self.token = ""
 
     def run(self, script: str, *, step: str, env: dict[str, str] | None = None) -> ExecResult:
         return self.engine.exec(self.container, ["sh", "-c", script], step=step, env=env)
@@ -54,14 +57,24 @@ class Edge:
         result = self.run(scripts.read_state(), step=step)
         return EdgeState.parse(parse_dump(result.stdout, scripts.SEPARATOR))
 
+    def _write_state(self, name: str, content: str | None, *, step: str) -> ExecResult:
+        result = self.run(scripts.write_state(name, content, self.token), step=step)
+        if result.exit_code == scripts.LOCK_LOST:
+            raise LockError(
+                "this command's lock was taken over by another command, so it must not change the route state: "
+                f"the {name} route state was left as that command has it",
+                step=step,
+            )
+        return result
+
     def write_pending(self, pending: Pending | None, *, step: str) -> None:
         """Mark a release as started (None: as finished or undone)."""
-        result = self.run(scripts.write_state("pending", pending.render() if pending else None), step=step)
+        result = self._write_state("pending", pending.render() if pending else None, step=step)
         if not result.ok:
             raise EdgeError(f"could not write the route state: {(result.stdout + result.stderr).strip()}", step=step)
 
     def write_record(self, colour: str, record: Record | None, *, step: str) -> None:
-        result = self.run(scripts.write_state(colour, record.render() if record else None), step=step)
+        result = self._write_state(colour, record.render() if record else None, step=step)
         if not result.ok:
             raise EdgeError(
                 f"could not write the route state of {colour}: {(result.stdout + result.stderr).strip()}", step=step

@@ -63,11 +63,13 @@ def read_state() -> str:
     return route_state.dump_files(SEPARATOR)
 
 
-def write_state(name: str, content: str | None) -> str:
-    """Replace (or, with None, remove) one route state file and announce it."""
+def write_state(name: str, content: str | None, token: str = "") -> str:
+    """Replace (or, with None, remove) one route state file and announce it. With a lock
+    token, only while that token holds the lock (exit LOCK_LOST, nothing written, otherwise)."""
     path = f"{STATE}/{name}"
     change = write_atomic(path, content) if content is not None else f"rm -f {path} && sync {STATE}"
-    return "\n".join([f"mkdir -p {STATE}", change, _notify()])
+    owned = [f"{_owns(token)} || {{ echo 'the lock is no longer ours'; exit {LOCK_LOST}; }}"] if token else []
+    return "\n".join([*owned, f"mkdir -p {STATE}", change, _notify()])
 
 
 # -- lock ---------------------------------------------------------------------------------

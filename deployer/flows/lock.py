@@ -17,6 +17,11 @@ from deployer.core.state import EdgeState
 from deployer.flows.context import Context, who
 
 
+def _clock() -> float:
+    """Seconds that also run while the machine sleeps (a suspended laptop), where Linux has such a clock."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
+
+
 def lease_seconds() -> int:
     """The lease of a lock; DEPLOYER_TEST_LEASE (a test harness hook) shortens it."""
     return int(os.environ.get("DEPLOYER_TEST_LEASE") or lockrecord.LEASE)
@@ -40,6 +45,7 @@ class Lease:
         self.holder = holder(command)
         self.lease = lease_seconds()
         taken = edge.take_lock(self.holder, self.lease)
+        edge.token = self.holder.token  # from now on, route state writes check that the lock is still ours
         self.state: EdgeState = taken.state
         if taken.stale:
             ctx.say(
@@ -47,6 +53,7 @@ class Lease:
             )
         self.freed = False
         self.lost = False
+        self.confirmed = _clock()  # when the edge last said the lock is ours
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="lock-lease", daemon=True)
         self._thread.start()
@@ -76,13 +83,22 @@ class Lease:
                 if not self.edge.renew_lock(self.token, self.lease):
                     self.lost = True
                     return
+                self.confirmed = _clock()
             except Exception:  # the next renewal tries again; the lease covers three of them
                 continue
 
     def check(self) -> None:
         """LockError when the lease was lost: this command stalled past it (a paused process,
         a suspended machine) and another one may have taken the lock over. Nothing more may
-        be changed; the undo reads the host's truth."""
+        be changed; the undo reads the host's truth.
+
+        After a stall the renewal thread may not have run yet, so a confirmation older than a
+        renewal's interval is asked for again here, before the step goes on."""
+        if not self.lost and _clock() - self.confirmed > max(1, self.lease // 3) + 2:
+            if self.edge.renew_lock(self.token, self.lease):
+                self.confirmed = _clock()
+            else:
+                self.lost = True
         if self.lost:
             from deployer.errors import LockError
 
@@ -94,6 +110,7 @@ class Lease:
     def committed(self) -> None:
         """The final commit freed the lock in the edge."""
         self.freed = True
+        self.edge.token = ""
         self.stop()
 
     def stop(self) -> None:
@@ -108,6 +125,7 @@ class Lease:
         self.stop()
         if not self.freed:
             self.freed = True
+            self.edge.token = ""
             try:
                 self.edge.free_lock(self.token)
             except Exception as exc:

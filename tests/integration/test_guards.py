@@ -155,26 +155,41 @@ def test_an_edge_that_dies_mid_release_fails_it_in_its_own_step_and_up_recovers(
 
 
 def test_a_release_that_stalled_past_its_lease_stops_when_it_wakes(project):
-    """A stopped process (Ctrl-Z, a suspended machine) loses its lease; another command
-    takes the lock over and undoes the unfinished release. When the first one wakes, it
-    must change nothing more: its next step stops it."""
+    """A stopped process (Ctrl-Z, a suspended machine) loses its lease; another release
+    takes the lock over and undoes the unfinished one. When the first one wakes, it must
+    change nothing more: not its next step, and not the route state in its undo, where it
+    would wipe the second release's pending mark (so that, the second one killed, nobody
+    would undo it)."""
     project.release_all("v1")
     project.tag("v2")
+    project.tag("v3")
     stalled = project.popen_env(
         {"DEPLOYER_TEST_LEASE": "3", "DEPLOYER_TEST_PAUSE": "health:10"}, "release", "v2", "--no-backup"
     )
     wait_for_line(stalled, "test pause before health")
     stalled.send_signal(signal.SIGSTOP)
+    time.sleep(4)  # past its 3 s lease
+    second = project.popen_env(
+        {"DEPLOYER_TEST_LEASE": "3", "DEPLOYER_TEST_PAUSE": "health:120"}, "release", "v3", "--no-backup"
+    )
     try:
-        time.sleep(4)  # past its 3 s lease
-        took = project.cli("up")
-        assert took.returncode == 0, took.stderr
-        assert "took over a stale lock" in took.stderr and "an unfinished release of v2" in took.stderr, took.stderr
+        try:
+            said = "".join(wait_for_line(second, "test pause before health"))
+            assert "took over a stale lock" in said and "an unfinished release of v2" in said, said
+        finally:
+            stalled.send_signal(signal.SIGCONT)
+        err = stalled.communicate(timeout=120)[1]
+        assert stalled.returncode == 1, err
+        assert "in step 'health'" in err and "lock was lost" in err, err
+        pending = project.edge_file("/var/lib/deployer/state/pending")
+        assert "version v3" in pending, f"the stalled release's undo changed the route state: {pending!r}\n{err}"
     finally:
-        stalled.send_signal(signal.SIGCONT)
-    err = stalled.communicate(timeout=120)[1]
-    assert stalled.returncode == 1, err
-    assert "in step 'health'" in err and "lock was lost" in err, err
+        second.kill()  # killed at its health pause: its lock and its pending mark stay behind
+        second.communicate(timeout=30)
+    time.sleep(4)  # past its lease
+    took = project.cli("up")
+    assert took.returncode == 0, took.stderr
+    assert "an unfinished release of v3" in took.stderr, took.stderr
     assert project.serving("/api/version") == ("v1", "blue")
     assert project.containers("green") == []
     assert project.cli("lock", "status").stdout.strip() == "free"
