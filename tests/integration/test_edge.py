@@ -191,6 +191,30 @@ def test_metrics_count_what_was_sent_and_only_on_the_preview_port(project):
     assert f'deployer_requests_total{{{labels},class="2xx"}} 41' in text, text[-1500:]
 
 
+def dns_waits(project) -> int:
+    import httpx
+
+    text = httpx.get(project.preview_url + "/_deployer/metrics", timeout=5).text
+    return int(next(line.split()[1] for line in text.splitlines() if line.startswith("deployer_dns_waits_total ")))
+
+
+def test_no_request_waits_on_dns_after_a_quiet_spell_or_a_switch(project):
+    """Every worker keeps the names of both colours' releases resolved, so the first
+    requests after a quiet spell (past the cache's fresh and stale spans) and after a switch
+    (to names no live request has used) never ask Docker's DNS themselves: the edge counts
+    every request that does."""
+    project.release_all("v1", "v2")  # v2 live on green, v1 the standby on blue
+    time.sleep(7)  # quiet: past the cache's 1 s fresh and 5 s stale spans
+    before = dns_waits(project)
+    answered, failures = hammer(project.live_url, clients=8, requests=10)  # 8 connections: every worker
+    assert failures == [] and answered == 80
+    project.ok("switch", "--to", "blue")
+    answered, failures = hammer(project.live_url, clients=8, requests=10)
+    assert failures == [] and answered == 80
+    assert project.serving("/api/version") == ("v1", "blue")
+    assert dns_waits(project) == before
+
+
 def test_idle_and_slow_clients_do_not_starve_real_ones(project):
     project.release_all("v1")
     parts = urlsplit(project.live_url)

@@ -9,8 +9,13 @@
 --
 -- Each release's containers answer to a name of their own, so a cached address can only
 -- ever point at that release. Entries are fresh for TTL seconds; a stale entry is still
--- used while one background query refreshes it, so a request never waits on DNS except
--- the first one for a name. A name that does not resolve is retried after NEGATIVE_TTL.
+-- used while one background query refreshes it. A name that does not resolve is retried
+-- after NEGATIVE_TTL.
+--
+-- Every worker also keeps the names of both colours' releases fresh from a timer (keep,
+-- called by router.lua), so that neither the first request after a switch nor the first
+-- one after a quiet spell waits on DNS, or fails with it: a request asks Docker's DNS itself
+-- only for a name the timer has not seen yet. Those requests are counted (waits()).
 
 local M = {}
 
@@ -23,6 +28,10 @@ local STALE_MAX = 5
 local TIMEOUT_MS = 1000
 
 local cache = {} -- name -> { addrs = {...}, expires = t, refreshing = bool }
+local counters = ngx.shared.deployer_metrics
+local WAITS = "dns_waits" -- requests that waited on a query (not a "kind|..." metrics key)
+-- A name the route state no longer names is dropped this long after its entry expired.
+local FORGET_AFTER = 60
 
 local function query_packet(id, name)
     local parts = { string.char(math.floor(id / 256), id % 256, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0) }
@@ -156,6 +165,7 @@ function M.resolve(name)
             return entry.addrs
         end
     end
+    counters:incr(WAITS, 1, 0)
     local addrs, err = M.query(name)
     if not addrs then
         return nil, err
@@ -164,14 +174,31 @@ function M.resolve(name)
     return addrs
 end
 
--- Drop entries of names no longer asked for (releases that are gone).
-function M.forget_older_than(seconds)
-    local limit = ngx.now() - seconds
+-- From this worker's timer: ask again for every name in `wanted` (a set) whose entry
+-- expires within `ahead` seconds, or that has none; drop the entries of names no longer
+-- wanted. A failed query keeps the old answer, which requests go on using while it is
+-- fresh, or stale (up to STALE_MAX).
+function M.keep(wanted, ahead)
+    local now = ngx.now()
+    for name in pairs(wanted) do
+        local entry = cache[name]
+        if not entry or entry.expires - now < ahead then
+            local addrs = M.query(name)
+            if addrs then
+                store(name, addrs)
+            end
+        end
+    end
     for name, entry in pairs(cache) do
-        if entry.expires < limit then
+        if not wanted[name] and entry.expires < now - FORGET_AFTER then
             cache[name] = nil
         end
     end
+end
+
+-- How many requests waited on a DNS query, since the edge started (all workers).
+function M.waits()
+    return counters:get(WAITS) or 0
 end
 
 return M

@@ -8,7 +8,8 @@
 -- flushed since the read began, so what it sees includes every request finished before.
 --
 -- Two views, both in the Prometheus text format on the preview server:
---   /_deployer/metrics             cumulative, since the edge started
+--   /_deployer/metrics             cumulative, since the edge started; also the requests
+--                                  that waited on a DNS query (dns.lua)
 --   /_deployer/metrics?window=60   the last N seconds (N <= 120), from 5-second slots;
 --                                  `deployer status` and the post-release watch read this
 
@@ -223,6 +224,10 @@ function M.render()
         if sums[series] then
             out[#out + 1] = string.format("%srequest_duration_seconds_sum{%s} %.3f", prefix, labels(series), sums[series])
         end
+    end
+    if not window then
+        out[#out + 1] = "# TYPE deployer_dns_waits_total counter"
+        out[#out + 1] = "deployer_dns_waits_total " .. require("deployer.dns").waits()
     end
     ngx.header["Content-Type"] = "text/plain; version=0.0.4"
     ngx.header["Cache-Control"] = "no-store"

@@ -10,6 +10,9 @@ local inflight = require("deployer.inflight")
 
 local M = {}
 
+-- How often each worker refreshes the addresses of the route state's names (dns.keep).
+local KEEP_EVERY = 0.5
+
 local function fail(status, message)
     ngx.status = status
     ngx.header["Content-Type"] = "text/plain"
@@ -164,6 +167,27 @@ function M.health_all()
     ngx.status = ok and 200 or 503
     ngx.say(table.concat(lines, "\n"))
     return ngx.exit(ngx.status)
+end
+
+-- Every worker, every KEEP_EVERY seconds: the names of both colours' releases resolved
+-- ahead of the requests that will need them (the new release before its switch, the
+-- live one through a quiet spell).
+function M.start_keeping()
+    local ok, err = ngx.timer.every(KEEP_EVERY, function(premature)
+        if premature then
+            return
+        end
+        local wanted = {}
+        for _, rec in pairs(state.current().colours) do
+            for _, service in pairs(rec.services) do
+                wanted[service.host] = true
+            end
+        end
+        dns.keep(wanted, KEEP_EVERY * 2)
+    end)
+    if not ok then
+        ngx.log(ngx.ERR, "router: cannot start the DNS timer: ", err)
+    end
 end
 
 return M
