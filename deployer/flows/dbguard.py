@@ -16,6 +16,7 @@ cannot connect.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -116,22 +117,31 @@ def preflight(ctx: Context) -> None:
     env = envfile.service_env(config)
     for s in logins:
         user, password, database, keys = _login(s, env.get(s.name, {}), config.database.name)
+        # The password goes in a PGPASSFILE, written through the Engine API's archive upload
+        # (root's, 0600, in a folder of its own that the same exec removes): never in the
+        # exec's environment or argv, which the engine's debug log and /proc would show.
+        name = f"deployer-preflight-{secrets.token_hex(8)}"
+        folder = f"/tmp/{name}"
+        ctx.engine.put_files(
+            container, "/tmp", {f"{name}/pgpass": _passfile(user, password, database)}, step=Step.PREFLIGHT
+        )
         result = ctx.engine.exec(
             container,
-            ["psql", "-w", "-X", "-At", "-c", "select 1"],
+            ["sh", "-c", _PSQL, "preflight", folder],
             step=Step.PREFLIGHT,
             env={
                 "PGHOST": "db",
                 "PGPORT": "5432",
                 "PGUSER": user,
-                "PGPASSWORD": password,
+                "PGPASSFILE": f"{folder}/pgpass",
                 "PGDATABASE": database,
                 "PGCONNECT_TIMEOUT": "5",
                 "PGAPPNAME": "deployer-preflight",
             },
         )
         if not result.ok:
-            lines = (result.stderr or result.stdout).strip().splitlines()
+            # libpq's last line names the password file ("password retrieved from file ..."): not the reason
+            lines = [x for x in (result.stderr or result.stdout).strip().splitlines() if "retrieved from file" not in x]
             why = mask(lines[-1].removeprefix("psql: error: ")) if lines else "no answer"
             raise LoginError(
                 f"the database login of {s.name} ({keys} in {s.env_file}) does not connect to database "
@@ -139,6 +149,17 @@ def preflight(ctx: Context) -> None:
                 step=Step.PREFLIGHT,
             )
     ctx.say(f"preflight: the database login of {', '.join(s.name for s in logins)} connects")
+
+
+# psql with the passfile, then the folder removed, whatever psql's outcome; psql's exit code.
+_PSQL = 'psql -w -X -At -c "select 1"; code=$?; rm -rf "$1"; exit $code'
+
+
+def _passfile(user: str, password: str, database: str) -> bytes:
+    def quote(value: str) -> str:
+        return value.replace("\\", "\\\\").replace(":", "\\:")
+
+    return f"db:5432:{quote(database)}:{quote(user)}:{quote(password)}\n".encode()
 
 
 def _login(service, values: dict[str, str], default_db: str) -> tuple[str, str, str, str]:

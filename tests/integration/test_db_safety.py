@@ -99,11 +99,18 @@ def migrations_left(stack) -> list:
     )
 
 
+def preflight_leftovers(stack) -> str:
+    """What the login preflight left in the backup container's /tmp (its password file's folder)."""
+    backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
+    return backup.exec_run(["sh", "-c", "ls -a /tmp | grep deployer-preflight || true"]).output.decode().strip()
+
+
 def test_a_migration_runs_before_the_release_starts(stack):
     backend(stack, "v1", "CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2);")
     result = stack.cli("release", "v1", "--no-backup")
     assert result.returncode == 0, result.stderr
     assert "preflight: the database login of backend connects" in result.stderr
+    assert preflight_leftovers(stack) == ""
     assert result.stderr.index("migrate: backend done") < result.stderr.index("blue healthy")
     assert psql(stack, "select count(*) from items") == "2"
     assert stack.serving() == ("v1", "blue")
@@ -151,6 +158,7 @@ def test_a_login_that_does_not_connect_stops_the_release_in_seconds(stack):
     assert "LoginError in step 'preflight'" in result.stderr
     assert "password authentication failed" in result.stderr
     assert "not-the-password-123" not in result.stderr + result.stdout
+    assert preflight_leftovers(stack) == ""
     assert took < 20, took
     assert not stack.containers("green") and stack.serving() == ("v1", "blue")
 
