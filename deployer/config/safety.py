@@ -89,9 +89,12 @@ def _notify(r: Reader) -> Notify:
 
 def _disk(r: Reader) -> Disk:
     raw = r.string("disk.min_free", default="")
-    min_free = parse_size(raw) if raw else Disk.min_free
+    given = r.get("disk.min_free") is not None
+    # A unit is required: "1.5" is far more likely 1.5 GB meant than 1 byte.
+    unit = raw.strip() == "0" or raw.strip()[-1:].lower() in ("k", "m", "g", "t", "b")
+    min_free = parse_size(raw) if given and unit else (None if given else Disk.min_free)
     if min_free is None:
-        raise r.error("disk.min_free", f'must be a size such as "2g" or "500m": {raw!r}')
+        raise r.error("disk.min_free", f'must be a size with its unit, such as "2g" or "500m" (or "0"): {raw!r}')
     return Disk(
         keep_versions=r.integer("disk.keep_versions", default=Disk.keep_versions, low=1, high=1000),
         prune_after_release=r.boolean("disk.prune_after_release", default=Disk.prune_after_release),

@@ -201,6 +201,9 @@ def test_the_safety_keys(tmp_path):
         ('[watch]\nmax_p99 = "1m"', "", "watch.max_p99"),
         ('[notify]\ncommand = "notify.sh"', "", "notify.command"),
         ('[disk]\nmin_free = "a lot"', "", "disk.min_free"),
+        ('[disk]\nmin_free = "1.5"', "", "disk.min_free"),
+        ('[disk]\nmin_free = ""', "", "disk.min_free"),
+        ('[disk]\nmin_free = "b"', "", "disk.min_free"),
         ("", 'migrate = "./migrate up"\n', "services.backend.migrate"),
         ("", 'db_login = { user = "NOPE", password = "DB_PASSWORD" }\n', "services.backend.db_login.user"),
         (
