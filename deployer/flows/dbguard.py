@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from deployer.adapters import compose as compose_adapter
-from deployer.config import envfile
 from deployer.core import names
 from deployer.core.masking import mask
 from deployer.core.steps import Step
@@ -103,8 +102,9 @@ def _image_env(key: str) -> bool:
 
 
 # -- the login preflight ------------------------------------------------------------------------
-def preflight(ctx: Context) -> None:
-    """Each services.*.db_login must connect to the database, or the release stops here."""
+def preflight(ctx: Context, env: dict[str, dict[str, str]]) -> None:
+    """Each services.*.db_login must connect to the database, or the release stops here.
+    `env`: the services' env files as the release read them."""
     config = ctx.config
     logins = [s for s in config.services.values() if s.db_login]
     if not logins:
@@ -114,7 +114,6 @@ def preflight(ctx: Context) -> None:
     if found is None or not found.running:
         ctx.say("preflight: the backup service is not running, so the database logins are not checked")
         return
-    env = envfile.service_env(config)
     for s in logins:
         user, password, database, keys = _login(s, env.get(s.name, {}), config.database.name)
         # The password goes in a PGPASSFILE, written through the Engine API's archive upload

@@ -14,7 +14,6 @@ from __future__ import annotations
 import shlex
 
 from deployer.adapters import task
-from deployer.config import envfile
 from deployer.core import names
 from deployer.core.steps import Step
 from deployer.errors import DeployerError
@@ -25,13 +24,15 @@ class MigrationError(DeployerError):
     """A release's migration command failed or did not finish in time."""
 
 
-def run(ctx: Context, version: str, release_id: str, colour: str, *, dump: str) -> list[str]:
-    """Run every service's migration, in the config's order; returns what ran."""
+def run(
+    ctx: Context, version: str, release_id: str, colour: str, *, dump: str, env: dict[str, dict[str, str]]
+) -> list[str]:
+    """Run every service's migration, in the config's order; returns what ran. `env`: the
+    services' env files as the release read them."""
     config = ctx.config
     todo = [s for s in config.services.values() if s.migrate]
     if not todo:
         return []
-    env = envfile.service_env(config)
     ran = []
     for s in todo:
         image = s.image_ref(version)

@@ -92,9 +92,12 @@ def release(
         notify.send(ctx, "release_started", f"releasing {version} to {idle}", version=version, colour=idle)
 
         with run.step(Step.PREFLIGHT):
-            for warning in envfile.exposed(config, envfile.service_env(config)):
+            # The env files, read once: the login checked, the migration and the release get
+            # the same values, even if a file changes while the release runs.
+            env = envfile.service_env(config)
+            for warning in envfile.exposed(config, env):
                 say(f"warning: {warning}")
-            dbguard.preflight(ctx)
+            dbguard.preflight(ctx, env)
 
         with run.step(Step.IMAGES):
             fields.update(artifacts.ensure(ctx, version, build=build, pinned=pinned))
@@ -107,7 +110,7 @@ def release(
         release_id = secrets.token_hex(4)
         fields["release"] = release_id
         with run.step(Step.MIGRATE):
-            fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"]) or None
+            fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"], env=env) or None
         record = record_for(config, idle, release_id, version)
         with run.step(Step.START):
             # The pending record is written while compose starts (an exec off the path to the
@@ -118,9 +121,8 @@ def release(
                 lambda: (finished(pending), settled.update(outcome=settle(ctx, idle, release_id, standby))),
             )
             if config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
-                swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"])
-            else:
-                env = envfile.service_env(config)  # data, and secrets delivered as files
+                swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"], env)
+            else:  # env: data, and secrets delivered as files
                 compose_adapter.up(
                     ctx.engine,
                     names.release_project(config.name, idle, release_id),

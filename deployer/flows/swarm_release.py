@@ -77,9 +77,11 @@ def images(ctx: Context, version: str, *, pinned: Pinned | None = None) -> dict[
     return found
 
 
-def start(ctx: Context, colour: str, release_id: str, version: str, pinned: dict[str, str]) -> None:
+def start(
+    ctx: Context, colour: str, release_id: str, version: str, pinned: dict[str, str], env: dict[str, dict[str, str]]
+) -> None:
+    """`env`: the services' env files as the release read them."""
     config, cluster = ctx.config, Swarm(ctx.engine)
-    env = envfile.service_env(config)
     secrets = {
         key: cluster.ensure_secret(config.name, key.replace("__", "-").lower(), value, step=Step.START)
         for key, value in stack_rule.secret_values(config, env).items()
