@@ -263,6 +263,24 @@ class Bench:
                 self.run("access log", "edge", 50, False, note=f"log {'on' if on else 'off'}", access_log=on)
         s.write_config(services=services_toml(self.name), expose_colour=False)
 
+    def buffers(self) -> None:
+        """The access log's 4 KB buffer (whole lines on the shared pipe) against 64 KB (fewer
+        writes, but a flush can interleave with another worker's), set by hand in the running
+        edge's site and reloaded: what whole lines cost. Opt-in (--only-buffers)."""
+        s = self.stack
+        for rnd in range(self.args.log_rounds):
+            for size in ("4k", "64k") if rnd % 2 == 0 else ("64k", "4k"):
+                script = (f"sed -i 's#^access_log /dev/stdout deployer_json buffer=[0-9]*k#"
+                          f"access_log /dev/stdout deployer_json buffer={size}#' /var/lib/deployer/site.conf"
+                          f" && grep -q 'buffer={size} ' /var/lib/deployer/site.conf && nginx -s reload")  # fmt: skip
+                code, out = s.edge.exec_run(["sh", "-c", script])
+                if code != 0:
+                    raise SystemExit(f"could not set the access log's buffer to {size}: {out.decode()}")
+                time.sleep(3)  # the old workers finish
+                harness.wait_http(s.edge, "http://127.0.0.1/api/version")
+                for close in (False, True):
+                    self.run("log buffer", "edge", 50, close, note=f"buffer {size}", buffer=size)
+
 
 def start_peer(client, edge, project: str, label: str, site: str, **options):
     """A plain nginx from the edge's image, with `site` instead of the deployer's, on the
@@ -413,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         "--log-rounds", type=int, default=1, help="pairs of access log on/off runs, and of edge/logged-peer runs"
     )
     p.add_argument("--skip", default="", help="comma list of parts to skip: baseline,matrix,slow,peerlog,log")
+    p.add_argument(
+        "--only-buffers",
+        action="store_true",
+        help="run only the access log's 4 KB against 64 KB buffer comparison (--log-rounds pairs)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -429,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, client, args, app_image, load_image)
         try:
             bench.prepare()
+            if args.only_buffers:
+                skip = {"baseline", "matrix", "slow", "peerlog", "log"}
+                bench.buffers()
             if "baseline" not in skip:
                 bench.baseline()
             if "matrix" not in skip:
