@@ -94,6 +94,8 @@ class Lease:
 
         After a stall the renewal thread may not have run yet, so a confirmation older than a
         renewal's interval is asked for again here, before the step goes on."""
+        if self.freed:  # the switch's commit freed it: what runs after (watch, retire) holds no lock
+            return
         if not self.lost and _clock() - self.confirmed > max(1, self.lease // 3) + 2:
             if self.edge.renew_lock(self.token, self.lease):
                 self.confirmed = _clock()
