@@ -20,7 +20,7 @@ from typing import BinaryIO
 
 from deployer.core import dumps, names
 from deployer.core.agentconfig import AgentConfig
-from deployer.core.sql import TABLE_COUNTS
+from deployer.core.sql import TABLE_COUNTS, passfile_field
 from deployer.errors import BackupError
 
 PREFIX = "deployer-pg-"
@@ -44,10 +44,6 @@ def sweep() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace(":", "\\:")
-
-
 def tail(stderr: str, limit: int = 800) -> str:
     text = re.sub(r"(?m)^(pg_dump|pg_restore|psql|createdb): (error|detail|hint): ", "", stderr.strip())
     return text[-limit:] if text else "no message"
@@ -66,7 +62,7 @@ class Postgres:
         passfile = os.path.join(self._tmp, "pgpass")
         fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(f"*:*:*:{_quote(self.config.db_user)}:{_quote(self.password)}\n")
+            fh.write(f"*:*:*:{passfile_field(self.config.db_user)}:{passfile_field(self.password)}\n")
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/lib/postgresql/17/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",

@@ -1,5 +1,12 @@
 """SQL the backup checks run, written once: the agent (row counts after a restore) and the
-scratch server of a full check both use it."""
+scratch server of a full check both use it. Also the field quoting of a libpq password file,
+which the agent and the release's login preflight both write."""
+
+
+def passfile_field(value: str) -> str:
+    """A value for one field of a PGPASSFILE line (':' and '\\' escaped)."""
+    return value.replace("\\", "\\\\").replace(":", "\\:")
+
 
 # One line per table: "<schema>.<table>|<rows>".
 TABLE_COUNTS = """

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 from deployer.adapters import compose as compose_adapter
 from deployer.core import names
 from deployer.core.masking import mask
+from deployer.core.sql import passfile_field
 from deployer.core.steps import Step
 from deployer.errors import DeployerError, EngineError, InputError
 from deployer.flows.context import Context
@@ -155,10 +156,8 @@ _PSQL = 'psql -w -X -At -c "select 1"; code=$?; rm -rf "$1"; exit $code'
 
 
 def _passfile(user: str, password: str, database: str) -> bytes:
-    def quote(value: str) -> str:
-        return value.replace("\\", "\\\\").replace(":", "\\:")
-
-    return f"db:5432:{quote(database)}:{quote(user)}:{quote(password)}\n".encode()
+    fields = (passfile_field(v) for v in (database, user, password))
+    return ("db:5432:" + ":".join(fields) + "\n").encode()
 
 
 def _login(service, values: dict[str, str], default_db: str) -> tuple[str, str, str, str]:
