@@ -102,6 +102,9 @@ def run(agent: Agent) -> int:
         except Exception as exc:
             report.failure(agent, "clean up", _describe(exc)[0])
         housekeeping(agent)
+        if now() > health.deadline(agent, now()):  # a scheduled run was missed while the service was down
+            report.log("a scheduled dump was missed while the backup service was down: taking it now")
+            run_once(agent)
         health.write_deadline(agent)
         while True:
             try:
