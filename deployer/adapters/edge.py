@@ -102,6 +102,11 @@ class Edge:
         """Take the lock and read the route state in one exec."""
         script = scripts.take_lock(holder.to_json(), lease, self.deployment) + "\n" + scripts.read_state()
         result = self.run(script, step=step)
+        unmarked = result.exit_code == scripts.WRONG_DEPLOYMENT and not result.stdout.strip().partition(" ")[2]
+        if unmarked and self.deployment and self.owner() == self.deployment:
+            # a first `up` that failed before it marked the edge's volume; the container's label says it is ours
+            self.mark_deployment(step=step)
+            result = self.run(script, step=step)
         self._check_deployment(result)
         first = result.stdout.split("\n", 1)[0]
         if result.exit_code == scripts.LOCK_HELD:
