@@ -380,6 +380,23 @@ def test_a_deployment_of_the_same_name_from_another_config_is_not_touched(projec
     assert len(project.containers()) == 5
 
 
+def test_an_edge_left_unmarked_by_a_failed_first_up_is_taken_back(project):
+    """A first `up` that failed while compose waited on health left an edge whose volume has no
+    deployment mark. Its container's label names this config's deployment, so the next command
+    marks it and goes on, instead of refusing it as another config's (and `down` along with it)."""
+    project.config.write_text(project.config.read_text().replace("[project]\n", '[project]\nid = "unmarked01"\n'))
+    project.ok("up")
+    assert project.edge_file("/var/lib/deployer/deployment") == "unmarked01"
+    code, out = project.edge.exec_run(["rm", "/var/lib/deployer/deployment"])
+    assert code == 0, out
+    project.release_all("v1")
+    assert project.serving() == ("v1", "blue")
+    assert project.edge_file("/var/lib/deployer/deployment") == "unmarked01"
+    project.config.write_text(project.config.read_text().replace('id = "unmarked01"', 'id = "otherconfig02"'))
+    refused = project.cli("release", "v1", "--no-backup")
+    assert refused.returncode == 2 and "was created from another config" in refused.stderr, refused.stderr
+
+
 def test_a_port_change_belongs_to_the_new_release_and_a_switch_back_still_works(project):
     """The port and routes of each colour are in that colour's route state: a release never
     changes how live traffic reaches the live colour, even when it fails."""
