@@ -88,10 +88,14 @@ GROUPS = {"matrix": ("peer", "plain"), "slow": ("peer", "+ slow clients"),
           "logged peer": ("peer+log", "peer with the edge's access log")}  # fmt: skip
 
 
+EDGE_LOG = "access_log /run/deployer/access.fifo"  # the edge's access log line starts so (site.conf.j2)
+
+
 def logged_peer_site(site: str, edge_site: str, release: str) -> str:
     """The peer's site with the edge's own access log: the `log_format` of the edge's rendered
     site, the route's values written in where the edge's router sets them per request, to
-    stdout with the same buffering (and, see `Bench.prepare`, the edge's log driver)."""
+    its relay (the same image and entrypoint) with the same buffering (and, see `Bench.prepare`,
+    the edge's log driver)."""
     start = edge_site.index("log_format deployer_json")
     end = edge_site.index("';\n", start) + 3
     fmt = edge_site[start:end]
@@ -99,7 +103,7 @@ def logged_peer_site(site: str, edge_site: str, release: str) -> str:
              "$deployer_service": "backend"}  # fmt: skip
     for var, value in fixed.items():
         fmt = fmt.replace(var, value)
-    log = next(line for line in edge_site.splitlines() if line.startswith("access_log /dev/stdout"))
+    log = next(line for line in edge_site.splitlines() if line.startswith(EDGE_LOG))
     return site.replace("access_log off;\n", fmt + log + "\n")
 
 
@@ -255,7 +259,7 @@ class Bench:
                 )
                 s.ok("up")
                 site = s.edge_file("/var/lib/deployer/site.conf")
-                rendered_on = "access_log /dev/stdout" in site
+                rendered_on = EDGE_LOG in site
                 if rendered_on != on:
                     raise SystemExit(f"`deployer up` did not render access_log {'on' if on else 'off'}")
                 harness.wait_http(s.edge, "http://127.0.0.1/api/version")
@@ -264,22 +268,26 @@ class Bench:
         s.write_config(services=services_toml(self.name), expose_colour=False)
 
     def buffers(self) -> None:
-        """The access log's 4 KB buffer (whole lines on the shared pipe) against 64 KB (fewer
-        writes, but a flush can interleave with another worker's), set by hand in the running
-        edge's site and reloaded: what whole lines cost. Opt-in (--only-buffers)."""
+        """How the access log reaches stdout, set by hand in the running edge's site and
+        reloaded, alternating: the edge's relay (4 KB writes to its FIFO, large writes to
+        stdout), 4 KB writes straight to stdout (whole lines, a write per 4 KB for the engine),
+        and 64 KB straight to stdout (fewer writes, but a flush can interleave with another
+        worker's and break lines). Opt-in (--only-buffers)."""
         s = self.stack
+        variants = [("relay", "/run/deployer/access.fifo", "4k"), ("stdout", "/dev/stdout", "4k"),
+                    ("stdout", "/dev/stdout", "64k")]  # fmt: skip
         for rnd in range(self.args.log_rounds):
-            for size in ("4k", "64k") if rnd % 2 == 0 else ("64k", "4k"):
-                script = (f"sed -i 's#^access_log /dev/stdout deployer_json buffer=[0-9]*k#"
-                          f"access_log /dev/stdout deployer_json buffer={size}#' /var/lib/deployer/site.conf"
-                          f" && grep -q 'buffer={size} ' /var/lib/deployer/site.conf && nginx -s reload")  # fmt: skip
+            for how, path, size in variants if rnd % 2 == 0 else variants[::-1]:
+                line = f"access_log {path} deployer_json buffer={size}"
+                script = (f"sed -i 's#^access_log [^ ]* deployer_json buffer=[0-9]*k#{line}#' /var/lib/deployer/site.conf"
+                          f" && grep -q '^{line} ' /var/lib/deployer/site.conf && nginx -s reload")  # fmt: skip
                 code, out = s.edge.exec_run(["sh", "-c", script])
                 if code != 0:
-                    raise SystemExit(f"could not set the access log's buffer to {size}: {out.decode()}")
+                    raise SystemExit(f"could not set the access log to {how} {size}: {out.decode()}")
                 time.sleep(3)  # the old workers finish
                 harness.wait_http(s.edge, "http://127.0.0.1/api/version")
                 for close in (False, True):
-                    self.run("log buffer", "edge", 50, close, note=f"buffer {size}", buffer=size)
+                    self.run("log buffer", "edge", 50, close, note=f"{how} {size}", buffer=size, log_path=how)
 
 
 def start_peer(client, edge, project: str, label: str, site: str, **options):
@@ -434,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--only-buffers",
         action="store_true",
-        help="run only the access log's 4 KB against 64 KB buffer comparison (--log-rounds pairs)",
+        help="run only the comparison of the access log's relay, 4 KB and 64 KB writes to stdout (--log-rounds)",
     )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)

@@ -136,6 +136,24 @@ def test_access_log_has_one_json_line_per_request_and_no_secret(project):
     assert "s3cret-query-value" not in text and "s3cret-header-value" not in text
 
 
+def test_access_log_lines_stay_whole_and_a_graceful_stop_loses_none(project):
+    """Every worker's lines reach `docker logs` whole, through the edge's relay and across an
+    nginx reload; a graceful stop (`docker stop`, right after the last request, while the
+    lines still sit in nginx's buffers) writes out the last of them."""
+    project.release_all("v1")
+    answered, failures = hammer(project.live_url, clients=8, requests=250, path="/api/status/200")
+    assert failures == [] and answered == 2000
+    assert project.edge.exec_run(["nginx", "-s", "reload"]).exit_code == 0
+    answered, failures = hammer(project.live_url, clients=2, requests=100, path="/api/status/200")
+    assert failures == [] and answered == 200
+    project.edge.stop(timeout=30)
+    project.edge.reload()
+    assert project.edge.attrs["State"]["ExitCode"] == 0, project.edge.logs(tail=20)
+    lines = [x for x in project.edge.logs(stdout=True, stderr=False).decode().splitlines() if x.strip()]
+    parsed = [json.loads(x) for x in lines]  # a broken or mixed line fails here
+    assert sum(1 for x in parsed if x.get("path") == "/api/status/200") == 2200
+
+
 def test_without_trusted_proxies_a_client_cannot_forge_forwarded_headers(project):
     """The default (edge.trusted_proxies empty): the app sees the edge's own view of the
     client, whatever X-Forwarded-* or Forwarded headers the client sent."""

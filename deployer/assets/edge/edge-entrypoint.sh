@@ -46,4 +46,6 @@ server {
 CONF
 fi
 [ $# -gt 0 ] && exec "$@"
-exec nginx -g 'daemon off;'
+# nginx under the access log's relay (edge-log-relay): the workers' 4 KB writes to the FIFO,
+# whole lines, go to stdout in large writes; signals go on to nginx.
+exec /usr/local/bin/edge-log-relay /run/deployer/access.fifo nginx -g 'daemon off;'
