@@ -81,13 +81,22 @@ class Edge:
             )
 
     # -- which deployment ---------------------------------------------------------------------
-    def _check_deployment(self, result: ExecResult) -> None:
+    def _run_owned(self, script: str, *, step: str) -> ExecResult:
+        """Run a script that starts with scripts.check_deployment; refuse another config's edge.
+        An edge that a first `up` left unmarked (it failed before marking the volume) is
+        marked and the script run again, when the container's label says it is ours."""
+        result = self.run(script, step=step)
+        unmarked = result.exit_code == scripts.WRONG_DEPLOYMENT and not _their_id(result)
+        if unmarked and self.deployment and self.owner() == self.deployment:
+            self.mark_deployment(step=step)
+            result = self.run(script, step=step)
         if result.exit_code == scripts.WRONG_DEPLOYMENT:
-            theirs = result.stdout.strip().partition(" ")[2] or "none"
+            theirs = _their_id(result) or "none"
             raise InputError(
                 f"the deployment {self.project!r} on {self.engine.where} was created from another config "
                 f"(id {theirs!r}; this config's project.id is {self.deployment or 'not set'!r}): nothing was changed"
             )
+        return result
 
     def mark_deployment(self, *, step: str) -> None:
         self.run(scripts.mark_deployment(self.deployment), step=step)
@@ -101,13 +110,7 @@ class Edge:
     def take_lock(self, holder: lockrecord.Holder, lease: int, *, step: str = "lock") -> Taken:
         """Take the lock and read the route state in one exec."""
         script = scripts.take_lock(holder.to_json(), lease, self.deployment) + "\n" + scripts.read_state()
-        result = self.run(script, step=step)
-        unmarked = result.exit_code == scripts.WRONG_DEPLOYMENT and not result.stdout.strip().partition(" ")[2]
-        if unmarked and self.deployment and self.owner() == self.deployment:
-            # a first `up` that failed before it marked the edge's volume; the container's label says it is ours
-            self.mark_deployment(step=step)
-            result = self.run(script, step=step)
-        self._check_deployment(result)
+        result = self._run_owned(script, step=step)
         first = result.stdout.split("\n", 1)[0]
         if result.exit_code == scripts.LOCK_HELD:
             _, left, record = (first.split(" ") + ["", ""])[:3]
@@ -199,8 +202,7 @@ class Edge:
         script = scripts.switch(
             target, holder.to_json(), holder.token, lease, probes, verify, history_line, timeout, self.deployment
         )
-        result = self.run(script, step="switch")
-        self._check_deployment(result)
+        result = self._run_owned(script, step="switch")
         out = result.stdout
         first = out.split("\n", 1)[0]
         stale = first.split(" ", 1)[1] if first.startswith("stale ") else ""
@@ -274,3 +276,8 @@ class Edge:
         url = f"{probe_rule.PREVIEW}/_deployer/metrics" + (f"?window={int(window)}" if window else "")
         result = self.run(f"curl -sf --max-time 5 '{url}'", step="metrics")
         return result.stdout if result.ok else ""
+
+
+def _their_id(result: ExecResult) -> str:
+    """The deployment id that scripts.check_deployment printed ('' for an unmarked edge)."""
+    return result.stdout.strip().partition(" ")[2]
