@@ -232,10 +232,14 @@ class Stack:
                     pass
         for n in self.docker.networks.list():
             if n.name.startswith(f"{self.name}-"):
-                try:
-                    n.remove()
-                except Exception:
-                    pass
+                for _ in range(40):  # an endpoint can outlive its removed container for a moment
+                    try:
+                        n.remove()
+                        break
+                    except NotFound:
+                        break
+                    except Exception:
+                        time.sleep(0.25)
         for ref in self.images:
             try:
                 self.docker.images.remove(ref, force=True, noprune=False)

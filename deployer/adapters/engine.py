@@ -67,7 +67,6 @@ class Engine:
     def sdk(self) -> Any:
         if self._client is None:
             import docker
-            from docker.errors import DockerException
 
             try:
                 url = self.base_url()
@@ -77,11 +76,7 @@ class Engine:
                     else docker.from_env(timeout=self.timeout)
                 )
                 client.api.ping()
-            except DockerException as exc:
-                raise UnreachableError(
-                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step="engine"
-                ) from None
-            except Exception as exc:  # requests' ConnectionError and friends
+            except Exception as exc:  # DockerException, requests' ConnectionError and friends
                 raise UnreachableError(
                     f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step="engine"
                 ) from None
@@ -186,30 +181,13 @@ class Engine:
         """Write files (relative paths, folders made 0700) under `folder` of a container, as
         one tar archive in the body of an Engine API call: their content is in no argv, no
         environment and no `docker inspect`, and it reaches a remote engine as well."""
-        import io
-        import tarfile
-
         from docker.errors import APIError, NotFound
 
+        from deployer.core.archive import tar_of
+
         debug(f"put {sorted(files)} into {container}:{folder}")
-        buf = io.BytesIO()
-        now = time.time()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            folders: set[str] = set()
-            for name, data in sorted(files.items()):
-                parts = name.split("/")
-                for i in range(1, len(parts)):
-                    sub = "/".join(parts[:i])
-                    if sub not in folders:
-                        folders.add(sub)
-                        info = tarfile.TarInfo(sub)
-                        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, now
-                        tar.addfile(info)
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), mode, now
-                tar.addfile(info, io.BytesIO(data))
         try:
-            ok = self.sdk.api.put_archive(container, folder, buf.getvalue())
+            ok = self.sdk.api.put_archive(container, folder, tar_of(files, mode=mode, now=time.time()))
         except NotFound:
             raise EngineError(f"container {container} or its {folder} does not exist", step=step) from None
         except APIError as exc:
@@ -327,11 +305,27 @@ class Engine:
                 step=step,
             )
 
-    def remove_network(self, name: str) -> None:
+    def remove_network(self, name: str, *, wait: float = 5) -> str:
+        """Remove a network; '' once it is gone, else why it stays. An endpoint can outlive its
+        removed container for a moment, so a refusal is retried for `wait` seconds first."""
+        from docker.errors import NotFound
+
+        for _ in range(max(1, round(wait / 0.25))):
+            try:
+                self.sdk.api.remove_network(name)
+                return ""
+            except NotFound:
+                return ""
+            except Exception as exc:  # in use, for now or by someone else's container
+                why = _reason(exc)
+                time.sleep(0.25)
         try:
-            self.sdk.networks.get(name).remove()
-        except Exception:  # gone already, or still used by a container we do not own
-            pass
+            users = sorted(
+                c.get("Name", "?") for c in (self.sdk.api.inspect_network(name).get("Containers") or {}).values()
+            )
+        except Exception:
+            return why
+        return f"still used by {', '.join(users)}" if users else why
 
     def volume_exists(self, name: str) -> bool:
         return any(v.name == name for v in self.sdk.volumes.list(filters={"name": name}))

@@ -251,7 +251,8 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
         retire(ctx, EdgeState())  # an empty route state names no release: all go
     compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
     for name in (names.edge_network(config.name), names.data_network(config.name)):
-        engine.remove_network(name)
+        if why := engine.remove_network(name):
+            say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
     if volumes:
         for what in ("db-data", "edge-state"):
             engine.remove_volume(names.volume(config.name, what), step="down")

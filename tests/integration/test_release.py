@@ -346,11 +346,21 @@ def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_databas
     assert len(project.containers("blue")) == len(project.containers("green")) == 2
     assert len(project.containers()) == 7  # and the edge, the database and the backup service
 
-    kept = project.ok("down")
-    assert "database volume kept" in kept.stderr
-    assert project.containers() == []
-    assert project.docker.containers.list(all=True, filters={"name": f"^{project.name}-"}) == []
-    assert project.docker.volumes.get(f"{project.name}-db-data").name == f"{project.name}-db-data"
+    # Someone else's container on the edge network: `down` keeps the network and says why.
+    edge_net = f"{project.name}-edge"
+    foreign = project.docker.containers.run(
+        project.app_image, ["sleep", "600"], name=f"other{project.name}", network=edge_net, detach=True
+    )
+    try:
+        kept = project.ok("down")
+        assert "database volume kept" in kept.stderr
+        assert f"network {edge_net} kept (still used by other{project.name})" in kept.stderr, kept.stderr
+        assert project.containers() == []
+        assert project.docker.containers.list(all=True, filters={"name": f"^{project.name}-"}) == []
+        assert project.docker.volumes.get(f"{project.name}-db-data").name == f"{project.name}-db-data"
+        assert [n.name for n in project.docker.networks.list(names=[edge_net])] == [edge_net]
+    finally:
+        foreign.remove(force=True)
 
     refused = project.cli("down", "--volumes")  # no terminal to ask on, no --yes
     assert refused.returncode == 2 and "add --yes" in refused.stderr
@@ -363,6 +373,7 @@ def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_databas
 
     gone = project.ok("down", "--volumes", "--yes", "--no-backup")
     assert "database volume too" in gone.stderr and f"{project.name}-dumps" in gone.stderr
+    assert "kept (" not in gone.stderr and project.docker.networks.list(names=[edge_net]) == []
     volumes = [v.name for v in project.docker.volumes.list()]
     assert f"{project.name}-db-data" not in volumes and f"{project.name}-dumps" in volumes
 
