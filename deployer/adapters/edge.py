@@ -277,6 +277,13 @@ class Edge:
         result = self.run(f"curl -sf --max-time 5 '{url}'", step="metrics")
         return result.stdout if result.ok else ""
 
+    def forget_metrics(self, *, step: str) -> list[str]:
+        """Drop the counters of every release that no colour holds; returns those releases."""
+        out = self.run(scripts.FORGET_METRICS, step=step)
+        if not out.ok or not out.stdout.startswith("forgot"):
+            raise EdgeError("the edge did not forget the metrics of gone releases", step=step, logs=out.stderr)
+        return out.stdout.split()[1:]
+
 
 def _their_id(result: ExecResult) -> str:
     """The deployment id that scripts.check_deployment printed ('' for an unmarked edge)."""

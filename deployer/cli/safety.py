@@ -57,7 +57,7 @@ def prune(
         typer.Option("--keep", min=1, max=1000, help="Versions to keep per service (default disk.keep_versions)."),
     ] = None,
 ) -> None:
-    """Remove old release images (keeping the newest per service and every one in use) and dangling build layers."""
+    """Remove old release images (keeping the newest per service and every one in use), dangling build layers, and the edge's metrics of gone releases."""
     from deployer.flows import prune as flow
     from deployer.flows.lock import held
 

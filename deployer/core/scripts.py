@@ -22,6 +22,7 @@ LOCK = f"{HOME}/lock"
 STATE = route_state.DIR
 PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
 NOTIFY = "curl -sf --max-time 5 --unix-socket /run/deployer/control.sock http://edge/reload >/dev/null"
+FORGET_METRICS = "curl -sf --max-time 10 -X POST --unix-socket /run/deployer/control.sock http://edge/forget-metrics"
 SEPARATOR = "@@deployer-state@@"
 
 # Exit codes of the scripts, read by deployer.adapters.edge.

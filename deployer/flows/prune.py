@@ -7,7 +7,8 @@ time) and the newest disk.keep_versions are kept. Never removed, whatever their 
   - an image that any container on the engine uses, running or stopped.
 Then the dangling layers of the project's own builds (untagged images labelled
 deployer.project=<name>) go. Nothing is removed by force: the engine refuses on its own
-to delete an image a container uses.
+to delete an image a container uses. Last, the edge forgets the metrics of the releases
+that no colour holds any more (it does so on its own too, ten minutes after they went).
 
 `disk_usage` is what `deployer status` shows: the images, the dumps, the database volume,
 and the free space on the host's disk under each.
@@ -24,6 +25,7 @@ from deployer.core import names
 from deployer.core.durations import bytes_text
 from deployer.core.state import EdgeState
 from deployer.core.watch import Marker
+from deployer.errors import DeployerError
 from deployer.flows.context import Context
 
 
@@ -34,11 +36,15 @@ class Pruned:
     problems: list[str] = field(default_factory=list)
     dangling: int = 0
     reclaimed: int = 0
+    forgotten: list[str] = field(default_factory=list)  # releases whose edge metrics went
 
     def summary(self) -> str:
         gone = f"removed {len(self.removed)} old release image tag(s)" if self.removed else "no old release image"
         layers = f", {self.dangling} dangling layer(s) ({bytes_text(self.reclaimed)})" if self.dangling else ""
-        return gone + layers
+        metrics = (
+            f"; forgot the edge's metrics of gone release(s) {', '.join(self.forgotten)}" if self.forgotten else ""
+        )
+        return gone + layers + metrics
 
 
 def protected_versions(state: EdgeState | None) -> set[str]:
@@ -93,6 +99,11 @@ def prune(ctx: Context, *, dry_run: bool = False, keep: int | None = None, state
                 result.removed.append(ref)
     if not dry_run:
         result.dangling, result.reclaimed = disk.prune_dangling(engine, f"{names.LABEL_PROJECT}={config.name}")
+    if not dry_run and state is not None:
+        try:
+            result.forgotten = ctx.edge.forget_metrics(step="prune")
+        except DeployerError as exc:
+            result.problems.append(f"the edge's metrics of gone releases: {exc}")
     return result
 
 
@@ -100,7 +111,6 @@ def after_release(ctx: Context) -> None:
     """The end of a release: prune under the lock, or not at all (never a failure)."""
     if not ctx.config.disk.prune_after_release:
         return
-    from deployer.errors import DeployerError
     from deployer.flows.lock import Lease
 
     try:
@@ -110,7 +120,7 @@ def after_release(ctx: Context) -> None:
         return
     try:
         pruned = prune(ctx, state=lease.state)
-        if pruned.removed or pruned.dangling:
+        if pruned.removed or pruned.dangling or pruned.forgotten:
             ctx.say(f"prune: {pruned.summary()}")
         for problem in pruned.problems:
             ctx.say(f"prune: kept {problem}")

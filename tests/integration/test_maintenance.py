@@ -7,7 +7,8 @@
   switch runs during maintenance.
 - `prune` keeps exactly the right images: the newest N of each service, every version a
   colour's route state names, every image a container uses; it removes the project's
-  dangling build layers and nothing else; a release prunes after itself.
+  dangling build layers and nothing else; a release prunes after itself, and the edge forgets
+  the metrics of the releases no colour holds.
 """
 
 from __future__ import annotations
@@ -136,17 +137,39 @@ def test_prune_keeps_exactly_the_right_images(stack):
             pass
 
 
+def release_of(stack, colour: str) -> str:
+    return stack.containers(colour)[0].labels["deployer.release"]
+
+
+def metric_releases(stack) -> set[str]:
+    """The releases that the edge's cumulative metrics have series of ('-': no release, the
+    maintenance page's 503s)."""
+    text = httpx.get(stack.preview_url + "/_deployer/metrics", timeout=10).text
+    return {line.split('release="')[1].split('"')[0] for line in text.splitlines() if 'release="' in line} - {"-"}
+
+
 def test_a_release_prunes_after_itself(stack):
     stack.write_config(disk="keep_versions = 2")
+    p1, p2 = release_of(stack, "blue"), release_of(stack, "green")
+    for path in ("/api/version", "/api/items"):
+        assert stack.get(path).status_code == 200
+    assert httpx.get(stack.preview_url + "/api/version", timeout=10).status_code == 200  # p2, the standby
+    assert {p1, p2} <= metric_releases(stack)
     result = stack.cli("release", "p6", "--no-backup")  # to green: p2 is told to stop; prune
     assert result.returncode == 0, result.stderr
     assert "prune: removed" in result.stderr
+    # the edge forgot the counters of the release no colour holds, and only those
+    assert f"forgot the edge's metrics of gone release(s) {p2}" in result.stderr, result.stderr
+    assert p2 not in metric_releases(stack) and p1 in metric_releases(stack)
     # blue's p1 (live before, now the standby), green's p6, the newest two (p6, p5), and
     # p2, whose containers are still there (stopping: a release does not wait for them)
     assert tags(stack, f"{stack.name}-backend") == {"p1", "p2", "p5", "p6"}
     result = stack.cli("release", "p5", "--no-backup")  # to blue: p2's containers go, then its image
     assert result.returncode == 0, result.stderr
     assert tags(stack, f"{stack.name}-backend") == {"p1", "p5", "p6"}  # p1: told to stop now
+    assert f"forgot the edge's metrics of gone release(s) {p1}" in result.stderr, result.stderr
+    left = metric_releases(stack)
+    assert p1 not in left and p2 not in left and len(left) == 2, left  # p5's and p6's (their health checks)
     status = json.loads(stack.ok("status", "--json").stdout)["disk"]
     assert status["images"]["count"] >= 2 and status["database"]["used"] > 0 and status["database"]["free"] > 0
     assert status["dumps"]["free"] > 0

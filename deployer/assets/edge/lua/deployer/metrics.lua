@@ -119,12 +119,68 @@ local function flush()
 end
 M.flush = flush
 
--- Every worker flushes every FLUSH seconds (init_worker).
+-- The series of releases that no colour holds any more. Without this their keys would stay
+-- until the dict needs room, and every read scans every key. A release is forgotten once it
+-- has been gone for `grace` seconds (this worker's reckoning): worker 0 does it with GONE_GRACE,
+-- long after the release's containers drained and every scraper read its last counts;
+-- `deployer prune` (the control socket's /forget-metrics) with 0. The 5-second slots of the
+-- windowed view expire on their own (SLOT_TTL); they go too. Returns the releases forgotten.
+local GONE_GRACE, gone_since = 600, {}
+function M.forget(grace)
+    local held = {}
+    for _, rec in pairs(require("deployer.state").current().colours) do
+        held[rec.release] = true
+    end
+    local t, doomed, forgotten = ngx.now(), {}, {}
+    for _, key in ipairs(dict:get_keys(0)) do
+        -- c|route|colour|release|class, h|...|bucket, s|route|colour|release, wc|slot|..., wh|slot|...
+        local kind = key:match("^(%a+)|")
+        local release = kind == "s" and key:match("|([^|]*)$")
+            or (kind == "c" or kind == "h") and key:match("^%a+|[^|]*|[^|]*|([^|]*)|")
+            or (kind == "wc" or kind == "wh") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
+        if release and release:match("^[0-9a-f]+$") and not held[release] then
+            gone_since[release] = gone_since[release] or t
+            if t - gone_since[release] >= grace then
+                doomed[#doomed + 1] = key
+                forgotten[release] = true
+            end
+        end
+    end
+    for _, key in ipairs(doomed) do
+        dict:delete(key)
+    end
+    for release in pairs(gone_since) do
+        if held[release] or forgotten[release] then
+            gone_since[release] = nil
+        end
+    end
+    local list = {}
+    for release in pairs(forgotten) do
+        list[#list + 1] = release
+    end
+    table.sort(list)
+    return list
+end
+
+-- The control socket's POST /forget-metrics: forget every gone release now.
+function M.forget_handler()
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.say("forgot ", table.concat(M.forget(0), " "))
+end
+
+-- Every worker flushes every FLUSH seconds (init_worker); worker 0 forgets gone releases.
 function M.start()
     -- also when the worker exits (premature): its last counts are not lost
     local ok, err = ngx.timer.every(FLUSH, flush)
     if not ok then
         ngx.log(ngx.ERR, "metrics: cannot start the flush timer: ", err)
+    end
+    if ngx.worker.id() == 0 then
+        ngx.timer.every(60, function(premature)
+            if not premature then
+                M.forget(GONE_GRACE)
+            end
+        end)
     end
 end
 
