@@ -156,18 +156,46 @@ def read_history(last: int) -> str:
 # -- site ---------------------------------------------------------------------------------
 
 
+# The pids of nginx's workers that serve the current config (not those that quit after a reload).
+_WORKERS = (
+    "workers() { for f in /proc/[0-9]*/cmdline; do { tr '\\0' ' ' < \"$f\"; } 2>/dev/null"
+    " | grep -q '^nginx: worker process *$' && echo \"${f%/cmdline}\"; done; true; }"
+)
+
+
+def _reloaded(limit: float = 10) -> str:
+    """Signal a reload, then wait until no worker of before it serves: `nginx -s reload` only
+    sends the signal, and a master that cannot apply the new config keeps its old workers."""
+    return "\n".join(
+        [
+            'before=" $(workers | tr "\\n" " ") "',
+            "nginx -s reload 2>&1 || return 1",
+            f"for i in $(seq {round(limit / 0.1)}); do",
+            "  now=$(workers); fresh=${now:+yes}",
+            '  for p in $now; do case "$before" in *" $p "*) fresh=;; esac; done',
+            '  [ -n "$fresh" ] && return 0',
+            "  sleep 0.1",
+            "done",
+            "echo 'nginx kept its workers of the previous config (see the edge logs: docker logs)'; return 1",
+        ]
+    )
+
+
 def apply_site(content: str) -> str:
-    """`nginx -t` the candidate, swap it in and reload; put the old one back if the reload fails."""
+    """`nginx -t` the candidate, swap it in and reload, and wait until the new workers serve;
+    put the old one back if the reload fails."""
     return "\n".join(
         [
             "set -e",
+            _WORKERS,
+            f"reload() {{\n{_reloaded()}\n}}",
             f"printf %s {shlex.quote(_b64(content))} | base64 -d > {SITE}.new",
             f"if cmp -s {SITE}.new {SITE}; then rm -f {SITE}.new; echo unchanged; exit 0; fi",
             f"if ! nginx -t -q -c /etc/nginx/nginx-candidate.conf 2>&1; then rm -f {SITE}.new; exit {SITE_REJECTED}; fi",
             f"cp -p {SITE} {SITE}.prev 2>/dev/null || true",
             f"sync {SITE}.new && mv -f {SITE}.new {SITE} && sync {HOME}",
-            "if ! nginx -s reload 2>&1; then",
-            f"  mv -f {SITE}.prev {SITE}; nginx -s reload || true; exit {RELOAD_FAILED}",
+            "if ! reload; then",
+            f"  mv -f {SITE}.prev {SITE}; reload || true; exit {RELOAD_FAILED}",
             "fi",
             "echo reloaded",
         ]

@@ -175,6 +175,35 @@ def test_access_log_lines_stay_whole_and_a_graceful_stop_loses_none(project):
     assert sum(1 for x in parsed if x.get("path") == "/api/status/200") == 2200
 
 
+def test_a_site_change_serves_when_up_returns_and_one_nginx_cannot_apply_is_put_back(project):
+    """`nginx -s reload` only sends a signal. `up` waits until workers of the new config serve,
+    so its change answers at once; a config that passes `nginx -t` but that the master cannot
+    apply (here: a port a process in the edge already holds) is reported and put back."""
+    from deployer.adapters.edge import Edge
+    from deployer.adapters.engine import Engine
+    from deployer.errors import EdgeError
+
+    project.release_all("v1")
+    project.write_config(edge='[edge.headers]\nX-Team = "shop"\n')
+    assert "site config applied and reloaded" in project.ok("up").stderr
+    assert project.get("/api/version").headers.get("x-team") == "shop"
+
+    holder = "use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalPort => 9999, Listen => 1) or die; sleep 60"
+    project.edge.exec_run(["perl", "-e", holder], detach=True)
+    site = project.edge_file("/var/lib/deployer/site.conf")
+    engine = Engine()
+    try:
+        time.sleep(0.5)  # the holder binds
+        with pytest.raises(EdgeError) as failed:
+            Edge(engine, project.name).apply_site(site + "\nserver { listen 9999; return 204; }\n", step="up")
+        assert "put back" in str(failed.value) and "kept its workers" in failed.value.logs
+    finally:
+        engine.close()
+    assert project.edge_file("/var/lib/deployer/site.conf") == site
+    answer = project.get("/api/version")
+    assert answer.status_code == 200 and answer.headers.get("x-team") == "shop"
+
+
 def test_without_trusted_proxies_a_client_cannot_forge_forwarded_headers(project):
     """The default (edge.trusted_proxies empty): the app sees the edge's own view of the
     client, whatever X-Forwarded-* or Forwarded headers the client sent."""
