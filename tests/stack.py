@@ -230,16 +230,15 @@ class Stack:
                     v.remove(force=True)
                 except Exception:
                     pass
-        for n in self.docker.networks.list():
-            if n.name.startswith(f"{self.name}-"):
-                for _ in range(40):  # an endpoint can outlive its removed container for a moment
-                    try:
-                        n.remove()
-                        break
-                    except NotFound:
-                        break
-                    except Exception:
-                        time.sleep(0.25)
+        from deployer.adapters.engine import Engine
+
+        engine = Engine()  # its remove_network waits out an endpoint that outlives its container
+        try:
+            for n in self.docker.networks.list():
+                if n.name.startswith(f"{self.name}-"):
+                    engine.remove_network(n.name, wait=10)
+        finally:
+            engine.close()
         for ref in self.images:
             try:
                 self.docker.images.remove(ref, force=True, noprune=False)

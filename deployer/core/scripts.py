@@ -14,6 +14,7 @@ import shlex
 
 from deployer.core import probe as probe_rule
 from deployer.core import state as route_state
+from deployer.core import tls
 
 HOME = "/var/lib/deployer"
 SITE = f"{HOME}/site.conf"
@@ -21,8 +22,9 @@ HISTORY = f"{HOME}/history.jsonl"
 LOCK = f"{HOME}/lock"
 STATE = route_state.DIR
 PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
-NOTIFY = "curl -sf --max-time 5 --unix-socket /run/deployer/control.sock http://edge/reload >/dev/null"
-FORGET_METRICS = "curl -sf --max-time 10 -X POST --unix-socket /run/deployer/control.sock http://edge/forget-metrics"
+CONTROL = f"--unix-socket {tls.CONTROL} http://edge"  # the edge's control server (site.conf.j2)
+NOTIFY = f"curl -sf --max-time 5 {CONTROL}/reload >/dev/null"
+FORGET_METRICS = f"curl -sf --max-time 10 -X POST {CONTROL}/forget-metrics"
 SEPARATOR = "@@deployer-state@@"
 
 # Exit codes of the scripts, read by deployer.adapters.edge.

@@ -131,7 +131,7 @@ function M.forget(grace)
     for _, rec in pairs(require("deployer.state").current().colours) do
         held[rec.release] = true
     end
-    local t, doomed, forgotten = ngx.now(), {}, {}
+    local t, doomed, forgotten, waiting = ngx.now(), {}, {}, {}
     for _, key in ipairs(dict:get_keys(0)) do
         -- c|route|colour|release|class, h|...|bucket, s|route|colour|release, wc|slot|..., wh|slot|...
         local kind = key:match("^(%a+)|")
@@ -139,21 +139,19 @@ function M.forget(grace)
             or (kind == "c" or kind == "h") and key:match("^%a+|[^|]*|[^|]*|([^|]*)|")
             or (kind == "wc" or kind == "wh") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
         if release and release:match("^[0-9a-f]+$") and not held[release] then
-            gone_since[release] = gone_since[release] or t
-            if t - gone_since[release] >= grace then
+            local since = gone_since[release] or t
+            if t - since >= grace then
                 doomed[#doomed + 1] = key
                 forgotten[release] = true
+            else
+                waiting[release] = since
             end
         end
     end
     for _, key in ipairs(doomed) do
         dict:delete(key)
     end
-    for release in pairs(gone_since) do
-        if held[release] or forgotten[release] then
-            gone_since[release] = nil
-        end
-    end
+    gone_since = waiting -- only the gone releases that still have keys and time left
     local list = {}
     for release in pairs(forgotten) do
         list[#list + 1] = release
