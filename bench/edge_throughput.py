@@ -43,6 +43,10 @@ to compare latency and CPU at the same rate.
 
     .venv/bin/python bench/edge_throughput.py --seconds 120 --json bench/results/edge-throughput.json
     .venv/bin/python bench/edge_throughput.py --seconds 10          # a quick look (about 5 min)
+
+`--only-bound --log-rounds 2` runs only the plain peer, the peer with the edge's access log
+and the edge, in rotation at 50 connections, both modes: how far below the plain peer the
+log alone takes a proxy on this machine (about 28 min at 120 s per run).
 """
 
 from __future__ import annotations
@@ -250,6 +254,17 @@ class Bench:
             for proxy in ("edge", "peer+log") if rnd % 2 == 0 else ("peer+log", "edge"):
                 self.run("logged peer", proxy, 50, False)
 
+    def log_bound(self) -> None:
+        """The plain peer, the peer with the edge's access log and the edge, in rotation (the
+        order reversed every other round), with keep-alive clients and with a new connection
+        per request: the logged peer's ratio to the plain one is the most any proxy that
+        writes the issue's log reaches here against the issue's peer. Opt-in (--only-bound)."""
+        order = ("peer", "peer+log", "edge")
+        for rnd in range(self.args.log_rounds):
+            for close in (False, True):
+                for proxy in order if rnd % 2 == 0 else order[::-1]:
+                    self.run("log bound", proxy, 50, close, note=f"round {rnd + 1}")
+
     def access_log(self) -> None:
         s = self.stack
         for rnd in range(self.args.log_rounds):
@@ -403,6 +418,30 @@ def log_summary(rows: list[dict]) -> str:
     return text
 
 
+def bound_summary(rows: list[dict]) -> str:
+    """Mean req/s and CPU per request of each proxy in the `log bound` runs, per mode, and the
+    ratios: the logged peer to the plain peer (the ceiling the log leaves), the edge to each."""
+    lines = []
+    for mode in ("keep-alive", "close"):
+        runs = {p: [r for r in rows if r["group"] == "log bound" and r["proxy"] == p and r["mode"] == mode]
+                for p in ("peer", "peer+log", "edge")}  # fmt: skip
+        if not all(runs.values()):
+            continue
+        rps = {p: sum(r["rps"] for r in rs) / len(rs) for p, rs in runs.items()}
+
+        def cpu(p: str, key: str, runs: dict = runs) -> str:
+            xs = [r[key] for r in runs[p] if r.get(key) is not None]
+            return f"{sum(xs) / len(xs):.1f}" if xs else "-"
+
+        lines.append(
+            f"{mode}, 50 connections: peer {rps['peer']:.0f}, peer+log {rps['peer+log']:.0f}, edge {rps['edge']:.0f} "
+            f"req/s; peer+log / peer {ratio(rps['peer+log'], rps['peer'])}, edge / peer {ratio(rps['edge'], rps['peer'])}, "
+            f"edge / peer+log {ratio(rps['edge'], rps['peer+log'])}; CPU us/req proxy (dockerd and shim): "
+            + ", ".join(f"{p} {cpu(p, 'cpu_us_per_req_proxy')} ({cpu(p, 'cpu_us_per_req_logging')})" for p in runs)
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)  # fmt: skip
@@ -444,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the comparison of the access log's relay, 4 KB and 64 KB writes to stdout (--log-rounds)",
     )
+    p.add_argument(
+        "--only-bound",
+        action="store_true",
+        help="run only the plain peer, the logged peer and the edge in rotation at 50 connections (--log-rounds)",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
@@ -463,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only_buffers:
                 skip = {"baseline", "matrix", "slow", "peerlog", "log"}
                 bench.buffers()
+            if args.only_bound:
+                skip = {"baseline", "matrix", "slow", "peerlog", "log"}
+                bench.log_bound()
             if "baseline" not in skip:
                 bench.baseline()
             if "matrix" not in skip:
@@ -479,8 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench.rows
     comps = comparisons(rows)
     print(table(rows))
-    print()
-    print(ratio_table(comps))
+    if comps:
+        print()
+        print(ratio_table(comps))
+    bound = bound_summary(rows)
+    if bound:
+        print()
+        print(bound)
     logs = log_summary(rows)
     if logs:
         print()
@@ -489,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "started": started, "args": {**vars(args), "json": str(args.json)}, "app_image": app_image,
-            "rows": rows, "comparisons": comps, "access_log": logs, "table": table(rows),
+            "rows": rows, "comparisons": comps, "access_log": logs, "log_bound": bound, "table": table(rows),
             "ratios": ratio_table(comps),
         }, indent=1, default=str))  # fmt: skip
     return 0
