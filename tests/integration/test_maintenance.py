@@ -8,7 +8,8 @@
 - `prune` keeps exactly the right images: the newest N of each service, every version a
   colour's route state names, every image a container uses; it removes the project's
   dangling build layers and nothing else; a release prunes after itself, and the edge forgets
-  the metrics of the releases no colour holds.
+  the metrics of the releases no colour holds: at once on `prune`, and without it only once
+  the release has been gone for the grace.
 """
 
 from __future__ import annotations
@@ -173,3 +174,36 @@ def test_a_release_prunes_after_itself(stack):
     status = json.loads(stack.ok("status", "--json").stdout)["disk"]
     assert status["images"]["count"] >= 2 and status["database"]["used"] > 0 and status["database"]["free"] > 0
     assert status["dumps"]["free"] > 0
+
+
+def test_without_prune_a_gone_release_is_forgotten_after_its_grace_and_not_before(stack):
+    from harness import current_release
+
+    from deployer.core import scripts
+
+    stack.write_config()  # no prune after a release
+    stack.tag("p7", backend_env={"BUILD": "p7"})
+    live, gone = current_release(stack, "blue"), current_release(stack, "green")  # the route state's
+    assert httpx.get(stack.preview_url + "/api/version", timeout=10).status_code == 200  # green counts
+    began = time.monotonic()
+    result = stack.cli("release", "p7", "--no-backup")  # to green: its release before goes
+    assert result.returncode == 0, result.stderr
+    assert "forgot" not in result.stderr and gone in metric_releases(stack)
+
+    def forget(grace: int) -> list[str]:
+        # what worker 0's timer does every minute with a grace of ten minutes
+        code, out = stack.edge.exec_run(["sh", "-c", f"{scripts.FORGET_METRICS}?grace={grace}"])
+        assert code == 0, out
+        return out.decode().split()[1:]
+
+    grace = 15  # longer than the release took from its switch to its exit
+    assert forget(grace) == []  # the first sweep notes when it went; the edge's workers share it
+    assert gone in metric_releases(stack)
+    forgotten, deadline = [], time.monotonic() + grace + 20
+    while not forgotten and time.monotonic() < deadline:
+        time.sleep(1)
+        forgotten = forget(grace)
+    assert forgotten == [gone], forgotten
+    assert time.monotonic() - began >= grace  # not before its grace
+    left = metric_releases(stack)
+    assert gone not in left and live in left, left

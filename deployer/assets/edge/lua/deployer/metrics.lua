@@ -121,37 +121,50 @@ M.flush = flush
 
 -- The series of releases that no colour holds any more. Without this their keys would stay
 -- until the dict needs room, and every read scans every key. A release is forgotten once it
--- has been gone for `grace` seconds (this worker's reckoning): worker 0 does it with GONE_GRACE,
--- long after the release's containers drained and every scraper read its last counts;
--- `deployer prune` (the control socket's /forget-metrics) with 0. The 5-second slots of the
--- windowed view expire on their own (SLOT_TTL); they go too. Returns the releases forgotten.
-local GONE_GRACE, gone_since = 600, {}
+-- has been gone for `grace` seconds: worker 0 does it with GONE_GRACE, long after the
+-- release's containers drained and every scraper read its last counts; `deployer prune`
+-- (the control socket's /forget-metrics) with 0. When a sweep first found a release gone is
+-- in the dict ("g|<release>"), so every worker keeps the same clock and a reload restarts
+-- none. The 5-second slots of the windowed view expire on their own (SLOT_TTL); they go too.
+-- Returns the releases forgotten.
+local GONE_GRACE = 600
 function M.forget(grace)
     local held = {}
     for _, rec in pairs(require("deployer.state").current().colours) do
         held[rec.release] = true
     end
-    local t, doomed, forgotten, waiting = ngx.now(), {}, {}, {}
+    local t, doomed, forgotten, waiting, marks = ngx.now(), {}, {}, {}, {}
     for _, key in ipairs(dict:get_keys(0)) do
         -- c|route|colour|release|class, h|...|bucket, s|route|colour|release, wc|slot|..., wh|slot|...
         local kind = key:match("^(%a+)|")
         local release = kind == "s" and key:match("|([^|]*)$")
             or (kind == "c" or kind == "h") and key:match("^%a+|[^|]*|[^|]*|([^|]*)|")
             or (kind == "wc" or kind == "wh") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
-        if release and release:match("^[0-9a-f]+$") and not held[release] then
-            local since = gone_since[release] or t
+        if kind == "g" then
+            marks[#marks + 1] = key
+        elseif release and release:match("^[0-9a-f]+$") and not held[release] and not forgotten[release] then
+            local since = waiting[release] or dict:get("g|" .. release) or t
             if t - since >= grace then
                 doomed[#doomed + 1] = key
                 forgotten[release] = true
             else
                 waiting[release] = since
             end
+        elseif forgotten[release] then
+            doomed[#doomed + 1] = key
         end
     end
     for _, key in ipairs(doomed) do
         dict:delete(key)
     end
-    gone_since = waiting -- only the gone releases that still have keys and time left
+    for release, since in pairs(waiting) do
+        dict:safe_set("g|" .. release, since) -- never evicts a series for it
+    end
+    for _, key in ipairs(marks) do -- releases forgotten, held again, or without keys left
+        if not waiting[key:sub(3)] then
+            dict:delete(key)
+        end
+    end
     local list = {}
     for release in pairs(forgotten) do
         list[#list + 1] = release
@@ -160,10 +173,12 @@ function M.forget(grace)
     return list
 end
 
--- The control socket's POST /forget-metrics: forget every gone release now.
+-- The control socket's POST /forget-metrics[?grace=<seconds>]: forget the releases gone for
+-- that long (by default every gone release, now).
 function M.forget_handler()
+    local grace = math.max(0, tonumber(ngx.var.arg_grace) or 0)
     ngx.header["Content-Type"] = "text/plain"
-    ngx.say("forgot ", table.concat(M.forget(0), " "))
+    ngx.say("forgot ", table.concat(M.forget(grace), " "))
 end
 
 -- Every worker flushes every FLUSH seconds (init_worker); worker 0 forgets gone releases.
