@@ -45,8 +45,9 @@ to compare latency and CPU at the same rate.
     .venv/bin/python bench/edge_throughput.py --seconds 10          # a quick look (about 5 min)
 
 `--only-bound --log-rounds 2` runs only the plain peer, the peer with the edge's access log
-and the edge, in rotation at 50 connections, both modes: how far below the plain peer the
-log alone takes a proxy on this machine (about 28 min at 120 s per run).
+and the edge, in rotation at 50 connections (both client modes unless `--bound-modes`
+says one): how far below the plain peer the log alone takes a proxy on this machine (about
+28 min at 120 s per run).
 """
 
 from __future__ import annotations
@@ -260,8 +261,9 @@ class Bench:
         per request: the logged peer's ratio to the plain one is the most any proxy that
         writes the issue's log reaches here against the issue's peer. Opt-in (--only-bound)."""
         order = ("peer", "peer+log", "edge")
+        modes = [mode == "close" for mode in self.args.bound_modes]
         for rnd in range(self.args.log_rounds):
-            for close in (False, True):
+            for close in modes:
                 for proxy in order if rnd % 2 == 0 else order[::-1]:
                     self.run("log bound", proxy, 50, close, note=f"round {rnd + 1}")
 
@@ -488,8 +490,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the plain peer, the logged peer and the edge in rotation at 50 connections (--log-rounds)",
     )
+    p.add_argument(
+        "--bound-modes",
+        type=lambda s: s.split(","),
+        default=["keep-alive", "close"],
+        help="client modes of the --only-bound runs: keep-alive,close",
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if not args.bound_modes or set(args.bound_modes) - {"keep-alive", "close"}:
+        p.error("--bound-modes takes keep-alive, close or both, comma-separated")
     skip = set(filter(None, args.skip.split(",")))
 
     import docker
