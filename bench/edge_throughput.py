@@ -257,9 +257,9 @@ class Bench:
 
     def log_bound(self) -> None:
         """The plain peer, the peer with the edge's access log and the edge, in rotation (the
-        order reversed every other round), with keep-alive clients and with a new connection
-        per request: the logged peer's ratio to the plain one is the most any proxy that
-        writes the issue's log reaches here against the issue's peer. Opt-in (--only-bound)."""
+        order reversed every other round), in each client mode of --bound-modes: the logged
+        peer's ratio to the plain one is what the issue's log alone leaves of the issue's
+        peer's throughput on this machine. Opt-in (--only-bound)."""
         order = ("peer", "peer+log", "edge")
         modes = [mode == "close" for mode in self.args.bound_modes]
         for rnd in range(self.args.log_rounds):
@@ -514,12 +514,12 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, client, args, app_image, load_image)
         try:
             bench.prepare()
-            if args.only_buffers:
+            if args.only_buffers or args.only_bound:
                 skip = {"baseline", "matrix", "slow", "peerlog", "log"}
-                bench.buffers()
-            if args.only_bound:
-                skip = {"baseline", "matrix", "slow", "peerlog", "log"}
-                bench.log_bound()
+                if args.only_buffers:
+                    bench.buffers()
+                else:
+                    bench.log_bound()
             if "baseline" not in skip:
                 bench.baseline()
             if "matrix" not in skip:
