@@ -44,16 +44,18 @@ to compare latency and CPU at the same rate.
     .venv/bin/python bench/edge_throughput.py --seconds 120 --json bench/results/edge-throughput.json
     .venv/bin/python bench/edge_throughput.py --seconds 10          # a quick look (about 5 min)
 
-`--only-bound --log-rounds 2` runs only the plain peer, the peer with the edge's access log
-and the edge, in rotation at 50 connections (both client modes unless `--bound-modes`
-says one): how far below the plain peer the log alone takes a proxy on this machine (about
-28 min at 120 s per run).
+`--only-bound --log-rounds 2` runs only the plain peer, the peer with the edge's access log,
+the edge without Lua per request (its own site with fixed routing values: its headers and
+its log) and the edge, in rotation at 50 connections (both client modes unless
+`--bound-modes` says one): how far below the plain peer the log alone takes a proxy on this
+machine, and how much the edge's headers and its Lua add (about 37 min at 120 s per run).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -110,6 +112,23 @@ def logged_peer_site(site: str, edge_site: str, release: str) -> str:
         fmt = fmt.replace(var, value)
     log = next(line for line in edge_site.splitlines() if line.startswith(EDGE_LOG))
     return site.replace("access_log off;\n", fmt + log + "\n")
+
+
+def unrouted_edge_site(edge_site: str, address: str, port: int, release: str) -> str:
+    """The edge's own rendered site without Lua per request: the upstream block names the app's
+    address instead of the balancer, the public route sets the router's variables to fixed
+    values, and no metrics are counted. Everything else is the edge's: its headers, its
+    forwarded headers, its limits, its access log. The edge's share of the gap that is not
+    its log nor its headers is then the edge against this one."""
+    fixed = (f"set $deployer_route live; set $deployer_colour blue; set $deployer_release {release}; "
+             f"set $deployer_service backend;")  # fmt: skip
+    site, n = re.subn(r"^(\s*)server 0\.0\.0\.1;.*\n\s*balancer_by_lua_block \{[^\n]*\}\n",
+                      rf"\g<1>server {address}:{port};\n", edge_site, flags=re.M)  # fmt: skip
+    site, m = re.subn(r'rewrite_by_lua_block \{ require\("deployer\.router"\)\.route\("live"[^\n]*\}', fixed, site)
+    site = re.sub(r"^\s*log_by_lua_block \{[^\n]*\}\n", "", site, flags=re.M)
+    if n != 1 or m < 1:
+        raise SystemExit("the edge's site has changed: cannot derive the edge without Lua from it")
+    return site
 
 
 def services_toml(name: str) -> str:
@@ -256,11 +275,20 @@ class Bench:
                 self.run("logged peer", proxy, 50, False)
 
     def log_bound(self) -> None:
-        """The plain peer, the peer with the edge's access log and the edge, in rotation (the
-        order reversed every other round), in each client mode of --bound-modes: the logged
-        peer's ratio to the plain one is what the issue's log alone leaves of the issue's
-        peer's throughput on this machine. Opt-in (--only-bound)."""
-        order = ("peer", "peer+log", "edge")
+        """The plain peer, the peer with the edge's access log, the edge without Lua per request
+        (`unrouted_edge_site`) and the edge, in rotation (the order reversed every other round),
+        in each client mode of --bound-modes: the logged peer's ratio to the plain one is what
+        the issue's log alone leaves of the issue's peer's throughput on this machine; the
+        edge without Lua adds the edge's headers; the edge adds its router, balancer and
+        metrics. Opt-in (--only-bound)."""
+        s = self.stack
+        site = unrouted_edge_site(s.edge_file("/var/lib/deployer/site.conf"), self.app_address, 8080,
+                                  harness.current_release(s, "blue"))  # fmt: skip
+        no_lua = self.start_peer("no-lua", site, log_config={"type": EDGE_LOGGING["driver"],
+                                                              "config": EDGE_LOGGING["options"]})  # fmt: skip
+        harness.wait_http(no_lua, "http://127.0.0.1/api/version")
+        self.proxies["no-lua"] = (no_lua, f"http://{no_lua.name}:80/api/version")
+        order = ("peer", "peer+log", "no-lua", "edge")
         modes = [mode == "close" for mode in self.args.bound_modes]
         for rnd in range(self.args.log_rounds):
             for close in modes:
@@ -422,12 +450,16 @@ def log_summary(rows: list[dict]) -> str:
 
 def bound_summary(rows: list[dict]) -> str:
     """Mean req/s and CPU per request of each proxy in the `log bound` runs, per mode, and the
-    ratios: the logged peer to the plain peer (the ceiling the log leaves), the edge to each."""
+    ratios of each step: the logged peer to the plain peer (the ceiling the log leaves), the
+    edge without Lua to the logged peer (the edge's headers), the edge to the edge without Lua
+    (its Lua per request), and the edge to the plain peer (issue 9's target)."""
+    steps = (("peer+log", "peer"), ("no-lua", "peer+log"), ("edge", "no-lua"), ("edge", "peer+log"), ("edge", "peer"))
     lines = []
     for mode in ("keep-alive", "close"):
         runs = {p: [r for r in rows if r["group"] == "log bound" and r["proxy"] == p and r["mode"] == mode]
-                for p in ("peer", "peer+log", "edge")}  # fmt: skip
-        if not all(runs.values()):
+                for p in ("peer", "peer+log", "no-lua", "edge")}  # fmt: skip
+        runs = {p: rs for p, rs in runs.items() if rs}
+        if not {"peer", "peer+log", "edge"} <= set(runs):
             continue
         rps = {p: sum(r["rps"] for r in rs) / len(rs) for p, rs in runs.items()}
 
@@ -436,9 +468,9 @@ def bound_summary(rows: list[dict]) -> str:
             return f"{sum(xs) / len(xs):.1f}" if xs else "-"
 
         lines.append(
-            f"{mode}, 50 connections: peer {rps['peer']:.0f}, peer+log {rps['peer+log']:.0f}, edge {rps['edge']:.0f} "
-            f"req/s; peer+log / peer {ratio(rps['peer+log'], rps['peer'])}, edge / peer {ratio(rps['edge'], rps['peer'])}, "
-            f"edge / peer+log {ratio(rps['edge'], rps['peer+log'])}; CPU us/req proxy (dockerd and shim): "
+            f"{mode}, 50 connections: " + ", ".join(f"{p} {v:.0f}" for p, v in rps.items()) + " req/s; "
+            + ", ".join(f"{a} / {b} {ratio(rps[a], rps[b])}" for a, b in steps if a in rps and b in rps)
+            + "; CPU us/req proxy (dockerd and shim): "
             + ", ".join(f"{p} {cpu(p, 'cpu_us_per_req_proxy')} ({cpu(p, 'cpu_us_per_req_logging')})" for p in runs)
         )  # fmt: skip
     return "\n".join(lines)
