@@ -96,6 +96,8 @@ GROUPS = {"matrix": ("peer", "plain"), "slow": ("peer", "+ slow clients"),
 
 
 EDGE_LOG = "access_log /run/deployer/access.fifo"  # the edge's access log line starts so (site.conf.j2)
+# The edge's log driver (deployer.core.compose), for a peer that writes the edge's log too.
+EDGE_LOG_CONFIG = {"type": EDGE_LOGGING["driver"], "config": EDGE_LOGGING["options"]}
 
 
 def logged_peer_site(site: str, edge_site: str, release: str) -> str:
@@ -165,12 +167,10 @@ class Bench:
         self.app_name = app.name
         site = PEER_SITE.format(address=self.app_address, port=8080, keepalive=a.peer_keepalive)
         self.peer = self.start_peer("peer", site)
-        edge_site = s.edge_file("/var/lib/deployer/site.conf")
-        release = harness.current_release(s, "blue")
+        self.edge_site = s.edge_file("/var/lib/deployer/site.conf")
+        self.release = harness.current_release(s, "blue")
         self.logged_peer = self.start_peer(
-            "peer-log",
-            logged_peer_site(site, edge_site, release),
-            log_config={"type": EDGE_LOGGING["driver"], "config": EDGE_LOGGING["options"]},
+            "peer-log", logged_peer_site(site, self.edge_site, self.release), log_config=EDGE_LOG_CONFIG
         )
         for proxy in (self.peer, self.logged_peer, s.edge):
             harness.wait_http(proxy, "http://127.0.0.1/api/version")
@@ -281,11 +281,8 @@ class Bench:
         the issue's log alone leaves of the issue's peer's throughput on this machine; the
         edge without Lua adds the edge's headers; the edge adds its router, balancer and
         metrics. Opt-in (--only-bound)."""
-        s = self.stack
-        site = unrouted_edge_site(s.edge_file("/var/lib/deployer/site.conf"), self.app_address, 8080,
-                                  harness.current_release(s, "blue"))  # fmt: skip
-        no_lua = self.start_peer("no-lua", site, log_config={"type": EDGE_LOGGING["driver"],
-                                                              "config": EDGE_LOGGING["options"]})  # fmt: skip
+        site = unrouted_edge_site(self.edge_site, self.app_address, 8080, self.release)
+        no_lua = self.start_peer("no-lua", site, log_config=EDGE_LOG_CONFIG)
         harness.wait_http(no_lua, "http://127.0.0.1/api/version")
         self.proxies["no-lua"] = (no_lua, f"http://{no_lua.name}:80/api/version")
         order = ("peer", "peer+log", "no-lua", "edge")
