@@ -36,7 +36,9 @@ Reports req/s, failures (wrk's socket errors + responses >= 400), p50/p99 (wrk -
 TIME_WAIT sockets in the proxy's network namespace after each run (/proc/net/tcp read
 inside it: `client` = on its listening port, `upstream` = its own connections to the app),
 the CPU time per request of the proxy and of the app (the engine's stats; steadier than
-req/s when something else shares the 2 cores), and the ratios edge/peer against issue 9's
+req/s when something else shares the 2 cores), the share of the machine's CPU time the
+hypervisor gave to other guests during the run (steal, from /proc/stat: a run with a high
+one measured a slower machine), and the ratios edge/peer against issue 9's
 targets: 0 failures, throughput >= 0.9x the peer's, p99 <= 1.5x the peer's. The load is
 unpaced (the issue's method: each proxy as fast as it goes); `--rate` paces it instead,
 to compare latency and CPU at the same rate.
@@ -46,9 +48,11 @@ to compare latency and CPU at the same rate.
 
 `--only-bound --log-rounds 2` runs only the plain peer, the peer with the edge's access log,
 the edge without Lua per request (its own site with fixed routing values: its headers and
-its log) and the edge, in rotation at 50 connections (both client modes unless
+its log), the Lua floor (that site plus two empty Lua phases, the least a Lua router and Lua
+metrics cost) and the edge, in rotation at 50 connections (both client modes unless
 `--bound-modes` says one): how far below the plain peer the log alone takes a proxy on this
-machine, and how much the edge's headers and its Lua add (about 37 min at 120 s per run).
+machine, and how much the edge's headers and its Lua add (about 32 min per mode for three
+rounds at 120 s per run).
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ server {{
 """
 
 TARGETS = {"p99_ratio": 1.5, "rps_ratio": 0.9}
+# The proxies of the --only-bound phase, in the order they run.
+BOUND_PROXIES = ("peer", "peer+log", "no-lua", "lua-floor", "edge")
 # Each compared group of runs: the edge's peer in it, and how the ratio table names the load.
 GROUPS = {"matrix": ("peer", "plain"), "slow": ("peer", "+ slow clients"),
           "logged peer": ("peer+log", "peer with the edge's access log")}  # fmt: skip
@@ -130,6 +136,21 @@ def unrouted_edge_site(edge_site: str, address: str, port: int, release: str) ->
     site = re.sub(r"^\s*log_by_lua_block \{[^\n]*\}\n", "", site, flags=re.M)
     if n != 1 or m < 1:
         raise SystemExit("the edge's site has changed: cannot derive the edge without Lua from it")
+    return site
+
+
+def lua_floor_site(no_lua_site: str) -> str:
+    """The edge without Lua (`unrouted_edge_site`) plus the two Lua phases that any design
+    with the issue's features runs per request: one before the proxying, which routes without
+    a reload (here `rewrite_by_lua`, where the edge's router runs), and one after it, which
+    counts the response for the per-colour metrics (`log_by_lua`). Both are empty: what this
+    proxy adds to the edge without Lua is only the fixed cost of entering Lua twice per
+    request, the least that a Lua router and Lua metrics can cost."""
+    site, n = re.subn(r"(set \$deployer_service backend;)", r"\1 rewrite_by_lua_block { }", no_lua_site)
+    site, m = re.subn(r"^(\s*)(add_header X-Deployer-Release [^\n]*\n)", r"\1\2\1log_by_lua_block { }\n", site, count=1,
+                      flags=re.M)  # fmt: skip
+    if n < 1 or m < 1:
+        raise SystemExit("the edge's site has changed: cannot derive the Lua floor from it")
     return site
 
 
@@ -193,6 +214,7 @@ class Bench:
         before = tcp_states(container) if container else {}
         cpu_before = {name: harness.cpu_ns(c) for name, c in self.cpu_watch(container).items()}
         cpu_before["logging"] = harness.logging_cpu_ns(container)
+        machine_before = harness.cpu_times()
         began = time.monotonic()
         env = {}
         if self.args.rate > 0:  # each connection paced so that all of them together make --rate req/s
@@ -201,6 +223,7 @@ class Bench:
                          seconds=seconds, close=close, threads=self.args.threads, env=env)  # fmt: skip
         cpu = {name: harness.cpu_ns(c) for name, c in self.cpu_watch(container).items()}
         cpu["logging"] = harness.logging_cpu_ns(container)
+        steal = harness.steal_share(machine_before, harness.cpu_times())
         after = tcp_states(container) if container else {}
         per_request = {
             f"cpu_us_per_req_{name}": round((cpu[name] - cpu_before[name]) / 1000 / result.requests, 1)
@@ -214,14 +237,14 @@ class Bench:
             "time_wait_before": before.get("time_wait"), "time_wait_after": after.get("time_wait"),
             "tw_client_side": after.get("client_side"), "tw_upstream_side": after.get("upstream_side"),
             "log_bytes": line * result.requests if (line := _line_bytes(container)) else None,
-            "wall": round(time.monotonic() - began, 1), **per_request, **extra,
+            "wall": round(time.monotonic() - began, 1), **per_request, "steal": steal, **extra,
         }  # fmt: skip
         self.rows.append(row)
         print(f"  {group:11} {row['proxy']:10} c={connections:<4} {row['mode']:10} {note:14} "
               f"{result.rps:9.1f} req/s  failed {result.failures:<6} p50 {result.p50_ms:7.2f} ms  "
               f"p99 {result.p99_ms:8.2f} ms  TIME_WAIT {row['time_wait_after']} "
               f"(upstream {row['tw_upstream_side']})  CPU/req proxy {row.get('cpu_us_per_req_proxy')} us "
-              f"app {row.get('cpu_us_per_req_app')} us", file=sys.stderr)  # fmt: skip
+              f"app {row.get('cpu_us_per_req_app')} us  steal {steal} %", file=sys.stderr)  # fmt: skip
         time.sleep(self.args.pause)
         return row
 
@@ -276,16 +299,19 @@ class Bench:
 
     def log_bound(self) -> None:
         """The plain peer, the peer with the edge's access log, the edge without Lua per request
-        (`unrouted_edge_site`) and the edge, in rotation (the order reversed every other round),
-        in each client mode of --bound-modes: the logged peer's ratio to the plain one is what
-        the issue's log alone leaves of the issue's peer's throughput on this machine; the
-        edge without Lua adds the edge's headers; the edge adds its router, balancer and
+        (`unrouted_edge_site`), the Lua floor (`lua_floor_site`) and the edge, in rotation (the
+        order reversed every other round), in each client mode of --bound-modes: the logged
+        peer's ratio to the plain one is what the issue's log alone leaves of the issue's peer's
+        throughput on this machine; the edge without Lua adds the edge's headers; the floor adds
+        the fixed cost of two Lua phases per request; the edge adds its router, balancer and
         metrics. Opt-in (--only-bound)."""
         site = unrouted_edge_site(self.edge_site, self.app_address, 8080, self.release)
-        no_lua = self.start_peer("no-lua", site, log_config=EDGE_LOG_CONFIG)
-        harness.wait_http(no_lua, "http://127.0.0.1/api/version")
-        self.proxies["no-lua"] = (no_lua, f"http://{no_lua.name}:80/api/version")
-        order = ("peer", "peer+log", "no-lua", "edge")
+        for label, derived in (("no-lua", site), ("lua-floor", lua_floor_site(site))):
+            if label in self.args.bound_proxies:
+                proxy = self.start_peer(label, derived, log_config=EDGE_LOG_CONFIG)
+                harness.wait_http(proxy, "http://127.0.0.1/api/version")
+                self.proxies[label] = (proxy, f"http://{proxy.name}:80/api/version")
+        order = [p for p in BOUND_PROXIES if p in self.args.bound_proxies]
         modes = [mode == "close" for mode in self.args.bound_modes]
         for rnd in range(self.args.log_rounds):
             for close in modes:
@@ -450,13 +476,14 @@ def bound_summary(rows: list[dict]) -> str:
     ratios of each step: the logged peer to the plain peer (the ceiling the log leaves), the
     edge without Lua to the logged peer (the edge's headers), the edge to the edge without Lua
     (its Lua per request), and the edge to the plain peer (issue 9's target)."""
-    steps = (("peer+log", "peer"), ("no-lua", "peer+log"), ("edge", "no-lua"), ("edge", "peer+log"), ("edge", "peer"))
+    steps = (("peer+log", "peer"), ("no-lua", "peer+log"), ("lua-floor", "no-lua"), ("edge", "lua-floor"),
+             ("edge", "no-lua"), ("lua-floor", "peer"), ("edge", "peer+log"), ("edge", "peer"))  # fmt: skip
     lines = []
     for mode in ("keep-alive", "close"):
         runs = {p: [r for r in rows if r["group"] == "log bound" and r["proxy"] == p and r["mode"] == mode]
-                for p in ("peer", "peer+log", "no-lua", "edge")}  # fmt: skip
+                for p in BOUND_PROXIES}  # fmt: skip
         runs = {p: rs for p, rs in runs.items() if rs}
-        if not {"peer", "peer+log", "edge"} <= set(runs):
+        if len(runs) < 2:
             continue
         rps = {p: sum(r["rps"] for r in rs) / len(rs) for p, rs in runs.items()}
 
@@ -469,6 +496,7 @@ def bound_summary(rows: list[dict]) -> str:
             + ", ".join(f"{a} / {b} {ratio(rps[a], rps[b])}" for a, b in steps if a in rps and b in rps)
             + "; CPU us/req proxy (dockerd and shim): "
             + ", ".join(f"{p} {cpu(p, 'cpu_us_per_req_proxy')} ({cpu(p, 'cpu_us_per_req_logging')})" for p in runs)
+            + "; steal % " + ", ".join(f"{p} {cpu(p, 'steal')}" for p in runs)
         )  # fmt: skip
     return "\n".join(lines)
 
@@ -525,8 +553,16 @@ def main(argv: list[str] | None = None) -> int:
         default=["keep-alive", "close"],
         help="client modes of the --only-bound runs: keep-alive,close",
     )
+    p.add_argument(
+        "--bound-proxies",
+        type=lambda s: s.split(","),
+        default=list(BOUND_PROXIES),
+        help="proxies of the --only-bound runs, comma-separated: " + ",".join(BOUND_PROXIES),
+    )
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    if len(args.bound_proxies) < 2 or set(args.bound_proxies) - set(BOUND_PROXIES):
+        p.error("--bound-proxies takes at least two of " + ", ".join(BOUND_PROXIES) + ", comma-separated")
     if not args.bound_modes or set(args.bound_modes) - {"keep-alive", "close"}:
         p.error("--bound-modes takes keep-alive, close or both, comma-separated")
     skip = set(filter(None, args.skip.split(",")))

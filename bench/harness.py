@@ -128,6 +128,25 @@ def logging_cpu_ns(container) -> int | None:
         return None
 
 
+def cpu_times() -> list[int] | None:
+    """This machine's CPU time by kind since boot (the `cpu` line of /proc/stat, in ticks: user,
+    nice, system, idle, iowait, irq, softirq, steal, ...); None where there is none."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def steal_share(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share (per cent) of this machine's CPU time between two `cpu_times()` that the
+    hypervisor gave to other guests (steal): a run during which it was high measured a slower
+    machine."""
+    if not before or not after or len(before) < 8 or len(after) < 8:
+        return None
+    total = sum(after[:8]) - sum(before[:8])
+    return round(100 * (after[7] - before[7]) / total, 1) if total > 0 else None
+
+
 def wait_http(container, url: str, timeout: float = 30) -> None:
     """Until `curl url` inside the container answers 2xx."""
     deadline = time.monotonic() + timeout
