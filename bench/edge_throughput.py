@@ -472,10 +472,11 @@ def log_summary(rows: list[dict]) -> str:
 
 
 def bound_summary(rows: list[dict]) -> str:
-    """Mean req/s and CPU per request of each proxy in the `log bound` runs, per mode, and the
-    ratios of each step: the logged peer to the plain peer (the ceiling the log leaves), the
-    edge without Lua to the logged peer (the edge's headers), the edge to the edge without Lua
-    (its Lua per request), and the edge to the plain peer (issue 9's target)."""
+    """Mean req/s, CPU per request and steal of each proxy in the `log bound` runs, per mode,
+    and the ratios of each step that ran: the logged peer to the plain peer (the ceiling the log
+    leaves), the edge without Lua to the logged peer (the edge's headers), the Lua floor to the
+    edge without Lua (entering Lua twice), the edge to the floor (its own Lua work), the floor
+    and the edge to the plain peer (issue 9's target)."""
     steps = (("peer+log", "peer"), ("no-lua", "peer+log"), ("lua-floor", "no-lua"), ("edge", "lua-floor"),
              ("edge", "no-lua"), ("lua-floor", "peer"), ("edge", "peer+log"), ("edge", "peer"))  # fmt: skip
     lines = []
@@ -487,7 +488,7 @@ def bound_summary(rows: list[dict]) -> str:
             continue
         rps = {p: sum(r["rps"] for r in rs) / len(rs) for p, rs in runs.items()}
 
-        def cpu(p: str, key: str, runs: dict = runs) -> str:
+        def mean(p: str, key: str, runs: dict = runs) -> str:
             xs = [r[key] for r in runs[p] if r.get(key) is not None]
             return f"{sum(xs) / len(xs):.1f}" if xs else "-"
 
@@ -495,8 +496,8 @@ def bound_summary(rows: list[dict]) -> str:
             f"{mode}, 50 connections: " + ", ".join(f"{p} {v:.0f}" for p, v in rps.items()) + " req/s; "
             + ", ".join(f"{a} / {b} {ratio(rps[a], rps[b])}" for a, b in steps if a in rps and b in rps)
             + "; CPU us/req proxy (dockerd and shim): "
-            + ", ".join(f"{p} {cpu(p, 'cpu_us_per_req_proxy')} ({cpu(p, 'cpu_us_per_req_logging')})" for p in runs)
-            + "; steal % " + ", ".join(f"{p} {cpu(p, 'steal')}" for p in runs)
+            + ", ".join(f"{p} {mean(p, 'cpu_us_per_req_proxy')} ({mean(p, 'cpu_us_per_req_logging')})" for p in runs)
+            + "; steal % " + ", ".join(f"{p} {mean(p, 'steal')}" for p in runs)
         )  # fmt: skip
     return "\n".join(lines)
 
