@@ -119,7 +119,7 @@ def status(data: dict[str, Any]) -> None:
 
 def _backup_trouble(console, dump: dict[str, Any]) -> None:
     """Why the backup service is unhealthy (the agent's own words), else its last error;
-    damaged dumps."""
+    damaged dumps; dumps whose metadata is gone."""
     from rich.markup import escape
 
     health, error = dump.get("health") or {}, dump.get("last_error") or {}
@@ -130,6 +130,9 @@ def _backup_trouble(console, dump: dict[str, Any]) -> None:
         console.print(escape(text), highlight=False)
     if dump.get("damaged"):
         console.print(f"[red]damaged dumps:[/red] {', '.join(dump['damaged'])}")
+    if dump.get("without_metadata"):
+        names = ", ".join(dump["without_metadata"])
+        console.print(f"dumps without metadata (unverified; `deployer backup verify NAME`): {names}", highlight=False)
 
 
 def _when(text: str) -> str:

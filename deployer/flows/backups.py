@@ -196,8 +196,10 @@ def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:
     except OSError as exc:
         raise InputError(f"--output: cannot write {str(target)[:120]!r}: {exc.strerror}") from None
     info = ask(ctx, "info", name, step=Step.FETCH)
-    if info["state"] == dumpstate.DAMAGED or not info.get("sha256"):
+    if info["state"] == dumpstate.DAMAGED:
         raise BackupError(f"{name} is damaged: {info['problem']}", step=Step.FETCH)
+    if not info.get("sha256"):  # its metadata is missing: `verify` writes it again
+        raise BackupError(f"{name} cannot be fetched yet: {info['problem']}", step=Step.FETCH)
     agent = running(ctx, Step.FETCH)
     partial = target.with_name(f".{target.name}.partial")
     digest = hashlib.sha256()
@@ -278,7 +280,8 @@ def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, An
 def summary(ctx: Context) -> dict[str, Any] | None:
     """For `deployer status`: the newest dump of the configured database (name, created, age,
     size, its state now), the newest good one, the next scheduled run, the deadline, the
-    schedule's health (overdue, and why), and the last error. None when the backup service is not running (status shows that)."""
+    schedule's health (overdue, and why), the last error, and the dumps that lost their
+    metadata. None when the backup service is not running (status shows that)."""
     try:
         status = ask(ctx, "status", step="status")
     except DeployerError:
@@ -299,6 +302,7 @@ def summary(ctx: Context) -> dict[str, Any] | None:
         if good
         else None,
         "damaged": status.get("damaged", []),
+        "without_metadata": status.get("without_metadata", []),
         "schedule": status.get("schedule"),
         "next_run": status.get("next_run"),
         "deadline": status.get("deadline"),

@@ -155,6 +155,7 @@ def test_status_shows_why_the_schedule_is_unhealthy(capsys, monkeypatch):
                 "next_run": "2024-05-06T03:00:10+00:00",
                 "health": {"ok": False, "message": "overdue: no good dump of app by X; the dumps folder has 0 B free"},
                 "last_error": {"at": "x", "step": "scheduled dump", "error": "[disk] full"},
+                "without_metadata": ["dump-20240506T030000Z"],
             },
             "releases": [],
         }
@@ -162,3 +163,4 @@ def test_status_shows_why_the_schedule_is_unhealthy(capsys, monkeypatch):
     out = " ".join(capsys.readouterr().out.split())
     assert "backup service: running/unhealthy" in out and "OVERDUE" in out
     assert "backup schedule: overdue: no good dump of app by X; the dumps folder has 0 B free" in out
+    assert "dumps without metadata (unverified; `deployer backup verify NAME`): dump-20240506T030000Z" in out
