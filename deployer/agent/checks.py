@@ -51,9 +51,19 @@ def usable(folder: Folder, name: str, step: str, *, recheck: bool = False) -> Ju
     return j
 
 
+def recorded(folder: Folder, name: str, step: str) -> Judged:
+    """A usable dump with its metadata (its sha256 on record): what restore and fetch need."""
+    j = usable(folder, name, step)
+    if j.meta is None:
+        raise BackupError(f"{name} cannot be used yet: {j.problem}", step=step)
+    return j
+
+
 def full(folder: Folder, name: str, *, step: str, record: bool = True) -> list[str]:
     """sha256 and every data block; records the outcome; raises BackupError when it fails."""
     j = usable(folder, name, step, recheck=True)
+    if j.meta is None:
+        return _rebuild(folder, j, step=step)
     before = identity(folder.file(name, "dump"))
     problem = sha_problem(folder, j, step)
     if problem is None:
@@ -64,6 +74,49 @@ def full(folder: Folder, name: str, *, step: str, record: bool = True) -> list[s
     if problem:
         raise BackupError(f"{name}: {problem}", step=step)
     return ["sha256 ok", "every data block read"]
+
+
+def _rebuild(folder: Folder, j: Judged, *, step: str) -> list[str]:
+    """The full check of a dump whose metadata is missing: its sha256 against its checksum
+    file (when there is one), every data block, then its metadata written again from the
+    archive's own header, with this check in it (a failed one makes the dump damaged)."""
+    name, path = j.name, folder.file(j.name, "dump")
+    before = identity(path)
+    if before is None:
+        raise BackupError(f"{name}: its dump file is gone", step=step)
+    actual = file_sha256(folder, name, step)
+    sha = folder.found(name).sha
+    on_record = dumps.parse_sha_line(sha, name) if sha else None  # judged readable already
+    problem = None
+    if on_record and on_record != actual:
+        problem = f"sha256 mismatch (file {actual[:12]}…, its checksum file {on_record[:12]}…)"
+    if problem is None:
+        unreadable = postgres.read_archive(path)
+        problem = f"reading the archive failed: {unreadable}" if unreadable else None
+    header = postgres.archive_header(path)
+    meta = dumps.Metadata(
+        name=name,
+        database=header.get("database", ""),
+        created=dumps.iso(j.created),
+        server_version=header.get("server_version", "unknown"),
+        client_version=header.get("client_version", "unknown"),
+        pgvector_version="unknown",
+        size=before.size,
+        sha256=on_record or actual,
+        duration=0.0,
+        label="metadata rebuilt by verify",
+        compression=header.get("compression", dumps.COMPRESSION),
+        checks=(dumps.check(now(), "read", problem is None, before, problem or ""),),
+    )
+    folder.rebuild(name, meta, step=step)
+    if problem:
+        raise BackupError(f"{name}: {problem}", step=step)
+    database = meta.database or "an unknown database"
+    return [
+        "sha256 ok" if on_record else "sha256 computed (no checksum file was left)",
+        "every data block read",
+        f"metadata written again from the archive (a dump of {database})",
+    ]
 
 
 def rehash(folder: Folder, j: Judged, *, step: str, record: bool) -> bool:
@@ -93,7 +146,7 @@ def record(folder: Folder, name: str, kind: str, ok: bool, detail: str) -> Judge
 
 def stream(folder: Folder, name: str, out: BinaryIO) -> None:
     """The dump's bytes, as they are on disk (the receiver checks them against the sha256)."""
-    usable(folder, name, "fetch")
+    recorded(folder, name, "fetch")
     try:
         with folder.file(name, "dump").open("rb") as fh:
             while chunk := fh.read(CHUNK):

@@ -17,7 +17,10 @@ and the deployer CLI runs the rest through `docker exec` (flows/backups.py).
 
 Output: stdout carries JSON lines: {"pid": n} first, {"say": text} progress, {"beat": n}
 every 10 s while it works, and last {"result": ...} or {"error": text, "step": s,
-"input": bool}. `fetch` writes the dump on stdout and its JSON lines on stderr.
+"input": bool, "notified": bool | null}. A failed `dump` (whatever failed: the free-space
+check, the database, the disk, a bug) is POSTed to the webhook and recorded for `status`;
+`notified` says whether the webhook took it (null: no webhook, or not a dump). `fetch`
+writes the dump on stdout and its JSON lines on stderr.
 Exit codes: 0 done, 1 failed, 2 bad input, 130 stopped.
 """
 
@@ -159,20 +162,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except boot.Stopped:
         return _failed(channel, "stopped: nothing was left half-written", args.command, 130)
-    except DeployerError as exc:
-        if args.command == "dump" and agent is not None and not isinstance(exc, InputError):
-            report.failure(agent, exc.step or args.step, str(exc))  # the webhook, and `status`
-        return _failed(channel, str(exc), exc.step, exc.exit_code, isinstance(exc, InputError))
-    except OSError as exc:  # the folder or a file: operational, not a bug
+    except Exception as exc:
+        error, step, code, bad_input = _explain(exc, getattr(args, "step", None) or args.command)
+        notified = None
+        if args.command == "dump" and agent is not None and not bad_input:
+            notified = report.failure(agent, step, error)  # the webhook, and `status`
+        return _failed(channel, error, step, code, bad_input, notified)
+
+
+def _explain(exc: Exception, step: str) -> tuple[str, str, int, bool]:
+    """(message, step, exit code, bad input) of a failed command: one line, never a traceback."""
+    if isinstance(exc, DeployerError):
+        return str(exc), exc.step or step, exc.exit_code, isinstance(exc, InputError)
+    if isinstance(exc, OSError):  # the folder or a file (a full disk): operational, not a bug
         where = f" ({exc.filename})" if exc.filename else ""
-        return _failed(channel, f"{exc.strerror or exc}{where}", args.command, 1)
-    except Exception as exc:  # a bug: one line, never a traceback
-        return _failed(channel, f"internal {type(exc).__name__}: {exc}", args.command, 1)
+        return f"{exc.strerror or exc}{where}", step, 1, False
+    return f"internal {type(exc).__name__}: {exc}", step, 1, False  # a bug
 
 
-def _failed(channel: Channel, error: str, step: str | None, code: int, bad_input: bool = False) -> int:
+def _failed(
+    channel: Channel, error: str, step: str | None, code: int, bad_input: bool = False, notified: bool | None = None
+) -> int:
+    """The error line; `notified` says whether the webhook took the failure (None: not sent)."""
     channel.close()
-    channel.send(error=error, step=step, input=bad_input)
+    channel.send(error=error, step=step, input=bad_input, notified=notified)
     return code
 
 

@@ -19,19 +19,24 @@ from deployer.core.dumpstate import Judged
 from deployer.errors import BackupError
 
 
-def _space(agent: Agent, database: str, step: str) -> None:
-    """Refuse to start when the folder cannot hold a dump like the last one, plus a margin."""
+def room(agent: Agent, database: str) -> tuple[int, int, str]:
+    """(free bytes in the dumps folder, bytes a new dump of `database` needs, why that much)."""
     last = next(
         (j for j in reversed(agent.folder.judged(datetime.now(UTC))) if j.database == database and j.dump), None
     )
     needed = dumps.space_needed(last.dump.size if last and last.dump else None)
-    free = agent.folder.free_bytes()
+    basis = (
+        f"the last dump of {database} was {dumps.human_size(last.dump.size)}"
+        if last and last.dump
+        else "no earlier dump"
+    )
+    return agent.folder.free_bytes(), needed, basis
+
+
+def _space(agent: Agent, database: str, step: str) -> None:
+    """Refuse to start when the folder cannot hold a dump like the last one, plus a margin."""
+    free, needed, basis = room(agent, database)
     if free < needed:
-        basis = (
-            f"the last dump of {database} was {dumps.human_size(last.dump.size)}"
-            if last and last.dump
-            else "no earlier dump"
-        )
         raise BackupError(
             f"not enough free space for a dump in the dumps folder: {dumps.human_size(free)} free, "
             f"needs about {dumps.human_size(needed)} ({basis}, plus a margin); free some space or prune",

@@ -205,6 +205,16 @@ class Folder:
             self.write_atomic(self.file(name, "meta"), meta.to_json())
             return meta
 
+    def rebuild(self, name: str, meta: Metadata, *, step: str) -> None:
+        """Write the metadata (and the checksum file, if it is missing too) of a dump whose
+        metadata was deleted, from a full check of the dump itself."""
+        with self.lock():
+            if self.file(name, "meta").exists() or not self.file(name, "dump").exists():
+                raise BackupError(f"{name} changed while it was checked: check it again", step=step)
+            if not self.file(name, "sha").exists():
+                self.write_atomic(self.file(name, "sha"), dumps.sha_line(name, meta.sha256))
+            self.write_atomic(self.file(name, "meta"), meta.to_json())
+
     def delete(self, name: str) -> None:
         """The dump first, so a half-deleted dump is never listed as a good one; then its sidecars."""
         with self.lock():

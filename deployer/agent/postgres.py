@@ -201,3 +201,22 @@ def read_archive(path: Path) -> str | None:
         text=True,
     )
     return None if out.returncode == 0 else tail(out.stderr, 600)
+
+
+HEADER = {
+    "database": r"dbname: (\S+)",
+    "server_version": r"Dumped from database version: (\S+)",
+    "client_version": r"Dumped by pg_dump version: (\S+)",
+    "compression": r"Compression: (\S+)",
+}
+
+
+def archive_header(path: Path) -> dict[str, str]:
+    """What an archive says of itself (`pg_restore --list`, its table of contents): the
+    database, the server and pg_dump versions, the compression. {} when it cannot be read."""
+    out = subprocess.run(["pg_restore", "--list", str(path)], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if out.returncode != 0:
+        return {}
+    head = "\n".join(line for line in out.stdout.splitlines()[:30] if line.startswith(";"))
+    found = {key: re.search(rf"(?m)^;\s+{pattern}", head) for key, pattern in HEADER.items()}
+    return {key: m.group(1) for key, m in found.items() if m}

@@ -62,21 +62,14 @@ def read_first_start(folder: Folder) -> datetime | None:
         return None
 
 
-def webhook(agent: Agent, step: str, error: str) -> None:
+def webhook(agent: Agent, step: str, error: str) -> bool | None:
+    """POST the failure; True when the webhook took it, False when it could not be
+    reached or refused it, None when there is no webhook."""
     if not agent.webhook:
-        return
+        return None
     import urllib.request
 
-    text = f"[{agent.config.project}] backup failed in step '{step}': {mask(error)[-300:]}"  # Slack-compatible
-    body = json.dumps(
-        {
-            "text": text,
-            "project": agent.config.project,
-            "event": "backup_failed",
-            "step": step,
-            "error": mask(error)[-1000:],
-        }
-    ).encode()
+    body = json.dumps(dumps.failure_event(agent.config.project, step, error)).encode()
     request = urllib.request.Request(
         agent.webhook,
         data=body,
@@ -86,14 +79,19 @@ def webhook(agent: Agent, step: str, error: str) -> None:
     try:
         with urllib.request.urlopen(request, timeout=agent.config.webhook_timeout) as response:
             response.read(1024)
+        return True
     except Exception as exc:  # urllib's URLError, HTTPError, timeouts: never raise, never print the URL
         log(f"webhook failed: {type(exc).__name__}: {getattr(exc, 'code', '') or getattr(exc, 'reason', '')}")
+        return False
 
 
-def failure(agent: Agent, step: str, error: str) -> None:
-    """Record the failure in the status file, POST it to the webhook, log it."""
+def failure(agent: Agent, step: str, error: str) -> bool | None:
+    """Log the failure, POST it to the webhook, record it in the status file (a full
+    folder cannot take the record; the POST does not depend on it). Returns what the
+    webhook said (see `webhook`)."""
     log(f"ERROR in step '{step}': {error}")
+    sent = webhook(agent, step, error)
     update_status(
         agent.folder, last_error={"at": dumps.iso(datetime.now(UTC)), "step": step, "error": mask(error)[-1000:]}
     )
-    webhook(agent, step, error)
+    return sent

@@ -30,7 +30,7 @@ def restore(
     agent: Agent, name: str, database: str, *, memory: str, step: str = "restore", say=lambda m: None
 ) -> Restored:
     folder = agent.folder
-    j = checks.usable(folder, name, step)
+    j = checks.recorded(folder, name, step)
     problem = checks.sha_problem(folder, j, step)
     if problem:
         checks.rehash(folder, j, step=step, record=True)

@@ -91,7 +91,8 @@ def housekeeping(agent: Agent) -> None:
 def run(agent: Agent) -> int:
     stop_on_signals()
     try:
-        report.first_start(agent.folder, now())
+        began = health.started(agent, now())  # the marker's time, or this container's start
+        report.first_start(agent.folder, began)
         report.update_status(agent.folder, started=dumps.iso(now()))
         report.log(
             f"backup schedule {agent.config.schedule!r} (UTC) for {agent.config.database}; dumps in {agent.folder.path}"
@@ -118,6 +119,7 @@ def run(agent: Agent) -> int:
                 time.sleep(min(left, WAKE))
                 if left > WAKE:
                     housekeeping(agent)
+            report.first_start(agent.folder, began)  # once the folder can hold it (a full disk)
             run_once(agent)
             housekeeping(agent)
             health.write_deadline(agent)

@@ -76,11 +76,8 @@ def status(data: dict[str, Any]) -> None:
         schedule = f"next scheduled dump: {dump.get('next_run') or '-'}"
         if dump.get("overdue"):
             schedule += "  [red]OVERDUE[/red]"
-        if dump.get("last_error"):
-            schedule += f"  last error: {dump['last_error']}"
         console.print(schedule)
-        if dump.get("damaged"):
-            console.print(f"[red]damaged dumps:[/red] {', '.join(dump['damaged'])}")
+        _backup_trouble(console, dump)
     pending = data.get("pending")
     if pending:
         console.print(
@@ -118,6 +115,24 @@ def status(data: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _backup_trouble(console, dump: dict[str, Any]) -> None:
+    """Why the backup service is unhealthy (the agent's own words), else its last error;
+    damaged dumps; dumps whose metadata is gone."""
+    from rich.markup import escape
+
+    health, error = dump.get("health") or {}, dump.get("last_error") or {}
+    if health.get("ok") is False:
+        console.print(f"[red]backup schedule:[/red] {escape(str(health.get('message')))}", highlight=False)
+    elif error:
+        text = f"last backup error ({error.get('at')}, step '{error.get('step')}'): {error.get('error')}"
+        console.print(escape(text), highlight=False)
+    if dump.get("damaged"):
+        console.print(f"[red]damaged dumps:[/red] {', '.join(dump['damaged'])}")
+    if dump.get("without_metadata"):
+        names = ", ".join(dump["without_metadata"])
+        console.print(f"dumps without metadata (unverified; `deployer backup verify NAME`): {names}", highlight=False)
 
 
 def _when(text: str) -> str:

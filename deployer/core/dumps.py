@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from deployer.core.masking import mask
+
 STAMP = "%Y%m%dT%H%M%SZ"
 NAME = re.compile(r"dump-([0-9]{8}T[0-9]{6}Z)(?:-([0-9]{1,4}))?")
 LABEL = re.compile(r"[\w .:,+@/()-]{0,100}")
@@ -195,6 +197,20 @@ class Metadata:
 def space_needed(last_size: int | None) -> int:
     """Free bytes a new dump needs: the last dump of its database plus 10 %, plus RESERVE."""
     return (last_size or 0) * 11 // 10 + RESERVE
+
+
+def failure_event(project: str, step: str, error: str) -> dict[str, str]:
+    """The webhook's JSON for a failed dump, check or schedule run: `text` for people
+    (Slack-compatible), the fields for programs. The agent sends it, and the CLI when the
+    agent could not. Masked: no secret in it."""
+    error = mask(error)
+    return {
+        "text": f"[{project}] backup failed in step '{step}': {error[-300:]}",
+        "project": project,
+        "event": "backup_failed",
+        "step": step,
+        "error": error[-1000:],
+    }
 
 
 def major(version: str) -> int:

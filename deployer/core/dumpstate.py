@@ -54,6 +54,12 @@ class Judged:
         return self.state in GOOD
 
     @property
+    def unrecorded(self) -> bool:
+        """A dump file whose metadata is missing: listed as unverified, never pruned, until
+        a full check (`verify`) writes its metadata again from the archive."""
+        return self.meta is None and self.dump is not None and self.state == UNVERIFIED
+
+    @property
     def usable(self) -> bool:
         """Not known to be damaged: may be restored (after a full sha256 check) and counts for retention."""
         return self.state != DAMAGED
@@ -71,8 +77,10 @@ def _damage(found: Found, recheck: bool) -> tuple[str, Metadata | None]:
             return f"its metadata file {files_['meta']} describes {meta.name!r}", None
     if found.dump is None:
         return f"its dump file {files_['dump']} is missing (only sidecar files are left)", meta
-    if meta is None:
-        return f"its metadata file {files_['meta']} is missing", None
+    if meta is None:  # unrecorded: unverified unless its checksum file is garbage
+        if found.sha is not None and not _sha_line_ok(found.sha, found.name):
+            return f"its checksum file {files_['sha']} is unreadable", None
+        return "", None
     if found.sha is None:
         return f"its checksum file {files_['sha']} is missing", meta
     try:
@@ -89,13 +97,25 @@ def _damage(found: Found, recheck: bool) -> tuple[str, Metadata | None]:
     return "", meta
 
 
+def _sha_line_ok(text: str, name: str) -> bool:
+    try:
+        parse_sha_line(text, name)
+    except ValueError:
+        return False
+    return True
+
+
 def judge(found: Found, now: datetime, stale_after: timedelta = STALE_AFTER, *, recheck: bool = False) -> Judged:
     """The dump's state now. A failed full check makes it damaged while the file is as that
     check saw it; `recheck` (a new full check is about to run) looks past that."""
     problem, meta = _damage(found, recheck)
     if problem:
         return Judged(found.name, DAMAGED, problem, meta, found.dump)
-    assert meta is not None and found.dump is not None
+    assert found.dump is not None
+    if meta is None:
+        missing = files(found.name)["meta"]
+        why = f"its metadata file {missing} is missing: `deployer backup verify {found.name}` checks it and writes it again"
+        return Judged(found.name, UNVERIFIED, why, None, found.dump)
     last = meta.last_check
     if last is None:
         return Judged(found.name, UNVERIFIED, "never fully checked", meta, found.dump)

@@ -16,7 +16,7 @@ from typing import Any
 from deployer.core import dumps, dumpstate, names
 from deployer.core.masking import mask
 from deployer.core.steps import Step
-from deployer.errors import BackupError, DeployerError, InputError
+from deployer.errors import BackupError, Cancelled, DeployerError, InputError
 from deployer.flows.context import Context
 
 AGENT = ["python3", "-m", "deployer.agent"]
@@ -71,6 +71,7 @@ class _Reply:
             kind = InputError if self.error.get("input") else BackupError
             exc = kind(mask(str(self.error.get("error"))))
             exc.step = self.error.get("step") or step
+            exc.notified = self.error.get("notified")  # did the agent's webhook POST go through
             raise exc
         if exit_code != 0 or self.result is None:
             tail = mask(stderr.strip()[-500:]) or "no message"
@@ -105,16 +106,15 @@ def ask(ctx: Context, *args: str, step: str) -> Any:
 
 
 def notify(ctx: Context, step: str, error: str) -> None:
-    """POST a failure the agent could not report itself (it was not running)."""
+    """POST a failed dump that the agent did not report itself: it was not running, it ended
+    without an answer, or the webhook did not take its POST (unreachable from its container,
+    or an error answer)."""
     url = ctx.config.backup.webhook
     if not url:
         return
     import urllib.request
 
-    text = f"[{ctx.config.name}] backup failed in step '{step}': {mask(error)[-300:]}"  # Slack-compatible
-    body = json.dumps(
-        {"text": text, "project": ctx.config.name, "event": "backup_failed", "step": step, "error": mask(error)[-1000:]}
-    )
+    body = json.dumps(dumps.failure_event(ctx.config.name, step, error))
     request = urllib.request.Request(
         url, data=body.encode(), method="POST", headers={"Content-Type": "application/json"}
     )
@@ -128,14 +128,20 @@ def notify(ctx: Context, step: str, error: str) -> None:
 # -- commands -------------------------------------------------------------------------------
 def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = True) -> str:
     """Dump the configured database (and read it all back); returns the dump's name.
-    A failure leaves no dump, and is reported to the webhook."""
-    try:
-        running(ctx, step)
-    except BackupError as exc:
-        notify(ctx, step, str(exc))
-        raise
+    A failure (a refused dump too) leaves no dump, and is reported to the webhook: by the
+    agent, or from here when the agent did not get it there."""
     args = ["dump", "--label", label, "--step", str(step)] + ([] if verify else ["--no-verify"])
-    return ask(ctx, *args, step=step)["name"]
+    try:
+        return ask(ctx, *args, step=step)["name"]
+    except (InputError, Cancelled):  # bad input, or the user's own cancel: nothing to report
+        raise
+    except DeployerError as exc:
+        notified = getattr(exc, "notified", None)
+        if notified is not True:
+            if notified is False:
+                ctx.say("the backup agent could not deliver the failure to the webhook: sending it from here")
+            notify(ctx, exc.step or str(step), str(exc))
+        raise
 
 
 def listing(ctx: Context) -> dict[str, Any]:
@@ -190,8 +196,10 @@ def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:
     except OSError as exc:
         raise InputError(f"--output: cannot write {str(target)[:120]!r}: {exc.strerror}") from None
     info = ask(ctx, "info", name, step=Step.FETCH)
-    if info["state"] == dumpstate.DAMAGED or not info.get("sha256"):
+    if info["state"] == dumpstate.DAMAGED:
         raise BackupError(f"{name} is damaged: {info['problem']}", step=Step.FETCH)
+    if not info.get("sha256"):  # its metadata is missing: `verify` writes it again
+        raise BackupError(f"{name} cannot be fetched yet: {info['problem']}", step=Step.FETCH)
     agent = running(ctx, Step.FETCH)
     partial = target.with_name(f".{target.name}.partial")
     digest = hashlib.sha256()
@@ -271,8 +279,9 @@ def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, An
 
 def summary(ctx: Context) -> dict[str, Any] | None:
     """For `deployer status`: the newest dump of the configured database (name, created, age,
-    size, its state now), the newest good one, the next scheduled run, the deadline, and
-    the last error. None when the backup service is not running (status shows that)."""
+    size, its state now), the newest good one, the next scheduled run, the deadline, the
+    schedule's health (overdue, and why), the last error, and the dumps that lost their
+    metadata. None when the backup service is not running (status shows that)."""
     try:
         status = ask(ctx, "status", step="status")
     except DeployerError:
@@ -293,10 +302,12 @@ def summary(ctx: Context) -> dict[str, Any] | None:
         if good
         else None,
         "damaged": status.get("damaged", []),
+        "without_metadata": status.get("without_metadata", []),
         "schedule": status.get("schedule"),
         "next_run": status.get("next_run"),
         "deadline": status.get("deadline"),
         "overdue": status.get("overdue"),
+        "health": status.get("health"),
         "last_run": status.get("last_run"),
         "last_error": status.get("last_error"),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -40,6 +41,21 @@ for p in filter(str.isdigit, os.listdir("/proc")):
     if int(p) != os.getpid() and any(argv[i : i + len(want)] == want for i in range(len(argv))):
         os.kill(int(p), 9)
 """
+
+
+def tmpfs(path: Path, mb: int) -> Path:
+    """A new folder with a small tmpfs mounted on it (the tests run as root, on the engine's
+    own host); `umount -l` it afterwards."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m,mode=0755", "tmpfs", str(path)], check=True)
+    return path
+
+
+def edge_gateway(docker_client, project: str) -> str:
+    """Create the project's edge network before `up` does, and return its gateway: this
+    machine's address on it, which the backup agent (on that network) and the CLI both reach."""
+    network = docker_client.networks.create(f"{project}-edge", driver="bridge", labels={"deployer.project": project})
+    return network.attrs["IPAM"]["Config"][0]["Gateway"]
 
 
 def kill(container, *argv: str) -> None:

@@ -275,3 +275,41 @@ def test_corrupted_dumps_are_never_called_verified_restored_or_relied_on(stack):
 
     stack.ok("backup", "prune", "--damaged")
     assert [d["name"] for d in _dumps(stack)] == [intact]
+
+
+def test_a_dump_without_metadata_is_listed_unverified_never_pruned_and_verify_rebuilds_it(stack):
+    # after the test above: keep_last = 1, and one verified dump
+    folder = _folder(stack)
+    good = _take(stack, "--label", "good")
+    orphan = _take(stack, "--label", "orphan")
+    (folder / f"{orphan}.json").unlink()
+    row = _row(stack, orphan)
+    assert row["state"] == "unverified" and not row["ok"] and row["database"] is None
+    assert "metadata file" in row["verified"] and f"backup verify {orphan}" in row["verified"]
+    assert "unverified: its metadata file" in stack.ok("backup", "list").stdout.split(orphan)[1].splitlines()[0]
+    summary = _summary(stack)
+    assert summary["without_metadata"] == [orphan] and summary["newest_good"]["name"] == good
+    for args in (("restore", orphan, "--yes"), ("fetch", orphan, "--output", str(stack.folder))):
+        refused = stack.cli("backup", *args)
+        assert refused.returncode == 1 and "yet" in refused.stderr and f"backup verify {orphan}" in refused.stderr
+
+    # a half-copied dump without sidecars: listed, never valid; its check fails and it is damaged
+    half = "dump-20000101T000000Z"
+    data = (folder / f"{orphan}.dump").read_bytes()
+    (folder / f"{half}.dump").write_bytes(data[: len(data) // 2])
+    assert _row(stack, half)["state"] == "unverified"
+    assert stack.cli("backup", "verify", half).returncode == 1 and _row(stack, half)["state"] == "damaged"
+
+    pruned = stack.ok("backup", "prune")  # retention: the newest verified stays, the unrecorded one too
+    assert f"keep {good} (newest verified)" in pruned.stdout and orphan not in pruned.stdout
+    assert [d["name"] for d in _dumps(stack)] == [half, good, orphan]
+
+    checked = stack.ok("backup", "verify", orphan).stdout
+    assert "metadata written again from the archive (a dump of app)" in checked
+    row = _row(stack, orphan)
+    assert (
+        row["state"] == "verified" and row["database"] == "app" and row["sha256"] == sha256(folder / f"{orphan}.dump")
+    )
+    assert row["server_version"].startswith("17") and row["label"] == "metadata rebuilt by verify"
+    stack.ok("backup", "prune", "--damaged")
+    assert [d["name"] for d in _dumps(stack)] == [orphan]

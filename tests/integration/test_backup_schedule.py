@@ -17,7 +17,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from backup_data import BULK, hold_lock, psql, release_locks, seed, wait
+from backup_data import BULK, edge_gateway, hold_lock, psql, release_locks, seed, tmpfs, wait
 
 pytestmark = pytest.mark.docker
 SECRET = "test-secret-pw"
@@ -43,12 +43,9 @@ def stack(tmp_path_factory, docker_client, test_app_image):
 
     name = f"t{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("schedule")
-    dumps = folder / "dumps"
-    dumps.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m,mode=0755", "tmpfs", str(dumps)], check=True)
+    dumps = tmpfs(folder / "dumps", TMPFS_MB)
     s = Stack(name, folder, docker_client, test_app_image)
-    network = docker_client.networks.create(f"{name}-edge", driver="bridge", labels={"deployer.project": name})
-    gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = edge_gateway(docker_client, name)
     hook = HTTPServer((gateway, 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     s.dumps = dumps

@@ -112,7 +112,7 @@ def test_judging_tells_verified_stale_unverified_and_each_kind_of_damage():
         "checksum file ... is missing": found(ok, sha=None),
         "checksum file ... is unreadable": found(ok, sha="garbage"),
         "record different": found(ok, sha=dumps.sha_line(ok.name, "cd" * 32)),
-        "metadata file ... is missing": Found(ok.name, ident, dumps.sha_line(ok.name, SHA), None),
+        "checksum file ... unreadable": Found(ok.name, ident, "garbage", None),
         "metadata file ... is unreadable": Found(ok.name, ident, dumps.sha_line(ok.name, SHA), "{not json"),
         "describes": found(replace(ok, name="dump-20240506T030001Z"), sha=dumps.sha_line(ok.name, SHA)),
         "dump file ... is missing": found(ok, size=-1),
