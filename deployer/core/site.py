@@ -29,6 +29,42 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# Forms of a request path (what precedes the first "?") that an app server may read
+# otherwise than nginx, which routes and limits on its own reading ($uri): the public
+# servers refuse them with 400 before routing, so that what passes means one path to
+# both (docs/security.md). Each is a regular expression, searched in the target as the
+# client sent it ($request_uri), and kept to what Python's re and nginx's PCRE read alike.
+AMBIGUOUS = (
+    r"\x5c",  # a backslash: a separator to some servers
+    "#",  # nginx's path ends there; an app's may not
+    "//",  # an empty segment: merged by nginx and some servers, kept by others
+    r"/\.\.?(?:[/;?#]|$)",  # a dot segment, also before a path parameter ("/..;/")
+    "%(?![0-9A-Fa-f]{2})",  # a "%" that encodes nothing
+    "%(?:[01][0-9A-Fa-f]|7[Ff])",  # an encoded control character (%00, %0d%0a, %09, %7f)
+    "%(?:2[5EeFf]|3[Bb]|5[Cc])",  # an encoded "%", ".", "/", ";" or backslash
+    "%[Cc][01]",  # an overlong UTF-8 byte (%c0%ae is "." to a lax decoder)
+    "%20(?:[/;?#]|$)",  # a space that ends a segment (trimmed by some path matchers)
+    "/%20",  # or starts one
+)
+# The map's keys are "<probe flag> <request target>": the deployer's own probes (flag 1)
+# are never refused. A path parameter (";name=value") is refused too, except at the end
+# of a path under a route that takes them (path_params below).
+REFUSE_AMBIGUOUS = quote("~^0 [^?]*(?:" + "|".join(AMBIGUOUS) + ")")
+REFUSE_PATH_PARAM = quote("~^0 [^?]*;")
+
+
+def path_params(prefix: str) -> str:
+    """The map key that lets a path under `prefix` end in path parameters: after the
+    prefix, a ";" with no "/" after it (up to the query), as a servlet container appends
+    ";jsessionid=...". A servlet container then reads the path as nginx does, up to that
+    ";", so both take the same route and the same limit."""
+    return quote("~^0 " + _literal(prefix) + r"[^?;]*;[^?/]*(?:\?|$)")
+
+
+def _literal(prefix: str) -> str:
+    return re.escape(prefix).replace("\\/", "/")
+
+
 @dataclass(frozen=True)
 class Limit:
     n: int
@@ -64,10 +100,13 @@ class Site:
     limits: tuple[Limit, ...]
     external: tuple[External, ...]
     headers: tuple[Header, ...]
+    path_params: tuple[str, ...]  # map entries (quoted) of the routes that take path parameters
     hsts: str  # quoted header value, or ""
     redirect: bool
     redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
     acme_root: str
+    refuse_ambiguous: str = REFUSE_AMBIGUOUS
+    refuse_path_param: str = REFUSE_PATH_PARAM
     fallback_pem: str = FALLBACK_PEM
     ciphers: str = CIPHERS
     ca_bundle: str = CA_BUNDLE
@@ -81,7 +120,7 @@ def build(edge) -> Site:
             Limit(
                 n=n,
                 prefix=r.prefix,
-                regex="~^0 " + re.escape(r.prefix).replace("\\/", "/"),
+                regex="~^0 " + _literal(r.prefix),
                 rate=r.rate_limit,
                 burst=r.burst,
                 max_conn=r.max_conn,
@@ -107,6 +146,7 @@ def build(edge) -> Site:
         limits=tuple(limits),
         external=external,
         headers=headers,
+        path_params=tuple(path_params(r.prefix) for r in edge.routes if r.path_params),
         hsts=hsts,
         redirect=bool(tls and tls.redirect),
         redirect_port=f":{tls.port}" if tls and tls.port not in (0, 443) else "",
