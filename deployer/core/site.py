@@ -29,28 +29,22 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-# Forms of a request path (what precedes the first "?") that an app server may read
-# otherwise than nginx, which routes and limits on its own reading ($uri): the public
-# servers refuse them with 400 before routing, so that what passes means one path to
-# both (docs/security.md). Each is a regular expression, searched in the target as the
-# client sent it ($request_uri), and kept to what Python's re and nginx's PCRE read alike.
-AMBIGUOUS = (
-    r"\x5c",  # a backslash: a separator to some servers
-    "#",  # nginx's path ends there; an app's may not
-    "//",  # an empty segment: merged by nginx and some servers, kept by others
-    r"/\.\.?(?:[/;?#]|$)",  # a dot segment, also before a path parameter ("/..;/")
-    "%(?![0-9A-Fa-f]{2})",  # a "%" that encodes nothing
-    "%(?:[01][0-9A-Fa-f]|7[Ff])",  # an encoded control character (%00, %0d%0a, %09, %7f)
-    "%(?:2[5EeFf]|3[Bb]|5[Cc])",  # an encoded "%", ".", "/", ";" or backslash
-    "%[Cc][01]",  # an overlong UTF-8 byte (%c0%ae is "." to a lax decoder)
-    "%20(?:[/;?#]|$)",  # a space that ends a segment (trimmed by some path matchers)
-    "/%20",  # or starts one
-)
-# The map's keys are "<probe flag> <request target>": the deployer's own probes (flag 1)
-# are never refused. A path parameter (";name=value") is refused too, except at the end
-# of a path under a route that takes them (path_params below).
-REFUSE_AMBIGUOUS = quote("~^0 [^?]*(?:" + "|".join(AMBIGUOUS) + ")")
-REFUSE_PATH_PARAM = quote("~^0 [^?]*;")
+# A request path (what precedes the first "?") that an app server may read otherwise than
+# nginx, which routes and limits on its own reading ($uri), is refused with 400 by the
+# public servers before routing (docs/security.md lists the forms). The map's key is
+# "<probe flag> <target as the client sent it>" ($request_uri); its expression reads the
+# path once, without backtracking: runs of plain characters, and each "/" and "%" checked
+# against what follows it. A path it cannot read to its "?" or its end holds a refused
+# form. Python's re reads these expressions as nginx's PCRE does (tests/unit/test_site.py).
+PLAIN = r"[^?\x5c#/%]++"  # not a backslash (a separator to some servers), nor "#" (nginx's path ends there)
+SLASH = r"/(?!/|\.\.?(?:[/;?#]|$)|%20)"  # a "/" before no empty or dot segment ("/..;/" too), and no space
+# an escape, but not of a control character, "%", ".", "/", ";" or a backslash, nor an
+# overlong UTF-8 byte (%c0%ae is "." to a lax decoder), nor a space that ends a segment
+ESCAPE = r"%(?![01]|7[Ff]|2[5EeFf]|3[Bb]|5[Cc]|[Cc][01]|20(?:[/;?#]|$))[0-9A-Fa-f]{2}"
+REFUSE_AMBIGUOUS = quote(f"~^0 (?:{PLAIN}|{SLASH}|{ESCAPE})*+[^?]")
+# A path parameter (";name=value") is refused too, except at the end of a path under a
+# route that takes them (path_params). The deployer's own probes (flag 1) pass.
+REFUSE_PATH_PARAM = quote("~^0 [^?;]*+;")
 
 
 def path_params(prefix: str) -> str:
@@ -58,7 +52,7 @@ def path_params(prefix: str) -> str:
     prefix, a ";" with no "/" after it (up to the query), as a servlet container appends
     ";jsessionid=...". A servlet container then reads the path as nginx does, up to that
     ";", so both take the same route and the same limit."""
-    return quote("~^0 " + _literal(prefix) + r"[^?;]*;[^?/]*(?:\?|$)")
+    return quote("~^0 " + _literal(prefix) + r"[^?;]*+;[^?/]*+(?:\?|$)")
 
 
 def _literal(prefix: str) -> str:
@@ -105,11 +99,11 @@ class Site:
     redirect: bool
     redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
     acme_root: str
-    refuse_ambiguous: str = REFUSE_AMBIGUOUS
-    refuse_path_param: str = REFUSE_PATH_PARAM
     fallback_pem: str = FALLBACK_PEM
     ciphers: str = CIPHERS
     ca_bundle: str = CA_BUNDLE
+    refuse_ambiguous: str = REFUSE_AMBIGUOUS  # map keys of $deployer_refused
+    refuse_path_param: str = REFUSE_PATH_PARAM
 
 
 def build(edge) -> Site:
