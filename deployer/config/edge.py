@@ -36,7 +36,7 @@ RESERVED_HEADERS = {
     "x-deployer-release": "see edge.expose_colour",
 }
 HOP_HEADERS = {"connection", "content-length", "content-type", "date", "location", "server", "set-cookie"}
-ROUTE_KEYS = ("rate_limit", "burst", "max_conn", "upstream", "budget", "budget_burst")
+ROUTE_KEYS = ("rate_limit", "burst", "max_conn", "upstream", "budget", "budget_burst", "path_params")
 MAX_PEM = 1 << 20
 
 
@@ -256,7 +256,10 @@ def _route(r: Reader, where: str, prefix: str, body: dict[str, Any], services: d
         upstream=_upstream(r, f"{where}.upstream", body.get("upstream")),
         budget=rate("budget"),
         budget_burst=count("budget_burst", 0) or 0,
+        path_params=body.get("path_params", False),
     )
+    if not isinstance(route.path_params, bool):
+        raise r.error(f"{where}.path_params", "must be true or false")
     if "burst" in body and not route.rate_limit:
         raise r.error(f"{where}.burst", "needs a rate_limit")
     if "budget_burst" in body and not route.budget:

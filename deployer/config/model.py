@@ -76,6 +76,7 @@ class Route:
     upstream: str | None = None  # http(s)://host[:port]: an external server, not a service
     budget: str | None = None  # across all clients: "600r/m"
     budget_burst: int = 0
+    path_params: bool = False  # ";name=value" may end a path under the prefix (";jsessionid=")
 
     @property
     def limited(self) -> bool:

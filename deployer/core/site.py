@@ -29,6 +29,36 @@ def quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# A request path (what precedes the first "?") that an app server may read otherwise than
+# nginx, which routes and limits on its own reading ($uri), is refused with 400 by the
+# public servers before routing (docs/security.md lists the forms). The map's key is
+# "<probe flag> <target as the client sent it>" ($request_uri); its expression reads the
+# path once, without backtracking: runs of plain characters, and each "/" and "%" checked
+# against what follows it. A path it cannot read to its "?" or its end holds a refused
+# form. Python's re reads these expressions as nginx's PCRE does (tests/unit/test_site.py).
+PLAIN = r"[^?\x5c#/%]++"  # not a backslash (a separator to some servers), nor "#" (nginx's path ends there)
+SLASH = r"/(?!/|\.\.?(?:[/;?#]|$)|%20)"  # a "/" before no empty or dot segment ("/..;/" too), and no space
+# an escape, but not of a control character, "%", ".", "/", ";" or a backslash, nor an
+# overlong UTF-8 byte (%c0%ae is "." to a lax decoder), nor a space that ends a segment
+ESCAPE = r"%(?![01]|7[Ff]|2[5EeFf]|3[Bb]|5[Cc]|[Cc][01]|20(?:[/;?#]|$))[0-9A-Fa-f]{2}"
+REFUSE_AMBIGUOUS = quote(f"~^0 (?:{PLAIN}|{SLASH}|{ESCAPE})*+[^?]")
+# A path parameter (";name=value") is refused too, except at the end of a path under a
+# route that takes them (path_params). The deployer's own probes (flag 1) pass.
+REFUSE_PATH_PARAM = quote("~^0 [^?;]*+;")
+
+
+def path_params(prefix: str) -> str:
+    """The map key that lets a path under `prefix` end in path parameters: after the
+    prefix, a ";" with no "/" after it (up to the query), as a servlet container appends
+    ";jsessionid=...". A servlet container then reads the path as nginx does, up to that
+    ";", so both take the same route and the same limit."""
+    return quote("~^0 " + _literal(prefix) + r"[^?;]*+;[^?/]*+(?:\?|$)")
+
+
+def _literal(prefix: str) -> str:
+    return re.escape(prefix).replace("\\/", "/")
+
+
 @dataclass(frozen=True)
 class Limit:
     n: int
@@ -64,6 +94,7 @@ class Site:
     limits: tuple[Limit, ...]
     external: tuple[External, ...]
     headers: tuple[Header, ...]
+    path_params: tuple[str, ...]  # map entries (quoted) of the routes that take path parameters
     hsts: str  # quoted header value, or ""
     redirect: bool
     redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
@@ -71,6 +102,8 @@ class Site:
     fallback_pem: str = FALLBACK_PEM
     ciphers: str = CIPHERS
     ca_bundle: str = CA_BUNDLE
+    refuse_ambiguous: str = REFUSE_AMBIGUOUS  # map keys of $deployer_refused
+    refuse_path_param: str = REFUSE_PATH_PARAM
 
 
 def build(edge) -> Site:
@@ -81,7 +114,7 @@ def build(edge) -> Site:
             Limit(
                 n=n,
                 prefix=r.prefix,
-                regex="~^0 " + re.escape(r.prefix).replace("\\/", "/"),
+                regex="~^0 " + _literal(r.prefix),
                 rate=r.rate_limit,
                 burst=r.burst,
                 max_conn=r.max_conn,
@@ -107,6 +140,7 @@ def build(edge) -> Site:
         limits=tuple(limits),
         external=external,
         headers=headers,
+        path_params=tuple(path_params(r.prefix) for r in edge.routes if r.path_params),
         hsts=hsts,
         redirect=bool(tls and tls.redirect),
         redirect_port=f":{tls.port}" if tls and tls.port not in (0, 443) else "",

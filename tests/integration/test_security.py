@@ -2,7 +2,8 @@
 a certificate renewed under load with no failed request, the ACME challenge folder,
 forwarded headers believed only from trusted proxies, security headers, rate and cost
 limits (429 + Retry-After for the excess, 2xx for everyone else), an external upstream
-with a global budget, and a request target that reaches the app unaltered."""
+with a global budget, and a request target that reaches the app as sent, or is refused
+when an app server could read its path otherwise than the edge."""
 
 from __future__ import annotations
 
@@ -184,19 +185,31 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(stack):
     assert answer["status"] == 301
 
 
-def test_encoded_characters_reach_the_app_unaltered(stack):
+def test_encoded_characters_reach_the_app_as_sent_or_are_refused(stack):
+    """Encoded characters stay encoded on the way to the app: %0d%0a cannot split the
+    request sent to it. In a path, the public servers refuse it (and every other form an
+    app server may read otherwise than the edge: tests/integration/test_paths.py); in
+    the query string, and on the preview route, it passes on as sent."""
     target = "/api/a%0d%0aX-Injected:%20yes/b%20c?q=%0d%0a"
-    r, body = https(stack, target)
-    assert r.status == 200 and json.loads(body)["raw"] == target
+    for refused in (target, "/api/ai;x=y/chat", "/api/ai/..;/x"):
+        r, body = https(stack, refused)
+        assert r.status == 400 and b"X-Injected" not in body, (refused, r.status)
+        assert r.getheader("Strict-Transport-Security") == "max-age=600"  # the public headers still
+        assert r.getheader("X-Content-Type-Options") == "nosniff"
+    r, _ = http_raw(stack.port(80), "/api/ai;x=y/chat")
+    assert r.status == 301  # plain HTTP is redirected first, to the same refusal over HTTPS
+    passed = "/api/a%20b/c%20d?q=%0d%0aX-Injected:%20yes"
+    r, body = https(stack, passed)
+    assert r.status == 200 and json.loads(body)["raw"] == passed
     preview = stack.port(8081)
-    # Through the preview route too: once v2 is live (green), the preview is blue (v1).
+    # Through the preview route (not refused): once v2 is live (green), the preview is blue (v1).
     stack.tag("v2")
     stack.ok("release", "v2", "--no-backup")
     r, body = http_raw(preview, target)
     assert r.status == 200 and json.loads(body)["raw"] == target and json.loads(body)["version"] == "v1"
     assert r.getheader("X-Deployer-Colour") == "blue"  # the preview route shows who answered
-    r, body = https(stack, target)
-    assert json.loads(body)["raw"] == target and json.loads(body)["version"] == "v2"
+    r, body = https(stack, passed)
+    assert json.loads(body)["raw"] == passed and json.loads(body)["version"] == "v2"
 
 
 def test_the_excess_gets_429_with_retry_after_and_everyone_else_2xx(stack):

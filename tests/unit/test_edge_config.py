@@ -125,6 +125,9 @@ def test_routes_limits_and_external_upstreams(load):
     ai, ext = edge.routes  # longest prefix first
     assert (ai.prefix, ai.rate_limit, ai.burst, ai.max_conn, ai.upstream) == ("/api/ai/", "5r/s", 10, 4, None)
     assert ext.upstream == "https://gpu.example.invalid:8443" and ext.budget == "600r/m" and ext.limited
+    assert not ai.path_params and not ext.path_params
+    (app,) = load('[routes."/app/"]\npath_params = true\n').edge.routes  # a route may set only that
+    assert app.path_params and not app.limited
 
 
 @pytest.mark.parametrize(
@@ -137,6 +140,8 @@ def test_routes_limits_and_external_upstreams(load):
         ('[routes."/api/"]\nmax_conn = 0\n', 'routes."/api/".max_conn', "between 1"),
         ('[routes."/api/"]\nlimit = 1\n', 'routes."/api/".limit', "unknown key"),
         ('[routes."/api/"]\n', 'routes."/api/"', "sets nothing"),
+        ('[routes."/app/"]\npath_params = "yes"\n', 'routes."/app/".path_params', "true or false"),
+        ('[routes."/app/"]\npath_params = 1\n', 'routes."/app/".path_params', "true or false"),
         ('[routes."api"]\nmax_conn = 1\n', 'routes."api"', "plain URL path prefix"),
         ('[routes."/x/"]\nupstream = "ftp://gpu"\n', 'routes."/x/".upstream', "http:// or https://"),
         ('[routes."/x/"]\nupstream = "https://gpu/v1"\n', 'routes."/x/".upstream', "no path"),

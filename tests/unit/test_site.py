@@ -4,8 +4,11 @@ accepts it is checked by `nginx -t` in the integration tests.)"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from deployer.assets import asset
 from deployer.config.model import Edge, Route, Tls
@@ -89,3 +92,82 @@ def test_the_certificate_travels_as_one_file_named_by_its_content():
     assert gen.startswith("gen-") and tls.generation(pem) == gen
     script = tls.install(gen)
     assert "KEY" not in script and "--data-binary @" in script and "mv -fT" in script
+
+
+def refused_by(text: str):
+    """The site's $deployer_refused map as nginx reads it: its regular expressions in order,
+    the first that matches "<probe flag> <request target>" giving the value."""
+    block = text[text.index('map "$deployer_probe $request_uri" $deployer_refused {') :]
+    entries = []
+    for line in block[: block.index("\n}")].splitlines()[1:]:
+        key, value = line.strip().rstrip(";").rsplit(" ", 1)
+        if key != "default":
+            # nginx's unquoting: \\ is one backslash, \" a quote (site.quote does the reverse)
+            regex = re.sub(r'\\([\\"])', r"\1", key[1:-1])
+            assert regex.startswith("~")
+            entries.append((re.compile(regex[1:]), value == "1"))
+    return lambda target, probe="0": next((v for rx, v in entries if rx.search(f"{probe} {target}")), False)
+
+
+@pytest.mark.parametrize(
+    "target, refused",
+    [
+        ("/api/ai/chat", False),
+        ("/api/%61i/chat?x=1", False),
+        ("/api/items/b%20c", False),
+        ("/api/%E2%9C%93", False),
+        ("/api/ai.json", False),
+        ("/api/...", False),
+        ("/api/ai/chat?next=/a/../b;c=%2f//%00#f", False),  # the query string is not looked at
+        ("/app/page;jsessionid=A1", False),  # a route that takes path parameters
+        ("/app/;jsessionid=A1?x=/y", False),
+        ("/app/x.;a=1;b=2", False),
+        ("/app;jsessionid=A1/page", True),  # not at the end of the path
+        ("/app/a;x=1/b", True),
+        ("/app/..;x=1", True),
+        ("/app/..;/admin/", True),
+        ("/api/ai;x=1/chat", True),
+        ("/api/ai/chat;jsessionid=A1", True),  # a route that does not
+        ("/api%2fai/chat", True),
+        ("/api%2Fai/chat", True),
+        ("/api/%2e%2e/admin", True),
+        ("/api/%5c", True),
+        ("/api/%252f", True),
+        ("/api/%3B", True),
+        ("/api/%c0%ae", True),
+        ("/api/%0d%0a", True),
+        ("/api/%7f", True),
+        ("/api/%", True),
+        ("/api/%zz", True),
+        ("/x/../api/", True),
+        ("/api/./ai/", True),
+        ("/api/..", True),
+        ("/api/.?x", True),
+        ("//api/", True),
+        ("/api//ai/", True),
+        ("/api/ai%20/", True),
+        ("/api/%20ai/", True),
+        ("/api/ai%20", True),
+        ("/api/ai%20?x", True),
+        ("/api\\ai", True),
+        ("/api/ai#/../x", True),
+    ],
+)
+def test_the_public_servers_refuse_ambiguous_paths(target, refused):
+    text = render(Edge(routes=(Route("/api/ai/", rate_limit="5r/s"), Route("/app/", path_params=True))))
+    assert refused_by(text)(target) is refused
+    if refused:  # the deployer's own probes (from inside the edge) are never refused
+        assert refused_by(text)(target, probe="1") is False
+
+
+def test_the_refusal_is_on_both_public_servers_before_routing_and_not_on_the_preview():
+    text = render(FULL)
+    servers = text.split("\nserver {")[1:]
+    public = [s for s in servers if "listen 80 " in s or "listen 443 " in s]
+    assert len(public) == 2
+    for server in public:
+        assert server.index("if ($deployer_refused) {\n        return 400;") < server.index("location / {")
+    preview = next(s for s in servers if "listen 8081;" in s)
+    assert "$deployer_refused" not in preview
+    # without a route that takes them, a path parameter is refused everywhere
+    assert refused_by(render(Edge()))("/app/page;jsessionid=A1") is True
