@@ -99,7 +99,8 @@ def project(pipeline, tmp_path_factory, test_app_image):
     config = (folder / "deployer.toml").read_text()
     (folder / "plain.toml").write_text(config.replace(registry, ""))  # the same deployment, without [registry]
     (folder / "locked.toml").write_text(config.replace("anonymous = true", ""))  # one that needs a login
-    return folder, pipeline.env(folder / "deployer.toml", GITHUB_OUTPUT=str(folder / "github_output"))
+    outputs = {"GITHUB_OUTPUT": str(folder / "github_output"), "GITHUB_STEP_SUMMARY": str(folder / "github_summary")}
+    return folder, pipeline.env(folder / "deployer.toml", **outputs)
 
 
 def step(env, workflow: str, job: str, step_id: str, **variables: str) -> subprocess.CompletedProcess:
@@ -202,7 +203,7 @@ def test_the_cd_path_build_staging_promote_under_load_and_roll_back(pipeline, pr
     assert serving(production, name) == ("v2", "green")
 
     # 6: roll production back with the rollback workflow's command.
-    rolled = step(env, "rollback.yml", "rollback", "switch", ENVIRONMENT="production", COLOUR="blue")
+    rolled = step(env, "rollback.yml", "production", "switch", ENVIRONMENT="production", COLOUR="blue")
     assert "[production] switched: blue (v1) is live" in rolled.stderr, rolled.stderr
     assert serving(production, name) == ("v1", "blue")
     assert truth(staging, name) == before
