@@ -20,6 +20,7 @@ from deployer.errors import EngineError, InputError
 
 LIMIT = 4 << 20  # bytes of a manifest (registries refuse bigger ones)
 STEP = "images"
+API_HOSTS = {"docker.io": "registry-1.docker.io", "index.docker.io": "registry-1.docker.io"}  # as docker does
 
 
 def _basic(login: dict[str, str]) -> dict[str, str]:
@@ -108,6 +109,7 @@ def image_config(
     import httpx
 
     registry, path = references.split(repository)
+    registry = API_HOSTS.get(registry, registry)
     schemes = ("https",) if login else ("https", "http")
     for scheme in schemes:
         try:

@@ -142,7 +142,9 @@ def check(ctx: Context, version: str, *, build: bool = False, pinned: Pinned | N
 
 def _verify_digests(ctx: Context, items: list[Item], credentials: dict | None) -> None:
     """Before any pull of a pinned image: the manifest the registry serves for its digest
-    names that image ID as its config, for the target's platform (else exit 2)."""
+    names that image ID as its config, for the target's platform (else exit 2). An engine
+    with the containerd image store names an image by the digest it was pulled by: that
+    digest is the image ID then."""
     if not items:
         return
     platform = moving.platform(ctx.engine)
@@ -150,7 +152,7 @@ def _verify_digests(ctx: Context, items: list[Item], credentials: dict | None) -
     for item in items:
         repository, _, digest = item.digest.partition("@")
         found = registry_api.image_config(repository, digest, credentials, platform, timeout=timeout)
-        if found != item.image_id:
+        if item.image_id not in (found, digest):
             raise InputError(
                 f"{item.digest} names image {found[:19]} in the registry, not the {item.image_id[:19]} that "
                 f"{item.origin or 'the release'} recorded for {item.service}: not pulled, nothing was changed"

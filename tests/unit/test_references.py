@@ -118,3 +118,20 @@ def test_a_promotion_refuses_a_recorded_digest_outside_the_registry_before_anyth
     assert promote.recorded_digests(target, {"digests": ["not", "a", "map"]}, "staging") == {}
     without = SimpleNamespace(config=make_config(TWO))  # no registry: nothing is pulled, images are streamed
     assert promote.recorded_digests(without, forged, "staging") == {}
+
+
+def test_a_pinned_pull_goes_ahead_only_when_the_manifest_names_the_pinned_image(make_config, monkeypatch):
+    from deployer.flows import artifacts
+
+    config = make_config(TWO + '[registry]\nurl = "registry.example.com:5000/shop"\nanonymous = true\n')
+    ctx = SimpleNamespace(config=config, engine=SimpleNamespace())
+    monkeypatch.setattr(artifacts.moving, "platform", lambda engine: ("linux", "amd64"))
+    monkeypatch.setattr(artifacts.registry_api, "image_config", lambda repository, digest, *a, **k: IMAGE_ID)
+
+    def pull(image_id: str) -> artifacts.Item:
+        return artifacts.Item("backend", "shop-backend:v2", "pull", image_id, digest=f"{REPO}@{D}", origin="staging")
+
+    artifacts._verify_digests(ctx, [pull(IMAGE_ID)], None)
+    artifacts._verify_digests(ctx, [pull(D)], None)  # the containerd image store: the image ID is the digest
+    with pytest.raises(InputError, match=f"names image {IMAGE_ID[:19]} in the registry, not the sha256:eeeeeeeeeeee"):
+        artifacts._verify_digests(ctx, [pull("sha256:" + "e" * 64)], None)
