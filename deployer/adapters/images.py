@@ -167,9 +167,7 @@ def pull(engine: Engine, reference: str, auth: dict | None, *, repository: str, 
 
     if not references.within(reference, repository):
         raise InputError(f"{reference!r} is not in the registry repository {repository}: not pulled")
-    repository, sep, rest = reference.partition("@")
-    if not sep:
-        repository, _, rest = reference.rpartition(":")
+    rest = reference[len(repository) + 1 :]  # the digest (sha256:...) or the tag
     debug(f"pull {reference} on {engine.where}")
     try:
         errors, _ = _progress_errors(
