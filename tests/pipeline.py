@@ -3,13 +3,17 @@ a build machine (the CI runner's engine), staging and production (dockerd + sshd
 from tests/hosts) and a registry (Debian's docker-registry), on one docker network; and the
 steps of the workflows that `deployer init --ci github` writes, run as the workflows run them.
 
-The hosts reach the registry by its container name, so every dockerd trusts it as an
-insecure (plain http) registry; the CLI reaches the three engines over ssh, with one
-ssh config that names them all (DEPLOYER_SSH_COMMAND).
+The registry is named by its address on that network, which the hosts and this machine (the
+CLI, which reads manifests before a promotion pulls) both reach; every dockerd trusts the
+network's addresses as insecure (plain http) registries. `stray_registry()` adds a second
+registry that logs every request it gets, for tests of what must never reach it. The CLI
+reaches the three engines over ssh, with one ssh config that names them all
+(DEPLOYER_SSH_COMMAND).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -46,11 +50,10 @@ class Pipeline:
         self.folder = folder
         self.outer = docker_client()
         self.network = f"{self.name}-net"
-        self.registry = f"{self.name}-registry:5000"
-        self.registry_container = None
-        args = ["--insecure-registry", self.registry]
+        self.registry = ""  # <address on the network>:5000, once started
+        self.registries: list = []  # the registry containers, to remove
         self.hosts = {
-            role: RemoteHost(name=f"{self.name}-{role}", network=self.network, dockerd_args=args, client=self.outer)
+            role: RemoteHost(name=f"{self.name}-{role}", network=self.network, client=self.outer)
             for role in ("builder", "staging", "production")
         }
         self.preload = preload
@@ -71,14 +74,11 @@ class Pipeline:
 
     def _start(self) -> None:
         own = own_images() + ["debian:trixie-slim"]
-        self.outer.networks.create(self.network, driver="bridge", labels=labels())
-        self.registry_container = self.outer.containers.run(
-            ensure_image(REGISTRY_IMAGE, client=self.outer),
-            name=self.registry.split(":")[0],
-            detach=True,
-            network=self.network,
-            labels=labels(),
-        )
+        network = self.outer.networks.create(self.network, driver="bridge", labels=labels())
+        subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
+        for host in self.hosts.values():
+            host.dockerd_args = ["--insecure-registry", subnet]
+        self.registry = self._registry("registry")
         with ThreadPoolExecutor(max_workers=3) as pool:
             list(pool.map(lambda h: h.start(), self.hosts.values()))
             jobs = [pool.submit(self.staging.load_image, ref) for ref in own]
@@ -92,6 +92,30 @@ class Pipeline:
             lambda: self.builder.exec(f"curl -fsS -o /dev/null http://{self.registry}/v2/")[0] == 0,
             timeout=30,
         )
+
+    def _registry(self, role: str, **environment: str) -> str:
+        container = self.outer.containers.run(
+            ensure_image(REGISTRY_IMAGE, client=self.outer),
+            name=f"{self.name}-{role}",
+            detach=True,
+            network=self.network,
+            labels=labels(),
+            environment=environment,
+        )
+        self.registries.append(container)
+        container.reload()
+        return f"{container.attrs['NetworkSettings']['Networks'][self.network]['IPAddress']}:5000"
+
+    def stray_registry(self) -> tuple[str, object]:
+        """Another registry on the network (the hosts may pull from it), which logs every request:
+        (its address, its container)."""
+        address = self._registry(f"stray{uuid.uuid4().hex[:4]}", REGISTRY_LOG_ACCESSLOG_DISABLED="false")
+        wait_until(
+            "the stray registry, from the builder",
+            lambda: self.builder.exec(f"curl -fsS -o /dev/null http://{address}/v2/")[0] == 0,
+            timeout=30,
+        )
+        return address, self.registries[-1]
 
     def env(self, config: Path, **extra: str) -> dict[str, str]:
         """The environment of a CI runner: the deployer on PATH, the build machine's engine,
@@ -108,10 +132,8 @@ class Pipeline:
     def remove(self) -> None:
         with ThreadPoolExecutor(max_workers=3) as pool:
             list(pool.map(lambda h: h.remove(), self.hosts.values()))
-        for remove in (
-            lambda: self.registry_container and self.registry_container.remove(force=True, v=True),
-            lambda: self.outer.networks.get(self.network).remove(),
-        ):
+        removals = [functools.partial(c.remove, force=True, v=True) for c in self.registries]
+        for remove in (*removals, lambda: self.outer.networks.get(self.network).remove()):
             try:
                 remove()
             except Exception as exc:  # gone already

@@ -6,7 +6,8 @@ Nothing here holds an image in memory: a save is passed on to the load chunk by 
 it arrives, so an image of any size moves over the ssh tunnels in constant memory.
 Registry credentials travel only in the Engine API's X-Registry-Auth header (to the local
 engine for a push, through the tunnel to the remote engine for a pull): never in argv,
-never in a message (their values are registered for masking).
+never in a message (their values are registered for masking). They are looked up for the
+configured registry's host only, and sent only with a reference in its repository.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deployer.adapters.engine import Engine, _reason, debug
-from deployer.core import masking
+from deployer.core import masking, references
 from deployer.errors import EngineError, InputError
 
 CHUNK = 1 << 20
@@ -121,7 +122,8 @@ def credentials(host: str, *, env_values: dict[str, str] | None, anonymous: bool
                 "(run `docker login` with --password-stdin, set registry.env_file, or set "
                 "registry.anonymous = true for a registry that needs none); nothing was changed"
             )
-        auth = {k.lower() if k in ("Username", "Password") else k: v for k, v in found.items()}
+        auth = {k.lower(): v for k, v in found.items() if k.lower() in ("username", "password", "identitytoken")}
+        auth["serveraddress"] = host
     masking.register(*(v for k, v in auth.items() if k.lower() in ("password", "identitytoken") and v))
     return auth
 
@@ -157,13 +159,15 @@ def push(engine: Engine, image_id: str, repository: str, version: str, auth: dic
     return f"{repository}@{digest}"
 
 
-def pull(engine: Engine, reference: str, auth: dict | None, *, step: str) -> str:
-    """Pull repository@sha256:... (or :tag) on the engine; returns the image ID."""
+def pull(engine: Engine, reference: str, auth: dict | None, *, repository: str, step: str) -> str:
+    """Pull repository@sha256:... (or :tag) on the engine; returns the image ID. The
+    reference must be in `repository` (the configured registry's), the only one the
+    credentials are sent with."""
     from docker.errors import APIError
 
-    repository, sep, rest = reference.partition("@")
-    if not sep:
-        repository, _, rest = reference.rpartition(":")
+    if not references.within(reference, repository):
+        raise InputError(f"{reference!r} is not in the registry repository {repository}: not pulled")
+    rest = reference[len(repository) + 1 :]  # the digest (sha256:...) or the tag
     debug(f"pull {reference} on {engine.where}")
     try:
         errors, _ = _progress_errors(
@@ -186,3 +190,9 @@ def repo_digest(info: dict[str, Any] | None, repository: str) -> str:
         if ref.partition("@")[0] == repository:
             return ref
     return ""
+
+
+def platform(engine: Engine) -> tuple[str, str]:
+    """(os, architecture) of an engine, as a registry's index names an image's platform."""
+    version = engine.sdk.api.version()
+    return str(version.get("Os") or "linux"), str(version.get("Arch") or "amd64")

@@ -18,14 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from deployer.core import references
+
 
 def candidates(repository: str, repo_digests: Iterable[str], first: str = "") -> list[str]:
     """The repository@sha256:... that name one image in the registry repository, `first` (a
-    promotion's recorded digest) ahead of the rest; none of another repository, none twice."""
+    promotion's recorded digest) ahead of the rest; none but <repository>@sha256:<64 hex>
+    (core/references.py), none twice."""
     found: list[str] = []
     for ref in (first, *repo_digests):
-        name, sep, digest = ref.partition("@")
-        if sep and name == repository and digest.startswith("sha256:") and ref not in found:
+        if not references.problem(ref, repository) and ref not in found:
             found.append(ref)
     return found
 
@@ -55,8 +57,9 @@ def unpinned(image: str) -> str:
 def recorded(entry: dict[str, Any]) -> dict[str, str]:
     """service -> repository@sha256:... of a release's history entry: on a swarm, the digest
     its nodes pulled (swarm_images), else the one its image was pulled or pushed by (digests)."""
-    found = {s: str(d) for s, d in (entry.get("digests") or {}).items() if d}
-    for service, image in (entry.get("swarm_images") or {}).items():
+    recorded, pulled = entry.get("digests"), entry.get("swarm_images")
+    found = {str(s): str(d) for s, d in (recorded if isinstance(recorded, dict) else {}).items() if d}
+    for service, image in (pulled if isinstance(pulled, dict) else {}).items():
         if unpinned(str(image)):
             found[service] = unpinned(str(image))
     return found

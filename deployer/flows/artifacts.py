@@ -18,7 +18,8 @@ When images move:
     `ensure` left there (swarm_release.images, core/digests.py), never the tag's.
 
 Everything a move needs is checked by `check` before anything changes (exit 2: an image
-found nowhere, registry credentials missing); `ensure` runs in the IMAGES step.
+found nowhere, registry credentials missing, a digest whose manifest names another image
+than the one pinned); `ensure` runs in the IMAGES step.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from deployer.adapters import images as moving
+from deployer.adapters import registry as registry_api
 from deployer.adapters.engine import Engine
 from deployer.config import envfile
 from deployer.errors import EngineError, InputError
@@ -113,7 +115,7 @@ def plan(ctx: Context, version: str, local: Engine | None, *, build: bool, pinne
 def _pinned_source(ctx: Context, service: str, ref: str, local: Engine | None, pinned: Pinned) -> Item:
     want = pinned.ids[service]
     if pinned.digests.get(service) and ctx.config.registry:
-        return Item(service, ref, "pull", want, digest=pinned.digests[service])
+        return Item(service, ref, "pull", want, digest=pinned.digests[service], origin=pinned.origin)
     if local is not None and local.image_id(want):
         return Item(service, ref, "stream", want, local, origin=HERE)
     if pinned.source is not None and pinned.source.image_id(want):
@@ -131,11 +133,30 @@ def check(ctx: Context, version: str, *, build: bool = False, pinned: Pinned | N
     try:
         items = plan(ctx, version, local, build=build, pinned=pinned)
         if any(i.how in ("push", "pull") for i in items):
-            auth(ctx)
+            _verify_digests(ctx, [i for i in items if i.how == "pull" and i.image_id], auth(ctx))
         return items
     finally:
         if local is not None:
             local.close()
+
+
+def _verify_digests(ctx: Context, items: list[Item], credentials: dict | None) -> None:
+    """Before any pull of a pinned image: the manifest the registry serves for its digest
+    names that image ID as its config, for the target's platform (else exit 2). An engine
+    with the containerd image store names an image by the digest it was pulled by: that
+    digest is the image ID then."""
+    if not items:
+        return
+    platform = moving.platform(ctx.engine)
+    timeout = ctx.config.timeouts.request_timeout + 8
+    for item in items:
+        repository, _, digest = item.digest.partition("@")
+        found = registry_api.image_config(repository, digest, credentials, platform, timeout=timeout)
+        if item.image_id not in (found, digest):
+            raise InputError(
+                f"{item.digest} names image {found[:19]} in the registry, not the {item.image_id[:19]} that "
+                f"{item.origin or 'the release'} recorded for {item.service}: not pulled, nothing was changed"
+            )
 
 
 def ensure(ctx: Context, version: str, *, build: bool = False, pinned: Pinned | None = None) -> dict:
@@ -210,7 +231,9 @@ def _bring(ctx: Context, version: str, items: list[Item]) -> None:
 
 
 def _pull(ctx: Context, item: Item, reference: str, credentials: dict | None) -> None:
-    got = moving.pull(ctx.engine, reference, credentials, step="images")
+    assert ctx.config.registry is not None
+    repository = ctx.config.registry.repository(ctx.config.services[item.service].image)
+    got = moving.pull(ctx.engine, reference, credentials, repository=repository, step="images")
     if item.image_id and got != item.image_id:
         raise EngineError(
             f"{reference} pulled on {ctx.engine.where} is image {got[:19]}, not {item.image_id[:19]}", step="images"

@@ -204,9 +204,10 @@ NEXT_STEPS_CI = """
 CI/CD (docs/ci-cd.md):
   1. Set the hosts in deployer.toml's [environments.staging] and [environments.production],
      and [registry] url to ghcr.io/<the repository's owner, lowercase>.
-  2. Create the GitHub environments staging and production (production: required reviewers),
-     with the secrets DB_ENV and BACKEND_ENV (the env files' text), STAGING_SSH_KEY (a
-     repository secret) and PRODUCTION_SSH_KEY (production only), and the repository
+  2. Create the GitHub environments staging and production (production: required reviewers;
+     both: deployment branches limited to main), with the secrets DB_ENV and BACKEND_ENV
+     (the env files' text), STAGING_SSH_KEY (a repository secret) and PRODUCTION_SSH_KEY
+     (an environment secret of production, never a repository secret), and the repository
      variables DEPLOYER_SPEC (what `pipx install` installs) and DEPLOY_KNOWN_HOSTS.
   3. Require the CI checks backend, frontend and images on main (branch protection).
 """

@@ -4,7 +4,10 @@ exactly the images that another released healthy. Production never builds.
     1. read the source environment's history (on its host): its newest release of VERSION
        must have succeeded, with no automatic rollback of it since, and must have recorded
        the image ID of every service;
-    2. optionally, those IDs must be the ones CI built (--expect-images);
+    2. optionally, those IDs must be the ones CI built (--expect-images); every digest it
+       recorded must be in the configured registry's repository of its service
+       (core/references.py): that history was written on the source's host, and the pull
+       carries the registry's login;
     3. find every image: already on the target (by ID), in the registry by the digest the
        source recorded (on a swarm, the one its nodes pulled), on the CLI machine's engine,
        or on the source's engine (streamed through the CLI);
@@ -12,7 +15,8 @@ exactly the images that another released healthy. Production never builds.
        refuses any other image under the same tag; on a swarm, the stacks pin the source's
        digest, never what the tag names now (core/digests.py).
 
-Steps 1-3 only read, so every refusal (exit 2) leaves both hosts as they were.
+Steps 1-3 only read, so every refusal (exit 2) leaves both hosts as they were; before any
+pull, the registry's manifest of each digest must name the pinned image ID (artifacts.check).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import json
 import re
 from typing import Any
 
-from deployer.core import digests, history
+from deployer.core import digests, history, references
 from deployer.core.versions import check_version
 from deployer.errors import InputError
 from deployer.flows import artifacts
@@ -50,7 +54,7 @@ def healthy_release(source: Context, version: str) -> dict[str, Any]:
     after = entries[entries.index(entry) + 1 :]
     if any(e.get("action") == "auto-rollback" and e.get("version") == version for e in after):
         raise InputError(f"{version} was rolled back automatically on {name} after its release; nothing was changed")
-    ids = entry.get("images") or {}
+    ids = entry.get("images") if isinstance(entry.get("images"), dict) else {}
     missing = [s for s in source.config.services if not IMAGE_ID.fullmatch(str(ids.get(s, "")))]
     if missing:
         raise InputError(
@@ -75,6 +79,25 @@ def expected_images(text: str) -> dict[str, str]:
             raise InputError(f"--expect-images: {service}: not an image ID (sha256:<64 hex>)")
         out[str(service)] = image_id
     return out
+
+
+def recorded_digests(target: Context, entry: dict[str, Any], origin: str | None) -> dict[str, str]:
+    """service -> the digest the source recorded, each one <registry repository>@sha256:<64 hex>
+    of the target's [registry] (exit 2 for any other); none without a registry (streamed)."""
+    registry, services = target.config.registry, target.config.services
+    if registry is None:
+        return {}
+    found = {s: d for s, d in digests.recorded(entry).items() if s in services}
+    for service, ref in sorted(found.items()):
+        repository = registry.repository(services[service].image)
+        why = references.problem(ref, repository)
+        if why:
+            shown = ref if len(ref) <= 160 else ref[:160] + "..."
+            raise InputError(
+                f"{origin}'s history names {shown!r} as the image of {service}, and {why}: a promotion pulls only "
+                f"{repository}@sha256:<64 hex> ([registry] url); nothing was pulled or changed"
+            )
+    return found
 
 
 def promote(
@@ -107,7 +130,7 @@ def promote(
                 f"{origin} released {version} with {s} image {str(ids.get(s))[:19]}, not the "
                 f"{str(expect.get(s))[:19]} expected (--expect-images): nothing was changed"
             )
-    pinned = artifacts.Pinned(ids, digests.recorded(entry), origin, source.engine)
+    pinned = artifacts.Pinned(ids, recorded_digests(target, entry, origin), origin, source.engine)
     target.say(
         f"promoting {version} from {origin} (released {entry.get('time', '?')}): "
         + ", ".join(f"{s} {i[7:19]}" for s, i in sorted(ids.items()))

@@ -19,7 +19,7 @@ from typing import Any
 from deployer.adapters import images as moving
 from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
-from deployer.core import digests, names
+from deployer.core import digests, names, references
 from deployer.core import probe as probe_rule
 from deployer.core import stack as stack_rule
 from deployer.core.state import EdgeState
@@ -46,7 +46,11 @@ def registry_auth(ctx: Context) -> dict[str, str] | None:
     if registry is None or registry.env_file is None:
         return None
     values = envfile.read(registry.env_file, where=ctx.config.path, key="registry.env_file").values
-    return {"username": values["REGISTRY_USERNAME"], "password": values["REGISTRY_PASSWORD"]}
+    return {
+        "username": values["REGISTRY_USERNAME"],
+        "password": values["REGISTRY_PASSWORD"],
+        "serveraddress": registry.host,
+    }
 
 
 def images(ctx: Context, version: str, *, pinned: Pinned | None = None) -> dict[str, str]:
@@ -80,8 +84,17 @@ def images(ctx: Context, version: str, *, pinned: Pinned | None = None) -> dict[
 def start(
     ctx: Context, colour: str, release_id: str, version: str, pinned: dict[str, str], env: dict[str, dict[str, str]]
 ) -> None:
-    """`env`: the services' env files as the release read them."""
+    """`env`: the services' env files as the release read them. The stack is deployed
+    --with-registry-auth (the login of the CLI's Docker config for each image's registry),
+    so every image must be a digest in the configured registry's repository of its service."""
     config, cluster = ctx.config, Swarm(ctx.engine)
+    assert config.registry is not None
+    for service, image in pinned.items():
+        repository = config.registry.repository(config.services[service].image)
+        if references.problem(digests.unpinned(image), repository):
+            raise EngineError(
+                f"{service}'s image {image} is not in {repository}: nothing was deployed", step=Step.START
+            )
     secrets = {
         key: cluster.ensure_secret(config.name, key.replace("__", "-").lower(), value, step=Step.START)
         for key, value in stack_rule.secret_values(config, env).items()

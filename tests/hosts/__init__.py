@@ -78,11 +78,12 @@ Traps found:
     when `iptables -t nat -nL` fails.
 11. Swarm: service VIPs and the ingress mesh need IPVS, which this kernel lacks: use `endpoint_mode: dnsrr`
     (then `<service>` and `tasks.<service>` resolve to the task IPs) and `mode: host` ports.
-    The test runs `docker stack deploy --resolve-image never --detach=true`: the registry name only resolves
-    on the cluster network, so the local CLI must not try to query it (never tried without).
-12. The registry name `<cluster>-registry:5000` is resolved by the nodes' dockerd through Docker's embedded
-    DNS on the cluster's bridge network; each node's dockerd gets `--insecure-registry <name>:5000`
-    (`dockerd_args` must be single words: they are word-split by the entry point).
+    The test runs `docker stack deploy --resolve-image never --detach=true`: the local CLI must not try to
+    query the registry (never tried without).
+12. The registry is named by its address on the cluster's bridge network, which the nodes and this machine
+    both reach (a container name would resolve only on that network, and the CLI reads manifests there);
+    each node's dockerd gets `--insecure-registry <the network's subnet>` (`dockerd_args` must be single
+    words: they are word-split by the entry point).
 13. Minimal images: debian:trixie-slim has neither python3 nor curl (the host image installs curl; the web
     image installs python3).
 """

@@ -42,8 +42,9 @@ class SwarmCluster:
     """One manager and `workers` workers (RemoteHosts) on a dedicated user-defined bridge network, swarm
     formed, and a registry container (Debian's docker-registry) on the same network.
 
-    - `registry` is `<registry container name>:5000`; every node's dockerd has `--insecure-registry` for it,
-      so `docker pull/push <registry>/<repo>:<tag>` works on the nodes (plain http).
+    - `registry` is `<the registry's address on the network>:5000` (this machine reaches it too: the CLI
+      reads manifests there before a promotion pulls); every node's dockerd has `--insecure-registry` for
+      the network's subnet, so `docker pull/push <registry>/<repo>:<tag>` works on the nodes (plain http).
     - `push(ref)` copies a local image into the registry (load into the manager, tag, push from the manager)
       and returns the registry reference to use in services.
     - `timings["form"]` is the seconds from `start()` to all nodes Ready.
@@ -68,20 +69,19 @@ class SwarmCluster:
         self.beside = beside
         self.network = beside.network if beside else self.name
         self.registry_name = beside.registry_name if beside else f"{self.name}-registry"
-        self.registry = f"{self.registry_name}:5000"
+        self.registry = ""  # <address on the network>:5000, once started
+        self.subnet = ""  # the network's, whose registries every node trusts
         self.base_image = base_image
         self.startup_timeout = startup_timeout
         self._outer = client or docker_client()
         self._labels = labels(**{"deployer.testhost.cluster": self.name})
-        args = ["--insecure-registry", self.registry]
-        self.manager = RemoteHost(name=f"{self.name}-m1", network=self.network, dockerd_args=args,
+        self.manager = RemoteHost(name=f"{self.name}-m1", network=self.network,
                                   client=self._outer, startup_timeout=startup_timeout, base_image=base_image,
                                   extra_labels={"deployer.testhost.cluster": self.name})  # fmt: skip
         self.workers = [
             RemoteHost(
                 name=f"{self.name}-w{i}",
                 network=self.network,
-                dockerd_args=args,
                 client=self._outer,
                 startup_timeout=startup_timeout,
                 base_image=base_image,
@@ -132,8 +132,10 @@ class SwarmCluster:
         t1 = time.monotonic()
         if self.beside is not None:  # its network and its registry are the other cluster's
             self.registry_container = self.beside.registry_container
+            self.registry, self.subnet = self.beside.registry, self.beside.subnet
         else:
-            self._outer.networks.create(self.network, driver="bridge", labels=self._labels)
+            network = self._outer.networks.create(self.network, driver="bridge", labels=self._labels)
+            self.subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
             self.registry_container = self._outer.containers.run(
                 registry_image,
                 name=self.registry_name,
@@ -143,8 +145,13 @@ class SwarmCluster:
                 labels=self._labels,
                 ports={"5000/tcp": ("127.0.0.1", None)},
             )
+            self.registry_container.reload()
+            self.registry = (
+                f"{self.registry_container.attrs['NetworkSettings']['Networks'][self.network]['IPAddress']}:5000"
+            )
         for host in self.nodes:
             host._image = host_image
+            host.dockerd_args = ["--insecure-registry", self.subnet]
         with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
             for future in [pool.submit(host.start) for host in self.nodes]:
                 future.result()

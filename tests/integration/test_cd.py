@@ -4,11 +4,15 @@ build v1, release it to staging, promote it to production, build v2, release it 
 staging, promote it to production under load (0 failed requests), roll production back
 with the rollback workflow's command; and neither environment touched by the other's steps.
 Then every refusal of a promotion (exit 2, nothing changed on either host), and the
-no-registry mode: images streamed by save/load over ssh, skipped by ID."""
+no-registry mode: images streamed by save/load over ssh, skipped by ID. Last, a staging
+history forged to name another registry, or a digest of another image: refused before any
+pull, and the other registry never asked."""
 
 from __future__ import annotations
 
+import base64
 import json
+import shlex
 import subprocess
 import textwrap
 import time
@@ -95,7 +99,8 @@ def project(pipeline, tmp_path_factory, test_app_image):
     config = (folder / "deployer.toml").read_text()
     (folder / "plain.toml").write_text(config.replace(registry, ""))  # the same deployment, without [registry]
     (folder / "locked.toml").write_text(config.replace("anonymous = true", ""))  # one that needs a login
-    return folder, pipeline.env(folder / "deployer.toml", GITHUB_OUTPUT=str(folder / "github_output"))
+    outputs = {"GITHUB_OUTPUT": str(folder / "github_output"), "GITHUB_STEP_SUMMARY": str(folder / "github_summary")}
+    return folder, pipeline.env(folder / "deployer.toml", **outputs)
 
 
 def step(env, workflow: str, job: str, step_id: str, **variables: str) -> subprocess.CompletedProcess:
@@ -198,7 +203,7 @@ def test_the_cd_path_build_staging_promote_under_load_and_roll_back(pipeline, pr
     assert serving(production, name) == ("v2", "green")
 
     # 6: roll production back with the rollback workflow's command.
-    rolled = step(env, "rollback.yml", "rollback", "switch", ENVIRONMENT="production", COLOUR="blue")
+    rolled = step(env, "rollback.yml", "production", "switch", ENVIRONMENT="production", COLOUR="blue")
     assert "[production] switched: blue (v1) is live" in rolled.stderr, rolled.stderr
     assert serving(production, name) == ("v1", "blue")
     assert truth(staging, name) == before
@@ -289,4 +294,70 @@ def test_promotions_that_must_not_happen_change_nothing_on_either_host(pipeline,
     refused(env, "does not exist on this machine's engine", "push", "v9", "-e", "staging",
             DEPLOYER_CONFIG=str(folder / "plain.toml"))  # fmt: skip
     refused(env, "environments.qa: no such environment", "status", "-e", "qa")
+    assert (truth(staging, name), truth(production, name)) == before
+
+
+def push_copy(pipeline: Pipeline, image, repository: str) -> str:
+    """The builder pushes `image` as repository:forged; returns repository@sha256:... ."""
+    image.tag(repository, "forged")
+    for line in pipeline.builder.client.images.push(repository, tag="forged", stream=True, decode=True):
+        assert "error" not in line, line
+    pushed = pipeline.builder.client.images.get(f"{repository}:forged").attrs["RepoDigests"]
+    return next(d for d in pushed if d.startswith(f"{repository}@"))
+
+
+def forge(host, name: str, version: str, images: dict[str, str], digests: dict[str, str]) -> None:
+    """A healthy release of VERSION in the host's history, as a host taken over could write it."""
+    line = json.dumps({"action": "release", "version": version, "outcome": "ok", "time": "2026-01-01T00:00:00Z",
+                       "by": "ci", "colour": "blue", "images": images, "digests": digests})  # fmt: skip
+    edge = f"{name}-infra-edge-1"
+    code, out = host.exec(["docker", "exec", edge, "sh", "-c", f"printf '%s\\n' {shlex.quote(line)} >> /var/lib/deployer/history.jsonl"])  # fmt: skip
+    assert code == 0, out
+
+
+def requests_to(container) -> list[str]:
+    return [line for line in container.logs().decode(errors="replace").splitlines() if "http.request.method" in line]
+
+
+def has(host, image_id: str) -> bool:
+    return any(i.id == image_id for i in host.client.images.list(all=True))
+
+
+def test_a_forged_history_is_refused_before_any_pull_and_the_login_goes_nowhere(pipeline, project, test_app_image, tmp_path):  # fmt: skip
+    folder, env = project
+    name, staging, production = pipeline.name, pipeline.staging, pipeline.production
+    write_sources(folder, test_app_image, "v8")  # the build folders the config names
+    step(env, "cd.yml", "staging", "up")  # idempotent: both ready, so only the checks can refuse
+    step(env, "cd.yml", "production", "up")
+    stray, stray_log = pipeline.stray_registry()
+    app = pipeline.builder.client.images.get(test_app_image)  # an image production has never had
+    assert not has(production, app.id)
+    login = tmp_path / "docker-login"  # a login for the configured registry only
+    login.mkdir()
+    auth = base64.b64encode(b"cd-user:cd-registry-pw").decode()
+    (login / "config.json").write_text(json.dumps({"auths": {pipeline.registry: {"auth": auth}}}))
+    locked = {**env, "DEPLOYER_CONFIG": str(folder / "locked.toml"), "DOCKER_CONFIG": str(login)}
+
+    # 1. staging's history names another registry, which holds that image: refused before any
+    #    request reaches it (no pull, so no login either).
+    elsewhere = {s: push_copy(pipeline, app, f"{stray}/cd/{name}-{s}") for s in SERVICES}
+    forge(staging, name, "v8", {s: app.id for s in SERVICES}, elsewhere)
+    # 2. a digest in the configured registry whose manifest names another image than the one
+    #    the history pins: refused before the pull, by the manifest's config.
+    inside = {s: push_copy(pipeline, app, f"{pipeline.registry}/cd/{name}-{s}") for s in SERVICES}
+    forge(staging, name, "v9", {s: "sha256:" + "e" * 64 for s in SERVICES}, inside)
+    seen = len(requests_to(stray_log))
+    assert seen > 0  # its log shows requests: the builder's pushes
+    before = truth(staging, name), truth(production, name)
+
+    forged = deployer(locked, "promote", "v8", "--from", "staging", "--to", "production", "--no-backup")
+    assert forged.returncode == 2, forged.stdout + forged.stderr
+    assert f"names the registry {stray}, not {pipeline.registry}" in forged.stderr, forged.stderr
+    assert "cd-registry-pw" not in forged.stdout + forged.stderr and "Traceback" not in forged.stderr
+    other = deployer(env, "promote", "v9", "--from", "staging", "--to", "production", "--no-backup")
+    assert other.returncode == 2, other.stdout + other.stderr
+    assert f"names image {app.id[:19]} in the registry, not the sha256:eeeeeeeeeeee" in other.stderr, other.stderr
+
+    assert requests_to(stray_log)[seen:] == []
+    assert not has(production, app.id)  # nothing was pulled
     assert (truth(staging, name), truth(production, name)) == before

@@ -1,9 +1,12 @@
 """The GitHub workflows: the ones `deployer init --ci github` writes for the app, this
 repository's own CI and the docs' manual-production alternative are valid against the
-GitHub workflow schema that check-jsonschema ships, and cd.yml deploys in the right order."""
+GitHub workflow schema that check-jsonschema ships, cd.yml deploys in the right order, and
+every one keeps the rules for deploy secrets (`secret_rules`)."""
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 import subprocess
 import sys
@@ -106,10 +109,13 @@ def test_rollback_is_a_manual_switch_on_a_chosen_environment():
     inputs = rollback["on"]["workflow_dispatch"]["inputs"]
     assert inputs["environment"]["options"] == ["production", "staging"]
     assert inputs["colour"]["options"] == ["blue", "green"]
-    job = rollback["jobs"]["rollback"]
-    assert job["environment"] == "${{ inputs.environment }}"
-    assert step(job, "switch")["run"] == 'deployer switch --to "$COLOUR" -e "$ENVIRONMENT"'
-    assert job["concurrency"]["group"] == "deploy-${{ inputs.environment }}"  # the same groups as cd.yml
+    jobs = rollback["jobs"]
+    assert set(jobs) == {"staging", "production"}  # one job per environment: each reads its own key only
+    for name, job in jobs.items():
+        assert job["environment"] == name and job["env"]["ENVIRONMENT"] == name
+        assert f"inputs.environment == '{name}'" in job["if"]
+        assert step(job, "switch")["run"] == 'deployer switch --to "$COLOUR" -e "$ENVIRONMENT"'
+        assert job["concurrency"]["group"] == f"deploy-{name}"  # the same groups as cd.yml
 
 
 def test_this_repositorys_ci_mirrors_dot_ci_run():
@@ -137,3 +143,112 @@ def test_init_refuses_an_unknown_ci(tmp_path):
 
     with pytest.raises(InputError, match="--ci 'gitlab'"):
         init.init(tmp_path, force=False, ci="gitlab")
+
+
+# -- the rules for CD secrets, held for every workflow we ship or document ------------------
+
+SSH_KEY = re.compile(r"secrets\.(\w*SSH_KEY\w*)")
+ON_MAIN = "github.ref == 'refs/heads/main'"
+
+
+def text(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def secret_rules(workflow: dict, name: str) -> list[str]:
+    """What a workflow breaks of the rules for deploy secrets ([] when nothing):
+    - no action (`uses:`) runs in a job after its step that loads an ssh key, and no key is
+      in an env that actions see (the workflow's or the job's);
+    - production's key is read only in a job of `environment: production`;
+    - a job that promotes or switches, and every job of a workflow run by hand that loads a
+      key, runs only from main."""
+    problems = []
+    if SSH_KEY.search(text({k: v for k, v in workflow.items() if k != "jobs"})):
+        problems.append(f"{name}: an ssh key outside a step (every action of every job sees it)")
+    by_hand = "workflow_dispatch" in (workflow.get("on") or {})
+    for job_name, job in workflow["jobs"].items():
+        where, steps = f"{name} {job_name}", job.get("steps") or []
+        if SSH_KEY.search(text({k: v for k, v in job.items() if k != "steps"})):
+            problems.append(f"{where}: an ssh key in the job's env or secrets (its actions see it)")
+        loading = [i for i, s in enumerate(steps) if SSH_KEY.search(text(s))]
+        late = [s["uses"] for s in steps[loading[0] :] if "uses" in s] if loading else []
+        if late:
+            problems.append(f"{where}: the action {late[0]} runs after the ssh key is loaded")
+        environment = job.get("environment")
+        environment = environment.get("name") if isinstance(environment, dict) else environment
+        if "PRODUCTION" in " ".join(SSH_KEY.findall(text(job))) and environment != "production":
+            problems.append(f"{where}: production's key read in a job of environment {environment!r}")
+        deploys = re.search(r"deployer (promote|switch)\b", run_lines(job)) if steps else None
+        conditions = [c.strip() for c in str(job.get("if", "")).split("&&")]
+        if (deploys or (by_hand and loading)) and ON_MAIN not in conditions:
+            problems.append(f"{where}: runs from any branch (needs if: {ON_MAIN})")
+    return problems
+
+
+def test_no_action_runs_with_a_key_production_keeps_its_own_and_deploys_run_from_main(tmp_path):
+    files = [*sorted(TEMPLATES.glob("*.yml")), *docs_workflows(tmp_path)]
+    assert {"cd.yml", "rollback.yml"} <= {f.name for f in files} and any(f.name.startswith("docs-") for f in files)
+    assert [p for f in files for p in secret_rules(load(f), f.name)] == []
+
+
+def _action_after_the_key(cd: dict) -> None:
+    steps = cd["jobs"]["production"]["steps"]
+    steps.append(next(s for s in steps if s.get("uses", "").startswith("docker/login-action")))
+
+
+def _production_key_in_staging(cd: dict) -> None:
+    loading = next(s for s in cd["jobs"]["staging"]["steps"] if "STAGING_SSH_KEY" in s.get("env", {}))
+    loading["env"]["PRODUCTION_SSH_KEY"] = "${{ secrets.PRODUCTION_SSH_KEY }}"
+
+
+def _key_in_the_jobs_env(cd: dict) -> None:
+    cd["jobs"]["production"]["env"]["SSH_KEY"] = "${{ secrets.PRODUCTION_SSH_KEY }}"
+
+
+def _promote_from_any_branch(cd: dict) -> None:
+    del cd["jobs"]["production"]["if"]
+
+
+def _a_condition_that_is_always_true(cd: dict) -> None:
+    cd["jobs"]["production"]["if"] = f"{ON_MAIN} || true"
+
+
+def _environment_from_an_input(cd: dict) -> None:
+    cd["jobs"]["production"]["environment"] = "${{ inputs.environment }}"
+
+
+@pytest.mark.parametrize(
+    ("breaking", "problem"),
+    [
+        (_action_after_the_key, "production: the action docker/login-action@v3 runs after the ssh key is loaded"),
+        (_production_key_in_staging, "staging: production's key read in a job of environment 'staging'"),
+        (_key_in_the_jobs_env, "production: an ssh key in the job's env or secrets"),
+        (_promote_from_any_branch, "production: runs from any branch"),
+        (_a_condition_that_is_always_true, "production: runs from any branch"),
+        (_environment_from_an_input, "production: production's key read in a job of environment '${{ inputs"),
+    ],
+)
+def test_the_rules_catch_a_workflow_that_breaks_them(breaking, problem, tmp_path):
+    broken = copy.deepcopy(load(TEMPLATES / "cd.yml"))
+    breaking(broken)
+    assert any(problem in p for p in secret_rules(broken, "cd.yml")), secret_rules(broken, "cd.yml")
+
+
+def test_the_old_rollback_with_both_keys_in_one_job_is_caught():
+    old = {
+        "on": {"workflow_dispatch": {}},
+        "jobs": {
+            "rollback": {
+                "environment": "${{ inputs.environment }}",
+                "steps": [
+                    {"uses": "actions/checkout@v4"},
+                    {"env": {"KEY": "${{ secrets.PRODUCTION_SSH_KEY }}"}, "run": "ssh-add -"},
+                    {"id": "switch", "run": 'deployer switch --to "$COLOUR" -e "$ENVIRONMENT"'},
+                ],
+            }
+        },
+    }
+    assert secret_rules(old, "rollback.yml") == [
+        "rollback.yml rollback: production's key read in a job of environment '${{ inputs.environment }}'",
+        f"rollback.yml rollback: runs from any branch (needs if: {ON_MAIN})",
+    ]
