@@ -1,7 +1,8 @@
 """The post-release watch's verdict, as pure rules (core/watch.py has the marker and a tick).
 
 What is judged is the release's own work: the answers of its upstream on the live route,
-with latency as the upstream's time to its response header. Answers the edge made itself
+with latency as the upstream's time to its response header (for an exchange of at most
+100 ms in all, that whole time: the edge looks nothing up for it). Answers the edge made itself
 (a limit's 429, max_in_flight's 503, maintenance), client aborts (499) and upgrades (101)
 are counted apart and never judged (core/metrics.py).
 

@@ -121,21 +121,23 @@ def test_a_window_without_traffic_gives_no_verdict(stack):
 def test_a_healthy_release_passes_and_a_second_release_waits_for_the_verdict(stack):
     traffic = Load(stack.live_url, clients=2, slow=0, rate=15, duration=90, kinds=("keepalive",)).start()
     try:
-        # 30 s: each check below takes seconds on a busy host, and all must see the watch run
+        # 30 s, and the follower attached first: each command below takes seconds on a busy
+        # host, and all must see the watch run
         release = stack.popen("release", "v4", "--no-backup", "--watch", "30s")
         wait_for_marker(stack)
+        follower = stack.popen("watch")
         blocked = run(stack, "release", "v5", "--no-backup")
         assert blocked.returncode == 1 and "being watched" in blocked.stderr, blocked.stderr
         watch = json.loads(stack.ok("status", "--json").stdout)["watch"]
         assert (watch["version"], watch["colour"], watch["previous"], watch["alive"]) == ("v4", "green", "blue", True)
-        follower = run(stack, "watch")
         out, err = release.communicate(timeout=120)
-        stack.outputs.append(out + err)
+        f_out, f_err = follower.communicate(timeout=180)
+        stack.outputs += [out + err, f_out + f_err]
     finally:
         records = traffic.stop()
     assert release.returncode == 0, err
     assert "watch passed" in err
-    assert follower.returncode == 0 and "watch passed" in follower.stderr, follower.stderr
+    assert follower.returncode == 0 and "watch passed" in f_err, f_err
     assert records and not [r for r in records if r.failed]
     assert stack.serving() == ("v4", "green")
     assert [e for e in history(stack) if e["action"] == "watch"][-1]["outcome"] == "passed"

@@ -5,9 +5,10 @@
 -- The post-release watch judges the release's own work, not what a client or the edge did:
 --   - request_duration_seconds is the client's whole exchange (now() - request start), as
 --     users saw it; upstream_header_seconds is the upstream's time to its response header
---     ($upstream_header_time), which a slow upload (buffered before the upstream is asked),
---     a slow download or a stream (SSE, WebSocket) does not stretch: judged requests only.
---   - answers the edge made itself (no upstream asked: a limit's 429, max_in_flight's 503, a
+--     ($upstream_header_time; an exchange of at most 100 ms in all counts as that), which a
+--     slow upload (buffered before the upstream is asked), a slow download or a stream (SSE,
+--     WebSocket) does not stretch: judged requests only.
+--   - answers the edge made itself (the balancer never ran: a limit's 429, max_in_flight's 503, a
 --     body timeout's 408) are class "edge_<status>"; requests whose client went away (499)
 --     "aborted"; upgrades (101) "1xx". None is judged. The router's 502 for a service of the
 --     release that does not resolve (its containers are gone) is the release's "5xx".
@@ -91,9 +92,16 @@ local function series_of(route, colour, release)
     return series
 end
 
--- $upstream_header_time in seconds: "0.012", or "0.002, 0.010" when a second peer was
--- tried (their sum), "-" for a peer that sent no header (then the whole exchange).
-local function header_seconds(text, total)
+-- The upstream's time to its response header. An exchange of at most FAST seconds in all
+-- is taken as that (an upper bound, near enough, and no variable to look up: most requests
+-- are fast); otherwise $upstream_header_time: "0.012", or "0.002, 0.010" when a second peer
+-- was tried (their sum), "-" for a peer that sent no header (then the whole exchange).
+local FAST = M.BUCKETS[TRACK]
+local function header_seconds(total)
+    if total <= FAST then
+        return total
+    end
+    local text = ngx.var.upstream_header_time or "-"
     local seconds = tonumber(text)
     if seconds then
         return seconds
@@ -127,14 +135,15 @@ function M.log()
     local b = bucket(seconds)
     p.h[b] = (p.h[b] or 0) + 1
     p.sum = p.sum + seconds
-    local header = ngx.var.upstream_header_time -- nil: no upstream was asked
+    -- the balancer ran (ctx.tries): the upstream was asked; an external route has no balancer
+    local asked = ctx.tries or route == "external" and ngx.var.upstream_addr
     local class, upstream
     if status == 499 then
         class = "aborted"
-    elseif header then
+    elseif asked then
         class = CLASSES[floor(status / 100)] or "other"
         if status >= 200 then
-            upstream = header_seconds(header, seconds)
+            upstream = header_seconds(seconds)
         end
     elseif status == 502 then
         class, upstream = "5xx", seconds -- the router found no address of the release's service
