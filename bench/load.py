@@ -94,14 +94,17 @@ class Load:
         max_requests: int = 100_000,
         timeout: float = 15.0,
         kinds: tuple[str, ...] = KINDS,
+        forwarded_for: str = "",
     ) -> None:
+        """`forwarded_for`: an X-Forwarded-For for each client, "{n}" its number from 1
+        (many client addresses behind one trusted proxy; empty: none)."""
         parts = urlsplit(base_url)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"load goes to this machine's loopback only, not {base_url}")
         self.host, self.port = parts.hostname, parts.port or 80
         self.clients, self.slow, self.rate = clients, slow, rate
         self.duration, self.max_requests, self.timeout = duration, max_requests, timeout
-        self.kinds = kinds
+        self.kinds, self.forwarded_for = kinds, forwarded_for
         self.records: list[Record] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -135,19 +138,25 @@ class Load:
             return list(self.records)
 
     def _spawn(self, kind: str, lane: str, index: int, deadline: float) -> None:
+        number = len(self._threads) + 1
         t = threading.Thread(
-            target=self._loop, args=(kind, lane, index, deadline), daemon=True, name=f"load-{kind}-{lane}-{index}"
+            target=self._loop,
+            args=(kind, lane, index, deadline, number),
+            daemon=True,
+            name=f"load-{kind}-{lane}-{index}",
         )
         self._threads.append(t)
         t.start()
 
     # -- one client ------------------------------------------------------------
-    def _loop(self, kind: str, lane: str, index: int, deadline: float) -> None:
+    def _loop(self, kind: str, lane: str, index: int, deadline: float, number: int) -> None:
         mix = FAST_MIX if lane == "fast" else SLOW_MIX
         interval = 1.0 / self.rate if self.rate > 0 else 0.0  # a slow lane that fails fast must not spin
         client = _Client(
             self.host, self.port, self.timeout, persistent=kind != "fresh", retry_idempotent=kind == "browser"
         )
+        if self.forwarded_for:
+            client.forwarded_for = self.forwarded_for.format(n=number)
         n = index  # stagger the mix between clients
         try:
             while not self._stop.is_set() and time.monotonic() < deadline and n - index < self.max_requests:
@@ -170,6 +179,7 @@ class _Client:
         self.persistent, self.retry_idempotent = persistent, retry_idempotent
         self.conn: http.client.HTTPConnection | None = None
         self.used = 0  # requests answered on the current connection
+        self.forwarded_for = ""
 
     def close(self) -> None:
         if self.conn is not None:
@@ -199,6 +209,8 @@ class _Client:
             self.used = 0
         reused = self.used > 0
         headers = {"Connection": "keep-alive" if self.persistent else "close"}
+        if self.forwarded_for:
+            headers["X-Forwarded-For"] = self.forwarded_for
         body = None
         if method == "POST":
             body = POST_BODY

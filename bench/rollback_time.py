@@ -34,7 +34,13 @@ from pathlib import Path
 import harness
 from load import Load
 
-WATCH = 'window = "{window}"\nmin_requests = {min_requests}\nmax_error_rate = {max_error_rate}\nmax_p99 = "5s"'
+# The absolute thresholds, as when the figures in docs/benchmarks.md were measured, and
+# min_clients = 1: the load's clients share one address (127.0.0.1), and this measures how
+# fast a breach is acted on, not the per-client rule.
+WATCH = (
+    'window = "{window}"\nmin_requests = {min_requests}\nmax_error_rate = {max_error_rate}\nmax_p99 = "5s"\n'
+    'mode = "absolute"\nmin_clients = 1'
+)
 
 
 def one_round(stack, args) -> dict:

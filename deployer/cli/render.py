@@ -52,7 +52,13 @@ def status(data: dict[str, Any]) -> None:
         t = info.get("traffic")
         if t:
             p99 = t["p99_ms"] if t["p99_ms"] is not None else "-"
-            notes.append(f"last minute on {colour}: {t['rate']} req/s, 5xx {t['error_rate']:.1%}, p99 {p99} ms")
+            line = f"last minute on {colour}: {t['rate']} req/s, 5xx {t['error_rate']:.1%}, p99 {p99} ms"
+            if t.get("upstream_p99_ms") is not None:
+                line += f" (upstream {t['upstream_p99_ms']} ms)"
+            edge = ", ".join(f"{n} × {status}" for status, n in (t.get("edge_answers") or {}).items())
+            line += f"; the edge's own answers: {edge}" if edge else ""
+            line += f"; {t['aborted']} aborted by their client" if t.get("aborted") else ""
+            notes.append(line)
         if info.get("other_releases"):
             notes.append(f"{colour} also runs: {'; '.join(info['other_releases'])}")
     console.print(table)

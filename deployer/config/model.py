@@ -187,10 +187,15 @@ class Watch:
     """[watch]: after the switch, the new live release is judged on the edge's metrics."""
 
     window: float = 180.0  # seconds; 0: no watch
-    max_error_rate: float = 0.01  # share of 5xx answers (0-1)
-    max_p99: float = 0.5  # seconds
+    max_error_rate: float = 0.01  # share of 5xx answers (0-1); mode absolute, or no baseline
+    max_p99: float = 0.5  # seconds, the upstream's p99; mode absolute, or no baseline
     min_requests: int = 50  # fewer live requests than this: no verdict
     check: str | None = None  # a path fetched through the live route on every tick
+    mode: str = "relative"  # relative: against the previous release's figures; absolute: the two above
+    error_margin: float = 0.01  # relative: 5xx share allowed above the previous release's
+    p99_factor: float = 2.0  # relative: p99 allowed, times the previous release's
+    p99_floor: float = 0.2  # relative: seconds; the p99 limit is never below this
+    min_clients: int = 2  # a breach needs bad requests from this many client addresses
 
 
 @dataclass(frozen=True)

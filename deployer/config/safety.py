@@ -1,6 +1,6 @@
 """Release safety settings, checked before any side effect (exit 2, naming the key):
 
-    [watch]             the watch after the switch: window and thresholds
+    [watch]             the watch after the switch: window, mode and thresholds
     [notify]            a webhook (Slack-compatible JSON) and/or a hook command
     [disk]              old release images to keep, the free-space warning
     services.*.migrate  the migration command of a release (a list: argv, never a shell line)
@@ -65,12 +65,20 @@ def _watch(r: Reader) -> Watch:
     if p99 is not None and not 0.001 <= max_p99 <= 30:
         raise r.error("watch.max_p99", "must be between 1ms and 30s")
     check = r.url_path("watch.check", default="") if r.get("watch.check") is not None else None
+    mode = r.string("watch.mode", default=Watch.mode)
+    if mode not in ("relative", "absolute"):
+        raise r.error("watch.mode", f'must be "relative" or "absolute": {mode!r}')
     return Watch(
         window=seconds,
         max_error_rate=rate,
         max_p99=max_p99,
         min_requests=r.integer("watch.min_requests", default=Watch.min_requests, low=1, high=1_000_000),
         check=check or None,
+        mode=mode,
+        error_margin=r.number("watch.error_margin", default=Watch.error_margin, low=0, high=1, unit="(a share, 0-1)"),
+        p99_factor=r.number("watch.p99_factor", default=Watch.p99_factor, low=1, high=100, unit="(a factor, 1-100)"),
+        p99_floor=duration(r, "watch.p99_floor", default=Watch.p99_floor, low=0.1, high=30),
+        min_clients=r.integer("watch.min_clients", default=Watch.min_clients, low=1, high=100),
     )
 
 

@@ -1,6 +1,14 @@
 """The edge's metrics (Prometheus text from /_deployer/metrics), turned into what a person
 or the post-release watch needs: request rate, 5xx rate and latency quantiles, per colour.
 
+Two latency histograms per series: `request_duration_seconds`, the client's whole exchange
+(what users saw: streams, slow uploads and downloads included), and
+`upstream_header_seconds`, the upstream's time to its response header, of the requests the
+watch judges only. The classes the watch never judges: `edge_<status>` (answers the edge
+made itself: a rate limit's 429, max_in_flight's 503), `aborted` (the client went away,
+499) and `1xx` (upgrades: WebSocket). With `?top=K` the view also holds the live route's
+per-client figures (assets/edge/lua/deployer/clients.lua).
+
 Quantiles come from the histogram buckets, interpolated linearly inside the bucket, as
 Prometheus' histogram_quantile does; a threshold that is a bucket bound (0.5 s, say) is
 judged exactly.
@@ -11,9 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-SAMPLE = re.compile(r"([a-z_]+)\{([^}]*)\} ([0-9.eE+-]+|\+Inf)")
+SAMPLE = re.compile(r"([a-z_0-9]+)\{([^}]*)\} ([0-9.eE+-]+|\+Inf)")
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 WINDOW = re.compile(r"# window ([0-9]+) seconds")
+JUDGED = ("2xx", "3xx", "4xx", "5xx")  # answers of the release's own upstream
 
 
 @dataclass
@@ -22,27 +31,70 @@ class Series:
     colour: str
     release: str
     classes: dict[str, int] = field(default_factory=dict)
-    buckets: dict[float, int] = field(default_factory=dict)  # upper bound -> cumulative count
+    buckets: dict[float, int] = field(default_factory=dict)  # the whole exchange: bound -> cumulative count
+    upstream: dict[float, int] = field(default_factory=dict)  # the upstream's header time, judged requests
+    addresses: int = 0  # client addresses with a 5xx or a request slower than 100 ms (?top=K)
+    top_errors: int = 0  # the 5xx of the K addresses with the most
+    top_slow: dict[float, int] = field(default_factory=dict)  # bound -> slower requests of the K with the most
+
+    @property
+    def total(self) -> int:
+        """Every request, judged or not."""
+        return sum(self.classes.values())
 
     @property
     def requests(self) -> int:
-        return sum(self.classes.values())
+        """The requests the watch judges: answers of the release's upstream."""
+        return sum(self.classes.get(c, 0) for c in JUDGED)
 
     @property
     def errors(self) -> int:
         return self.classes.get("5xx", 0)
 
+    @property
+    def edge(self) -> dict[str, int]:
+        """Answers the edge made itself, per status."""
+        return {k.removeprefix("edge_"): v for k, v in sorted(self.classes.items()) if k.startswith("edge_")}
+
+    @property
+    def aborted(self) -> int:
+        return self.classes.get("aborted", 0)
+
+    @property
+    def upgrades(self) -> int:
+        return self.classes.get("1xx", 0)
+
     def quantile(self, q: float) -> float | None:
         return quantile(self.buckets, q)
 
+    def upstream_quantile(self, q: float) -> float | None:
+        return quantile(self.upstream, q)
+
     def above(self, seconds: float) -> int:
         """How many requests took longer than `seconds` (exact when it is a bucket bound)."""
-        within = 0
-        for bound, count in sorted(self.buckets.items()):
-            if bound <= seconds:
-                within = count
-        total = max(self.buckets.values(), default=0)
-        return total - within
+        return above(self.buckets, seconds)
+
+    def add(self, other: Series) -> None:
+        for k, v in other.classes.items():
+            self.classes[k] = self.classes.get(k, 0) + v
+        for mine, theirs in (
+            (self.buckets, other.buckets),
+            (self.upstream, other.upstream),
+            (self.top_slow, other.top_slow),
+        ):
+            for b, v in theirs.items():
+                mine[b] = mine.get(b, 0) + v
+        self.addresses += other.addresses
+        self.top_errors += other.top_errors
+
+
+def above(buckets: dict[float, int], seconds: float) -> int:
+    """How many of a cumulative histogram's requests took longer than `seconds`."""
+    within = 0
+    for bound, count in sorted(buckets.items()):
+        if bound <= seconds:
+            within = count
+    return max(buckets.values(), default=0) - within
 
 
 def parse(text: str) -> tuple[int | None, list[Series]]:
@@ -60,12 +112,24 @@ def parse(text: str) -> tuple[int | None, list[Series]]:
         tags = dict(LABEL.findall(labels))
         key = (tags.get("route", ""), tags.get("colour", ""), tags.get("release", ""))
         s = series.setdefault(key, Series(*key))
+        n = int(float(value))
         if name.endswith("requests_total"):
-            s.classes[tags.get("class", "")] = s.classes.get(tags.get("class", ""), 0) + int(float(value))
+            s.classes[tags.get("class", "")] = s.classes.get(tags.get("class", ""), 0) + n
         elif name.endswith("request_duration_seconds_bucket"):
-            bound = float("inf") if tags.get("le") == "+Inf" else float(tags.get("le", "inf"))
-            s.buckets[bound] = int(float(value))
+            s.buckets[_bound(tags.get("le"))] = n
+        elif name.endswith("upstream_header_seconds_bucket"):
+            s.upstream[_bound(tags.get("le"))] = n
+        elif name.endswith("client_addresses"):
+            s.addresses = n
+        elif name.endswith("top_client_5xx"):
+            s.top_errors = n
+        elif name.endswith("top_client_slow"):
+            s.top_slow[_bound(tags.get("above"))] = n
     return window, list(series.values())
+
+
+def _bound(text: str | None) -> float:
+    return float("inf") if text in (None, "+Inf") else float(text)
 
 
 def quantile(buckets: dict[float, int], q: float) -> float | None:
@@ -92,30 +156,30 @@ def by_colour(series: list[Series], route: str = "live") -> dict[str, Series]:
     """Sum the series of one route kind per colour (all its releases together)."""
     out: dict[str, Series] = {}
     for s in series:
-        if s.route != route:
-            continue
-        total = out.setdefault(s.colour, Series(route, s.colour, ""))
-        for k, v in s.classes.items():
-            total.classes[k] = total.classes.get(k, 0) + v
-        for b, v in s.buckets.items():
-            total.buckets[b] = total.buckets.get(b, 0) + v
+        if s.route == route:
+            out.setdefault(s.colour, Series(route, s.colour, "")).add(s)
     return out
 
 
 def live_traffic(text: str, window: int) -> dict[str, dict]:
     """Per colour, the live route's figures in the metrics text of the last `window` seconds
-    (what `status` shows): requests, rate, 5xx count and share, p99."""
+    (what `status` shows): requests, rate, 5xx count and share of the judged requests, the
+    whole exchange's p99 and the upstream's, and what the watch does not judge."""
     served, series = parse(text)
     seconds = served or window
     out = {}
     for colour, s in by_colour(series, "live").items():
-        p99 = s.quantile(0.99)
+        p99, upstream = s.quantile(0.99), s.upstream_quantile(0.99)
         out[colour] = {
-            "requests": s.requests,
-            "rate": round(s.requests / seconds, 2),
+            "requests": s.total,
+            "rate": round(s.total / seconds, 2),
             "errors_5xx": s.errors,
             "error_rate": round(s.errors / s.requests, 4) if s.requests else 0.0,
             "p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
+            "upstream_p99_ms": round(upstream * 1000, 1) if upstream is not None else None,
+            "edge_answers": s.edge,
+            "aborted": s.aborted,
+            "upgrades": s.upgrades,
             "window_s": seconds,
         }
     return out

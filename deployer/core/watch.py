@@ -1,19 +1,14 @@
 """The watch after a switch, as pure rules: the marker that makes a running watch
-discoverable on the host, the script of one tick, and the verdict.
+discoverable on the host and the script of one tick (the verdict: core/verdict.py).
 
 The marker is the route state file `watch` (core/state.py), written when a release starts
 its watch and removed when the watch ends. It names the release, the colour to switch back
 to, the deadline by the edge's clock, and a beat the watching process renews on every
 tick: a marker whose beat is old belongs to a process that is gone, and `deployer watch`
-may take its watch over. A release refuses to start while a live watch runs.
-
-The verdict comes from the edge's exact counters of live traffic to the watched release
-(route "live": the deployer's own probes are route "probe" and never count):
-
-    too-few   fewer requests than watch.min_requests: no verdict, neither pass nor fail
-    breach    5xx share above watch.max_error_rate, or more than 1 % of requests slower
-              than watch.max_p99 (that is: p99 above it; exact when it is a bucket bound)
-    ok        judged, within both thresholds
+may take its watch over. A release refuses to start while a live watch runs. Once the
+watching process measured the previous release's baseline (on its first tick, from the
+minute before the switch), the marker holds it too, so that a watch taken over judges
+against the same figures.
 
 Every tick judges the last SPAN seconds (a sliding window, as Flagger's and Argo's
 analyses do); the end of the window judges all of it.
@@ -25,10 +20,9 @@ import base64
 import shlex
 from dataclasses import dataclass
 
-from deployer.core import metrics as metrics_rule
 from deployer.core import probe as probe_rule
 from deployer.core import state as route_state
-from deployer.core.durations import seconds_text
+from deployer.core.verdict import Baseline
 
 SPAN = 60  # seconds judged on each tick
 TICK = 2.0  # seconds between ticks
@@ -50,6 +44,7 @@ class Marker:
     beat: int
     holder: str  # who watches: user@host pid N
     standby: route_state.Record | None = None  # the colour's release before this one (a rollback puts it back)
+    baseline: Baseline | None = None  # the previous release's figures, once measured
 
     def render(self) -> str:
         standby = base64.b64encode(self.standby.render().encode()).decode() if self.standby else "-"
@@ -64,6 +59,7 @@ class Marker:
             ("beat", str(self.beat)),
             ("holder", self.holder.replace("\n", " ")),
             ("standby", standby),
+            ("baseline", self.baseline.render() if self.baseline else "-"),
         ]
         return "".join(f"{k} {v}\n" for k, v in fields)
 
@@ -87,6 +83,7 @@ class Marker:
                 beat=int(f["beat"]),
                 holder=f.get("holder", ""),
                 standby=standby,
+                baseline=Baseline.parse(f.get("baseline", "-")),
             )
         except (KeyError, ValueError):
             return None
@@ -99,77 +96,20 @@ class Marker:
         return max(0, self.deadline - now)
 
 
-@dataclass(frozen=True)
-class Figures:
-    requests: int
-    errors: int
-    slow: int  # requests slower than max_p99
-    p99: float | None  # seconds, interpolated inside its bucket
-    seconds: float  # the span these figures cover
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-    def text(self) -> str:
-        p99 = f"{self.p99 * 1000:.0f} ms" if self.p99 is not None else "-"
-        return (
-            f"{self.requests} requests in {seconds_text(self.seconds)}, 5xx {self.error_rate:.1%}"
-            f" ({self.errors}), p99 {p99}"
-        )
-
-    def record(self) -> dict:
-        """For the history and the notifications."""
-        return {
-            "requests": self.requests,
-            "errors_5xx": self.errors,
-            "error_rate": round(self.error_rate, 4),
-            "p99_ms": round(self.p99 * 1000, 1) if self.p99 is not None else None,
-            "slow": self.slow,
-            "seconds": round(self.seconds, 1),
-        }
-
-
-@dataclass(frozen=True)
-class Judgement:
-    verdict: str  # ok, breach, too-few
-    reasons: tuple[str, ...]
-    figures: Figures
-
-
-def figures(text: str, colour: str, release: str, max_p99: float, seconds: float) -> Figures:
-    """The live traffic of one release in a metrics answer (Prometheus text)."""
-    _, series = metrics_rule.parse(text)
-    mine = [s for s in series if s.route == "live" and s.colour == colour and s.release == release]
-    requests = sum(s.requests for s in mine)
-    errors = sum(s.errors for s in mine)
-    slow = sum(s.above(max_p99) for s in mine)
-    p99 = mine[0].quantile(0.99) if len(mine) == 1 else None
-    return Figures(requests, errors, slow, p99, seconds)
-
-
-def judge(fig: Figures, *, max_error_rate: float, max_p99: float, min_requests: int) -> Judgement:
-    if fig.requests < min_requests:
-        why = f"only {fig.requests} live requests, fewer than watch.min_requests = {min_requests}"
-        return Judgement("too-few", (why,), fig)
-    reasons = []
-    if fig.error_rate > max_error_rate:
-        reasons.append(f"5xx rate {fig.error_rate:.1%} > {max_error_rate:.1%}")
-    if fig.slow * 100 > fig.requests:
-        reasons.append(
-            f"p99 above {max_p99 * 1000:.0f} ms ({fig.slow} of {fig.requests} requests, {fig.slow / fig.requests:.1%},"
-            " took longer)"
-        )
-    return Judgement("breach" if reasons else "ok", tuple(reasons), fig)
+def metrics_query(window: int | None, top: int) -> str:
+    """The metrics view's query: the last `window` seconds (None: cumulative), and the
+    per-client figures of the `top` addresses with the most bad requests."""
+    args = ([f"window={int(window)}"] if window else []) + ([f"top={int(top)}"] if top else [])
+    return "?" + "&".join(args) if args else ""
 
 
 def tick_script(
-    marker: Marker, *, own: bool, window: int | None, check: probe_rule.Probe | None, timeout: float
+    marker: Marker, *, own: bool, window: int | None, top: int, check: probe_rule.Probe | None, timeout: float
 ) -> str:
     """One exec per tick: the edge's clock (and, for the watching process, the renewed
     beat), the metrics (of the last `window` seconds, or cumulative), the route state, and
     the own check through the live route."""
-    query = f"?window={int(window)}" if window else ""
+    query = metrics_query(window, top)
     beat = (
         f"if grep -qx {shlex.quote('release ' + marker.release)} {PATH} 2>/dev/null; then"
         f' sed -i "s/^beat .*/beat $now/" {PATH}; fi'

@@ -1,7 +1,7 @@
 """What the watch does on a breach (flows/watch.py): switch back to the warm standby at once,
 put the watched colour's previous release back (it was kept running for this: the idle
 colour's old standby is retired only after the watch), record `auto-rollback` with the
-figures, notify, and fail the command (exit 1). Also the watch's marker and history helpers,
+figures, the limits and the baseline they came from, notify, and fail the command (exit 1). Also the watch's marker and history helpers,
 which both share.
 """
 
@@ -13,7 +13,8 @@ from typing import Any
 
 from deployer.core import history
 from deployer.core.steps import Step
-from deployer.core.watch import PATH, Judgement, Marker
+from deployer.core.verdict import Judgement
+from deployer.core.watch import PATH, Marker
 from deployer.errors import DeployerError, HealthError, LockError
 from deployer.flows import notify
 from deployer.flows.context import Context, now_text, who
@@ -32,7 +33,7 @@ def roll_back(ctx: Context, marker: Marker, verdict: Judgement, over: str) -> No
     from deployer.flows.switch import switch
 
     reasons = "; ".join(verdict.reasons)
-    ctx.say(f"watch: {marker.version} breached over {over}: {reasons} ({verdict.figures.text()}); switching back")
+    ctx.say(f"watch: {marker.version} breached over {over}: {reasons} ({verdict.text()}); switching back")
     began, problem, switched = time.monotonic(), "", False
     for _ in range(10):  # the lock may be held for a moment (a status of the lock, an `up`)
         try:
@@ -48,7 +49,9 @@ def roll_back(ctx: Context, marker: Marker, verdict: Judgement, over: str) -> No
     seconds = round(time.monotonic() - began, 2)
     if switched:
         ctx.say(f"watch: switched back: {marker.previous} ({marker.previous_version}) is live again ({seconds}s)")
-    fields = {"reasons": list(verdict.reasons), "figures": verdict.figures.record(), "switch_seconds": seconds}
+    fields = {"reasons": list(verdict.reasons), "figures": verdict.record(), "switch_seconds": seconds}
+    if marker.baseline:
+        fields["baseline"] = marker.baseline.record()
     if not switched:
         text = (
             f"{marker.version} breached its watch ({reasons}) and the switch back to {marker.previous} failed: "
@@ -64,7 +67,7 @@ def roll_back(ctx: Context, marker: Marker, verdict: Judgement, over: str) -> No
     restored = restore_standby(ctx, marker)
     text = (
         f"auto-rollback: {marker.version} on {marker.colour} breached its watch over {over}: {reasons} "
-        f"({verdict.figures.text()}). {marker.previous} ({marker.previous_version}) is live again "
+        f"({verdict.text()}). {marker.previous} ({marker.previous_version}) is live again "
         f"(switched in {seconds}s){restored}"
     )
     record(ctx, marker, Verdict("rolled-back", text, fields), action="auto-rollback")

@@ -3,7 +3,9 @@ is judged on the edge's metrics for [watch] window; a breach switches back to th
 standby at once, puts the colour's previous release back, records `auto-rollback` with the
 figures, notifies, and fails the command (exit 1).
 
-The rules (thresholds, the marker, a tick) are in core/watch.py. The watch holds no lock:
+The rules are in core/verdict.py (the verdict, the baseline, the limits) and core/watch.py
+(the marker, a tick). In mode "relative", the first tick measures the previous release's
+baseline over the minute before the switch and keeps it in the marker. The watch holds no lock:
 a manual `deployer switch` is never blocked by it (the watch then stops, without a
 verdict), and the rollback's switch takes the lock like any switch. A release refuses to
 start while a live watch runs; a watch whose process is gone is taken over by `deployer
@@ -21,17 +23,8 @@ from deployer.core import scripts
 from deployer.core.durations import seconds_text
 from deployer.core.state import EdgeState, Record
 from deployer.core.steps import Step
-from deployer.core.watch import (
-    CHECK_FAILURES,
-    SPAN,
-    TICK,
-    Judgement,
-    Marker,
-    figures,
-    judge,
-    parse_tick,
-    tick_script,
-)
+from deployer.core.verdict import Judgement, Rules, baseline, figures, judge, limits
+from deployer.core.watch import CHECK_FAILURES, SPAN, TICK, Marker, metrics_query, parse_tick, tick_script
 from deployer.errors import EdgeError, EngineError, LockError
 from deployer.flows import notify
 from deployer.flows.context import Context, who
@@ -86,13 +79,28 @@ def after_switch(ctx: Context, marker: Marker | None) -> Verdict | None:
         return None
     seconds, colour, version = marker.deadline - marker.started, marker.colour, marker.version
     previous, previous_version = marker.previous, marker.previous_version
-    w = ctx.config.watch
-    ctx.say(
-        f"watch: {version} on {colour} for {seconds_text(seconds)} (5xx ≤ {w.max_error_rate:.1%}, p99 ≤ "
-        f"{seconds_text(w.max_p99)}, a verdict needs {w.min_requests} live requests); "
-        f"{previous} ({previous_version}) stays warm for the rollback; `deployer watch` follows it"
-    )
+    ctx.say(f"watch: {version} on {colour} for {seconds_text(seconds)}, {_plan(rules(ctx))}; {previous} "
+            f"({previous_version}) stays warm for the rollback; `deployer watch` follows it")  # fmt: skip
     return _run(ctx, marker, own=True)
+
+
+def rules(ctx: Context) -> Rules:
+    """[watch]'s thresholds, as the verdict takes them."""
+    from dataclasses import fields
+
+    return Rules(**{f.name: getattr(ctx.config.watch, f.name) for f in fields(Rules)})
+
+
+def _plan(r: Rules) -> str:
+    absolute = f"5xx ≤ {r.max_error_rate:.1%}, p99 ≤ {seconds_text(r.max_p99)}"
+    judged = (
+        f"against the previous release's figures of the minute before the switch (5xx + {r.error_margin:.1%}, "
+        f"p99 × {r.p99_factor:g}, at least {seconds_text(r.p99_floor)}; without them {absolute})"
+        if r.mode == "relative"
+        else absolute
+    )
+    clients = f"; a breach needs bad requests from {r.min_clients} client addresses" if r.min_clients > 1 else ""
+    return f"{judged}; a verdict needs {r.min_requests} live requests{clients}"
 
 
 def attach(ctx: Context) -> Verdict | None:
@@ -134,7 +142,7 @@ def guard(ctx: Context, state: EdgeState) -> None:
 
 # -- the loop --------------------------------------------------------------------------------
 def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
-    w = ctx.config.watch
+    w, judged = ctx.config.watch, rules(ctx)
     check = probe_rule.Probe(probe_rule.LIVE + w.check, marker.colour, marker.release) if w.check else None
     failed_checks, said, rolling_back = 0, 0.0, False
     limit = int((marker.deadline - marker.started) / TICK) + 100  # bounded, whatever the clocks do
@@ -147,28 +155,32 @@ def _run(ctx: Context, marker: Marker, *, own: bool) -> Verdict:
                 return _ended(ctx, marker)
             if not own and not mine.alive(tick.now) and mine.left(tick.now):
                 ctx.say(f"watch: the process watching {marker.version} is gone ({mine.holder}): taking the watch over")
+                if judged.mode == "relative" and mine.baseline is None:
+                    ctx.say("watch: it measured no baseline: judged on the absolute thresholds")
                 marker, own = _take_over(ctx, mine, tick.now), True
             if own and not tick.state.serves(marker.colour, marker.release):
                 clear(ctx, marker)
                 text = f"live was switched away from {marker.version} by another command: the watch stopped, no verdict"
                 return record(ctx, marker, Verdict("stopped", text))
+            if own and judged.mode == "relative" and marker.baseline is None and tick.now - marker.started < SPAN:
+                marker = _measure(ctx, marker, tick, judged)
             seconds = min(SPAN, max(1, tick.now - marker.started))
-            fig = figures(tick.metrics, marker.colour, marker.release, w.max_p99, seconds)
-            verdict = judge(fig, max_error_rate=w.max_error_rate, max_p99=w.max_p99, min_requests=w.min_requests)
+            fig = figures(tick.metrics, marker.colour, marker.release, seconds)
+            verdict = judge(fig, judged, limits(judged, (marker if own else mine).baseline))
             problems = probe_rule.failures([check], tick.check) if check else []
             failed_checks = failed_checks + 1 if problems else 0
             if own and failed_checks >= CHECK_FAILURES:
                 why = f"the check {w.check} failed {failed_checks} times in a row: {'; '.join(problems)}"
-                verdict = Judgement("breach", (why, *verdict.reasons), fig)
+                verdict = Judgement("breach", (why, *verdict.reasons), fig, verdict.limits, verdict.left_out)
             if own and verdict.verdict == "breach":
                 rolling_back = True
                 roll_back(ctx, marker, verdict, f"the last {seconds_text(seconds)}")
             if time.monotonic() - said >= SAY_EVERY:
                 said = time.monotonic()
-                state = {"ok": "within the thresholds", "too-few": "too few requests to judge yet"}.get(
-                    verdict.verdict, "over a threshold"
+                state = {"ok": "within the limits", "too-few": "too few requests to judge yet"}.get(
+                    verdict.verdict, "over a limit"
                 )
-                ctx.say(f"watch: {marker.left(tick.now)}s left: {fig.text()}: {state}")
+                ctx.say(f"watch: {marker.left(tick.now)}s left: {verdict.text()}: {state} ({verdict.limits.text()})")
             if tick.now >= marker.deadline:
                 break
             time.sleep(max(0.0, TICK - (time.monotonic() - began)))
@@ -196,7 +208,9 @@ def _tick(ctx: Context, marker: Marker, *, own: bool, check: Any) -> Any:
     from requests.exceptions import RequestException
     from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-    script = tick_script(marker, own=own, window=SPAN, check=check, timeout=ctx.config.timeouts.request_timeout)
+    script = tick_script(
+        marker, own=own, window=SPAN, top=rules(ctx).top, check=check, timeout=ctx.config.timeouts.request_timeout
+    )
     for attempt in Retrying(
         stop=stop_after_attempt(TICK_TRIES),
         wait=wait_fixed(TICK),
@@ -217,12 +231,14 @@ def _tick(ctx: Context, marker: Marker, *, own: bool, check: Any) -> Any:
 
 def _final(ctx: Context, marker: Marker) -> Verdict:
     """The end of the window: all of it is judged."""
-    w = ctx.config.watch
-    text = ctx.edge.run(f"curl -s --max-time 5 '{probe_rule.PREVIEW}/_deployer/metrics'", step=Step.WATCH).stdout
-    fig = figures(text, marker.colour, marker.release, w.max_p99, marker.deadline - marker.started)
-    verdict = judge(fig, max_error_rate=w.max_error_rate, max_p99=w.max_p99, min_requests=w.min_requests)
+    judged = rules(ctx)
+    query = metrics_query(None, judged.top)
+    text = ctx.edge.run(f"curl -s --max-time 5 '{probe_rule.PREVIEW}/_deployer/metrics{query}'", step=Step.WATCH).stdout
+    fig = figures(text, marker.colour, marker.release, marker.deadline - marker.started)
+    verdict = judge(fig, judged, limits(judged, marker.baseline))
     if verdict.verdict == "breach":
         roll_back(ctx, marker, verdict, "the whole window")
+    found = {**verdict.record(), **({"baseline": marker.baseline.record()} if marker.baseline else {})}
     if verdict.verdict == "too-few":
         event, result = (
             "watch_no_verdict",
@@ -231,16 +247,41 @@ def _final(ctx: Context, marker: Marker) -> Verdict:
                 f"watch: NO VERDICT for {marker.version}: {verdict.reasons[0]} in {seconds_text(fig.seconds)}. It was "
                 f"neither passed nor failed; it stays live, and {marker.previous} ({marker.previous_version}) stays "
                 f"the warm standby for `deployer switch --to {marker.previous}`",
-                fig.record(),
+                found,
             ),
         )
     else:
-        event, result = "watch_passed", Verdict("passed", f"watch passed: {marker.version}: {fig.text()}", fig.record())
+        passed = f"watch passed: {marker.version}: {verdict.text()} ({verdict.limits.text()})"
+        event, result = "watch_passed", Verdict("passed", passed, found)
     record(ctx, marker, result)
     clear(ctx, marker)
     ctx.say(result.text)
-    notify.send(ctx, event, result.text, version=marker.version, colour=marker.colour, **fig.record())
+    notify.send(ctx, event, result.text, version=marker.version, colour=marker.colour, **found)
     return result
+
+
+def _measure(ctx: Context, marker: Marker, tick: Any, judged: Rules) -> Marker:
+    """The previous live release's figures over the minute before the switch, as the first
+    tick after it reads them, kept in the marker (a watch taken over judges against them)."""
+    from dataclasses import replace
+
+    previous = tick.state.records.get(marker.previous)
+    release = previous.release if previous else None
+    base = baseline(figures(tick.metrics, marker.previous, release, SPAN), release or "-")
+    mine = replace(marker, baseline=base, beat=tick.now)
+    try:
+        ctx.edge.run(scripts.write_state("watch", mine.render()), step=Step.WATCH)
+    except (EngineError, EdgeError) as exc:  # judged against it all the same; only a take-over would lack it
+        ctx.say(f"watch: the baseline could not be kept in the watch's marker ({exc})")
+    lim, what = limits(judged, base), f"{marker.previous} ({marker.previous_version})"
+    if lim.relative:
+        ctx.say(f"watch: baseline of {what} over the minute before the switch: {base.text()}; limits {lim.text()}")
+    else:
+        ctx.say(
+            f"watch: no baseline: {what} had {base.requests} live requests in the minute before the switch, fewer "
+            f"than watch.min_requests = {judged.min_requests}: judged on the absolute thresholds ({lim.text()})"
+        )
+    return mine
 
 
 # -- the marker and the history -----------------------------------------------------------------

@@ -25,6 +25,8 @@ Standard library only. Behaviour is controlled through environment variables:
                   have passed since start (default 0: none), like a release that is healthy and
                   then fails real traffic
   GET .../status/NNN  answers with status NNN
+  GET .../download/N  N KiB of body (Content-Length), written 16 KiB at a time, DOWNLOAD_INTERVAL
+                  seconds apart (default 0.1): a large answer that streams slowly
   Every JSON answer carries "raw": the request target exactly as the app received it,
   and "forwarded": the Host, X-Forwarded-*, Forwarded and X-Real-IP headers it received.
 """
@@ -72,6 +74,7 @@ DRAIN_SECONDS = _float_env("DRAIN_SECONDS", 10.0)
 STOP_DELAY = _float_env("STOP_DELAY", 0.0)
 ERROR_RATE = _float_env("ERROR_RATE", 0.0)
 ERROR_AFTER = _float_env("ERROR_AFTER", 0.0)
+DOWNLOAD_INTERVAL = _float_env("DOWNLOAD_INTERVAL", 0.1)
 STARTED = time.monotonic()
 
 HEALTH_PATHS = ("/health", "/actuator/health")
@@ -224,6 +227,9 @@ class Handler(BaseHTTPRequestHandler):
         if not head and path.endswith("/ws") and self.headers.get("Upgrade", "").lower() == "websocket":
             self._websocket()
             return
+        if not head and "/download/" in path and path.rsplit("/download/", 1)[1].isdigit():
+            self._download(int(path.rsplit("/download/", 1)[1]))
+            return
         if self._is_slow(path):
             time.sleep(SLOW_SECONDS)
         status_code = path.rsplit("/status/", 1)[1] if "/status/" in path else ""
@@ -274,6 +280,22 @@ class Handler(BaseHTTPRequestHandler):
             lambda payload: bytes([0x81, len(payload)]) + payload,  # text frame, payload < 126 bytes
             closing=bytes([0x88, 2, 0x03, 0xE8]),  # close, 1000 normal
         )
+
+    def _download(self, kib):
+        """`kib` KiB of body, 16 KiB per write, DOWNLOAD_INTERVAL apart."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(kib * 1024))
+        self._common_headers()
+        self.end_headers()
+        self.wfile.flush()
+        try:
+            for left in range(kib, 0, -16):
+                self.wfile.write(b"x" * (min(16, left) * 1024))
+                self.wfile.flush()
+                time.sleep(DOWNLOAD_INTERVAL)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _dropped(self):
         """After an answer to `.../drop-next`, the next request on the same connection gets

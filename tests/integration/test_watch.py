@@ -4,8 +4,9 @@
 - A healthy release under light load passes; while it is watched a second release is
   refused, `status` shows the watch and `deployer watch` follows it to its verdict.
 - A release that turns 500 on half its /api/ requests after the switch is rolled back
-  automatically under load from the three kinds of client: only the bad release's own
-  answers fail, and nothing fails once the rollback has switched back; the colour gets
+  automatically under load from the three kinds of client, each from its own address
+  behind a trusted proxy (a breach needs bad requests from two addresses): only the bad
+  release's own answers fail, and nothing fails once the rollback has switched back; the colour gets
   its previous release back, and the history records `auto-rollback` with the figures.
 - Every event reaches the webhook and the hook command; a failing webhook fails nothing;
   the webhook's URL (a secret) is in no output, history line, label or environment.
@@ -25,6 +26,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+from abuse_clients import gateways
 from load import KINDS, Load
 from webhook_sink import Sink
 
@@ -50,6 +52,10 @@ def stack(tmp_path_factory, docker_client, test_app_image):
         s.write_config(watch=WATCH, extra=s.notify)
         for version in ("v1", "v2", "v3", "v4", "v5"):
             s.tag(version)
+        s.ok("up")
+        # this machine's clients reach the edge through its networks' gateways: trusted, so
+        # that each load client's X-Forwarded-For is its own address
+        s.write_config(watch=WATCH, extra=s.notify, edge=f"trusted_proxies = {gateways(s)}")
         s.ok("up")
         s.ok("release", "v1", "--no-backup")
         s.ok("release", "v2", "--no-backup", "--watch", "0")
@@ -104,6 +110,7 @@ def test_a_window_without_traffic_gives_no_verdict(stack):
     assert "watch: reading the edge failed" in result.stderr and "trying again" in result.stderr, result.stderr
     assert result.returncode == 0, result.stderr
     assert "NO VERDICT" in result.stderr and "neither passed nor failed" in result.stderr
+    assert "no baseline: green (v2) had 0 live requests" in result.stderr, result.stderr
     entry = [e for e in history(stack) if e["action"] == "watch"][-1]
     assert (entry["outcome"], entry["version"], entry["requests"]) == ("no-verdict", "v3", 0)
     assert stack.serving() == ("v3", "blue")
@@ -114,20 +121,23 @@ def test_a_window_without_traffic_gives_no_verdict(stack):
 def test_a_healthy_release_passes_and_a_second_release_waits_for_the_verdict(stack):
     traffic = Load(stack.live_url, clients=2, slow=0, rate=15, duration=90, kinds=("keepalive",)).start()
     try:
-        release = stack.popen("release", "v4", "--no-backup", "--watch", "15s")
+        # 30 s, and the follower attached first: each command below takes seconds on a busy
+        # host, and all must see the watch run
+        release = stack.popen("release", "v4", "--no-backup", "--watch", "30s")
         wait_for_marker(stack)
+        follower = stack.popen("watch")
         blocked = run(stack, "release", "v5", "--no-backup")
         assert blocked.returncode == 1 and "being watched" in blocked.stderr, blocked.stderr
         watch = json.loads(stack.ok("status", "--json").stdout)["watch"]
         assert (watch["version"], watch["colour"], watch["previous"], watch["alive"]) == ("v4", "green", "blue", True)
-        follower = run(stack, "watch")
         out, err = release.communicate(timeout=120)
-        stack.outputs.append(out + err)
+        f_out, f_err = follower.communicate(timeout=180)
+        stack.outputs += [out + err, f_out + f_err]
     finally:
         records = traffic.stop()
     assert release.returncode == 0, err
     assert "watch passed" in err
-    assert follower.returncode == 0 and "watch passed" in follower.stderr, follower.stderr
+    assert follower.returncode == 0 and "watch passed" in f_err, f_err
     assert records and not [r for r in records if r.failed]
     assert stack.serving() == ("v4", "green")
     assert [e for e in history(stack) if e["action"] == "watch"][-1]["outcome"] == "passed"
@@ -142,7 +152,8 @@ def test_a_release_that_turns_bad_is_rolled_back_under_load_with_no_failure_afte
         for line in stream:
             lines.append((time.monotonic(), line))
 
-    traffic = Load(stack.live_url, clients=2, slow=1, rate=10, duration=120, max_requests=3_000).start()
+    traffic = Load(stack.live_url, clients=2, slow=1, rate=10, duration=120, max_requests=3_000,
+                   forwarded_for="198.51.100.{n}").start()  # fmt: skip
     try:
         release = stack.popen("release", "bad", "--no-backup", "--watch", "60s")
         reader = threading.Thread(target=read, args=(release.stderr,), daemon=True)

@@ -1,19 +1,33 @@
 -- Counters per route kind (live, preview, health), colour and release: requests by
--- status class and a latency histogram. Exact counts (every request is counted, nothing
+-- status class and two latency histograms. Exact counts (every request is counted, nothing
 -- is sampled).
+--
+-- The post-release watch judges the release's own work, not what a client or the edge did:
+--   - request_duration_seconds is the client's whole exchange (now() - request start), as
+--     users saw it; upstream_header_seconds is the upstream's time to its response header
+--     ($upstream_header_time; an exchange of at most 100 ms in all counts as that), which a
+--     slow upload (buffered before the upstream is asked), a slow download or a stream (SSE,
+--     WebSocket) does not stretch: judged requests only.
+--   - answers the edge made itself (the balancer never ran: a limit's 429, max_in_flight's 503, a
+--     body timeout's 408) are class "edge_<status>"; requests whose client went away (499)
+--     "aborted"; upgrades (101) "1xx". None is judged. The router's 502 for a service of the
+--     release that does not resolve (its containers are gone) is the release's "5xx".
+--   - per client address (clients.lua): judged 5xx and requests slower than 100 ms.
 --
 -- A request only adds to this worker's own Lua table (no lock, no shared memory); every
 -- FLUSH seconds a timer adds the table to the shared dict. A reader of the metrics first
 -- flushes its own worker and waits (at most about FLUSH) until every other worker has
 -- flushed since the read began, so what it sees includes every request finished before.
 --
--- Two views, both in the Prometheus text format on the preview server:
+-- Views, in the Prometheus text format on the preview server:
 --   /_deployer/metrics             cumulative, since the edge started; also the requests
 --                                  that waited on a DNS query (dns.lua)
 --   /_deployer/metrics?window=60   the last N seconds (N <= 120), from 5-second slots;
 --                                  `deployer status` and the post-release watch read this
+--   ...&top=K (either view)        the live route's per-client figures (clients.lua)
 
 local inflight = require("deployer.inflight")
+local clients = require("deployer.clients")
 
 local M = {}
 
@@ -27,10 +41,22 @@ M.BUCKETS = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.
 local NBUCKETS = #M.BUCKETS
 local SLOT = 5
 local SLOT_TTL = 150
-local MAX_WINDOW = 120
 local FLUSH = 0.25
+M.SLOT, M.FLUSH = SLOT, FLUSH
 
 local CLASSES = { "1xx", "2xx", "3xx", "4xx", "5xx" }
+-- "edge_429", ...: built once per status
+local EDGE = setmetatable({}, {
+    __index = function(t, status)
+        local class = "edge_" .. status
+        t[status] = class
+        return class
+    end,
+})
+-- Judged requests of the live route slower than this bucket's bound (100 ms) are counted per
+-- client address too.
+local TRACK = 8
+M.TRACK = TRACK
 
 local function bucket(seconds)
     for i = 1, NBUCKETS do
@@ -41,7 +67,8 @@ local function bucket(seconds)
     return NBUCKETS + 1
 end
 
--- This worker's counts since its last flush: series -> { [class] = n, h = { [bucket] = n }, sum = s }
+-- This worker's counts since its last flush: series -> { [class] = n, h = { [bucket] = n },
+-- sum = s, u = { [bucket] = n }, usum = s, cl = clients.lua's per-address counts or nil }
 local pending = {}
 -- "route|colour|release" strings, built once per (route, colour, release)
 local names = {}
@@ -65,6 +92,27 @@ local function series_of(route, colour, release)
     return series
 end
 
+-- The upstream's time to its response header. An exchange of at most FAST seconds in all
+-- is taken as that (an upper bound, near enough, and no variable to look up: most requests
+-- are fast); otherwise $upstream_header_time: "0.012", or "0.002, 0.010" when a second peer
+-- was tried (their sum), "-" for a peer that sent no header (then the whole exchange).
+local FAST = M.BUCKETS[TRACK]
+local function header_seconds(total)
+    if total <= FAST then
+        return total
+    end
+    local text = ngx.var.upstream_header_time or "-"
+    local seconds = tonumber(text)
+    if seconds then
+        return seconds
+    end
+    local sum, any = 0, false
+    for part in text:gmatch("[%d.]+") do
+        sum, any = sum + (tonumber(part) or 0), true
+    end
+    return any and sum or total
+end
+
 function M.log()
     local ctx = ngx.ctx
     if ctx.inflight then
@@ -75,20 +123,42 @@ function M.log()
         return
     end
     local status = ngx.status
-    local class = CLASSES[floor(status / 100)] or "other"
     -- $request_time (whole milliseconds, so that a bucket bound is exact), without a
     -- variable lookup and a string to parse
     local seconds = floor((now() - start_time()) * 1000 + 0.5) / 1000
     local series = series_of(route, ctx.colour, ctx.release)
     local p = pending[series]
     if not p then
-        p = { h = {}, sum = 0 }
+        p = { h = {}, sum = 0, u = {}, usum = 0 }
         pending[series] = p
     end
-    p[class] = (p[class] or 0) + 1
     local b = bucket(seconds)
     p.h[b] = (p.h[b] or 0) + 1
     p.sum = p.sum + seconds
+    -- the balancer ran (ctx.tries): the upstream was asked; an external route has no balancer
+    local asked = ctx.tries or route == "external" and ngx.var.upstream_addr
+    local class, upstream
+    if status == 499 then
+        class = "aborted"
+    elseif asked then
+        class = CLASSES[floor(status / 100)] or "other"
+        if status >= 200 then
+            upstream = header_seconds(seconds)
+        end
+    elseif status == 502 then
+        class, upstream = "5xx", seconds -- the router found no address of the release's service
+    else
+        class = EDGE[status]
+    end
+    p[class] = (p[class] or 0) + 1
+    if upstream then
+        local ub = bucket(upstream)
+        p.u[ub] = (p.u[ub] or 0) + 1
+        p.usum = p.usum + upstream
+        if route == "live" and (ub > TRACK or status >= 500) then
+            clients.note(p, ub > TRACK and ub, status >= 500)
+        end
+    end
     if exiting() then
         -- a worker draining after a reload: its flush timer has fired for the last time,
         -- and the requests it still finishes (the slowest, streams) must count too
@@ -103,7 +173,7 @@ local function flush()
     local slot = math.floor(ngx.now() / SLOT)
     for series, p in pairs(counts) do
         for key, n in pairs(p) do
-            if key ~= "h" and key ~= "sum" then
+            if type(n) == "number" and key ~= "sum" and key ~= "usum" then
                 dict:incr("c|" .. series .. "|" .. key, n, 0)
                 dict:incr("wc|" .. slot .. "|" .. series .. "|" .. key, n, 0, SLOT_TTL)
             end
@@ -112,7 +182,15 @@ local function flush()
             dict:incr("h|" .. series .. "|" .. b, n, 0)
             dict:incr("wh|" .. slot .. "|" .. series .. "|" .. b, n, 0, SLOT_TTL)
         end
+        for b, n in pairs(p.u) do
+            dict:incr("u|" .. series .. "|" .. b, n, 0)
+            dict:incr("wu|" .. slot .. "|" .. series .. "|" .. b, n, 0, SLOT_TTL)
+        end
         dict:incr("s|" .. series, p.sum, 0)
+        dict:incr("us|" .. series, p.usum, 0)
+        if p.cl then
+            clients.flush(series, p.cl, slot, SLOT_TTL)
+        end
     end
     ngx.update_time()
     dict:set("flushed|" .. ngx.worker.id(), ngx.now())
@@ -135,11 +213,12 @@ function M.forget(grace)
     end
     local t, doomed, forgotten, waiting, marks = ngx.now(), {}, {}, {}, {}
     for _, key in ipairs(dict:get_keys(0)) do
-        -- c|route|colour|release|class, h|...|bucket, s|route|colour|release, wc|slot|..., wh|slot|...
+        -- c|route|colour|release|class, h|...|bucket, u|...|bucket, s|route|colour|release,
+        -- us|..., wc|slot|..., wh|slot|..., wu|slot|...
         local kind = key:match("^(%a+)|")
-        local release = kind == "s" and key:match("|([^|]*)$")
-            or (kind == "c" or kind == "h") and key:match("^%a+|[^|]*|[^|]*|([^|]*)|")
-            or (kind == "wc" or kind == "wh") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
+        local release = (kind == "s" or kind == "us") and key:match("|([^|]*)$")
+            or (kind == "c" or kind == "h" or kind == "u") and key:match("^%a+|[^|]*|[^|]*|([^|]*)|")
+            or (kind == "wc" or kind == "wh" or kind == "wu") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
         if kind == "g" then
             marks[#marks + 1] = key
         elseif release and release:match("^[0-9a-f]+$") and not held[release] and not forgotten[release] then
@@ -165,6 +244,7 @@ function M.forget(grace)
             dict:delete(key)
         end
     end
+    clients.forget(forgotten)
     local list = {}
     for release in pairs(forgotten) do
         list[#list + 1] = release
@@ -197,110 +277,9 @@ function M.start()
     end
 end
 
--- Until every worker has flushed what it counted before `since` (bounded: a worker that
--- is gone, or stuck, does not hold a reader for long).
-local function wait_flushed(since)
-    flush()
-    local workers = ngx.worker.count()
-    for _ = 1, math.ceil(4 * FLUSH / 0.02) do
-        local all = true
-        for id = 0, workers - 1 do
-            if (dict:get("flushed|" .. id) or 0) < since then
-                all = false
-                break
-            end
-        end
-        if all then
-            return
-        end
-        ngx.sleep(0.02)
-    end
-end
-
-local function labels(series)
-    local route, colour, release = series:match("^([^|]*)|([^|]*)|([^|]*)$")
-    return string.format('route="%s",colour="%s",release="%s"', route, colour, release)
-end
-
-local function le(i)
-    return i > NBUCKETS and "+Inf" or tostring(M.BUCKETS[i])
-end
-
--- Sums the dict's keys into counts[series][class] and hist[series][bucket].
-local function collect(window)
-    local counts, hist, sums = {}, {}, {}
-    local first_slot
-    if window then
-        first_slot = math.floor(ngx.now() / SLOT) - math.ceil(window / SLOT) + 1
-    end
-    for _, key in ipairs(dict:get_keys(0)) do
-        local value = dict:get(key)
-        if value then
-            local kind, rest = key:match("^(%a+)|(.*)$")
-            local windowed = kind == "wc" or kind == "wh"
-            local wanted = not window and not windowed
-            if window and windowed then
-                local slot
-                slot, rest = rest:match("^(%d+)|(.*)$")
-                wanted = tonumber(slot) >= first_slot
-            end
-            if wanted then
-                if kind == "c" or kind == "wc" then
-                    local series, class = rest:match("^(.*)|([^|]*)$")
-                    counts[series] = counts[series] or {}
-                    counts[series][class] = (counts[series][class] or 0) + value
-                elseif kind == "h" or kind == "wh" then
-                    local series, b = rest:match("^(.*)|(%d+)$")
-                    hist[series] = hist[series] or {}
-                    hist[series][tonumber(b)] = (hist[series][tonumber(b)] or 0) + value
-                elseif kind == "s" then
-                    sums[rest] = value
-                end
-            end
-        end
-    end
-    return counts, hist, sums
-end
-
+-- The views (metrics_view.lua), for the preview server's /_deployer/metrics.
 function M.render()
-    local window = tonumber(ngx.var.arg_window)
-    if window then
-        window = math.max(SLOT, math.min(MAX_WINDOW, window))
-    end
-    ngx.update_time()
-    wait_flushed(ngx.now())
-    local counts, hist, sums = collect(window)
-    local prefix = window and "deployer_window_" or "deployer_"
-    local out = {}
-    if window then
-        out[#out + 1] = string.format("# window %d seconds, in %d-second slots", window, SLOT)
-    end
-    out[#out + 1] = "# TYPE " .. prefix .. "requests_total counter"
-    for series, by_class in pairs(counts) do
-        for class, n in pairs(by_class) do
-            out[#out + 1] = string.format('%srequests_total{%s,class="%s"} %d', prefix, labels(series), class, n)
-        end
-    end
-    out[#out + 1] = "# TYPE " .. prefix .. "request_duration_seconds histogram"
-    for series, buckets in pairs(hist) do
-        local running = 0
-        for i = 1, NBUCKETS + 1 do
-            running = running + (buckets[i] or 0)
-            out[#out + 1] =
-                string.format('%srequest_duration_seconds_bucket{%s,le="%s"} %d', prefix, labels(series), le(i), running)
-        end
-        out[#out + 1] = string.format("%srequest_duration_seconds_count{%s} %d", prefix, labels(series), running)
-        if sums[series] then
-            out[#out + 1] = string.format("%srequest_duration_seconds_sum{%s} %.3f", prefix, labels(series), sums[series])
-        end
-    end
-    if not window then
-        out[#out + 1] = "# TYPE deployer_dns_waits_total counter"
-        out[#out + 1] = "deployer_dns_waits_total " .. require("deployer.dns").waits()
-    end
-    ngx.header["Content-Type"] = "text/plain; version=0.0.4"
-    ngx.header["Cache-Control"] = "no-store"
-    ngx.say(table.concat(out, "\n"))
+    return require("deployer.metrics_view").render()
 end
 
 return M
