@@ -223,7 +223,7 @@ def infra(
     token = [{"source": "sync", "target": "deployer_sync", "mode": 0o400}]
     control = {
         "image": edge_image,
-        "volumes": ["edge-state:/var/lib/deployer"],
+        "volumes": ["edge-state:/var/lib/deployer", compose.edge_temp(config.edge)],
         "networks": ["edge"],
         "configs": [{"source": "sync-control", "target": SYNC_CONF, "mode": 0o444}],
         "secrets": token,
@@ -235,6 +235,7 @@ def infra(
     edge = {
         "image": edge_image,
         "ports": public,
+        "volumes": [compose.edge_temp(config.edge)],
         "networks": ["edge"],
         "configs": [
             {"source": "sync-replica", "target": SYNC_CONF, "mode": 0o444},
