@@ -68,6 +68,7 @@ class Node:
     os: str = "linux"
     arch: str = "x86_64"
     ready: bool = True  # state ready and availability active: it can take new tasks
+    engine_version: str = ""  # its Docker Engine's (deployer status warns below 28: core/exposure.py)
 
     def value(self, attribute: str) -> str | None:
         if attribute.startswith("node.labels."):
