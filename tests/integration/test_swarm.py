@@ -1,7 +1,8 @@
 """Swarm mode on a real three-node cluster (dockerd-in-container nodes and a registry,
 tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
 agent on the manager), a release and a switch back under load, scaling by a release, the
-data and the backups across them, an edge replica that cannot take a switch, a volume
+data and the backups across them, the edges' port 8081 closed to an app's task (the
+edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch, a volume
 removed on a worker (as `down --volumes` removes the database's), a worker node stopped
 during traffic, and `promote` from this cluster (staging) to a second swarm (production)
 after the version's tag was pushed again with another image.
