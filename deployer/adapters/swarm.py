@@ -67,6 +67,7 @@ class Swarm:
                     os=platform.get("OS", ""),
                     arch=platform.get("Architecture", ""),
                     ready=(n.get("Status") or {}).get("State") == "ready" and spec.get("Availability") == "active",
+                    engine_version=(desc.get("Engine") or {}).get("EngineVersion", ""),
                 )
             )
         return found

@@ -29,6 +29,10 @@ def status(data: dict[str, Any]) -> None:
     if data.get("maintenance") is not None:
         head += "  [red]MAINTENANCE[/red]"
     console.print(head)
+    if data.get("engine_warning"):
+        from rich.markup import escape
+
+        console.print(f"[red]warning:[/red] {escape(data['engine_warning'])}")
     _safety(console, data)
     # A row per service, the colour's own values on its first row; the traffic below. Short
     # columns never wrap, so it reads in 80 columns (a CI log) too.

@@ -20,6 +20,7 @@ from typing import Any
 from deployer.config.model import DEFAULT_HEADERS, Edge, Route, Service, Tls
 from deployer.config.reader import ROUTE_PREFIX, Reader
 from deployer.core import tls as tls_pem
+from deployer.core.durations import parse_size
 
 TLS_KEYS = ("cert", "key", "port", "redirect", "hsts_max_age", "hsts_subdomains")  # [edge.tls]
 RATE = re.compile(r"([1-9][0-9]{0,5})r/([sm])")
@@ -38,6 +39,7 @@ RESERVED_HEADERS = {
 HOP_HEADERS = {"connection", "content-length", "content-type", "date", "location", "server", "set-cookie"}
 ROUTE_KEYS = ("rate_limit", "burst", "max_conn", "upstream", "budget", "budget_burst", "path_params")
 MAX_PEM = 1 << 20
+TEMP_SIZE = 256 << 20  # edge.temp_size's least default
 
 
 def read(r: Reader, services: dict[str, Service]) -> Edge:
@@ -54,6 +56,8 @@ def read(r: Reader, services: dict[str, Service]) -> Edge:
         keepalive_timeout=r.integer("edge.keepalive_timeout", default=30, low=0, high=3600),
         upstream_keepalive=r.integer("edge.upstream_keepalive", default=512, low=1, high=16384),
         upstream_idle_timeout=r.integer("edge.upstream_idle_timeout", default=4, low=1, high=3600),
+        max_client_conn=r.integer("edge.max_client_conn", default=512, low=0, high=100000),
+        temp_size=_temp_size(r),
         domains=tuple(r.names("edge.domains", DOMAIN, "domain names in lowercase, such as example.com")),
         trusted_proxies=_networks(r, "edge.trusted_proxies"),
         acme_webroot=r.host_folder("edge.acme_webroot"),
@@ -66,6 +70,18 @@ def read(r: Reader, services: dict[str, Service]) -> Edge:
     if edge.tls and edge.tls.port and edge.tls.port in (edge.public_port, edge.preview_port):
         raise r.error("edge.tls.port", "must differ from edge.public_port and edge.preview_port")
     return edge
+
+
+def _temp_size(r: Reader) -> int:
+    """Bytes of the tmpfs that holds the request bodies being received (nginx's temporary
+    files): 256m, or twice edge.max_body when that is more. Never less than one body."""
+    max_body = parse_size(r.size("edge.max_body", default="20m")) or 0
+    if r.get("edge.temp_size") is None:
+        return max(TEMP_SIZE, 2 * max_body)
+    size = parse_size(r.size("edge.temp_size", default="256m")) or 0
+    if size < max_body:
+        raise r.error("edge.temp_size", "must be at least edge.max_body: a body of that size must fit")
+    return size
 
 
 def _networks(r: Reader, key: str) -> tuple[str, ...]:

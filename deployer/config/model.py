@@ -97,6 +97,8 @@ class Edge:
     keepalive_timeout: int = 30  # seconds an idle client connection stays open
     upstream_keepalive: int = 512  # idle pooled connections to the apps, per worker
     upstream_idle_timeout: int = 4  # seconds; keep it below the apps' own keep-alive timeout
+    max_client_conn: int = 512  # public requests in flight per client address (0: no cap)
+    temp_size: int = 256 << 20  # bytes of the edge's tmpfs for request bodies (nginx's temp paths)
     domains: tuple[str, ...] = ()  # server_name of the public servers ("_" when empty)
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For/-Proto are believed
     acme_webroot: str | None = None  # a Docker host folder served at /.well-known/acme-challenge/

@@ -27,6 +27,7 @@ LOGGING = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"
 # this machine), and `docker logs` reads it the same way. Not compressed on rotation: that
 # would cost CPU in bursts under load.
 EDGE_LOGGING = {"driver": "local", "options": {**LOGGING["options"], "compress": "false"}}
+EDGE_TEMP = "/var/lib/nginx"  # where the edge's nginx keeps its temporary files
 
 
 def escape(value: Any) -> Any:
@@ -160,6 +161,13 @@ def _edge_ports(edge) -> list[dict[str, Any]]:
     return ports
 
 
+def edge_temp(edge) -> dict[str, Any]:
+    """nginx's temporary files (the request bodies being received, and every other temp path
+    of Debian's nginx, all under /var/lib/nginx) on a tmpfs of edge.temp_size: a flood of
+    uploads takes at most that much memory, and never the disk the database lives on."""
+    return {"type": "tmpfs", "target": EDGE_TEMP, "tmpfs": {"size": edge.temp_size}}
+
+
 def _acme_mount(folder: str | None) -> list[dict[str, Any]]:
     if not folder:
         return []
@@ -210,7 +218,7 @@ def infra(
         "edge": {
             "image": edge_image,
             "ports": _edge_ports(config.edge),
-            "volumes": ["edge-state:/var/lib/deployer", *_acme_mount(acme_on_host)],
+            "volumes": ["edge-state:/var/lib/deployer", *_acme_mount(acme_on_host), edge_temp(config.edge)],
             "networks": ["edge"],
             "labels": labels("edge"),
             "restart": config.restart,

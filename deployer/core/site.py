@@ -99,6 +99,7 @@ class Site:
     redirect: bool
     redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
     acme_root: str
+    swarm: bool = False  # the other edges sync the route state and the metrics on the preview server
     fallback_pem: str = FALLBACK_PEM
     ciphers: str = CIPHERS
     ca_bundle: str = CA_BUNDLE
@@ -106,7 +107,7 @@ class Site:
     refuse_path_param: str = REFUSE_PATH_PARAM
 
 
-def build(edge) -> Site:
+def build(edge, *, swarm: bool = False) -> Site:
     limits = []
     for n, r in enumerate((r for r in edge.routes if r.limited), 1):
         rates = [x for x in (r.rate_limit, r.budget) if x]
@@ -145,6 +146,7 @@ def build(edge) -> Site:
         redirect=bool(tls and tls.redirect),
         redirect_port=f":{tls.port}" if tls and tls.port not in (0, 443) else "",
         acme_root=ACME_ROOT,
+        swarm=swarm,
     )
 
 
@@ -168,5 +170,5 @@ def render(config, template: Path) -> str:
         autoescape=False,
     )
     return env.get_template(template.name).render(
-        project=config.name, edge=config.edge, config=config, site=build(config.edge)
+        project=config.name, edge=config.edge, config=config, site=build(config.edge, swarm=bool(config.swarm))
     )

@@ -68,6 +68,7 @@ class Node:
     os: str = "linux"
     arch: str = "x86_64"
     ready: bool = True  # state ready and availability active: it can take new tasks
+    engine_version: str = ""  # its Docker Engine's (deployer status warns below 28: core/exposure.py)
 
     def value(self, attribute: str) -> str | None:
         if attribute.startswith("node.labels."):
@@ -223,7 +224,7 @@ def infra(
     token = [{"source": "sync", "target": "deployer_sync", "mode": 0o400}]
     control = {
         "image": edge_image,
-        "volumes": ["edge-state:/var/lib/deployer"],
+        "volumes": ["edge-state:/var/lib/deployer", compose.edge_temp(config.edge)],
         "networks": ["edge"],
         "configs": [{"source": "sync-control", "target": SYNC_CONF, "mode": 0o444}],
         "secrets": token,
@@ -235,6 +236,7 @@ def infra(
     edge = {
         "image": edge_image,
         "ports": public,
+        "volumes": [compose.edge_temp(config.edge)],
         "networks": ["edge"],
         "configs": [
             {"source": "sync-replica", "target": SYNC_CONF, "mode": 0o444},

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.core import lockrecord, names
+from deployer.core import exposure, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.flows.context import Context
 
@@ -68,6 +68,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
         result["edge"]["live_port"] = engine.published_port(ctx.edge.container, 80)
         result["edge"]["preview_port"] = engine.published_port(ctx.edge.container, 8081)
     result.update(_safety(ctx, state))
+    result["engine_version"] = engine.sdk.version().get("Version", "")
+    result["engine_warning"] = exposure.lan_warning({engine.where: result["engine_version"]})
     return result
 
 

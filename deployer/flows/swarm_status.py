@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.adapters.swarm import Swarm
-from deployer.core import lockrecord, names
+from deployer.core import exposure, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.core import stack as stack_rule
 from deployer.flows.context import Context
@@ -42,7 +42,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
     config, cluster = ctx.config, Swarm(ctx.engine)
     cluster.manager_id()  # exit 2 unless the engine is a swarm manager
     project = config.name
-    nodes = {n.id: n.hostname for n in cluster.nodes()}
+    found = cluster.nodes()
+    nodes = {n.id: n.hostname for n in found}
     stacks = cluster.stacks(project)
     by_stack = {stack: {s["Spec"]["Name"].removeprefix(f"{stack}_"): s for s in services}
                 for stack, services in stacks.items()}  # fmt: skip
@@ -93,6 +94,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
         "pending": _pending(state),
         "backup": _backup(ctx) if "backup" in db else None,
         "releases": ctx.edge.history(history) if edge_up else [],
+        "engine_version": ctx.engine.sdk.version().get("Version", ""),
+        "engine_warning": exposure.lan_warning({n.hostname: n.engine_version for n in found}),
     }
 
 

@@ -1,7 +1,8 @@
 """Swarm mode on a real three-node cluster (dockerd-in-container nodes and a registry,
 tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
 agent on the manager), a release and a switch back under load, scaling by a release, the
-data and the backups across them, an edge replica that cannot take a switch, a volume
+data and the backups across them, the edges' port 8081 closed to an app's task (the
+edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch, a volume
 removed on a worker (as `down --volumes` removes the database's), a worker node stopped
 during traffic, and `promote` from this cluster (staging) to a second swarm (production)
 after the version's tag was pushed again with another image.
@@ -140,6 +141,51 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     text = swarm.ok("status").stdout
     print(text)
     assert swarm.edge_worker.name in text and swarm.manager.name in text, "status says where the database runs"
+
+
+# From a container on the overlay: each address's answer on port 8081, or "closed".
+PROBE = """
+import http.client, json, sys
+out = {}
+for ip in sys.argv[1:]:
+    for path in ("/", "/_deployer/health/blue", "/_deployer/metrics", "/_deployer/sync"):
+        conn = http.client.HTTPConnection(ip, 8081, timeout=5)
+        try:
+            conn.request("GET", path)
+            out[ip + path] = conn.getresponse().status
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            out[ip + path] = "closed"
+        finally:
+            conn.close()
+print(json.dumps(out))
+"""
+
+
+def live_requests(text: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('deployer_requests_total{route="live"'))  # fmt: skip
+
+
+def test_the_edges_port_8081_answers_the_other_edges_only(swarm: SwarmProject):
+    """An app's task on the overlay gets no answer from any edge's port 8081, but a 403 on the
+    two paths the edges use (they need the token); the control still sums the public replicas'
+    metrics there (with the token)."""
+    edges = swarm.resolve(f"{swarm.name}-infra_edge") | swarm.resolve(f"{swarm.name}-infra_control")
+    assert len(edges) == 3, edges
+    image = f"{swarm.name}-backend:{swarm.versions[0]}"
+    code, out = swarm.manager.exec(["docker", "run", "--rm", "--network", f"{swarm.name}-edge", image,
+                                    "python3", "-c", PROBE, *sorted(edges)])  # fmt: skip
+    assert code == 0, out
+    seen = json.loads(out.strip().splitlines()[-1])
+    for ip in edges:
+        assert [seen[ip + p] for p in ("/", "/_deployer/health/blue")] == ["closed", "closed"], seen
+        assert [seen[ip + p] for p in ("/_deployer/metrics", "/_deployer/sync")] == [403, 403], seen
+    swarm.serving()  # live requests reach the public replicas only
+    control = swarm.manager.client.containers.get(swarm.control())
+    metrics = "curl -s --max-time 5 http://127.0.0.1:8081/_deployer/metrics"
+    own = live_requests(control.exec_run(["sh", "-c", metrics + "?edge_only=1"]).output.decode())
+    summed = live_requests(control.exec_run(["sh", "-c", metrics]).output.decode())
+    assert summed > own, (own, summed)
 
 
 def test_a_replica_that_cannot_take_a_switch_makes_it_fail_everywhere(swarm: SwarmProject):

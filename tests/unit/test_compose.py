@@ -77,3 +77,10 @@ def test_the_port_the_engine_could_not_publish_is_found_in_its_error():
     assert busy_port("listen tcp6 [::]:80: bind: address already in use") == 80
     assert busy_port("Error response from daemon: No such image: x:v1") is None
     assert busy_port("") is None
+
+
+def test_the_edge_keeps_its_temporary_files_on_a_tmpfs(shop):
+    """Request bodies being received never reach the disk the database lives on."""
+    spec = compose.infra(shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}")
+    temp = {"type": "tmpfs", "target": "/var/lib/nginx", "tmpfs": {"size": shop.edge.temp_size}}
+    assert temp in spec["services"]["edge"]["volumes"]

@@ -195,3 +195,14 @@ def test_a_webhook_is_a_secret(load):
     load('[backup]\nwebhook = "https://hooks.example.invalid/services/T000/B000/abcdefghijklmnop"\n')
     assert "abcdefghijklmnop" not in masking.mask("posting to .../abcdefghijklmnop failed")
     masking.forget()
+
+
+def test_a_client_cap_and_a_tmpfs_for_bodies_by_default(load):
+    edge = load().edge
+    assert edge.max_client_conn == 512 and edge.temp_size == 256 << 20
+    assert load('[edge]\nmax_client_conn = 0\nmax_body = "1g"\n').edge.temp_size == 2 << 30  # two bodies
+    edge = load('[edge]\nmax_client_conn = 40\ntemp_size = "64m"\nmax_body = "64m"\n').edge
+    assert edge.max_client_conn == 40 and edge.temp_size == 64 << 20
+    fails(load, "[edge]\nmax_client_conn = -1\n", "edge.max_client_conn", "between 0 and 100000")
+    fails(load, '[edge]\ntemp_size = "64 MB"\n', "edge.temp_size", "a size")
+    fails(load, '[edge]\ntemp_size = "16m"\n', "edge.temp_size", "at least edge.max_body")

@@ -67,3 +67,25 @@ def test_status_fits_80_columns_with_whole_times_in_utc(capsys, monkeypatch):
     assert "images of v1 (2026-11-27 11:43:27): backend 9a8fc6c3a723 frontend e8173339e11d" in lines
     assert "…" not in out
     assert all(len(line) <= 80 for line in lines if not line.startswith("images of"))
+
+
+def test_an_engine_older_than_28_is_a_warning_under_the_first_line(capsys, monkeypatch):
+    from deployer.core import exposure
+
+    monkeypatch.setenv("COLUMNS", "200")
+    part = {"status": "running", "health": "healthy"}
+    render.status(
+        {
+            "project": "shop",
+            "engine": "the local engine",
+            "live": None,
+            "colours": {},
+            "edge": dict(part),
+            "database": dict(part),
+            "backup_service": dict(part),
+            "releases": [],
+            "engine_warning": exposure.lan_warning({"the local engine": "20.10.24"}),
+        }
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("warning: Docker Engine older than 28 (20.10.24 on the local engine): hosts on the same")

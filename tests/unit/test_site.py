@@ -28,7 +28,7 @@ FULL = Edge(
 
 
 def render(edge: Edge) -> str:
-    return site.render(SimpleNamespace(name="shop", edge=edge), asset("edge", "site.conf.j2"))
+    return site.render(SimpleNamespace(name="shop", edge=edge, swarm=None), asset("edge", "site.conf.j2"))
 
 
 def test_plain_site_has_no_https_no_limits_and_default_headers():
@@ -171,3 +171,25 @@ def test_the_refusal_is_on_both_public_servers_before_routing_and_not_on_the_pre
     assert "$deployer_refused" not in preview
     # without a route that takes them, a path parameter is refused everywhere
     assert refused_by(render(Edge()))("/app/page;jsessionid=A1") is True
+
+
+def test_the_preview_server_answers_only_the_deployers_own_paths():
+    text = render(Edge())
+    preview = text[text.index("listen 8081;") :]
+    assert "if ($deployer_admin_refused) {\n        return 444;" in preview  # closed, no answer
+    assert "    127.0.0.1 1;\n    include /run/deployer/gateways.geo;" in text  # execs, and the host
+    assert "/_deployer/(sync|metrics)" not in text  # one host: no other edge talks to it
+    swarm = site.render(SimpleNamespace(name="shop", edge=Edge(), swarm=object()), asset("edge", "site.conf.j2"))
+    assert '"~^0 /_deployer/(sync|metrics)$" 0;' in swarm  # the replicas' sync, with the token
+
+
+def test_a_cap_of_requests_per_client_on_the_public_servers_only():
+    text = render(Edge())
+    assert "limit_conn_zone $deployer_client_key zone=deployer_client:10m;" in text
+    public, preview = text[: text.index("listen 8081;")], text[text.index("listen 8081;") :]
+    assert public.count("limit_conn deployer_client 512;") == 1 and "limit_conn_status 429;" in public
+    assert "limit_conn" not in preview
+    assert "error_page 500 = @deployer_no_room;" in public  # a full tmpfs is a 503, not a 500
+    both = render(FULL)  # HTTP and HTTPS, with route limits (one limit_conn_status per server)
+    assert both.count("limit_conn deployer_client 512;") == 2 and both.count("limit_conn_status 429;") == 2
+    assert "deployer_client" not in render(Edge(max_client_conn=0))

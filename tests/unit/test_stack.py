@@ -157,11 +157,12 @@ def test_the_infra_stack_pins_control_to_the_manager_and_publishes_edges_in_host
     control, edge = data["services"]["control"], data["services"]["edge"]
     assert control["deploy"]["replicas"] == 1
     assert control["deploy"]["placement"]["constraints"] == ["node.id == m1"]
-    assert "ports" not in control and control["volumes"] == ["edge-state:/var/lib/deployer"]
+    temp = {"type": "tmpfs", "target": "/var/lib/nginx", "tmpfs": {"size": 256 << 20}}  # request bodies
+    assert "ports" not in control and control["volumes"] == ["edge-state:/var/lib/deployer", temp]
     assert edge["deploy"]["replicas"] == 2
     assert edge["deploy"]["placement"]["max_replicas_per_node"] == 1
     assert edge["ports"][0]["mode"] == "host"
-    assert "volumes" not in edge, "replicas hold no state of their own: they take it from control"
+    assert edge["volumes"] == [temp], "replicas hold no state of their own: they take it from control"
     assert stack.sync_conf("shop", "replica").startswith("role replica\ncontrol shop-infra_control")
 
 

@@ -9,6 +9,15 @@ mkdir -p "$dir/state" /run/deployer
 # kernel's out-of-memory killer): a socket file left in the container's layer would make
 # every restart fail to bind it, and the edge would never come back. No nginx runs yet.
 rm -f /run/deployer/control.sock
+# The gateways of the edge's networks (its default routes, from /proc/net/route, in hex
+# and little-endian): the Docker host's connections to the preview port it publishes on
+# its 127.0.0.1 come from there, through Docker's userland proxy and its NAT alike. The
+# site lets only them and 127.0.0.1 use the preview and admin server ($deployer_admin).
+while read -r _ dest gw _; do
+  [ "$dest" = 00000000 ] && [ "$gw" != 00000000 ] || continue
+  a=${gw#??????}; b=${gw#????}; c=${gw#??}
+  echo "$((0x$a)).$((0x${b%??})).$((0x${c%????})).$((0x${gw%??????})) 1;"
+done < /proc/net/route > /run/deployer/gateways.geo
 # Open files: as many as the container may have, up to 65536; half of them per worker
 # for connections (a proxied request holds two), at most 16384.
 hard=$(ulimit -Hn)

@@ -16,7 +16,9 @@
 --
 -- Both directions go through /_deployer/sync on the internal server (port 8081, never
 -- published in swarm mode), authenticated by a token that swarm gives both as a secret
--- (a file whose one line is the HTTP header). The state travels as state.lua's blob: the
+-- (a file whose one line is the HTTP header); so does the control's sum of the replicas'
+-- metrics. From the network, that server answers these two paths alone, and only with
+-- the token (the site's $deployer_admin). The state travels as state.lua's blob: the
 -- files' texts joined by NUL bytes, with a sequence number.
 
 local dns = require("deployer.dns")
@@ -225,6 +227,11 @@ end
 -- replica's (the users' requests), summed line by line: counters and cumulative histogram
 -- buckets add up across edges. A replica that does not answer is left out.
 function M.metrics()
+    -- From another edge (not 127.0.0.1 nor the host: $deployer_admin of the site), only
+    -- with the token: the site lets such requests through in swarm mode alone.
+    if ngx.var.deployer_admin == "0" and (not token or ngx.req.get_headers()[HEADER] ~= token) then
+        return ngx.exit(403)
+    end
     local metrics = require("deployer.metrics")
     if M.role ~= "control" or ngx.var.arg_edge_only then
         return metrics.render()
