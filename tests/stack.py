@@ -170,10 +170,13 @@ class Stack:
     def edge(self):
         return self.docker.containers.get(f"{self.name}-infra-edge-1")
 
+    @property
+    def ports_holder(self):
+        """The container that holds the edge's network namespace and published ports."""
+        return self.docker.containers.get(f"{self.name}-infra-ports-1")
+
     def port(self, container_port: int) -> int:
-        edge = self.edge
-        edge.reload()
-        return int(edge.attrs["NetworkSettings"]["Ports"][f"{container_port}/tcp"][0]["HostPort"])
+        return int(self.ports_holder.attrs["NetworkSettings"]["Ports"][f"{container_port}/tcp"][0]["HostPort"])
 
     @property
     def live_url(self) -> str:
@@ -190,6 +193,31 @@ class Stack:
         """(version, colour) that the live route answers with."""
         body = self.get(path).json()
         return body["version"], body["colour"]
+
+    def to_earlier_layout(self) -> None:
+        """Put the infrastructure back as a deployer before the ports holder made it: the edge
+        container publishes its ports and sits on the edge network itself."""
+        from deployer import config
+        from deployer.adapters import compose as compose_adapter
+        from deployer.flows import infra
+        from deployer.flows.context import Context
+
+        ctx = Context(config.load(self.config), say=print)
+        try:
+            images = {p: self.docker.api.inspect_container(f"{self.name}-infra-{p}-1")["Config"]["Image"]
+                      for p in ("edge", "db", "backup")}  # fmt: skip
+            data, secrets = infra.spec(
+                ctx, edge_image=images["edge"], db_image=images["db"], backup_image=images["backup"]
+            )
+            holder = data["services"].pop("ports")
+            edge = data["services"]["edge"]
+            del edge["network_mode"]
+            edge.update(ports=holder["ports"], networks=["edge"])
+            for part in ("edge", "ports"):
+                self.docker.containers.get(f"{self.name}-infra-{part}-1").remove(force=True)
+            compose_adapter.up(ctx.engine, f"{self.name}-infra", data, step="test", secrets=secrets, wait=True)
+        finally:
+            ctx.engine.close()
 
     def edge_file(self, path: str) -> str:
         """The file's text, '' when it does not exist. Under load the engine may report an exec's

@@ -33,11 +33,12 @@ class Taken:
 
 
 class Edge:
-    def __init__(self, engine: Engine, project: str, deployment: str = "") -> None:
+    def __init__(self, engine: Engine, project: str, deployment: str = "", *, container: str = "") -> None:
         self.engine = engine
         self.project = project
         self.deployment = deployment
-        self.container = names.infra_container(project, "edge")
+        # The serving edge (or, given, another edge container: one being replaced).
+        self.container = container or names.infra_container(project, "edge")
         # The token of the lock this command holds (flows/lock.py sets it): while it is set,
         # a route state write changes nothing unless the lock is still this token's.
         self.token = ""
@@ -271,6 +272,32 @@ class Edge:
             raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
         return output.endswith("reloaded")
 
+    def published_port(self, port: int) -> int | None:
+        """The host port of one of the edge's ports: its ports holder publishes them (an edge
+        of the earlier layout, not moved yet by `deployer up`, publishes them itself)."""
+        holder = names.infra_container(self.project, "ports")
+        return self.engine.published_port(holder, port) or self.engine.published_port(self.container, port)
+
+    # -- replacement (flows/edge_roll.py) -------------------------------------------------------
+    def stage_site(self, content: str, *, step: str) -> bool:
+        """Write a new site for the next edge to start with, no reload; True when it changed."""
+        result = self.run(scripts.stage_site(content), step=step)
+        if not result.ok:
+            raise EdgeError("could not write the new site config", step=step, logs=result.stdout + result.stderr)
+        return result.stdout.strip().endswith("staged")
+
+    def unstage_site(self, *, step: str) -> None:
+        self.run(scripts.UNSTAGE_SITE, step=step)
+
+    def drain(self, *, step: str) -> bool:
+        """Close each keep-alive connection after its next answer; False when this edge cannot."""
+        return self.run(scripts.DRAIN, step=step).ok
+
+    def drained(self, limit: float, *, step: str) -> tuple[int, int] | None:
+        """Wait for the client connections of a draining edge to end: (active, waiting) at the end."""
+        parts = self.run(scripts.drained(limit), step=step).stdout.split()
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
     # -- metrics ----------------------------------------------------------------------------
     def metrics(self, window: int | None = None) -> str:
         url = f"{probe_rule.PREVIEW}/_deployer/metrics" + (f"?window={int(window)}" if window else "")
@@ -283,6 +310,28 @@ class Edge:
         if not out.ok or not out.stdout.startswith("forgot"):
             raise EdgeError("the edge did not forget the metrics of gone releases", step=step, logs=out.stderr)
         return out.stdout.split()[1:]
+
+
+def rename(engine: Engine, container: str, name: str, *, step: str) -> None:
+    """Give a container another name (the edge's name goes to the edge that replaces it)."""
+    from docker.errors import APIError
+
+    from deployer.adapters.failures import reason
+
+    try:
+        engine.sdk.api.rename(container, name)
+    except APIError as exc:
+        raise EdgeError(
+            f"cannot rename the edge container {container[:12]} to {name}: {reason(exc)}", step=step
+        ) from None
+
+
+def kernel(engine: Engine) -> tuple[int, int]:
+    """The Docker host's Linux version (major, minor); (0, 0) when the engine does not say."""
+    import re
+
+    found = re.match(r"(\d+)\.(\d+)", str(engine.sdk.info().get("KernelVersion") or ""))
+    return (int(found[1]), int(found[2])) if found else (0, 0)
 
 
 def _their_id(result: ExecResult) -> str:

@@ -66,6 +66,7 @@ def status(data: dict[str, Any]) -> None:
     console.print(f"edge: {edge['status']}/{edge['health']}{ports}{hint}", highlight=False)
     console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
     console.print(f"backup service: {backup['status']}/{backup['health']}{_on(backup)}")
+    _image_ages(console, data)
     dump = data.get("backup")
     if dump:
         if dump.get("name"):
@@ -118,6 +119,23 @@ def status(data: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _image_ages(console: Any, data: dict[str, Any]) -> None:
+    """Each infra image's build date and age, and a warning for the old ones (core/freshness.py)."""
+    from rich.markup import escape
+
+    from deployer.core.freshness import PARTS
+
+    found = data.get("images") or {}
+    lines = [
+        f"{PARTS.get(part, part)} {i['image']} built {i.get('built') or '?'} UTC ({i.get('age_days')} days ago)"
+        for part, i in found.items()
+    ]
+    if lines:
+        console.print("images: " + "; ".join(lines), highlight=False, soft_wrap=True)
+    if data.get("images_warning"):
+        console.print(f"[red]warning:[/red] images {escape(data['images_warning'])}", soft_wrap=True)
 
 
 def _when(text: str) -> str:

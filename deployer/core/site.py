@@ -136,3 +136,13 @@ def render(config, template: Path) -> str:
     return env.get_template(template.name).render(
         project=config.name, edge=config.edge, config=config, site=build(config.edge)
     )
+
+
+_LISTEN = re.compile(r"^\s*listen\s+([^;]+);", re.MULTILINE)
+
+
+def without_reuseport(rendered: str) -> list[str]:
+    """The TCP `listen` directives of a rendered site that lack `reuseport`: a new edge could
+    not listen on their ports beside the one it replaces (flows/edge_roll.py)."""
+    found = (m.strip() for m in _LISTEN.findall(rendered))
+    return [m for m in found if not m.startswith("unix:") and "reuseport" not in m.split()]

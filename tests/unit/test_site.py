@@ -89,3 +89,15 @@ def test_the_certificate_travels_as_one_file_named_by_its_content():
     assert gen.startswith("gen-") and tls.generation(pem) == gen
     script = tls.install(gen)
     assert "KEY" not in script and "--data-binary @" in script and "mv -fT" in script
+
+
+def test_every_tcp_listener_can_be_shared_with_the_edge_that_replaces_it():
+    from deployer.core.site import without_reuseport
+
+    text = render(FULL)
+    assert without_reuseport(text) == []  # the shipped site: 80, 443 and 8081 all have reuseport
+    # a draining edge answers in @deployer_last (Connection: close) on every server that routes
+    assert text.count("location @deployer_last {\n        keepalive_timeout 0;") == 3
+    assert "location = /drain" in text
+    assert without_reuseport("server {\n    listen 8081;\n    listen unix:/run/x.sock;\n}\n") == ["8081"]
+    assert without_reuseport("  listen 80 default_server reuseport;\n") == []
