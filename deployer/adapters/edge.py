@@ -312,28 +312,6 @@ class Edge:
         return out.stdout.split()[1:]
 
 
-def rename(engine: Engine, container: str, name: str, *, step: str) -> None:
-    """Give a container another name (the edge's name goes to the edge that replaces it)."""
-    from docker.errors import APIError
-
-    from deployer.adapters.failures import reason
-
-    try:
-        engine.sdk.api.rename(container, name)
-    except APIError as exc:
-        raise EdgeError(
-            f"cannot rename the edge container {container[:12]} to {name}: {reason(exc)}", step=step
-        ) from None
-
-
-def kernel(engine: Engine) -> tuple[int, int]:
-    """The Docker host's Linux version (major, minor); (0, 0) when the engine does not say."""
-    import re
-
-    found = re.match(r"(\d+)\.(\d+)", str(engine.sdk.info().get("KernelVersion") or ""))
-    return (int(found[1]), int(found[2])) if found else (0, 0)
-
-
 def _their_id(result: ExecResult) -> str:
     """The deployment id that scripts.check_deployment printed ('' for an unmarked edge)."""
     return result.stdout.strip().partition(" ")[2]

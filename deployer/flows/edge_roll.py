@@ -33,7 +33,8 @@ import time
 from typing import Any
 
 from deployer.adapters import compose as compose_adapter
-from deployer.adapters.edge import Edge, rename
+from deployer.adapters.edge import Edge
+from deployer.adapters.lifecycle import rename, start, stop
 from deployer.core import compose, names, scripts, site
 from deployer.core.watch import Marker
 from deployer.errors import ConfigError, EdgeError, EngineError, LockError
@@ -81,11 +82,12 @@ def check(ctx: Context, rendered: str) -> None:
     """Before anything changes: a replacement needs every TCP listener of the site to have
     `reuseport`, and no watch may be judging the edge's counters (the new edge's start at 0)."""
     missing = site.without_reuseport(rendered)
-    if missing:
+    why = f"`listen {missing[0]};` has no `reuseport`" if missing else site.cannot_drain(rendered)
+    if why:
         raise ConfigError(
             ctx.config.path,
             "edge.template",
-            f"`listen {missing[0]};` has no `reuseport`: the new edge could not listen beside the one it replaces",
+            f"{why}: the edge could not be replaced beside the running one (docs/zero-downtime.md)",
         )
     marker = Marker.parse(ctx.edge.state(step="up").watch)
     now = int(ctx.edge.run("date +%s", step="up").stdout.strip() or 0)
@@ -192,9 +194,15 @@ def settle(ctx: Context) -> None:
 def move(ctx: Context, up: Any) -> None:
     """The one move of an edge of the earlier layout (it publishes the ports itself) onto the
     ports holder: the old edge stops (in-flight requests finish, at most 10 s), then `up()`
-    starts the holder and the new edge. New connections are refused in between."""
+    starts the holder and the new edge (compose removes the old one). New connections are
+    refused in between. Should `up()` fail, the old edge starts again."""
     began = time.monotonic()
     ctx.say("edge: moving it onto its ports holder, once: new connections are refused until it is back")
-    ctx.engine.stop_and_remove(ctx.edge.container, 10)
-    up()
+    stop(ctx.engine, ctx.edge.container, 10, step="up")
+    try:
+        up()
+    except BaseException:
+        if start(ctx.engine, ctx.edge.container, step="up"):
+            ctx.say("edge: the move failed; the old edge serves again")
+        raise
     ctx.say(f"edge: moved; the public port was closed for {time.monotonic() - began:.1f}s")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
-from deployer.adapters.edge import kernel
+from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, names, site

@@ -101,3 +101,9 @@ def test_every_tcp_listener_can_be_shared_with_the_edge_that_replaces_it():
     assert "location = /drain" in text
     assert without_reuseport("server {\n    listen 8081;\n    listen unix:/run/x.sock;\n}\n") == ["8081"]
     assert without_reuseport("  listen 80 default_server reuseport;\n") == []
+    assert site.cannot_drain(text) == ""
+    routes = (
+        'server {\n    location / { rewrite_by_lua_block { require("deployer.router").route("live", false) } }\n}\n'
+    )
+    assert "no `location = /drain`" in site.cannot_drain(routes)
+    assert "@deployer_last" in site.cannot_drain(routes + "location = /drain {}\n")
