@@ -180,7 +180,8 @@ def _ports_holder(config, labels: dict[str, str], image: str, sysctls: dict[str,
         "command": ["sleep", "infinity"],
         "init": True,  # passes SIGTERM on to sleep
         "ports": _edge_ports(config.edge),
-        "networks": {"edge": {"aliases": ["edge"]}},
+        # the names the edge container had on its network, for whatever reaches it by them
+        "networks": {"edge": {"aliases": ["edge", names.infra_container(config.name, "edge")]}},
         **({"sysctls": sysctls} if sysctls else {}),
         "labels": labels,
         "restart": config.restart,

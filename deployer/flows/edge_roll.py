@@ -42,6 +42,7 @@ from deployer.flows.context import Context
 
 OLD = "-old"  # suffix of the replaced edge's name while it drains
 QUIT_GRACE = 35  # seconds for `docker stop`: nginx's worker_shutdown_timeout (30 s) and a margin
+DRAIN_LIMIT = 60  # seconds at most that an old edge drains, whatever edge.keepalive_timeout
 
 
 def layout(ctx: Context) -> str:
@@ -153,13 +154,17 @@ def _check_new(ctx: Context, new) -> None:
 
 
 def _retire(ctx: Context, old: Edge) -> str:
-    """Drain an edge that another one has replaced, then stop and remove it; says what it left."""
-    limit = ctx.config.edge.keepalive_timeout + 1
+    """Drain an edge that another one has replaced, then stop and remove it; says what it left.
+    The drain waits until no connection waits on it, at most edge.keepalive_timeout (and
+    DRAIN_LIMIT), in execs of at most 20 s."""
+    limit = min(ctx.config.edge.keepalive_timeout, DRAIN_LIMIT) + 1
+    counts = None
     if not old.drain(step="up"):
         ctx.say("warning: the old edge could not drain (its site has no /drain): idle keep-alive clients see a close")
-        counts = None
     else:
-        counts = old.drained(limit, step="up")
+        deadline = time.monotonic() + limit
+        while counts is None or (counts[1] and time.monotonic() < deadline):
+            counts = old.drained(min(20.0, max(0.2, deadline - time.monotonic())), step="up") or (0, 0)
     ctx.engine.stop_and_remove(old.container, QUIT_GRACE)
     if counts and counts[1]:
         return f" ({counts[1]} idle connection(s) were still open after {limit:g}s and were closed)"
@@ -169,25 +174,21 @@ def _retire(ctx: Context, old: Edge) -> str:
 def settle(ctx: Context) -> None:
     """Finish a replacement that a killed or failed `up` left half done: the running edge that
     was started last keeps (or takes) the edge's name; every other edge is drained and goes."""
-    edges = _edges(ctx)
-    if len(edges) < 2:
+    edges, name = _edges(ctx), ctx.edge.container
+    named = next((c for c in edges if c.name == name), None)
+    if not edges or (named and len(edges) == 1):
         return
-    named = next((c for c in edges if c.name == ctx.edge.container and c.running), None)
-    if named is None:
-        running = sorted((c for c in edges if c.running), key=lambda c: c.started_at, reverse=True)
-        if not running:
-            return
-        for c in edges:
-            if c.name == ctx.edge.container:
-                ctx.engine.stop_and_remove(c.id, 5)
-        named = running[0]
-        rename(ctx.engine, named.id, ctx.edge.container, step="up")
+    running = sorted((c for c in edges if c.running), key=lambda c: c.started_at, reverse=True)
+    keep = named if named and named.running else running[0] if running else named or edges[0]
     for c in edges:
-        if c.id != named.id:
-            if c.running:
-                _retire(ctx, Edge(ctx.engine, ctx.config.name, ctx.config.deployment, container=c.id))
-            else:
-                ctx.engine.stop_and_remove(c.id, 5)
+        if c.id == keep.id:
+            continue
+        if c.running:
+            _retire(ctx, Edge(ctx.engine, ctx.config.name, ctx.config.deployment, container=c.id))
+        else:
+            ctx.engine.stop_and_remove(c.id, 5)
+    if keep.name != name:
+        rename(ctx.engine, keep.id, name, step="up")
     ctx.say("edge: finished the replacement of the edge that an earlier `up` left half done")
 
 

@@ -136,6 +136,7 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
     rendered = render_site(ctx)
     tls.refuse_out_of_date(ctx)
     check_owner(ctx)
+    edge_roll.settle(ctx)  # what a killed replacement left (first: the lock is taken in the named edge)
     with held(ctx, "up"):
         # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
         # a refusal leaves nothing behind, not even the networks.
@@ -159,8 +160,6 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             migrate_requests=kernel(engine) >= (5, 14),  # the sysctl's first kernel
         )  # fmt: skip
         shape = edge_roll.layout(ctx)
-        if shape == "pod":
-            edge_roll.settle(ctx)
         replacing = shape == "pod" and edge_roll.stale(ctx, data)
         if replacing:
             edge_roll.check(ctx, rendered)  # refuses a site without reuseport, and a running watch

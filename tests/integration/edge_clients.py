@@ -168,7 +168,7 @@ class ContainerClient:
 
     def start(self, requests: list[dict]):
         """Start the requests in the container; returns the exec's output stream."""
-        env = {"EDGE": "edge", "REQUESTS": json.dumps(requests)}  # its name on the edge network
+        env = {"EDGE": f"{self.stack.name}-infra-edge-1", "REQUESTS": json.dumps(requests)}
         api = self.stack.docker.api
         exec_id = api.exec_create(self.container.id, ["python3", "-c", CLIENT], environment=env)["Id"]
         return exec_id, api.exec_start(exec_id, stream=False)

@@ -50,9 +50,9 @@ def image_of(project, part: str) -> tuple[str, str]:
     return attrs["Config"]["Image"], attrs["Image"]
 
 
-def under_load(project, *args: str, seconds: float = 240):
+def under_load(project, *args: str, seconds: float = 300):
     """`deployer up ARGS` while the three kinds of client run; (its result, the load's counts)."""
-    traffic = Load(project.live_url, clients=3, slow=1, rate=10, duration=seconds, max_requests=4_000)
+    traffic = Load(project.live_url, clients=2, slow=1, rate=5, duration=seconds, max_requests=6_000)
     traffic.start()
     try:
         time.sleep(1.0)
@@ -108,7 +108,17 @@ def test_a_new_base_image_and_refresh_images_replace_the_edge_under_load(project
     text = project.config.read_text().replace('restart = "no"', f'restart = "no"\nbase_image = "{ref}"', 1)
     project.config.write_text(text)
     try:
-        # A newer base image: new own images; the edge is replaced under load, the database kept.
+        # A newer base image: new own images (built first, as `up` would: a build takes minutes
+        # here); the edge is replaced under load, the database kept.
+        from deployer.adapters.engine import Engine
+        from deployer.flows import images
+
+        engine = Engine()
+        try:
+            for part in ("edge", "db", "agent"):
+                images.own_image(engine, part, base_image=ref, say=print)
+        finally:
+            engine.close()
         result, counts, _, _ = under_load(project)
         assert result.returncode == 0, result.stderr
         assert_no_failure(counts, result)
@@ -127,7 +137,7 @@ def test_a_new_base_image_and_refresh_images_replace_the_edge_under_load(project
         assert status["images_warning"] is None
 
         # --refresh-images: the same tags, built again without the cache; the edge replaced again.
-        result, counts, _, _ = under_load(project, "--refresh-images", seconds=420)
+        result, counts, _, _ = under_load(project, "--refresh-images", seconds=1200)
         assert result.returncode == 0, result.stderr
         assert_no_failure(counts, result)
         assert "without the build cache" in result.stderr and "edge: replaced with no interruption" in result.stderr
@@ -165,6 +175,22 @@ def test_up_moves_an_edge_of_the_earlier_layout_onto_its_ports_holder(project):
     assert project.serving() == ("v1", "blue") and project.edge_file("/var/lib/deployer/state/live").strip() == "blue"
     again = project.ok("up")
     assert "moved" not in again.stderr and "replaced" not in again.stderr
+
+
+def test_up_finishes_a_replacement_that_a_killed_up_left(project):
+    """Killed between its two renames, a replacement leaves two edges and none with the edge's
+    name: the next `up` gives the name to the edge started last and drains the other away."""
+    project.release_all("v1")
+    first = container_id(project, "edge")
+    project.second_edge()
+    project.docker.containers.get(first).rename(f"{project.name}-infra-edge-1-old")
+    result = project.ok("up")
+    assert "finished the replacement" in result.stderr, result.stderr
+    edges = project.docker.containers.list(
+        all=True, filters={"label": [f"deployer.project={project.name}", "deployer.role=edge"]}
+    )
+    assert [e.name for e in edges] == [f"{project.name}-infra-edge-1"] and edges[0].id != first
+    assert project.serving() == ("v1", "blue")
 
 
 def test_refresh_images_is_refused_in_swarm_mode_before_anything(project):

@@ -66,7 +66,8 @@ def test_the_edge_runs_in_the_network_of_a_ports_holder_that_only_sleeps(shop):
     assert ports["cap_drop"] == ["ALL"] and ports["read_only"] is True
     # queued connections of a closing listener go to the new edge's; the test hook's sysctls too
     assert ports["sysctls"] == {"net.ipv4.tcp_migrate_req": "1", "net.x": "1"}
-    assert ports["networks"] == {"edge": {"aliases": ["edge"]}}  # `edge` still names the edge on its network
+    # `edge` and the edge container's name still name the edge on its network
+    assert ports["networks"] == {"edge": {"aliases": ["edge", "shop-infra-edge-1"]}}
     old_kernel = compose.infra(
         shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}", migrate_requests=False
     )
