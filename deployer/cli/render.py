@@ -128,9 +128,14 @@ def _image_ages(console: Any, data: dict[str, Any]) -> None:
     from deployer.core.freshness import PARTS
 
     found = data.get("images") or {}
+
+    def age(days: Any) -> str:
+        return "age unknown" if days is None else f"{days} day{'' if days == 1 else 's'} ago"
+
     lines = [
-        f"{PARTS.get(part, part)} {i['image']} built {i.get('built') or '?'} UTC ({i.get('age_days')} days ago)"
-        for part, i in found.items()
+        f"{PARTS[part]} {found[part]['image']} built {found[part].get('built') or '?'} UTC ({age(found[part].get('age_days'))})"
+        for part in PARTS
+        if part in found
     ]
     if lines:
         console.print("images: " + "; ".join(lines), highlight=False, soft_wrap=True)

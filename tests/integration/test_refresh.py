@@ -152,7 +152,7 @@ def test_a_new_base_image_and_refresh_images_replace_the_edge_under_load(project
         assert container_id(project, "db") != db_before and db_tag.endswith(f"-{base[7:19]}")
         assert db_id == docker_client.images.get(db_tag).id
         shown = project.ok("status").stdout
-        assert f"images: edge {edge_tag} built " in shown and "(0 days ago)" in shown
+        assert f"images: edge {edge_tag} built " in shown and "(0 days ago)" in shown, shown
         assert project.serving() == ("v1", "blue")
     finally:
         project.destroy()  # before its images can go
