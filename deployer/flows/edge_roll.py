@@ -189,7 +189,8 @@ def settle(ctx: Context) -> None:
             ctx.engine.stop_and_remove(c.id, 5)
     if keep.name != name:
         rename(ctx.engine, keep.id, name, step="up")
-    ctx.say("edge: finished the replacement of the edge that an earlier `up` left half done")
+    if len(edges) > 1:
+        ctx.say("edge: finished the replacement of the edge that an earlier `up` left half done")
 
 
 def move(ctx: Context, up: Any) -> None:

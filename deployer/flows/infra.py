@@ -199,13 +199,17 @@ def _converge(
             raise busy_port_error(ctx, exc) or exc from None
 
     if shape == "single":
-        return edge_roll.move(ctx, lambda: compose_up(["edge"]))
-    if shape == "pod" and edge_roll.ports_changed(ctx, data, secrets):
+        edge_roll.move(ctx, lambda: compose_up(["edge"]))
+    elif shape == "pod" and edge_roll.ports_changed(ctx, data, secrets):
         ctx.say("edge: its ports changed, so it restarts with its ports holder: new connections wait or are refused")
-        return compose_up(["edge"])
-    compose_up(["edge"] if shape == "none" else [])
-    if replacing:
-        edge_roll.replace(ctx, data, secrets, rendered=site)
+        compose_up(["edge"])
+    else:
+        compose_up(["edge"] if shape == "none" else [])
+        if replacing:
+            edge_roll.replace(ctx, data, secrets, rendered=site)
+    # compose names a container it recreates after its number (<name>-infra-edge-2 after a
+    # replacement): the edge's name goes back to it
+    edge_roll.settle(ctx)
 
 
 def busy_port_error(ctx: Context, exc: EngineError) -> EngineError | None:

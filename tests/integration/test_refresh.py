@@ -192,6 +192,18 @@ def test_up_finishes_a_replacement_that_a_killed_up_left(project):
     assert [e.name for e in edges] == [f"{project.name}-infra-edge-1"] and edges[0].id != first
     assert project.serving() == ("v1", "blue")
 
+    # A ports change (HTTPS on) makes a new ports holder, and compose recreates the edge with
+    # it, naming it after its number (2 now): the edge's name goes back to it.
+    from edge_clients import install, make_cert
+
+    (project.folder / "tls").mkdir()
+    install(*make_cert(project.folder, "cert"), project.folder / "tls/cert.pem", project.folder / "tls/key.pem")
+    project.write_config(edge='[edge.tls]\ncert = "tls/cert.pem"\nkey = "tls/key.pem"\nport = 0\nredirect = false\n')
+    tls_on = project.ok("up")
+    assert "its ports changed" in tls_on.stderr and "HTTPS port" in tls_on.stderr, tls_on.stderr
+    assert project.edge.name == f"{project.name}-infra-edge-1" and project.edge.status == "running"
+    assert project.serving() == ("v1", "blue")
+
 
 def test_refresh_images_is_refused_in_swarm_mode_before_anything(project):
     text = project.config.read_text().replace("[project]", '[engine]\nmode = "swarm"\n\n[project]', 1)
