@@ -10,9 +10,9 @@ edge image instantly (the running one plus a label), so the replacement is the o
              with the lock held as `up` holds it;
 - recreate:  `docker compose up --force-recreate` of the edge service from the same compose
              data (the ports holder stays): the old edge stops, then the new one starts;
-- move:      (`--moves N`) the infrastructure is put back in the earlier layout, then
-             `deployer up` moves it; the project's public port is a fixed free port here,
-             so that the clients keep their address across the move.
+- move:      (`--moves N`) the infrastructure is put back in the earlier layout (before the
+             load starts), then `deployer up` moves it, under load; the project's public port
+             is a fixed free port here, so that the clients keep their address across the move.
 
 Under each, bench/load.py's three kinds of client on the live port (keep-alive ones that never
 retry, browser-like ones that retry an idempotent request once, a new connection per
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import socket
 import sys
 import tempfile
@@ -104,19 +105,23 @@ def recreate(stack, n: int) -> None:
         ctx.engine.close()
 
 
-def move(stack, n: int) -> None:
-    stack.to_earlier_layout()
-    time.sleep(2)  # the clients reconnect to the earlier edge first
-    stack.ok("up")
+def move(stack, n: int) -> float:
+    """`deployer up` on an edge of the earlier layout (made before the load started); the
+    seconds `up` says the public port was closed."""
+    said = stack.ok("up").stderr
+    found = re.search(r"the public port was closed for ([0-9.]+)s", said)
+    return float(found[1]) if found else -1.0
 
 
 def measure(stack, port: int, action, n: int, args) -> dict:
+    if action is move:
+        stack.to_earlier_layout()
     traffic = Load(f"http://127.0.0.1:{port}", clients=args.clients, slow=1, rate=args.rate, duration=300)
     traffic.start()
     try:
         time.sleep(args.settle)
         start = time.monotonic()
-        action(stack, n)
+        closed = action(stack, n)
         end = time.monotonic()
         time.sleep(args.settle)
     finally:
@@ -129,6 +134,7 @@ def measure(stack, port: int, action, n: int, args) -> dict:
         "failures": {k: counts[k]["failures"] for k in KINDS},
         "errors": {k: counts[k]["errors"] for k in KINDS},
         "served_after": stack.serving(),
+        **({"closed_seconds": closed} if closed is not None else {}),
     }
 
 
@@ -169,6 +175,7 @@ def main() -> int:
                 "failures": {k: [r["failures"][k] for r in mine] for k in KINDS},
                 "requests": sum(sum(r["requests"].values()) for r in mine),
                 "seconds": [r["seconds"] for r in mine],
+                **({"closed_seconds": [r["closed_seconds"] for r in mine]} if name == "move" else {}),
             }
     print(json.dumps(summary, indent=2))
     if args.json:
