@@ -60,9 +60,7 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
             "`docker compose version` (compose v2), or run `deployer up --recreate-db`, which takes a verified dump first",
             step="up",
         )
-    changed = what_changed(current, data["services"]["db"]) if want else "settings (compose could not say)"
-    if rebuilt and (current.get("Config") or {}).get("Image") == image:
-        changed = f"image ({image} was rebuilt: {current.get('Image', '')[7:19]} -> {engine.image_id(image)[7:19]})"  # type: ignore[index]
+    changed = _changes(ctx, current, data["services"]["db"], known=bool(want), rebuilt=rebuilt)
     if not recreate:
         if _newer_build_only(ctx, current, data, secrets, have):
             ctx.say(
@@ -81,6 +79,15 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
     name = backups.take(ctx, label="before recreating the database", step="up")
     ctx.say(f"database: {name} written and verified; recreating the database container")
     return True
+
+
+def _changes(ctx: Context, current: dict[str, Any], spec: dict[str, Any], *, known: bool, rebuilt: bool) -> str:
+    """What differs between the database container and its service, for the messages."""
+    image = _plain(spec["image"])
+    if rebuilt and (current.get("Config") or {}).get("Image") == image:
+        now = (ctx.engine.image_id(image) or "")[7:19]
+        return f"image ({image} was rebuilt: {current.get('Image', '')[7:19]} -> {now})"
+    return what_changed(current, spec) if known else "settings (compose could not say)"
 
 
 def _newer_build_only(ctx: Context, current: dict[str, Any], data: dict[str, Any], secrets, have: str) -> bool:

@@ -107,17 +107,25 @@ def own_image(
         names.LABEL_BASE_ID: base_id,
     }
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
-        context = Path(tmp)
-        for path in files:
-            target = context / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        dockerfile = "assets/agent/Dockerfile" if name == "agent" else None
-        buildargs = {"BASE_IMAGE": base_image}
+        _copy(files, root, Path(tmp))
         engine.build(
-            str(context), tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels, nocache=refresh
+            tmp,
+            tag,
+            dockerfile="assets/agent/Dockerfile" if name == "agent" else None,
+            buildargs={"BASE_IMAGE": base_image},
+            step=step,
+            labels=labels,
+            nocache=refresh,
         )
     return tag
+
+
+def _copy(files: list[Path], root: Path, context: Path) -> None:
+    """The build inputs, and nothing else, into a build context."""
+    for path in files:
+        target = context / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 def _without_base(engine: Engine, name: str, inputs: str, base_image: str, say, *, step: str) -> str:
@@ -132,7 +140,7 @@ def _without_base(engine: Engine, name: str, inputs: str, base_image: str, say, 
             return tag
     raise EngineError(
         f"the base image {base_image} (project.base_image) is not on {engine.where} and could not be pulled: "
-        f"load it there (docker pull, or docker save | docker load), or set another project.base_image",
+        "load it there (docker pull, or docker save | docker load), or set another project.base_image",
         step=step,
     )
 
