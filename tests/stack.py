@@ -170,10 +170,13 @@ class Stack:
     def edge(self):
         return self.docker.containers.get(f"{self.name}-infra-edge-1")
 
+    @property
+    def ports_holder(self):
+        """The container that holds the edge's network namespace and published ports."""
+        return self.docker.containers.get(f"{self.name}-infra-ports-1")
+
     def port(self, container_port: int) -> int:
-        edge = self.edge
-        edge.reload()
-        return int(edge.attrs["NetworkSettings"]["Ports"][f"{container_port}/tcp"][0]["HostPort"])
+        return int(self.ports_holder.attrs["NetworkSettings"]["Ports"][f"{container_port}/tcp"][0]["HostPort"])
 
     @property
     def live_url(self) -> str:
@@ -190,6 +193,49 @@ class Stack:
         """(version, colour) that the live route answers with."""
         body = self.get(path).json()
         return body["version"], body["colour"]
+
+    def _infra(self, change) -> None:
+        """compose up of the infrastructure as the deployer would write it for what runs now,
+        after `change(data)` edits the compose data and `change` says which services to up."""
+        from deployer import config
+        from deployer.adapters import compose as compose_adapter
+        from deployer.flows import edge_roll, infra
+        from deployer.flows.context import Context
+
+        ctx = Context(config.load(self.config), say=print)
+        try:
+            images = {p: self.docker.api.inspect_container(f"{self.name}-infra-{p}-1")["Config"]["Image"]
+                      for p in ("edge", "db", "backup")}  # fmt: skip
+            edge_id = ctx.engine.image_id(images["edge"]) or ""
+            data, secrets = infra.spec(
+                ctx, edge_image=images["edge"], db_image=images["db"], backup_image=images["backup"],
+                ports_image=edge_roll.ports_image(ctx, edge_id), edge_image_id=edge_id,
+            )  # fmt: skip
+            options = change(data)
+            compose_adapter.up(
+                ctx.engine, f"{self.name}-infra", data, step="test", secrets=secrets, wait=True, **options
+            )
+        finally:
+            ctx.engine.close()
+
+    def to_earlier_layout(self) -> None:
+        """Put the infrastructure back as a deployer before the ports holder made it: the edge
+        container publishes its ports and sits on the edge network itself."""
+
+        def earlier(data: dict) -> dict:
+            holder = data["services"].pop("ports")
+            edge = data["services"]["edge"]
+            del edge["network_mode"]
+            edge.update(ports=holder["ports"], networks=["edge"])
+            for part in ("edge", "ports"):
+                self.docker.containers.get(f"{self.name}-infra-{part}-1").remove(force=True)
+            return {}
+
+        self._infra(earlier)
+
+    def second_edge(self) -> None:
+        """Start a second edge beside the running one, as a replacement does first."""
+        self._infra(lambda data: {"services": ["edge"], "scales": {"edge": 2}, "beside": True})
 
     def edge_file(self, path: str) -> str:
         """The file's text, '' when it does not exist. Under load the engine may report an exec's

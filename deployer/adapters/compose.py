@@ -67,16 +67,26 @@ def up(
     secrets: dict[str, str] | None = None,
     wait: bool = False,
     recreate: bool = False,
+    services: list[str] | None = None,
+    scales: dict[str, int] | None = None,
+    beside: bool = False,
 ) -> None:
+    """`services`: only these (and what they depend on), else all. `beside`: only these, and
+    their running containers are kept whatever changed (`--no-deps --no-recreate`: with
+    `scales`, a new container of the new file starts beside the old one)."""
     from python_on_whales.exceptions import DockerException
 
-    debug(f"compose up {project}")
+    debug(f"compose up {project} {' '.join(services or [])}")
     _ = engine.sdk  # fail early, with a clear message, on an unreachable engine
     with _client(engine, project, spec, secrets) as docker:
         try:
             docker.compose.up(
+                services or None,
                 detach=True,
                 force_recreate=recreate,
+                recreate=not beside,
+                dependencies=not beside,
+                scales=scales or {},
                 remove_orphans=True,
                 pull="never",
                 quiet=True,

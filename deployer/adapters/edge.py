@@ -33,11 +33,12 @@ class Taken:
 
 
 class Edge:
-    def __init__(self, engine: Engine, project: str, deployment: str = "") -> None:
+    def __init__(self, engine: Engine, project: str, deployment: str = "", *, container: str = "") -> None:
         self.engine = engine
         self.project = project
         self.deployment = deployment
-        self.container = names.infra_container(project, "edge")
+        # The serving edge (or, given, another edge container: one being replaced).
+        self.container = container or names.infra_container(project, "edge")
         # The token of the lock this command holds (flows/lock.py sets it): while it is set,
         # a route state write changes nothing unless the lock is still this token's.
         self.token = ""
@@ -270,6 +271,32 @@ class Edge:
         if not result.ok:
             raise EdgeError("nginx reload failed; the previous site config was put back", step=step, logs=output)
         return output.endswith("reloaded")
+
+    def published_port(self, port: int) -> int | None:
+        """The host port of one of the edge's ports: its ports holder publishes them (an edge
+        of the earlier layout, not moved yet by `deployer up`, publishes them itself)."""
+        holder = names.infra_container(self.project, "ports")
+        return self.engine.published_port(holder, port) or self.engine.published_port(self.container, port)
+
+    # -- replacement (flows/edge_roll.py) -------------------------------------------------------
+    def stage_site(self, content: str, *, step: str) -> bool:
+        """Write a new site for the next edge to start with, no reload; True when it changed."""
+        result = self.run(scripts.stage_site(content), step=step)
+        if not result.ok:
+            raise EdgeError("could not write the new site config", step=step, logs=result.stdout + result.stderr)
+        return result.stdout.strip().endswith("staged")
+
+    def unstage_site(self, *, step: str) -> None:
+        self.run(scripts.UNSTAGE_SITE, step=step)
+
+    def drain(self, *, step: str) -> bool:
+        """Close each keep-alive connection after its next answer; False when this edge cannot."""
+        return self.run(scripts.DRAIN, step=step).ok
+
+    def drained(self, limit: float, *, step: str) -> tuple[int, int] | None:
+        """Wait for the client connections of a draining edge to end: (active, waiting) at the end."""
+        parts = self.run(scripts.drained(limit), step=step).stdout.split()
+        return (int(parts[0]), int(parts[1])) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
 
     # -- metrics ----------------------------------------------------------------------------
     def metrics(self, window: int | None = None) -> str:

@@ -270,14 +270,18 @@ class Engine:
         except (ImageNotFound, NotFound):
             return None
 
-    def build(self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict, step: str, labels=None) -> str:
-        """Build with the classic builder; returns the image ID. `labels` go on the image."""
+    def build(
+        self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict, step: str, labels=None, nocache=False
+    ) -> str:
+        """Build with the classic builder; returns the image ID. `labels` go on the image; `nocache`
+        runs every step again (apt then fetches today's packages)."""
         from docker.errors import APIError, BuildError
 
         debug(f"build {tag} from {context}")
         try:
+            options = {"rm": True, "forcerm": True, "labels": labels, "nocache": nocache}
             image, _ = self.sdk.images.build(
-                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, rm=True, forcerm=True, labels=labels
+                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, **options
             )
         except BuildError as exc:
             tail = "\n".join(

@@ -41,6 +41,30 @@ def image(engine: Engine, ref: str) -> dict[str, Any] | None:
         return None
 
 
+def labelled(engine: Engine, labels: dict[str, str | None], *, untagged: bool = False) -> list[dict[str, Any]]:
+    """The engine's images with all these labels (None: with the label, whatever its value),
+    as summaries (Id, Created, RepoTags, Labels), newest first; `untagged`: only those without a tag."""
+    filters: dict[str, Any] = {"label": [f"{k}={v}" if v is not None else k for k, v in labels.items()]}
+    if untagged:
+        filters["dangling"] = True
+    try:
+        found = engine.sdk.api.images(filters=filters)
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        raise EngineError(f"cannot list images on {engine.where}: {_reason(exc)}", step="images") from None
+    return sorted(found, key=lambda i: i.get("Created") or 0, reverse=True)
+
+
+def remove_unused(engine: Engine, image_id: str) -> bool:
+    """Remove an image (by ID) unless a container uses it or it is gone; True when removed."""
+    from docker.errors import APIError
+
+    try:
+        engine.sdk.api.remove_image(image_id, noprune=False)
+    except APIError:  # in use (409), or gone already (404)
+        return False
+    return True
+
+
 def tag(engine: Engine, image_id: str, ref: str, *, step: str) -> None:
     """Point `ref` (repository:tag) at an image the engine has."""
     from docker.errors import APIError

@@ -48,15 +48,21 @@ def up(
     recreate_db: Annotated[
         bool, typer.Option("--recreate-db", help="Allow recreating the database container (a verified dump first).")
     ] = False,
+    refresh_images: Annotated[
+        bool,
+        typer.Option(
+            "--refresh-images", help="Rebuild the edge, database and agent images without the cache (security updates)."
+        ),
+    ] = False,
 ) -> None:
     """Create or update the networks, the edge, the database and the backup service. Idempotent."""
     from deployer.flows import infra, swarm
 
     with context(config, env) as ctx:
         if ctx.config.swarm:
-            swarm.up(ctx)  # swarm mode: flows/swarm.py
+            swarm.up(ctx, refresh=refresh_images)  # swarm mode: flows/swarm.py
         else:
-            infra.up(ctx, recreate_db=recreate_db)
+            infra.up(ctx, recreate_db=recreate_db, refresh=refresh_images)
 
 
 @app.command()

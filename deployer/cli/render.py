@@ -76,6 +76,7 @@ def status(data: dict[str, Any]) -> None:
     console.print(f"edge: {edge['status']}/{edge['health']}{ports}{hint}", highlight=False)
     console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
     console.print(f"backup service: {backup['status']}/{backup['health']}{_on(backup)}")
+    _image_ages(console, data)
     dump = data.get("backup")
     if dump:
         if dump.get("name"):
@@ -143,6 +144,28 @@ def _backup_trouble(console, dump: dict[str, Any]) -> None:
     if dump.get("without_metadata"):
         names = ", ".join(dump["without_metadata"])
         console.print(f"dumps without metadata (unverified; `deployer backup verify NAME`): {names}", highlight=False)
+
+
+def _image_ages(console: Any, data: dict[str, Any]) -> None:
+    """Each infra image's build date and age, and a warning for the old ones (core/freshness.py)."""
+    from rich.markup import escape
+
+    from deployer.core.freshness import PARTS
+
+    found = data.get("images") or {}
+
+    def age(days: Any) -> str:
+        return "age unknown" if days is None else f"{days} day{'' if days == 1 else 's'} ago"
+
+    lines = [
+        f"{PARTS[part]} {found[part]['image']} built {found[part].get('built') or '?'} UTC ({age(found[part].get('age_days'))})"
+        for part in PARTS
+        if part in found
+    ]
+    if lines:
+        console.print("images: " + "; ".join(lines), highlight=False, soft_wrap=True)
+    if data.get("images_warning"):
+        console.print(f"[red]warning:[/red] images {escape(data['images_warning'])}", soft_wrap=True)
 
 
 def _when(text: str) -> str:

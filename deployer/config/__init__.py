@@ -168,7 +168,6 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     registry = registry_config.read(r)
     swarm = swarm_config.read(r, engine.mode, services, edge, registry)
     services, backup, safe = safety.read(r, services, backup)
-    r.reject_unknown()
     config = Config(
         path=file,
         name=name,
@@ -180,6 +179,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
         engine=engine,
         smoke=smoke,
         restart=restart,
+        base_image=r.matching("project.base_image", IMAGE_REF, "an image reference", default=Config.base_image),
         deployment=deployment,
         registry=registry,
         swarm=swarm,
@@ -187,6 +187,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
         environments=defined,
         **safe,
     )
+    r.reject_unknown()  # after every read, project.base_image's in Config(...) too
     _check_routes(config)
     return config
 

@@ -33,6 +33,7 @@ ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,23}")
 # a TLS setting, ...). Everything else stays the base config's.
 OVERRIDABLE = (
     "project.id",  # give each environment its own: the deployer then refuses a host that another one set up
+    "project.base_image",  # a staging host may try a new base image first
     "engine.host",
     "edge.public_port",
     "edge.public_bind",

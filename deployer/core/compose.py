@@ -13,6 +13,7 @@ any argv.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -28,6 +29,10 @@ LOGGING = {"driver": "json-file", "options": {"max-size": "50m", "max-file": "5"
 # would cost CPU in bursts under load.
 EDGE_LOGGING = {"driver": "local", "options": {**LOGGING["options"], "compress": "false"}}
 EDGE_TEMP = "/var/lib/nginx"  # where the edge's nginx keeps its temporary files
+EDGE_SPEC = "deployer.edge-spec"  # the label that says what the edge container was made from
+# The connections queued on a closing listener go to another listener of its port (the new
+# edge's), not reset: the replaced edge's SIGQUIT refuses no connection (Linux 5.14 and later).
+MIGRATE_REQUESTS = {"net.ipv4.tcp_migrate_req": "1"}
 
 
 def escape(value: Any) -> Any:
@@ -176,6 +181,33 @@ def _acme_mount(folder: str | None) -> list[dict[str, Any]]:
     ]
 
 
+def _ports_holder(config, labels: dict[str, str], image: str, sysctls: dict[str, str] | None) -> dict[str, Any]:
+    """The edge's network namespace and published ports (and their sysctls)."""
+    return {
+        "image": image,
+        "command": ["sleep", "infinity"],
+        "init": True,  # passes SIGTERM on to sleep
+        "ports": _edge_ports(config.edge),
+        # the names the edge container had on its network, for whatever reaches it by them
+        "networks": {"edge": {"aliases": ["edge", names.infra_container(config.name, "edge")]}},
+        **({"sysctls": sysctls} if sysctls else {}),
+        "labels": labels,
+        "restart": config.restart,
+        "logging": LOGGING,
+        "read_only": True,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges:true"],
+        "stop_grace_period": "2s",
+    }
+
+
+def _spec_hash(service: dict[str, Any], image_id: str) -> str:
+    """What makes a new edge container: its compose service and its image's ID. Compare with
+    the EDGE_SPEC label of the running edge (compose's own hash names the ports container's ID)."""
+    text = json.dumps({"service": service, "image": image_id}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _backup_health() -> dict[str, Any]:
     """Unhealthy once the schedule's deadline has passed (deployer/agent/health.py judges it
     from the dumps on disk). Checked every 5 s: `up --wait` waits for the first check."""
@@ -200,6 +232,9 @@ def infra(
     dumps_on_host: str | None = None,
     edge_sysctls: dict[str, str] | None = None,
     acme_on_host: str | None = None,
+    ports_image: str = "none",
+    edge_image_id: str = "",
+    migrate_requests: bool = True,
 ) -> dict[str, Any]:
     """The edge, the database and the backup service (compose project <name>-infra).
 
@@ -207,6 +242,13 @@ def infra(
     (POSTGRES_PASSWORD_FILE). `dumps_on_host` is a folder of the Docker host for the dumps;
     None keeps them in the volume <name>-dumps. `acme_on_host` is the Docker host's folder
     of ACME HTTP-01 challenges (edge.acme_webroot), mounted read-only into the edge.
+
+    The edge's published ports and network belong to `ports`, a container that only sleeps
+    and is never replaced (`ports_image`: an image ID, so that a newer base image does not
+    replace it): the edge's nginx joins its network namespace, so that a new edge can listen
+    on the same ports beside the old one (SO_REUSEPORT) while the old one drains
+    (flows/edge_roll.py). `edge_image_id` goes into the edge's EDGE_SPEC label.
+    `migrate_requests`: the host's kernel has net.ipv4.tcp_migrate_req (Linux 5.14 and later).
     """
     project = config.name
 
@@ -215,15 +257,19 @@ def infra(
 
     dumps = dumps_on_host or "dumps"
     services = {
+        "ports": _ports_holder(
+            config,
+            labels("ports"),
+            ports_image,
+            {**MIGRATE_REQUESTS, **(edge_sysctls or {})} if migrate_requests else edge_sysctls,
+        ),
         "edge": {
             "image": edge_image,
-            "ports": _edge_ports(config.edge),
+            "network_mode": "service:ports",
             "volumes": ["edge-state:/var/lib/deployer", *_acme_mount(acme_on_host), edge_temp(config.edge)],
-            "networks": ["edge"],
             "labels": labels("edge"),
             "restart": config.restart,
             "logging": EDGE_LOGGING,
-            **({"sysctls": edge_sysctls} if edge_sysctls else {}),
         },
         "db": {
             "image": db_image,
@@ -272,6 +318,7 @@ def infra(
             "logging": LOGGING,
         },
     }
+    services["edge"]["labels"][EDGE_SPEC] = _spec_hash(services["edge"], edge_image_id)
     volumes: dict[str, Any] = {
         "edge-state": {"name": names.volume(project, "edge-state")},
         "db-data": {"name": names.volume(project, "db-data")},

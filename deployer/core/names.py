@@ -21,6 +21,11 @@ LABEL_VERSION = "deployer.version"
 LABEL_RELEASE = "deployer.release"
 LABEL_SERVICE = "deployer.service"
 LABEL_PORT = "deployer.port"
+# On the deployer's own images (edge, db, agent): what each was built from (flows/images.py).
+LABEL_OWN = "deployer.own"
+LABEL_INPUTS = "deployer.inputs"  # the hash of the package files it is built from
+LABEL_BASE = "deployer.base"  # the base image's reference (project.base_image)
+LABEL_BASE_ID = "deployer.base-id"  # and its image ID on the engine at the build
 
 
 def other(colour: str) -> str:

@@ -272,3 +272,42 @@ def switch(
             f"cat {STATE}/{target}",
         ]
     )
+
+
+# -- replacing the edge (flows/edge_roll.py) --------------------------------------------------
+DRAIN = f"curl -sf --max-time 5 -X POST {CONTROL}/drain"
+# A new edge's own nginx answers (its control socket is its own; its ports are shared), within 10 s.
+ANSWERS = f"for i in $(seq 50); do curl -sf --max-time 2 {CONTROL}/drain >/dev/null && exit 0; sleep 0.2; done; exit 1"
+
+
+def stage_site(content: str) -> str:
+    """Put a new site in place without a reload: the edge that starts next reads it, the one
+    it replaces keeps what it loaded (`nginx -t` passed in a throwaway edge of the new image)."""
+    return "\n".join(
+        [
+            f"printf %s {shlex.quote(_b64(content))} | base64 -d > {SITE}.new",
+            f"if cmp -s {SITE}.new {SITE}; then rm -f {SITE}.new; echo unchanged; exit 0; fi",
+            f"cp -p {SITE} {SITE}.prev 2>/dev/null || true",
+            f"sync {SITE}.new && mv -f {SITE}.new {SITE} && sync {HOME}",
+            "echo staged",
+        ]
+    )
+
+
+UNSTAGE_SITE = f"if [ -f {SITE}.prev ]; then mv -f {SITE}.prev {SITE} && sync {HOME}; fi"
+
+
+def drained(limit: float, interval: float = 0.2) -> str:
+    """Wait, at most `limit` seconds, until a draining edge has no client connection that
+    waits (an idle keep-alive one, or one that has asked nothing yet); print its last
+    "<active> <waiting>" (only this request is active when nothing else is)."""
+    return "\n".join(
+        [
+            f"for i in $(seq {max(1, round(limit / interval))}); do",
+            f"  now=$(curl -sf --max-time 2 {CONTROL}/drain) || now=''",
+            '  case "$now" in *" 0") break;; esac',
+            f"  sleep {interval:g}",
+            "done",
+            'echo "$now"',
+        ]
+    )

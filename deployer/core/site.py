@@ -172,3 +172,24 @@ def render(config, template: Path) -> str:
     return env.get_template(template.name).render(
         project=config.name, edge=config.edge, config=config, site=build(config.edge, swarm=bool(config.swarm))
     )
+
+
+_LISTEN = re.compile(r"^\s*listen\s+([^;]+);", re.MULTILINE)
+
+
+def cannot_drain(rendered: str) -> str:
+    """Why an edge of this site could not drain when it is replaced ('' when it can): its
+    control server needs /drain, and each server that routes needs @deployer_last."""
+    if "location = /drain" not in rendered:
+        return "it has no `location = /drain` on its control socket"
+    servers = re.split(r"(?m)^server \{", rendered)[1:]
+    if any('deployer.router").route(' in s and "location @deployer_last" not in s for s in servers):
+        return "a server that routes with deployer.router has no `location @deployer_last`"
+    return ""
+
+
+def without_reuseport(rendered: str) -> list[str]:
+    """The TCP `listen` directives of a rendered site that lack `reuseport`: a new edge could
+    not listen on their ports beside the one it replaces (flows/edge_roll.py)."""
+    found = (m.strip() for m in _LISTEN.findall(rendered))
+    return [m for m in found if not m.startswith("unix:") and "reuseport" not in m.split()]

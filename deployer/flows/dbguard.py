@@ -36,18 +36,23 @@ class LoginError(DeployerError):
 
 
 # -- the recreate guard ---------------------------------------------------------------------------
-def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, recreate: bool) -> None:
-    """Refuse an `up` that would recreate the database (unless `recreate`: then dump first)."""
+def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, recreate: bool) -> bool:
+    """Refuse an `up` that would recreate the database (unless `recreate`: then dump first).
+    Returns whether compose may converge the database; False: it keeps running as it is, on
+    its own db image built from the same files before (from an older base image, or before a
+    `--refresh-images`), which only `--recreate-db` replaces."""
     engine, config = ctx.engine, ctx.config
     current = engine.inspect(names.infra_container(config.name, "db"))
     if current is None:
-        return
+        return True
     have = ((current.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "")
     want = compose_adapter.config_hash(engine, names.infra_project(config.name), data, "db", secrets=secrets)
-    if not have or have == want:
+    image = _plain(data["services"]["db"]["image"])
+    rebuilt = current.get("Image") != engine.image_id(image)  # the same tag, another image: compose recreates too
+    if (not have or have == want) and not rebuilt:
         if recreate:
             ctx.say("database: its settings are unchanged, so it is not recreated")
-        return
+        return True
     if not want and not recreate:  # compose could not say: it might recreate it
         raise EngineError(
             "`docker compose config --hash` gave no answer, so `deployer up` cannot tell whether compose would "
@@ -55,8 +60,14 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
             "`docker compose version` (compose v2), or run `deployer up --recreate-db`, which takes a verified dump first",
             step="up",
         )
-    changed = what_changed(current, data["services"]["db"]) if want else "settings (compose could not say)"
+    changed = _changes(ctx, current, data["services"]["db"], known=bool(want), rebuilt=rebuilt)
     if not recreate:
+        if _newer_build_only(ctx, current, data, secrets, have):
+            ctx.say(
+                f"database: keeps running its image {(current.get('Config') or {}).get('Image')}; {image} is a newer "
+                "build of it: `deployer up --recreate-db` moves the database to it, after a verified dump"
+            )
+            return False
         raise InputError(
             f"`deployer up` would recreate the database container, a PostgreSQL restart under live traffic, because "
             f"its {changed} changed: nothing was changed. Put the old settings back, or run `deployer up "
@@ -67,6 +78,37 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
     ctx.say(f"database: its {changed} changed: dumping it before it is recreated")
     name = backups.take(ctx, label="before recreating the database", step="up")
     ctx.say(f"database: {name} written and verified; recreating the database container")
+    return True
+
+
+def _changes(ctx: Context, current: dict[str, Any], spec: dict[str, Any], *, known: bool, rebuilt: bool) -> str:
+    """What differs between the database container and its service, for the messages."""
+    image = _plain(spec["image"])
+    if rebuilt and (current.get("Config") or {}).get("Image") == image:
+        now = (ctx.engine.image_id(image) or "")[7:19]
+        return f"image ({image} was rebuilt: {current.get('Image', '')[7:19]} -> {now})"
+    return what_changed(current, spec) if known else "settings (compose could not say)"
+
+
+def _newer_build_only(ctx: Context, current: dict[str, Any], data: dict[str, Any], secrets, have: str) -> bool:
+    """Only the image differs, and both are the deployer's own db image built from the same
+    files (core/names.py LABEL_INPUTS): another base image, or a build without the cache."""
+    from deployer.adapters import images
+    from deployer.flows.images import OWN
+
+    running = (current.get("Config") or {}).get("Image", "")
+    labels = [
+        ((images.image(ctx.engine, ref) or {}).get("Config") or {}).get("Labels") or {}
+        for ref in (current.get("Image", ""), data["services"]["db"]["image"])
+    ]
+    inputs = labels[1].get(names.LABEL_INPUTS)
+    # an image of an earlier deployer version has no labels: its tag is deployer-pgvector:<inputs>
+    earlier = labels[0].get(names.LABEL_INPUTS) or running.removeprefix(f"{OWN['db']}:")
+    if labels[1].get(names.LABEL_OWN) != "db" or not inputs or earlier != inputs:
+        return False
+    pinned = {**data, "services": {**data["services"], "db": {**data["services"]["db"], "image": running}}}
+    project = names.infra_project(ctx.config.name)
+    return compose_adapter.config_hash(ctx.engine, project, pinned, "db", secrets=secrets) == have
 
 
 def what_changed(current: dict[str, Any], spec: dict[str, Any]) -> str:

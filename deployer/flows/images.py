@@ -1,8 +1,12 @@
 """Images: the deployer's own (edge, db, backup agent), built from the package's data, and the app's.
 
-An own image is tagged by a hash of the files it is built from (docs and templates do
-not count), so `deployer up` rebuilds, and recreates a container, only when a build input
-changed.
+An own image is tagged `<hash of the files it is built from>-<base image ID>` (docs and
+templates do not count): `deployer up` builds a new one when a build input changed or when
+the base image (project.base_image) is another image than at the last build, for example a
+newer debian:trixie-slim with security fixes. `deployer up --refresh-images` builds them
+again without the build cache (apt fetches today's packages) under the same tags. Each
+carries labels (core/names.py LABEL_OWN...) that say what it was built from; its build
+date is the image's own creation time (`deployer status` shows its age).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from deployer.adapters.engine import Engine
 from deployer.assets import ROOT as ASSETS
@@ -55,24 +60,98 @@ def _context(name: str) -> tuple[Path, list[Path], Path]:
     return PACKAGE, sorted(files), PACKAGE
 
 
+def own_tag(name: str, inputs: str, base_id: str) -> str:
+    """`deployer-edge:<inputs>-<base>`: 12 hex digits of each."""
+    return f"{OWN[name]}:{inputs}-{base_id.removeprefix('sha256:')[:12]}"
+
+
+def pull_base(engine: Engine, base_image: str, say: Callable[[str], object], *, step: str) -> None:
+    """Ask the base image's registry for its newest build; the local one stays when it cannot."""
+    from deployer.adapters import images as transfer
+
+    try:
+        transfer.pull(engine, base_image, None, step=step)
+        say(f"base image {base_image}: pulled its newest build")
+    except EngineError as exc:
+        have = engine.image_id(base_image)
+        say(f"base image {base_image}: not pulled ({exc}); " + ("using the local one" if have else "none here"))
+
+
 def own_image(
-    engine: Engine, name: str, *, base_image: str, say: Callable[[str], object] = print, step: str = "up"
+    engine: Engine,
+    name: str,
+    *,
+    base_image: str,
+    say: Callable[[str], object] = print,
+    step: str = "up",
+    refresh: bool = False,
 ) -> str:
-    """Build `<deployer-name>:<content hash>` on the engine unless it is there; returns the tag."""
+    """Build `<deployer-name>:<inputs>-<base>` on the engine unless it is there (`refresh`:
+    build it again without the cache); returns the tag."""
     folder, files, root = _context(name)
-    tag = f"{OWN[name]}:{content_tag(files, root)}"
-    if engine.image_id(tag):
+    inputs = content_tag(files, root)
+    base_id = engine.image_id(base_image)
+    if base_id is None:
+        pull_base(engine, base_image, say, step=step)
+        base_id = engine.image_id(base_image)
+    if base_id is None:
+        return _without_base(engine, name, inputs, base_image, say, step=step)
+    tag = own_tag(name, inputs, base_id)
+    if not refresh and engine.image_id(tag):
         return tag
-    say(f"building {tag}")
+    say(f"rebuilding {tag} without the build cache" if refresh else f"building {tag}")
+    labels = {
+        names.LABEL_OWN: name,
+        names.LABEL_INPUTS: inputs,
+        names.LABEL_BASE: base_image,
+        names.LABEL_BASE_ID: base_id,
+    }
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
-        context = Path(tmp)
-        for path in files:
-            target = context / path.relative_to(root)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-        dockerfile = "assets/agent/Dockerfile" if name == "agent" else None
-        engine.build(str(context), tag, dockerfile=dockerfile, buildargs={"BASE_IMAGE": base_image}, step=step)
+        _copy(files, root, Path(tmp))
+        engine.build(
+            tmp,
+            tag,
+            dockerfile="assets/agent/Dockerfile" if name == "agent" else None,
+            buildargs={"BASE_IMAGE": base_image},
+            step=step,
+            labels=labels,
+            nocache=refresh,
+        )
     return tag
+
+
+def _copy(files: list[Path], root: Path, context: Path) -> None:
+    """The build inputs, and nothing else, into a build context."""
+    for path in files:
+        target = context / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+def _without_base(engine: Engine, name: str, inputs: str, base_image: str, say, *, step: str) -> str:
+    """The newest image built from these inputs, when the base image is gone (untagged by an
+    image prune, say) and cannot be pulled."""
+    from deployer.adapters import images as transfer
+
+    for found in transfer.labelled(engine, {names.LABEL_OWN: name, names.LABEL_INPUTS: inputs}):
+        tag = next((t for t in found.get("RepoTags") or [] if t.startswith(f"{OWN[name]}:")), None)
+        if tag:
+            say(f"the base image {base_image} is not on {engine.where}: keeping {tag}, built from it before")
+            return tag
+    raise EngineError(
+        f"the base image {base_image} (project.base_image) is not on {engine.where} and could not be pulled: "
+        "load it there (docker pull, or docker save | docker load), or set another project.base_image",
+        step=step,
+    )
+
+
+def drop_replaced(engine: Engine) -> list[str]:
+    """Remove the deployer's own images that a build under the same tag replaced (untagged now),
+    unless a container still runs one; returns the IDs removed."""
+    from deployer.adapters import images as transfer
+
+    found = transfer.labelled(engine, {names.LABEL_OWN: None}, untagged=True)
+    return [i["Id"] for i in found if transfer.remove_unused(engine, i["Id"])]
 
 
 def missing(ctx: Context, version: str) -> list[Service]:
@@ -125,3 +204,20 @@ def build_all(ctx: Context, version: str, progress: Callable[[Service], object] 
             progress(service)
         built.append(build_service(ctx, service, version))
     return built
+
+
+def ages(ctx: Context, refs: dict[str, str]) -> dict[str, Any]:
+    """Each infra part's image (by reference or ID): its tag, build date and age (core/freshness.py)."""
+    from datetime import UTC, datetime
+
+    from deployer.adapters import images
+    from deployer.core import freshness
+
+    now, out = datetime.now(UTC), {}
+    for part, ref in refs.items():
+        info = images.image(ctx.engine, ref) if ref else None
+        if info:
+            tags = [t for t in info.get("RepoTags") or [] if not t.startswith("<none>")]
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            out[part] = freshness.entry(tags[0] if tags else info["Id"][:19], info.get("Created", ""), labels, now)
+    return out

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
+from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, names, site
 from deployer.core.state import Record, Target
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
-from deployer.flows import dbguard, images, tls
+from deployer.flows import dbguard, edge_roll, images, tls
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -32,9 +33,16 @@ def dumps_on_host(ctx: Context) -> str | None:
 
 
 def spec(
-    ctx: Context, *, edge_image: str = "none", db_image: str = "none", backup_image: str = "none"
+    ctx: Context,
+    *,
+    edge_image: str = "none",
+    db_image: str = "none",
+    backup_image: str = "none",
+    ports_image: str = "none",
+    edge_image_id: str = "",
+    migrate_requests: bool = True,
 ) -> tuple[dict, dict]:
-    """(compose file, secrets) of the infrastructure."""
+    """(compose file, secrets) of the infrastructure (core/compose.py infra says what each is)."""
     config = ctx.config
     db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
     agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres"))
@@ -49,6 +57,9 @@ def spec(
         dumps_on_host=dumps_on_host(ctx),
         edge_sysctls=_test_sysctls(),
         acme_on_host=tls.acme_on_host(ctx),
+        ports_image=ports_image,
+        edge_image_id=edge_image_id,
+        migrate_requests=migrate_requests,
     )
     secrets = {SECRET_DB_PASSWORD: db_env.get("POSTGRES_PASSWORD", ""), SECRET_WEBHOOK: config.backup.webhook or ""}
     return data, secrets
@@ -116,35 +127,46 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
         raise ConfigError(ctx.config.path, key, f"nginx -t rejects the rendered site: {' '.join(lines[-2:]).strip()}")
 
 
-def up(ctx: Context, *, recreate_db: bool = False) -> None:
+def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> None:
     """Idempotent: creates what is missing, changes only what differs, never touches a release.
-    Never recreates the database implicitly: see flows/dbguard.py (`recreate_db` dumps first)."""
+    Never recreates the database implicitly: see flows/dbguard.py (`recreate_db` dumps first).
+    An edge to change is replaced with no failed request (flows/edge_roll.py). `refresh`
+    builds the deployer's own images again without the build cache (flows/images.py)."""
     config, engine, say = ctx.config, ctx.engine, ctx.say
     rendered = render_site(ctx)
     tls.refuse_out_of_date(ctx)
     check_owner(ctx)
+    edge_roll.settle(ctx)  # what a killed replacement left (first: the lock is taken in the named edge)
     with held(ctx, "up"):
         # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
         # a refusal leaves nothing behind, not even the networks.
-        say(f"images: edge, database and backup agent on {engine.where}")
+        say(f"images: edge, database and backup agent on {engine.where}" + (", without the cache" if refresh else ""))
         base = config.base_image
-        edge_image = images.own_image(engine, "edge", base_image=base, say=say)
+        if refresh:
+            images.pull_base(engine, base, say, step="up")
+        edge_image = images.own_image(engine, "edge", base_image=base, say=say, refresh=refresh)
         check_site(ctx, rendered, edge_image)
         if config.database.image:
             db_image = config.database.image
             if not engine.image_id(db_image):
                 raise EngineError(f"database image {db_image} does not exist on {engine.where}", step="up")
         else:
-            db_image = images.own_image(engine, "db", base_image=base, say=say)
-        backup_image = images.own_image(engine, "agent", base_image=base, say=say)
-        data, secrets = spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
-        dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses a database restart, or dumps first
+            db_image = images.own_image(engine, "db", base_image=base, say=say, refresh=refresh)
+        backup_image = images.own_image(engine, "agent", base_image=base, say=say, refresh=refresh)
+        edge_id = engine.image_id(edge_image) or ""
+        data, secrets = spec(
+            ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image,
+            ports_image=edge_roll.ports_image(ctx, edge_id), edge_image_id=edge_id,
+            migrate_requests=kernel(engine) >= (5, 14),  # the sysctl's first kernel
+        )  # fmt: skip
+        shape = edge_roll.layout(ctx)
+        replacing = shape == "pod" and edge_roll.stale(ctx, data)
+        if replacing:
+            edge_roll.check(ctx, rendered)  # refuses a site without reuseport, and a running watch
+        with_db = dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses, keeps or dumps first
         for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
-        try:
-            compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
-        except EngineError as exc:
-            raise busy_port_error(ctx, exc) or exc from None
+        _converge(ctx, data, secrets, shape=shape, replacing=replacing, with_db=with_db, site=rendered)
         ctx.edge.mark_deployment(step="up")
         if ctx.edge.apply_site(rendered, step="up"):
             say("edge: site config applied and reloaded")
@@ -153,10 +175,41 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
         adopted = adopt_releases(ctx)
         if adopted:
             say(f"edge: route state rebuilt from the running releases: {', '.join(adopted)}")
-    live = engine.published_port(ctx.edge.container, 80)
-    preview = engine.published_port(ctx.edge.container, 8081)
-    https = f", HTTPS port {engine.published_port(ctx.edge.container, 443)}" if config.edge.tls else ""
+        if refresh:
+            images.drop_replaced(engine)
+    live, preview = ctx.edge.published_port(80), ctx.edge.published_port(8081)
+    https = f", HTTPS port {ctx.edge.published_port(443)}" if config.edge.tls else ""
     say(f"edge: live port {live}{https}, preview port {preview} (127.0.0.1 only) on {engine.where}")
+
+
+def _converge(
+    ctx: Context, data: dict, secrets: dict, *, shape: str, replacing: bool, with_db: bool, site: str
+) -> None:
+    """compose up of the infrastructure; an edge to change is replaced beside the running one
+    (a ports change restarts it with its ports holder; an edge of the earlier layout moves)."""
+    project = names.infra_project(ctx.config.name)
+    services = ["ports", "backup"] + (["db"] if with_db else [])
+
+    def compose_up(extra: list[str]) -> None:
+        try:
+            compose_adapter.up(
+                ctx.engine, project, data, step="up", secrets=secrets, wait=True, services=services + extra
+            )
+        except EngineError as exc:
+            raise busy_port_error(ctx, exc) or exc from None
+
+    if shape == "single":
+        edge_roll.move(ctx, lambda: compose_up(["edge"]))
+    elif shape == "pod" and edge_roll.ports_changed(ctx, data, secrets):
+        ctx.say("edge: its ports changed, so it restarts with its ports holder: new connections wait or are refused")
+        compose_up(["edge"])
+    else:
+        compose_up(["edge"] if shape == "none" else [])
+        if replacing:
+            edge_roll.replace(ctx, data, secrets, rendered=site)
+    # compose names a container it recreates after its number (<name>-infra-edge-2 after a
+    # replacement): the edge's name goes back to it
+    edge_roll.settle(ctx)
 
 
 def busy_port_error(ctx: Context, exc: EngineError) -> EngineError | None:

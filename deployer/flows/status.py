@@ -6,9 +6,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.core import exposure, lockrecord, names
+from deployer.core import exposure, freshness, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.flows.context import Context
+from deployer.flows.images import ages
 
 WINDOW = 60
 
@@ -65,11 +66,13 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
         "releases": ctx.edge.history(history) if edge_up else [],
     }
     if edge_up:
-        result["edge"]["live_port"] = engine.published_port(ctx.edge.container, 80)
-        result["edge"]["preview_port"] = engine.published_port(ctx.edge.container, 8081)
+        result["edge"]["live_port"] = ctx.edge.published_port(80)
+        result["edge"]["preview_port"] = ctx.edge.published_port(8081)
     result.update(_safety(ctx, state))
     result["engine_version"] = engine.sdk.version().get("Version", "")
     result["engine_warning"] = exposure.lan_warning({engine.where: result["engine_version"]})
+    result["images"] = ages(ctx, {role: c.image_id for role, c in infra.items()})
+    result["images_warning"] = freshness.warning(result["images"])
     return result
 
 

@@ -22,7 +22,7 @@ from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
-from deployer.errors import BackupError, EngineError
+from deployer.errors import BackupError, EngineError, InputError
 from deployer.flows import images, infra
 from deployer.flows.context import Context
 from deployer.flows.lock import held
@@ -56,8 +56,14 @@ def _sync_token(cluster: Swarm, project: str) -> str:
     return cluster.ensure_secret(project, "sync", f"{SYNC_HEADER}: {random.token_hex(24)}\n", step="up")
 
 
-def up(ctx: Context) -> None:
+def up(ctx: Context, *, refresh: bool = False) -> None:
     config, engine, say = ctx.config, ctx.engine, ctx.say
+    if refresh:
+        raise InputError(
+            "up --refresh-images: not in swarm mode: swarm replaces each node's edge replica stop-first (its ports "
+            "are published in host mode), which drops that node's connections. Pull the newer base image on "
+            f"{engine.where} and run `deployer up`: the images are rebuilt on it (docs/scale-out.md)"
+        )
     manager = preflight(ctx)
     rendered = infra.render_site(ctx)
     infra.check_owner(ctx)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.adapters.swarm import Swarm
-from deployer.core import exposure, lockrecord, names
+from deployer.core import exposure, freshness, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.core import stack as stack_rule
 from deployer.flows.context import Context
@@ -78,7 +78,10 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
 
     edge = part(infra, "edge")
     edge.update(live_port=config.edge.public_port, preview_port=None, control=part(infra, "control"))
+    images = _images(ctx, {"edge": infra.get("edge"), "db": db.get("db"), "backup": db.get("backup")})
     return {
+        "images": images,
+        "images_warning": freshness.warning(images),
         "project": project,
         "engine": ctx.engine.where,
         "mode": "swarm",
@@ -97,6 +100,22 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
         "engine_version": ctx.engine.sdk.version().get("Version", ""),
         "engine_warning": exposure.lan_warning({n.hostname: n.engine_version for n in found}),
     }
+
+
+def _images(ctx: Context, services: dict[str, Any]) -> dict[str, Any]:
+    """Build date and age of each part's image, from the manager's local tag of the reference
+    the service pins (<registry>/<tag>@sha256:...)."""
+    from deployer.flows.images import ages
+
+    prefix = f"{ctx.config.registry.url}/" if ctx.config.registry else ""
+    refs = {}
+    for part, service in services.items():
+        image = ((((service or {}).get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get(
+            "Image"
+        )
+        if image:
+            refs[part] = image.partition("@")[0].removeprefix(prefix)
+    return ages(ctx, refs)
 
 
 def _pending(state) -> dict[str, Any] | None:

@@ -52,6 +52,6 @@ def reload(ctx: Context) -> str:
     refuse_out_of_date(ctx)
     ctx.edge.require()
     about = install(ctx, step="tls")
-    if ctx.engine.published_port(ctx.edge.container, 443) is None:
+    if ctx.edge.published_port(443) is None:
         ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
     return about

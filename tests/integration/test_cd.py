@@ -142,8 +142,8 @@ def truth(host, name: str) -> tuple:
 
 
 def live_port(host, name: str) -> int:
-    edge = host.client.containers.get(f"{name}-infra-edge-1")
-    return int(edge.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    holder = host.client.containers.get(f"{name}-infra-ports-1")  # it publishes the edge's ports
+    return int(holder.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
 
 
 def serving(host, name: str) -> tuple[str, str]:

@@ -306,7 +306,7 @@ def test_up_is_idempotent_and_the_edge_keeps_its_truth_across_a_restart(project)
     project.release_all("v1", "v2")
     project.ok("switch", "--to", "blue")
     infra = {c.name: c.id for c in project.docker.containers.list(filters={"name": f"{project.name}-infra-"})}
-    assert len(infra) == 3  # edge, db, backup
+    assert len(infra) == 4  # ports (the edge's ports holder), edge, db, backup
     site = project.edge_file("/var/lib/deployer/site.conf")
 
     again = project.ok("up")
@@ -344,7 +344,7 @@ def test_up_adopts_running_releases_when_the_route_state_is_lost(project):
 def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_database(project):
     project.release_all("v1", "v2")
     assert len(project.containers("blue")) == len(project.containers("green")) == 2
-    assert len(project.containers()) == 7  # and the edge, the database and the backup service
+    assert len(project.containers()) == 8  # and the edge, its ports holder, the database and the backup service
 
     # Someone else's container on the edge network: `down` keeps the network and says why.
     edge_net = f"{project.name}-edge"
@@ -388,7 +388,7 @@ def test_a_deployment_of_the_same_name_from_another_config_is_not_touched(projec
         assert "was created from another config" in refused.stderr
     project.config.write_text(ours)
     assert project.serving() == ("v1", "blue")
-    assert len(project.containers()) == 5
+    assert len(project.containers()) == 6  # 2 of the release, the edge, its ports holder, db, backup
 
 
 def test_an_edge_left_unmarked_by_a_failed_first_up_is_taken_back(project):

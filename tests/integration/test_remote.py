@@ -102,8 +102,8 @@ def ok(remote, *args: str) -> subprocess.CompletedProcess:
 
 def live_port(remote) -> int:
     host, _, name = remote
-    edge = host.client.containers.get(f"{name}-infra-edge-1")
-    return int(edge.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    holder = host.client.containers.get(f"{name}-infra-ports-1")  # it publishes the edge's ports
+    return int(holder.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
 
 
 def serving(remote) -> tuple[str, str]:

@@ -74,12 +74,15 @@ def test_the_installed_wheel_inits_ups_and_releases(installed, tmp_path, docker_
         status = run([deployer, "status", "--json"], cwd=app).stdout
         assert '"live": "blue"' in status
         # Each of the deployer's own images is the one the installed package names (a hash of its
-        # own build inputs): built from the wheel's data, or found already built from the same bytes.
+        # own build inputs, and the base image's ID): built from the wheel's data, or found
+        # already built from the same bytes.
         script = (
+            "from deployer.adapters.engine import Engine\n"
             "from deployer.flows import images as i\n"
+            "base = Engine().image_id('debian:trixie-slim')\n"
             "for n in ('edge', 'db', 'agent'):\n"
             "    f, files, root = i._context(n)\n"
-            "    print(n, f'{i.OWN[n]}:{i.content_tag(files, root)}')"
+            "    print(n, i.own_tag(n, i.content_tag(files, root), base))"
         )
         tags = dict(
             line.split() for line in run([str(installed / "python"), "-c", script], cwd=tmp_path).stdout.splitlines()

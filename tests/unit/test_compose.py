@@ -47,10 +47,43 @@ def test_the_infrastructure_carries_no_secret(shop):
     assert db["environment"]["POSTGRES_USER"] == "app"
     assert spec["secrets"]["db_password"] == {"environment": "DEPLOYER_SECRET_DB_PASSWORD"}
     assert "ports" not in db  # the database is never published
-    edge = spec["services"]["edge"]
-    assert edge["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
+    ports = spec["services"]["ports"]  # the edge's ports belong to its ports holder
+    assert ports["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
     assert spec["volumes"]["dumps"] == {"name": "shop-dumps"}
     assert "/var/run/docker.sock" not in text  # the backup service has no Docker socket
+
+
+def test_the_edge_runs_in_the_network_of_a_ports_holder_that_only_sleeps(shop):
+    spec = compose.infra(
+        shop, edge_image="e:1", db_image="d", backup_image="a", db_env={}, agent_config="{}",
+        ports_image="sha256:" + "b" * 64, edge_image_id="sha256:" + "e" * 64, edge_sysctls={"net.x": "1"},
+    )  # fmt: skip
+    ports, edge = spec["services"]["ports"], spec["services"]["edge"]
+    assert edge["network_mode"] == "service:ports"
+    assert not {"ports", "networks", "sysctls"} & set(edge)  # docker refuses them in another's namespace
+    assert ports["image"] == "sha256:" + "b" * 64  # by ID: a newer base image never replaces it
+    assert ports["command"] == ["sleep", "infinity"] and ports["init"] is True
+    assert ports["cap_drop"] == ["ALL"] and ports["read_only"] is True
+    # queued connections of a closing listener go to the new edge's; the test hook's sysctls too
+    assert ports["sysctls"] == {"net.ipv4.tcp_migrate_req": "1", "net.x": "1"}
+    # `edge` and the edge container's name still name the edge on its network
+    assert ports["networks"] == {"edge": {"aliases": ["edge", "shop-infra-edge-1"]}}
+    old_kernel = compose.infra(
+        shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}", migrate_requests=False
+    )
+    assert "sysctls" not in old_kernel["services"]["ports"]  # before Linux 5.14 the sysctl does not exist
+    assert ports["labels"]["deployer.role"] == "ports"
+
+
+def test_the_edge_spec_label_changes_with_its_image_id_and_settings(shop):
+    def label(**kw) -> str:
+        args = {"edge_image": "e:1", "db_image": "d", "backup_image": "a", "db_env": {}, "agent_config": "{}"}
+        return compose.infra(shop, **{**args, **kw})["services"]["edge"]["labels"][compose.EDGE_SPEC]
+
+    assert label(edge_image_id="sha256:1") == label(edge_image_id="sha256:1")
+    assert label(edge_image_id="sha256:1") != label(edge_image_id="sha256:2")  # rebuilt under the same tag
+    assert label(edge_image_id="sha256:1") != label(edge_image_id="sha256:1", edge_image="e:2")
+    assert label(edge_image_id="sha256:1") == label(edge_image_id="sha256:1", ports_image="sha256:9")
 
 
 def test_every_log_is_rotated_and_the_edge_uses_the_cheaper_driver(shop):

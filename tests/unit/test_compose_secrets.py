@@ -41,12 +41,12 @@ def test_the_edge_publishes_https_and_mounts_the_acme_folder(shop):
         agent_config="{}",
         acme_on_host="/srv/www/acme $x",
     )
-    ports = spec["services"]["edge"]["ports"]
+    ports = spec["services"]["ports"]["ports"]  # the edge's ports holder publishes them
     assert [p["target"] for p in ports] == [80, 443, 8081] and "published" not in ports[1]
     mount = spec["services"]["edge"]["volumes"][1]
     assert mount["source"] == "/srv/www/acme $$x" and mount["read_only"] and mount["target"] == "/srv/acme"
     plain = compose.infra(shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}")
-    assert [p["target"] for p in plain["services"]["edge"]["ports"]] == [80, 8081]
+    assert [p["target"] for p in plain["services"]["ports"]["ports"]] == [80, 8081]
 
 
 def test_a_dotted_key_is_a_spring_configtree_property(shop):

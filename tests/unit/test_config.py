@@ -165,6 +165,9 @@ BAD = [
         "services.frontend.build_args.BASE_IMAGE",
         "image reference",
     ),
+    (('name = "shop"', 'name = "shop"\nbase_image = "Debian Trixie"'), "project.base_image", "image reference"),
+    (('name = "shop"', 'name = "shop"\nbase_image = ""'), "project.base_image", "not empty"),
+    (('name = "shop"', 'name = "shop"\nbase_image = 12'), "project.base_image", "string"),
 ]
 
 

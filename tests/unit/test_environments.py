@@ -73,6 +73,16 @@ def test_the_base_config_is_itself_without_an_environment(tmp_path):
     assert loaded.engine.host is None and loaded.edge.public_port == 8080
 
 
+def test_the_base_image_is_a_key_of_its_own_and_an_environment_may_set_it(tmp_path):
+    extra = '[environments.staging]\nproject.base_image = "registry.example:5000/debian:trixie-next"\n'
+    path = write(tmp_path, extra.replace("[environments.staging]", '[environments.staging]\nengine.host = "ssh://s"'))
+    assert config.load(path).base_image == "debian:trixie-slim"
+    assert config.load(path, environment="staging").base_image == "registry.example:5000/debian:trixie-next"
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, '[environments.staging]\nproject.base_image = "no such image"\n'))
+    assert caught.value.key == "environments.staging.project.base_image" and "image reference" in str(caught.value)
+
+
 def test_an_environment_overrides_only_what_it_names(tmp_path):
     path = write(tmp_path)
     staging = config.load(path, environment="staging")

@@ -89,3 +89,24 @@ def test_an_engine_older_than_28_is_a_warning_under_the_first_line(capsys, monke
     )
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("warning: Docker Engine older than 28 (20.10.24 on the local engine): hosts on the same")
+
+
+def test_status_shows_each_infra_image_age_in_one_order_and_warns_about_old_ones(capsys):
+    from deployer.cli import render
+
+    data = {
+        "project": "shop", "engine": "the local engine", "live": "blue",
+        "colours": {"blue": {"role": "live", "version": "v1", "release": "1a2b3c4d", "services": {}, "traffic": None}},
+        "edge": {"status": "running", "health": "healthy"}, "database": {"status": "running", "health": "healthy"},
+        "backup_service": {"status": "running", "health": "healthy"}, "releases": [],
+        "images": {
+            "db": {"image": "deployer-pgvector:a-b", "built": "2026-10-01 00:00", "age_days": 66, "old": True},
+            "edge": {"image": "deployer-edge:a-b", "built": "2026-12-05 10:00", "age_days": 1, "old": False},
+        },
+        "images_warning": "built more than 30 days ago, so without the security fixes since: database (66 days): run "
+        "`deployer up --refresh-images` (docs/security.md)",
+    }  # fmt: skip
+    render.status(data)
+    out = capsys.readouterr().out
+    assert "images: edge deployer-edge:a-b built 2026-12-05 10:00 UTC (1 day ago); database deployer-pgvector" in out
+    assert "warning: images built more than 30 days ago" in out and "deployer up --refresh-images" in out

@@ -167,7 +167,7 @@ def test_the_refusal_is_on_both_public_servers_before_routing_and_not_on_the_pre
     assert len(public) == 2
     for server in public:
         assert server.index("if ($deployer_refused) {\n        return 400;") < server.index("location / {")
-    preview = next(s for s in servers if "listen 8081;" in s)
+    preview = next(s for s in servers if "listen 8081 reuseport;" in s)
     assert "$deployer_refused" not in preview
     # without a route that takes them, a path parameter is refused everywhere
     assert refused_by(render(Edge()))("/app/page;jsessionid=A1") is True
@@ -175,7 +175,7 @@ def test_the_refusal_is_on_both_public_servers_before_routing_and_not_on_the_pre
 
 def test_the_preview_server_answers_only_the_deployers_own_paths():
     text = render(Edge())
-    preview = text[text.index("listen 8081;") :]
+    preview = text[text.index("listen 8081 reuseport;") :]
     assert "if ($deployer_admin_refused) {\n        return 444;" in preview  # closed, no answer
     assert "    127.0.0.1 1;\n    include /run/deployer/gateways.geo;" in text  # execs, and the host
     assert "/_deployer/(sync|metrics)" not in text  # one host: no other edge talks to it
@@ -186,10 +186,28 @@ def test_the_preview_server_answers_only_the_deployers_own_paths():
 def test_a_cap_of_requests_per_client_on_the_public_servers_only():
     text = render(Edge())
     assert "limit_conn_zone $deployer_client_key zone=deployer_client:10m;" in text
-    public, preview = text[: text.index("listen 8081;")], text[text.index("listen 8081;") :]
+    public, preview = text[: text.index("listen 8081 reuseport;")], text[text.index("listen 8081 reuseport;") :]
     assert public.count("limit_conn deployer_client 512;") == 1 and "limit_conn_status 429;" in public
     assert "limit_conn" not in preview
     assert "error_page 500 = @deployer_no_room;" in public  # a full tmpfs is a 503, not a 500
     both = render(FULL)  # HTTP and HTTPS, with route limits (one limit_conn_status per server)
     assert both.count("limit_conn deployer_client 512;") == 2 and both.count("limit_conn_status 429;") == 2
     assert "deployer_client" not in render(Edge(max_client_conn=0))
+
+
+def test_every_tcp_listener_can_be_shared_with_the_edge_that_replaces_it():
+    from deployer.core.site import without_reuseport
+
+    text = render(FULL)
+    assert without_reuseport(text) == []  # the shipped site: 80, 443 and 8081 all have reuseport
+    # a draining edge answers in @deployer_last (Connection: close) on every server that routes
+    assert text.count("location @deployer_last {\n        keepalive_timeout 0;") == 3
+    assert "location = /drain" in text
+    assert without_reuseport("server {\n    listen 8081;\n    listen unix:/run/x.sock;\n}\n") == ["8081"]
+    assert without_reuseport("  listen 80 default_server reuseport;\n") == []
+    assert site.cannot_drain(text) == ""
+    routes = (
+        'server {\n    location / { rewrite_by_lua_block { require("deployer.router").route("live", false) } }\n}\n'
+    )
+    assert "no `location = /drain`" in site.cannot_drain(routes)
+    assert "@deployer_last" in site.cannot_drain(routes + "location = /drain {}\n")

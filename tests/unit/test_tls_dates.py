@@ -167,9 +167,6 @@ class FakeEngine:
     def put_files(self, container, home, files, *, step):
         self.calls.append(f"put_files {sorted(files)}")
 
-    def published_port(self, container, port):
-        return 443
-
 
 class FakeEdge:
     container = "shop-edge"
@@ -183,6 +180,9 @@ class FakeEdge:
     def run(self, script, *, step):
         self.calls.append("run")
         return SimpleNamespace(ok=True, stdout="ok\nsubject=CN = app.test notAfter=...", stderr="")
+
+    def published_port(self, port):
+        return 443
 
 
 def flow_context(path: Path) -> tuple[Context, list[str], list[str]]:

@@ -46,8 +46,8 @@ upstream deployer_app {
     balancer_by_lua_block { require("deployer.balancer").run() }
     keepalive 16;
 }
-server { listen 80 default_server; location / { return 503 "no release yet\n"; } }
-server { listen 8081; location = /_deployer/edge { return 200 "ok\n"; } location / { return 503; } }
+server { listen 80 default_server reuseport; location / { return 503 "no release yet\n"; } }
+server { listen 8081 reuseport; location = /_deployer/edge { return 200 "ok\n"; } location / { return 503; } }
 server {
     listen unix:/run/deployer/control.sock;
     location = /reload { content_by_lua_block { require("deployer.state").reload_handler() } }

@@ -71,9 +71,13 @@ local function unrouted(route_kind, status, message)
     return fail(status, message)
 end
 
--- The public route (kind "live") or the preview route (kind "preview").
-function M.route(route_kind, expose)
+-- The public route (kind "live") or the preview route (kind "preview"). `last`: the
+-- location @deployer_last, where a draining edge answers with Connection: close.
+function M.route(route_kind, expose, last)
     local st = state.current()
+    if st.draining and not last then
+        return ngx.exec("@deployer_last")
+    end
     local var = ngx.var
     local remote = var.realip_remote_addr
     if route_kind == "live" and remote == "127.0.0.1" then

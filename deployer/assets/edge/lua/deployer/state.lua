@@ -160,9 +160,24 @@ function M.current()
     local gen = shared:get("gen")
     if gen ~= worker_gen or not worker_state then
         worker_state = decode(shared:get("blob") or "")
+        worker_state.draining = shared:get("draining") -- this edge is being replaced
         worker_gen = gen
     end
     return worker_state
+end
+
+-- The control socket's /drain. POST: this edge is being replaced by one that listens on the
+-- same ports beside it; every answer of router.route now closes its connection, so that
+-- keep-alive clients reconnect (and the kernel may give them the new edge) before this one
+-- quits. Both: its client connections, "<active> <waiting>" (stub_status's counters: the
+-- one asking is active; waiting are idle keep-alive connections and new ones).
+function M.drain_handler()
+    if ngx.req.get_method() == "POST" then
+        shared:set("draining", true)
+        shared:incr("gen", 1, 0)
+    end
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.say(ngx.var.connections_active, " ", ngx.var.connections_waiting)
 end
 
 -- The control socket's /reload: writers call it after each rename.
