@@ -15,12 +15,17 @@ SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-
 
 LABEL_PROJECT = "deployer.project"
 LABEL_DEPLOYMENT = "deployer.deployment"
-LABEL_ROLE = "deployer.role"  # edge, db, backup, app, scratch
+LABEL_ROLE = "deployer.role"  # edge, db, backup, app, control, oneoff
 LABEL_COLOUR = "deployer.colour"
 LABEL_VERSION = "deployer.version"
 LABEL_RELEASE = "deployer.release"
 LABEL_SERVICE = "deployer.service"
 LABEL_PORT = "deployer.port"
+# A one-off container (role oneoff: core/oneoffs.py): its kind, who started it, and the
+# seconds its own command gives it before stopping it.
+LABEL_KIND = "deployer.kind"
+LABEL_BY = "deployer.by"
+LABEL_TIMEOUT = "deployer.timeout"
 
 
 def other(colour: str) -> str:

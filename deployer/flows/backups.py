@@ -253,6 +253,9 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
 
     without = "warning: the edge is not running, so no release can run either: restoring without the release lock"
     with held(ctx, f"backup restore {name}", say_without=without):
+        from deployer.flows import oneoffs
+
+        oneoffs.clear(ctx)  # never restore under a migration a killed release left running
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
         return ask(ctx, *args, step=Step.RESTORE)
 

@@ -14,13 +14,14 @@ from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
 from deployer.assets import asset
 from deployer.config import envfile
-from deployer.core import agentconfig, compose, names, site
+from deployer.core import agentconfig, compose, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, images, tls
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
+from deployer.flows.oneoffs import clear, oneoff_labels
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -96,6 +97,7 @@ def render_site(ctx: Context) -> str:
 def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
     """`nginx -t` the rendered site in a throwaway edge container, before the real edge sees it."""
     import base64
+    import secrets
 
     script = (
         'printf %s "$SITE" | base64 -d > /var/lib/deployer/site.conf.new'
@@ -106,6 +108,8 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
         edge_image,
         ["sh", "-c", script],
         step="up",
+        name=f"{ctx.config.name}-site-check-{secrets.token_hex(4)}",
+        labels=oneoff_labels(ctx, oneoffs.SITE_CHECK, command="up", timeout=ctx.engine.timeout),
         environment={"SITE": base64.b64encode(rendered.encode()).decode()},
     )
     if not result.ok:
@@ -124,6 +128,9 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
     tls.refuse_out_of_date(ctx)
     check_owner(ctx)
     with held(ctx, "up"):
+        # What killed commands left: a migration that still runs is waited for only when the
+        # database may be recreated (an `up` that brings a failed edge back must not wait).
+        clear(ctx, wait_for=(oneoffs.MIGRATE,) if recreate_db else ())
         # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
         # a refusal leaves nothing behind, not even the networks.
         say(f"images: edge, database and backup agent on {engine.where}")
@@ -249,6 +256,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
                 f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
+        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
     compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
     for name in (names.edge_network(config.name), names.data_network(config.name)):
         if why := engine.remove_network(name):

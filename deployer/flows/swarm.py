@@ -26,6 +26,7 @@ from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
 from deployer.flows.context import Context
 from deployer.flows.lock import held
+from deployer.flows.oneoffs import clear
 from deployer.flows.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
@@ -63,6 +64,7 @@ def up(ctx: Context) -> None:
     infra.check_owner(ctx)
     cluster, project = Swarm(engine), config.name
     with held(ctx, "up"):
+        clear(ctx, wait_for=())  # one-offs that killed commands left and that ended
         labels = {names.LABEL_PROJECT: project}
         cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step="up")
         cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step="up")
@@ -159,6 +161,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
                 f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
+        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
     stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
     for stack in stacks:
         cluster.remove_stack(stack)
