@@ -138,6 +138,18 @@ def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = Tr
     return ask(ctx, *args, step=step)["name"]
 
 
+NO_EDGE = "warning: the edge is not running, so no release can run either: {what} without the release lock"
+
+
+def now(ctx: Context, *, label: str, verify: bool = True) -> str:
+    """`deployer backup now`: a dump under the release lock, so that no release, restore or
+    `down` changes the database or the dumps while it is taken."""
+    from deployer.flows.lock import held
+
+    with held(ctx, "backup now", say_without=NO_EDGE.format(what="dumping")):
+        return take(ctx, label=label, verify=verify)
+
+
 def listing(ctx: Context) -> dict[str, Any]:
     """{"database", "dumps": [row, ...] oldest first, damaged ones included, "writing": [...]}"""
     return ask(ctx, "list", step="list")
@@ -249,12 +261,10 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
     from deployer.flows.scratch import shm_bytes
 
     memory = dumps.restore_memory(shm_bytes(ctx))
+    from deployer.flows import oneoffs
     from deployer.flows.lock import held
 
-    without = "warning: the edge is not running, so no release can run either: restoring without the release lock"
-    with held(ctx, f"backup restore {name}", say_without=without):
-        from deployer.flows import oneoffs
-
+    with held(ctx, f"backup restore {name}", say_without=NO_EDGE.format(what="restoring")):
         oneoffs.clear(ctx)  # never restore under a migration a killed release left running
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
         return ask(ctx, *args, step=Step.RESTORE)

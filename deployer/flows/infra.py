@@ -16,12 +16,14 @@ from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, names, oneoffs, site
 from deployer.core.state import Record, Target
+from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, images, tls
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear, oneoff_labels
+from deployer.flows.runner import harness_pause
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -239,7 +241,10 @@ NO_FINAL_DUMP = (
 
 def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     """Remove every release and the infrastructure. With volumes=True also the database's and
-    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay."""
+    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay.
+
+    The lock is held until the infrastructure and the volumes are gone: closed in the edge
+    before the edge goes (flows/lock.py), so no command can take it in between."""
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
@@ -248,7 +253,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     db = engine.container(names.infra_container(config.name, "db"))
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
         raise BackupError(NO_FINAL_DUMP, step="down")
-    with held(ctx, "down"):
+    with held(ctx, "down") as lease:
         if volumes and backup and db and db.running:
             from deployer.flows import backups
 
@@ -257,13 +262,17 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
         clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
-    compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
-    for name in (names.edge_network(config.name), names.data_network(config.name)):
-        if why := engine.remove_network(name):
-            say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
+        if lease is not None:
+            lease.close(step="down")
+        harness_pause(Step.DOWN, say)
+        compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
+        for name in (names.edge_network(config.name), names.data_network(config.name)):
+            if why := engine.remove_network(name):
+                say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
+        if volumes:
+            for what in ("db-data", "edge-state"):
+                engine.remove_volume(names.volume(config.name, what), step="down")
     if volumes:
-        for what in ("db-data", "edge-state"):
-            engine.remove_volume(names.volume(config.name, what), step="down")
         kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
         say(f"removed, database volume too; the dumps are kept in {kept}")
     else:

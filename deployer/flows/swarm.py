@@ -142,14 +142,15 @@ def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
 
 def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
-    after a final verified dump unless backup=False); the dumps stay."""
+    after a final verified dump unless backup=False); the dumps stay. As on one host, the
+    lock is held until everything is gone."""
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
     Swarm(engine).manager_id()
     infra.check_owner(ctx)
     cluster, project = Swarm(engine), config.name
-    with held(ctx, "down"):
+    with held(ctx, "down") as lease:
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and not db:
@@ -162,31 +163,38 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
         clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
-    stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
-    for stack in stacks:
-        cluster.remove_stack(stack)
-    cluster.wait_gone(stacks + [s for s, *_ in release_stacks(ctx)], limit=90)
-    for name in (names.edge_network(project), names.data_network(project)):
-        cluster.remove_network(name)
-    cluster.prune_objects(project, keep=set())
-    if volumes:
-        engine.remove_volume(names.volume(project, "edge-state"), step="down")
-        data, manager = names.volume(project, "db-data"), cluster.manager_id()
-        if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
-            raise EngineError(
-                f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
-                f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
-                step="down",
-            )
-        if db_node in ("", manager):
-            engine.remove_volume(data, step="down")
-            where = engine.where
-        else:  # the database's node is a worker: a one-shot task there removes it
-            host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
-            auth = registry_auth(ctx)
-            if not node_task.remove_volume(cluster, db_node, data, image=tool, auth=auth, step="down"):
-                say(f"the database volume {data} was not on {host}")
-            where = f"node {host}"
-        say(f"removed, database volume too (on {where}); the dumps are kept (on {engine.where})")
-    else:
+        if lease is not None:
+            lease.close(step="down")
+        stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
+        for stack in stacks:
+            cluster.remove_stack(stack)
+        cluster.wait_gone(stacks + [s for s, *_ in release_stacks(ctx)], limit=90)
+        for name in (names.edge_network(project), names.data_network(project)):
+            cluster.remove_network(name)
+        cluster.prune_objects(project, keep=set())
+        if volumes:
+            _remove_volumes(ctx, cluster, db_node, tool)
+    if not volumes:
         say("removed (database volume kept)")
+
+
+def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str) -> None:
+    config, engine, project = ctx.config, ctx.engine, ctx.config.name
+    engine.remove_volume(names.volume(project, "edge-state"), step="down")
+    data, manager = names.volume(project, "db-data"), cluster.manager_id()
+    if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
+        raise EngineError(
+            f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
+            f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
+            step="down",
+        )
+    if db_node in ("", manager):
+        engine.remove_volume(data, step="down")
+        where = engine.where
+    else:  # the database's node is a worker: a one-shot task there removes it
+        host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
+        removed = node_task.remove_volume(cluster, db_node, data, image=tool, auth=registry_auth(ctx), step="down")
+        if not removed:
+            ctx.say(f"the database volume {data} was not on {host}")
+        where = f"node {host}"
+    ctx.say(f"removed, database volume too (on {where}); the dumps are kept (on {engine.where})")
