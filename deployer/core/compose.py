@@ -264,16 +264,13 @@ def infra(
             "logging": LOGGING,
         },
     }
-    volumes: dict[str, Any] = {
-        "edge-state": {"name": names.volume(project, "edge-state")},
-        "db-data": {"name": names.volume(project, "db-data")},
-    }
-    if not dumps_on_host:
-        volumes["dumps"] = {"name": names.volume(project, "dumps")}
+    # External: the deployer creates them, labelled (volumes(); flows/infra.py). Compose would
+    # ask to recreate, data lost, a volume it made whose labels then change.
+    declared = {k: {"name": name, "external": True} for k, name in volumes(project, dumps_on_host).items()}
     return escape(
         {
             "services": services,
-            "volumes": volumes,
+            "volumes": declared,
             "networks": _networks(project),
             "secrets": {
                 "db_password": {"environment": f"{SECRET_ENV_PREFIX}DB_PASSWORD"},
@@ -282,3 +279,42 @@ def infra(
             "configs": {"agent": {"content": agent_config}},
         }
     )
+
+
+# -- volumes --------------------------------------------------------------------------------
+def volumes(project: str, dumps_on_host: str | None = None) -> dict[str, str]:
+    """The infrastructure's volumes, by their key in the compose file: edge-state (route
+    state, lock, history), db-data and, unless the dumps live in a host folder, dumps."""
+    keys = ("edge-state", "db-data") + (() if dumps_on_host else ("dumps",))
+    return {k: names.volume(project, k) for k in keys}
+
+
+def volume_labels(project: str, deployment: str) -> dict[str, str]:
+    """What every volume the deployer creates carries: whose it is. Volume labels never change."""
+    return {names.LABEL_PROJECT: project, names.LABEL_DEPLOYMENT: deployment}
+
+
+def volume_spec(project: str, deployment: str, key: str) -> dict[str, Any]:
+    """A volume of a swarm stack: made by the node's engine when a task first needs it, labelled
+    (one that exists is used as it is)."""
+    return {"name": names.volume(project, key), "labels": volume_labels(project, deployment)}
+
+
+def volume_doubt(name: str, labels: dict[str, str], project: str, deployment: str, *, used_by_ours: bool) -> str:
+    """Why a volume cannot be shown to be this deployment's ('' when it can): its labels name
+    this project and deployment id, or (a volume made before volumes were labelled) a
+    container of this deployment uses it."""
+    has = labels.get(names.LABEL_DEPLOYMENT)
+    if has is None and names.LABEL_PROJECT not in labels:
+        if used_by_ours:
+            return ""
+        return (
+            f"volume {name} carries no deployment label (made before volumes were labelled, or not by the "
+            "deployer) and no container of this deployment uses it"
+        )
+    if labels.get(names.LABEL_PROJECT) != project or has != deployment:
+        return (
+            f"volume {name} belongs to deployment {has or 'none'!r} of project "
+            f"{labels.get(names.LABEL_PROJECT) or 'none'!r}, not to this config's ({deployment or 'none'!r})"
+        )
+    return ""

@@ -23,6 +23,7 @@ need IPVS, which not every kernel has, and the edge has no use for them.
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -257,7 +258,7 @@ def infra(
         {
             "version": VERSION,
             "services": {"control": control, "edge": edge},
-            "volumes": {"edge-state": {"name": names.volume(project, "edge-state")}},
+            "volumes": {"edge-state": compose.volume_spec(config.name, config.deployment, "edge-state")},
             "networks": {"edge": {"external": True, "name": names.edge_network(project)}},
             "configs": _external(configs),
             "secrets": _external(secrets),
@@ -282,7 +283,11 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
     return {
         "version": VERSION,
         "services": services,
-        "volumes": {k: v for k, v in infra_data["volumes"].items() if k != "edge-state"},
+        "volumes": {
+            k: compose.volume_spec(config.name, config.deployment, k)
+            for k in infra_data["volumes"]
+            if k != "edge-state"
+        },
         "networks": infra_data["networks"],
         "configs": _external(configs),
         "secrets": _external(secrets),
@@ -290,16 +295,25 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
 
 
 # -- a volume on another node ---------------------------------------------------------------
-VOLUME_GONE, VOLUME_ABSENT = 0, 44  # the exit codes of volume_removal_script
+VOLUME_GONE, VOLUME_ABSENT, VOLUME_NOT_OURS = 0, 44, 45  # the exit codes of volume_removal_script
 
 
-def volume_removal_script(volume: str, attempts: int = 60) -> str:
+def volume_removal_script(volume: str, attempts: int = 60, owner: tuple[str, str] | None = None) -> str:
     """The one-shot task that removes a local volume of another node than the manager (the
     database's, on `down --volumes`) through that node's engine socket: retried each second
-    while a container that is going away still uses it; exit 44 when there is no such volume."""
+    while a container that is going away still uses it; exit 44 when there is no such volume.
+    With `owner` (project, deployment id): exit 45, nothing removed, unless its labels name them."""
     url = shlex.quote(f"http://engine/volumes/{volume}")
+    labels = sorted(compose.volume_labels(*owner).items()) if owner else []  # the engine's JSON has no spaces
+    has = "".join(
+        f' && printf %s "$v" | grep -qF {shlex.quote(json.dumps(k) + ":" + json.dumps(v))}' for k, v in labels
+    )
+    check = (
+        f'v=$(curl -s --unix-socket /var/run/docker.sock {url}); case "$v" in *\'"Name":\'*) ;; *) exit {VOLUME_ABSENT};; '
+        f"esac; true{has} || {{ echo 'volume {volume}: not labelled for this deployment' >&2; exit {VOLUME_NOT_OURS}; }}; "
+    )
     return (
-        f"i=0; while [ $i -lt {attempts} ]; do "
+        (check if owner else "") + f"i=0; while [ $i -lt {attempts} ]; do "
         f"code=$(curl -s -o /dev/null -w '%{{http_code}}' --unix-socket /var/run/docker.sock -X DELETE {url}); "
         f'case "$code" in 204) exit {VOLUME_GONE};; 404) exit {VOLUME_ABSENT};; esac; '
         "i=$((i+1)); sleep 1; done; "

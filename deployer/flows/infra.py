@@ -19,6 +19,7 @@ from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, images, tls
+from deployer.flows import volumes as ownership
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -150,6 +151,7 @@ def up(ctx: Context, *, recreate_db: bool = False) -> None:
         dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses a database restart, or dumps first
         for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
+        ownership.create(ctx, data, step="up")  # labelled: whose they are (flows/volumes.py)
         try:
             compose_adapter.up(engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True)
         except EngineError as exc:
@@ -239,9 +241,18 @@ NO_FINAL_DUMP = (
 )
 
 
-def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+def volume_doubts(ctx: Context) -> list[str]:
+    """Before `down --volumes`: why a volume it would remove cannot be shown to be this
+    deployment's (refused unless the project name is typed); empty when all can."""
+    check_owner(ctx)
+    return ownership.doubts(ctx)
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
     """Remove every release and the infrastructure. With volumes=True also the database's and
     the edge's volumes, after a final verified dump (unless backup=False); the dumps stay.
+    Volumes not shown to be this deployment's are refused (exit 2) unless `typed` (the
+    project name was typed at the prompt).
 
     The lock is held until the infrastructure and the volumes are gone: closed in the edge
     before the edge goes (flows/lock.py), so no command can take it in between."""
@@ -249,6 +260,8 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
     check_owner(ctx)
+    if volumes and not typed and (doubts := ownership.doubts(ctx)):
+        raise ownership.refusal(doubts)
     data, secrets = spec(ctx)
     db = engine.container(names.infra_container(config.name, "db"))
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
@@ -270,7 +283,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
             if why := engine.remove_network(name):
                 say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
         if volumes:
-            for what in ("db-data", "edge-state"):
+            for what in ownership.REMOVED:
                 engine.remove_volume(names.volume(config.name, what), step="down")
     if volumes:
         kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir

@@ -24,6 +24,7 @@ from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
 from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
+from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear
@@ -140,15 +141,25 @@ def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
     return node, image
 
 
-def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+def volume_doubts(ctx: Context) -> list[str]:
+    """Before `down --volumes`: the volumes of the manager that cannot be shown to be this
+    deployment's (a database volume on a worker is checked by the task that removes it)."""
+    Swarm(ctx.engine).manager_id()
+    infra.check_owner(ctx)
+    return ownership.doubts(ctx)
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
     after a final verified dump unless backup=False); the dumps stay. As on one host, the
-    lock is held until everything is gone."""
+    lock is held until everything is gone, and volumes not shown to be ours need `typed`."""
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
     Swarm(engine).manager_id()
     infra.check_owner(ctx)
+    if volumes and not typed and (doubts := ownership.doubts(ctx)):
+        raise ownership.refusal(doubts)
     cluster, project = Swarm(engine), config.name
     with held(ctx, "down") as lease:
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
@@ -173,12 +184,12 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
             cluster.remove_network(name)
         cluster.prune_objects(project, keep=set())
         if volumes:
-            _remove_volumes(ctx, cluster, db_node, tool)
+            _remove_volumes(ctx, cluster, db_node, tool, typed=typed)
     if not volumes:
         say("removed (database volume kept)")
 
 
-def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str) -> None:
+def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str, *, typed: bool) -> None:
     config, engine, project = ctx.config, ctx.engine, ctx.config.name
     engine.remove_volume(names.volume(project, "edge-state"), step="down")
     data, manager = names.volume(project, "db-data"), cluster.manager_id()
@@ -193,7 +204,10 @@ def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str) -> No
         where = engine.where
     else:  # the database's node is a worker: a one-shot task there removes it
         host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
-        removed = node_task.remove_volume(cluster, db_node, data, image=tool, auth=registry_auth(ctx), step="down")
+        owner = None if typed else (project, config.deployment)
+        removed = node_task.remove_volume(
+            cluster, db_node, data, image=tool, auth=registry_auth(ctx), step="down", owner=owner
+        )
         if not removed:
             ctx.say(f"the database volume {data} was not on {host}")
         where = f"node {host}"

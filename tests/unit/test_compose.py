@@ -49,7 +49,7 @@ def test_the_infrastructure_carries_no_secret(shop):
     assert "ports" not in db  # the database is never published
     edge = spec["services"]["edge"]
     assert edge["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
-    assert spec["volumes"]["dumps"] == {"name": "shop-dumps"}
+    assert spec["volumes"]["dumps"] == {"name": "shop-dumps", "external": True}  # made labelled by `up`
     assert "/var/run/docker.sock" not in text  # the backup service has no Docker socket
 
 
@@ -77,3 +77,20 @@ def test_the_port_the_engine_could_not_publish_is_found_in_its_error():
     assert busy_port("listen tcp6 [::]:80: bind: address already in use") == 80
     assert busy_port("Error response from daemon: No such image: x:v1") is None
     assert busy_port("") is None
+
+
+def test_every_volume_says_whose_it_is_and_one_that_cannot_show_it_is_doubted():
+    assert compose.volumes("shop") == {
+        "edge-state": "shop-edge-state",
+        "db-data": "shop-db-data",
+        "dumps": "shop-dumps",
+    }
+    assert "dumps" not in compose.volumes("shop", "/srv/dumps")
+    ours = compose.volume_labels("shop", "d1")
+    assert ours == {"deployer.project": "shop", "deployer.deployment": "d1"}
+    assert compose.volume_doubt("shop-db-data", {**ours, "x": "y"}, "shop", "d1", used_by_ours=False) == ""
+    other = compose.volume_doubt("shop-db-data", compose.volume_labels("shop", "d2"), "shop", "d1", used_by_ours=True)
+    assert "belongs to deployment 'd2'" in other and "not to this config's ('d1')" in other
+    bare = {"com.docker.compose.project": "shop-infra"}  # made before volumes were labelled
+    assert compose.volume_doubt("shop-db-data", bare, "shop", "d1", used_by_ours=True) == ""
+    assert "carries no deployment label" in compose.volume_doubt("shop-db-data", {}, "shop", "d1", used_by_ours=False)
