@@ -51,10 +51,20 @@ def _timeout(ctx: Context, c) -> float:
     return float(service.migrate_timeout) if service else 600.0
 
 
-def clear(ctx: Context, *, wait_for: tuple[str, ...] = (oneoffs.MIGRATE,), stop_all: bool = False) -> None:
+def clear(
+    ctx: Context,
+    *,
+    wait_for: tuple[str, ...] = (oneoffs.MIGRATE,),
+    stop_all: bool = False,
+    only: tuple[str, ...] | None = None,
+) -> None:
     """Remove the one-offs that ended, stop those past their time, wait for the running
-    ones of a kind in `wait_for`; `stop_all` (down) stops the rest too."""
+    ones of a kind in `wait_for`; `stop_all` (down) stops the rest too. `only`: just these
+    kinds (a command that holds no lock must not remove a migration that a running release
+    is about to read)."""
     for one in found(ctx):
+        if only is not None and one.kind not in only:
+            continue
         action = oneoffs.decide(one, wait_for=wait_for, stop_all=stop_all)
         if action == oneoffs.WAIT:
             _wait(ctx, one)

@@ -71,7 +71,9 @@ def shm_bytes(ctx: Context) -> int:
 def server(ctx: Context, *, agent: str, step: str, deadline: float = 90) -> Iterator[str]:
     """Start a scratch server with the dumps of the backup agent's container `agent`; yields
     its container name. The container is always removed."""
-    leftovers.clear(ctx, wait_for=())  # what killed commands left: ended, or past their time
+    # What killed restore checks left (ended, or past their time); this command holds no lock,
+    # so another command's one-offs are not its to judge.
+    leftovers.clear(ctx, wait_for=(), only=(oneoffs.SCRATCH,))
     name = f"{ctx.config.name}-scratch-{secrets.token_hex(4)}"
     oneoff.run_detached(
         ctx.engine,
