@@ -16,9 +16,11 @@ import uuid
 import pytest
 from test_guards import LiveClient, wait_for_line
 
+from deployer.core.steps import RELEASE
+
 pytestmark = pytest.mark.docker
 
-STEPS = ("lock", "images", "backup", "start", "health", "smoke", "switch")
+STEPS = tuple(step.value for step in RELEASE)  # every step of a release, in order
 AFTER_SWITCH = ("watch", "retire")  # the release is live by then: the kill leaves it live
 LEASE = {"DEPLOYER_TEST_LEASE": "2"}
 
@@ -126,6 +128,8 @@ def test_a_release_killed_during_its_migration_leaves_no_second_migration_beside
     stack.tag("m1", backend_env={"MIGRATE_SECONDS": "15"})
     stack.tag("m2", backend_env={"MIGRATE_SECONDS": "3"})  # long enough to be seen running
     live = stack.serving()
+    client = LiveClient(stack.live_url)
+    client.start()
     victim = stack.popen_env(LEASE, "release", "m1", "--no-backup")
     wait_for_line(victim, "migrate: backend:")
     for _ in range(100):  # bounded: its container starts within seconds
@@ -135,6 +139,10 @@ def test_a_release_killed_during_its_migration_leaves_no_second_migration_beside
     assert orphan, "the migration never started"
     victim.kill()
     victim.wait(timeout=10)
+    status = json.loads(stack.ok("status", "--json").stdout)
+    truthful = (
+        stack.serving() == live and status["live"] == live[1] and status["colours"][live[1]]["version"] == live[0]
+    )
     time.sleep(2.2)  # the killed holder's lease runs out
 
     second = stack.popen_env(LEASE, "release", "m2", "--no-backup")
@@ -147,7 +155,11 @@ def test_a_release_killed_during_its_migration_leaves_no_second_migration_beside
             break
         time.sleep(0.1)
     err = second.communicate(timeout=60)[1]
+    client.stop.set()
+    client.join(timeout=10)
+    print(f"\n| migrate, while its migration runs | {client.failed} | {'yes' if truthful else 'NO'} | ... |")
     assert second.returncode == 0, err
+    assert truthful and client.ok > 100 and client.failed == 0, (truthful, client.ok, client.errors[:10])
     assert f"waiting for {orphan[0]}" in err and "its command is gone" in err, err
     assert f"{orphan[0]} ended; removed" in err, err
     assert most == 1 and len(seen) == 2, (seen, err)  # the orphan, then m2's own: never both at once

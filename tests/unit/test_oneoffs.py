@@ -3,9 +3,12 @@ the next command does with one that a killed command left behind."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deployer.core import names, oneoffs
+from deployer.core.steps import RELEASE
 
 
 def one(kind: str = oneoffs.MIGRATE, *, running: bool = True, age: float = 10, timeout: float = 60):
@@ -66,3 +69,13 @@ def test_a_one_off_is_named_with_what_it_runs_and_who_started_it():
         "shop-migrate-1a2b3c4d-backend (the migration of backend of release 1a2b3c4d (v2), "
         "started by release v2 by ci@runner pid 7)"
     )
+
+
+def test_the_fault_table_covers_every_step_of_a_release():
+    """docs/reliability.md: SIGKILL at every step (tests/integration/test_faults.py prints it)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "reliability.md").read_text(encoding="utf-8")
+    table = text.split("## Fault injection", 1)[1].split("\n## ", 1)[0]
+    killed = {
+        line.split("|")[1].strip().split(",")[0].split(" (")[0] for line in table.splitlines() if line.startswith("| ")
+    }
+    assert {step.value for step in RELEASE} <= killed, sorted({s.value for s in RELEASE} - killed)
