@@ -19,7 +19,7 @@ demo: setup
 	$(PY) examples/demo.py
 
 demo-down: setup
-	$(VENV)/bin/deployer down --config examples/deployer.toml --volumes --yes --no-backup
+	$(PY) examples/demo.py --down
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,11 @@ survived and that search still ranks them, switches back to v1, and prints
 is up. It exits 1 when an item was lost, a request failed or the switch back did not
 take, so the test suite runs it as it is (tests/integration/test_example_stack.py).
 
-    python examples/demo.py [CONFIG]    (default: examples/deployer.toml)
+    python examples/demo.py [CONFIG]    (default: examples/demo.toml)
+    python examples/demo.py --down      (`make demo-down`: remove it, database included)
+
+examples/demo.toml is the annotated example (deployer.toml, which sets no project.id: a
+copy of it must get its own) with the demo's own project.id, written on every run.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-CONFIG = sys.argv[1] if len(sys.argv) > 1 else str(HERE / "deployer.toml")
+DEMO_ID = "shopdemo2026"  # the demo's own deployment id
+DEMO_CONFIG = HERE / "demo.toml"
+CONFIG = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--down" else str(DEMO_CONFIG)
 ITEMS = ["green apple", "red apple pie", "apple crumble", "car engine oil", "bicycle chain grease"]
 
 
@@ -70,6 +76,15 @@ def check(ok: bool, problem: str) -> None:
         sys.exit(f"demo failed: {problem}")
 
 
+def write_demo_config() -> None:
+    """examples/demo.toml: the annotated example with the demo's project.id."""
+    text = (HERE / "deployer.toml").read_text(encoding="utf-8")
+    placeholder = '# id = "<your own random id>"'
+    if placeholder not in text:
+        sys.exit(f"demo stopped: examples/deployer.toml no longer holds {placeholder!r}")
+    DEMO_CONFIG.write_text(text.replace(placeholder, f'id = "{DEMO_ID}"', 1), encoding="utf-8")
+
+
 def main() -> None:
     deployer("build", "v1")
     deployer("build", "v2")
@@ -111,6 +126,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if str(DEMO_CONFIG) == CONFIG:
+        write_demo_config()
+    if sys.argv[1:] == ["--down"]:
+        deployer("down", "--volumes", "--yes", "--no-backup")
+        sys.exit(0)
     try:
         main()
     except httpx.HTTPError as exc:

@@ -131,6 +131,11 @@ class Edge:
     def free_lock(self, token: str) -> None:
         self.run(scripts.free_lock(token), step="unlock")
 
+    def close_lock(self, token: str, *, step: str) -> None:
+        """Keep the lock this token's until the edge is gone (the end of `down`)."""
+        if self.run(scripts.close_lock(token), step=step).exit_code == scripts.LOCK_LOST:
+            raise LockError("this command's lock was lost (it stalled past its lease): stopping here", step=step)
+
     def read_lock(self) -> tuple[int, str] | None:
         """(seconds left of the lease, b64 holder record), or None when the lock is free."""
         out = self.run(scripts.read_lock(), step="lock").stdout.strip()

@@ -15,24 +15,25 @@ import time
 from deployer.adapters.engine import _reason, debug
 from deployer.adapters.swarm import Swarm
 from deployer.core import stack as stack_rule
-from deployer.errors import EngineError
+from deployer.errors import EngineError, InputError
 
 SOCKET = "/var/run/docker.sock"
 
 
 def remove_volume(
     cluster: Swarm, node_id: str, volume: str, *, image: str, auth: dict[str, str] | None, step: str,
-    limit: float = 120,
+    limit: float = 120, owner: tuple[str, str] | None = None,
 ) -> bool:  # fmt: skip
     """Remove a local volume of the node `node_id`. True: removed; False: that node has no such
-    volume; EngineError when the task failed or did not finish (the node is down)."""
+    volume; EngineError when the task failed or did not finish (the node is down). With
+    `owner` (project, deployment id), a volume not labelled with them stays: InputError."""
     from docker.types import ContainerSpec, Healthcheck, Mount, Placement, RestartPolicy, TaskTemplate
 
     name = f"{volume}-remove-{random.token_hex(3)}"
     task = TaskTemplate(
         container_spec=ContainerSpec(
             image,
-            command=["sh", "-c", stack_rule.volume_removal_script(volume)],
+            command=["sh", "-c", stack_rule.volume_removal_script(volume, owner=owner)],
             user="0",
             mounts=[Mount(SOCKET, SOCKET, type="bind")],
             healthcheck=Healthcheck(test=["NONE"]),
@@ -55,6 +56,12 @@ def remove_volume(
                     return True
                 if status.get("State") == "failed" and code == stack_rule.VOLUME_ABSENT:
                     return False
+                if status.get("State") == "failed" and code == stack_rule.VOLUME_NOT_OURS:
+                    raise InputError(
+                        f"everything else was removed, but not the volume {volume} on node {node_id}: it carries no "
+                        "label of this deployment. If it is this deployment's, run `deployer down --volumes` again in "
+                        f"a terminal and type the project name, or remove it on that node: docker volume rm {volume}"
+                    )
                 if status.get("State") in ("failed", "rejected"):
                     why, deadline = status.get("Err") or f"exit {code}", 0
             time.sleep(0.5)

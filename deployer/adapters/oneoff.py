@@ -1,11 +1,14 @@
 """Throwaway containers: a scratch database for a full restore check, a throwaway edge that
-checks a rendered site with `nginx -t`. Never published, removed whatever happens."""
+checks a rendered site with `nginx -t`. Never published, removed whatever happens; labelled
+(core/oneoffs.py), so that one a killed command left behind is found: `listing`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from deployer.adapters.engine import Engine, _reason, debug
-from deployer.adapters.models import ExecResult
-from deployer.core import masking
+from deployer.adapters.models import Container, ExecResult
+from deployer.core import masking, names, oneoffs
 from deployer.errors import EngineError
 
 
@@ -54,17 +57,31 @@ def remove(engine: Engine, name: str) -> None:
 
 
 def run_once(
-    engine: Engine, image: str, argv: list[str], *, step: str, environment: dict[str, str] | None = None
+    engine: Engine,
+    image: str,
+    argv: list[str],
+    *,
+    step: str,
+    name: str,
+    labels: dict[str, str],
+    environment: dict[str, str] | None = None,
 ) -> ExecResult:
     """Run a throwaway container to completion (no network) and return its exit code and
     output; it is removed whatever happens. Its environment holds no secret."""
     from docker.errors import APIError, ImageNotFound
 
-    debug(f"run-once {image} {argv[:2]}")
+    debug(f"run-once {name} from {image} {argv[:2]}")
     container = None
     try:
         container = engine.sdk.containers.run(
-            image, argv, detach=True, network_mode="none", environment=environment or {}, entrypoint=[]
+            image,
+            argv,
+            name=name,
+            labels=labels,
+            detach=True,
+            network_mode="none",
+            environment=environment or {},
+            entrypoint=[],
         )
         code = int(container.wait(timeout=engine.timeout).get("StatusCode", -1))
         out = container.logs(stdout=True, stderr=True).decode(errors="replace")
@@ -74,3 +91,43 @@ def run_once(
         if container is not None:
             remove(engine, container.id)
     return ExecResult(code, masking.mask(out), "")
+
+
+def listing(engine: Engine, project: str) -> list[Container]:
+    """Every one-off container of a project name (any deployment, any state): one listing,
+    and an inspect of the one-offs only."""
+    from docker.errors import NotFound
+
+    api = engine.sdk.api
+    found = []
+    try:
+        for summary in api.containers(all=True, filters={"label": [f"{names.LABEL_PROJECT}={project}"]}):
+            if (summary.get("Labels") or {}).get(names.LABEL_ROLE) not in oneoffs.ROLES:
+                continue
+            try:
+                found.append(Container.from_attrs(api.inspect_container(summary["Id"])))
+            except NotFound:
+                continue  # its own command removed it since the listing
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        raise EngineError(f"cannot list containers on {engine.where}: {_reason(exc)}", step="inspect") from None
+    return found
+
+
+def engine_time(engine: Engine) -> float:
+    """The engine's clock, as epoch seconds (what a container's StartedAt is measured by)."""
+    return oneoffs.epoch(str(engine.sdk.api.info().get("SystemTime") or ""))
+
+
+def wait(engine: Engine, name: str, seconds: float) -> int | None:
+    """Wait up to `seconds` for a container to end: its exit code, or None while it still runs."""
+    from docker.errors import NotFound
+
+    try:
+        outcome: dict[str, Any] = engine.sdk.api.wait(name, timeout=max(1, round(seconds)))
+    except NotFound:
+        return 0  # gone already: removed by whoever started it
+    except Exception as exc:  # requests' ReadTimeout: it still runs
+        if "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower():
+            return None
+        raise EngineError(f"cannot wait for {name}: {_reason(exc)}", step="inspect") from None
+    return int(outcome.get("StatusCode", -1))

@@ -164,7 +164,13 @@ def down(
     volumes: Annotated[
         bool, typer.Option("--volumes", help="Also delete the database's and the edge's volumes (the dumps stay).")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="With --volumes: do not ask for the project name.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="With --volumes: do not ask for the project name (still asked for volumes not shown to be ours).",
+        ),
+    ] = False,
     backup: Annotated[
         bool, typer.Option("--backup/--no-backup", help="With --volumes: take a final verified dump first.")
     ] = True,
@@ -177,17 +183,26 @@ def down(
 
         raise InputError("down: --yes and --no-backup go with --volumes (without it, no data is deleted)")
     with context(config, env) as ctx:
-        if volumes and not yes:
-            _confirm_deletion(ctx.config.name, ctx.engine.where)
-        (swarm if ctx.config.swarm else infra).down(ctx, volumes=volumes, backup=backup)  # swarm: flows/swarm.py
+        flow = swarm if ctx.config.swarm else infra  # swarm: flows/swarm.py
+        doubts = flow.volume_doubts(ctx) if volumes else []
+        if doubts or (volumes and not yes):  # volumes not shown to be ours: only a typed name vouches
+            _confirm_deletion(ctx.config.name, ctx.engine.where, doubts)
+        flow.down(ctx, volumes=volumes, backup=backup, typed=bool(doubts))
 
 
-def _confirm_deletion(name: str, where: str) -> None:
+def _confirm_deletion(name: str, where: str, doubts: list[str]) -> None:
     from deployer.errors import InputError
 
     if not sys.stdin.isatty():
+        if doubts:
+            from deployer.flows.volumes import refusal
+
+            raise refusal(doubts)
         raise InputError("down --volumes deletes the database: add --yes to confirm (nothing was changed)")
-    typed = typer.prompt(f"This deletes the database of {name!r} on {where}. Type the project name to confirm")
+    if doubts:
+        say(f"{'; '.join(doubts)}: they cannot be shown to be this deployment's")
+    what = "deletes these volumes" if doubts else "deletes the database"
+    typed = typer.prompt(f"This {what} of {name!r} on {where}. Type the project name to confirm")
     if typed.strip() != name:
         raise InputError(f"{typed!r} is not {name!r}: nothing was changed")
 

@@ -32,13 +32,13 @@ def now(
     label: Annotated[str, typer.Option("--label", help="A note kept with the dump.")] = "manual",
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip reading the dump back.")] = False,
 ) -> None:
-    """Dump the database now and read it back; prints the dump's name."""
+    """Dump the database now (holding the release lock) and read it back; prints the dump's name."""
     from deployer.core import dumps
     from deployer.flows import backups
 
     _checked(dumps.check_label, label, "--label")
     with context(config, env) as ctx:
-        print(backups.take(ctx, label=label, verify=not no_verify))
+        print(backups.now(ctx, label=label, verify=not no_verify))
 
 
 @app.command("list")

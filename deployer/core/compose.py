@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from deployer.core import names
+from deployer.core import volumes as ownership
 
 SECRET_ENV_PREFIX = "DEPLOYER_SECRET_"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -319,16 +320,13 @@ def infra(
         },
     }
     services["edge"]["labels"][EDGE_SPEC] = _spec_hash(services["edge"], edge_image_id)
-    volumes: dict[str, Any] = {
-        "edge-state": {"name": names.volume(project, "edge-state")},
-        "db-data": {"name": names.volume(project, "db-data")},
-    }
-    if not dumps_on_host:
-        volumes["dumps"] = {"name": names.volume(project, "dumps")}
+    # External: the deployer creates them, labelled (core/volumes.py; flows/volumes.py). Compose would
+    # ask to recreate, data lost, a volume it made whose labels then change.
+    declared = {k: {"name": name, "external": True} for k, name in ownership.volumes(project, dumps_on_host).items()}
     return escape(
         {
             "services": services,
-            "volumes": volumes,
+            "volumes": declared,
             "networks": _networks(project),
             "secrets": {
                 "db_password": {"environment": f"{SECRET_ENV_PREFIX}DB_PASSWORD"},

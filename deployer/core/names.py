@@ -15,7 +15,7 @@ SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-
 
 LABEL_PROJECT = "deployer.project"
 LABEL_DEPLOYMENT = "deployer.deployment"
-LABEL_ROLE = "deployer.role"  # edge, db, backup, app, scratch
+LABEL_ROLE = "deployer.role"  # edge, db, backup, app, control, oneoff
 LABEL_COLOUR = "deployer.colour"
 LABEL_VERSION = "deployer.version"
 LABEL_RELEASE = "deployer.release"
@@ -26,6 +26,11 @@ LABEL_OWN = "deployer.own"
 LABEL_INPUTS = "deployer.inputs"  # the hash of the package files it is built from
 LABEL_BASE = "deployer.base"  # the base image's reference (project.base_image)
 LABEL_BASE_ID = "deployer.base-id"  # and its image ID on the engine at the build
+# A one-off container (role oneoff: core/oneoffs.py): its kind, who started it, and the
+# seconds its own command gives it before stopping it.
+LABEL_KIND = "deployer.kind"
+LABEL_BY = "deployer.by"
+LABEL_TIMEOUT = "deployer.timeout"
 
 
 def other(colour: str) -> str:

@@ -81,6 +81,17 @@ def write_state(name: str, content: str | None, token: str = "") -> str:
 # and a lease: the epoch second, by the edge's clock, until which the holder is alive. The
 # holder renews it while it works; a lock whose lease has passed is stale (its holder was
 # killed, on whatever machine) and the next command takes it over, saying whose it was.
+#
+# `down` holds the lock until the edge is gone: before it removes the edge it closes the lock
+# (`closed` names the edge container it was closed in). In that container the lock stays
+# held as usual; in a later edge (the volume kept, a new `up`) a closed lock is free: the
+# edge that held it, and the `down` that closed it, are gone.
+CLOSED = f"{LOCK}/closed"
+
+
+def _left_by_down() -> str:
+    """True when a `down` closed the lock in an edge container that is not this one."""
+    return f'[ -f {CLOSED} ] && [ "$(cat {CLOSED})" != "$(cat /etc/hostname)" ]'
 
 
 def _lease_check() -> str:
@@ -103,8 +114,10 @@ def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
             f"  exec 9>{LOCK}.takeover && flock -w 10 9",
             f"  if ! mkdir {LOCK} 2>/dev/null; then",
             f"    now=$(date +%s); {_lease_check()}",
-            f'    if [ "$now" -lt "$lease" ]; then {held}; fi',
-            f'    echo "stale $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
+            f"    if ! {{ {_left_by_down()}; }}; then",
+            f'      if [ "$now" -lt "$lease" ]; then {held}; fi',
+            f'      echo "stale $(base64 -w0 {LOCK}/holder 2>/dev/null)"',
+            "    fi",
             f"    mv {LOCK} {LOCK}.stale.$$ 2>/dev/null && rm -rf {LOCK}.stale.$$",
             f"    if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
             "  fi",
@@ -128,6 +141,12 @@ def free_lock(token: str) -> str:
     return f"{_owns(token)} && rm -rf {LOCK}"
 
 
+def close_lock(token: str) -> str:
+    """`down`, just before the edge goes: the lock stays this token's until the edge is gone,
+    and is free in the next edge (exit LOCK_LOST when it is no longer this token's)."""
+    return f"{_owns(token)} || exit {LOCK_LOST}\ncat /etc/hostname > {CLOSED}.$$ && mv -f {CLOSED}.$$ {CLOSED}"
+
+
 def break_lock() -> str:
     return f"rm -rf {LOCK} && echo removed"
 
@@ -137,6 +156,7 @@ def read_lock() -> str:
     return "\n".join(
         [
             f"[ -d {LOCK} ] || exit 0",
+            f"if {_left_by_down()}; then exit 0; fi",
             "now=$(date +%s)",
             _lease_check(),
             f'echo "$((lease - now)) $(base64 -w0 {LOCK}/holder 2>/dev/null)"',

@@ -1,9 +1,8 @@
 """Swarm stacks as data, and where a swarm may place them (docs/scale-out.md).
 
-Pure, like core/compose.py, whose builders these reuse: a release's services are the same
-services (environment, labels, aliases, secrets), given replicas, placement and DNS
-round-robin endpoints; the database and the backup agent are the same too, each pinned to
-one node. The flows hand the result to `docker stack deploy` as a file.
+Pure, like core/compose.py, whose builders these reuse: a release's services, the database
+and the backup agent are the same services, given replicas, placement (the database and the
+agent each pinned to one node) and DNS round-robin endpoints, for `docker stack deploy`.
 
     <name>-infra          control (1 replica, on the manager engine.host names, with the
                           edge volume: every edge script runs there) and edge (N public
@@ -16,18 +15,19 @@ one node. The flows hand the result to `docker stack deploy` as a file.
     <name>-<colour>-<id>  one release: every [services.*], `replicas` tasks each
 
 Every service uses `endpoint_mode: dnsrr`: its name (and each release service's alias,
-<service>-<colour>-<id>, the host names of the route state) resolves to the addresses of
-its tasks, which the edge balances over itself. A service's virtual IP and the ingress mesh
-need IPVS, which not every kernel has, and the edge has no use for them.
+<service>-<colour>-<id>) resolves to its tasks' addresses, which the edge balances over
+itself. A virtual IP and the ingress mesh need IPVS, which not every kernel has.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.core import compose, names
+from deployer.core import volumes as ownership
 from deployer.errors import ConfigError
 
 VERSION = "3.8"
@@ -259,7 +259,7 @@ def infra(
         {
             "version": VERSION,
             "services": {"control": control, "edge": edge},
-            "volumes": {"edge-state": {"name": names.volume(project, "edge-state")}},
+            "volumes": {"edge-state": ownership.volume_spec(config.name, config.deployment, "edge-state")},
             "networks": {"edge": {"external": True, "name": names.edge_network(project)}},
             "configs": _external(configs),
             "secrets": _external(secrets),
@@ -284,7 +284,11 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
     return {
         "version": VERSION,
         "services": services,
-        "volumes": {k: v for k, v in infra_data["volumes"].items() if k != "edge-state"},
+        "volumes": {
+            k: ownership.volume_spec(config.name, config.deployment, k)
+            for k in infra_data["volumes"]
+            if k != "edge-state"
+        },
         "networks": infra_data["networks"],
         "configs": _external(configs),
         "secrets": _external(secrets),
@@ -292,16 +296,25 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
 
 
 # -- a volume on another node ---------------------------------------------------------------
-VOLUME_GONE, VOLUME_ABSENT = 0, 44  # the exit codes of volume_removal_script
+VOLUME_GONE, VOLUME_ABSENT, VOLUME_NOT_OURS = 0, 44, 45  # the exit codes of volume_removal_script
 
 
-def volume_removal_script(volume: str, attempts: int = 60) -> str:
+def volume_removal_script(volume: str, attempts: int = 60, owner: tuple[str, str] | None = None) -> str:
     """The one-shot task that removes a local volume of another node than the manager (the
     database's, on `down --volumes`) through that node's engine socket: retried each second
-    while a container that is going away still uses it; exit 44 when there is no such volume."""
+    while a container that is going away still uses it; exit 44 when there is no such volume.
+    With `owner` (project, deployment id): exit 45, nothing removed, unless its labels name them."""
     url = shlex.quote(f"http://engine/volumes/{volume}")
+    labels = sorted(ownership.volume_labels(*owner).items()) if owner else []  # the engine's JSON has no spaces
+    has = "".join(
+        f' && printf %s "$v" | grep -qF {shlex.quote(json.dumps(k) + ":" + json.dumps(v))}' for k, v in labels
+    )
+    check = (
+        f'v=$(curl -s --unix-socket /var/run/docker.sock {url}); case "$v" in *\'"Name":\'*) ;; *) exit {VOLUME_ABSENT};; '
+        f"esac; true{has} || {{ echo 'volume {volume}: not labelled for this deployment' >&2; exit {VOLUME_NOT_OURS}; }}; "
+    )
     return (
-        f"i=0; while [ $i -lt {attempts} ]; do "
+        (check if owner else "") + f"i=0; while [ $i -lt {attempts} ]; do "
         f"code=$(curl -s -o /dev/null -w '%{{http_code}}' --unix-socket /var/run/docker.sock -X DELETE {url}); "
         f'case "$code" in 204) exit {VOLUME_GONE};; 404) exit {VOLUME_ABSENT};; esac; '
         "i=$((i+1)); sleep 1; done; "

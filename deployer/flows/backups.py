@@ -126,6 +126,15 @@ def notify(ctx: Context, step: str, error: str) -> None:
 
 
 # -- commands -------------------------------------------------------------------------------
+def _reachable(ctx: Context, step: str) -> None:
+    """The backup service runs; otherwise the failure is reported to the webhook, and raised."""
+    try:
+        running(ctx, step)
+    except BackupError as exc:
+        notify(ctx, step, str(exc))
+        raise
+
+
 def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = True) -> str:
     """Dump the configured database (and read it all back); returns the dump's name.
     A failure (a refused dump too) leaves no dump, and is reported to the webhook: by the
@@ -142,6 +151,16 @@ def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = Tr
                 ctx.say("the backup agent could not deliver the failure to the webhook: sending it from here")
             notify(ctx, exc.step or str(step), str(exc))
         raise
+
+
+def now(ctx: Context, *, label: str, verify: bool = True) -> str:
+    """`deployer backup now`: a dump under the release lock (when an edge runs to hold it), so
+    that no release, restore or `down` changes the database or the dumps while it is taken."""
+    from deployer.flows.lock import held
+
+    _reachable(ctx, Step.BACKUP)  # before `up`: one line, and no lock taken
+    with held(ctx, "backup now"):
+        return take(ctx, label=label, verify=verify)
 
 
 def listing(ctx: Context) -> dict[str, Any]:
@@ -257,10 +276,12 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
     from deployer.flows.scratch import shm_bytes
 
     memory = dumps.restore_memory(shm_bytes(ctx))
+    from deployer.flows import oneoffs
     from deployer.flows.lock import held
 
     without = "warning: the edge is not running, so no release can run either: restoring without the release lock"
     with held(ctx, f"backup restore {name}", say_without=without):
+        oneoffs.clear(ctx)  # never restore under a migration a killed release left running
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
         return ask(ctx, *args, step=Step.RESTORE)
 

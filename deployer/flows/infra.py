@@ -15,13 +15,17 @@ from deployer.adapters import oneoff
 from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
-from deployer.core import agentconfig, compose, names, site
+from deployer.core import agentconfig, compose, names, oneoffs, site
 from deployer.core.state import Record, Target
+from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, edge_roll, images, tls
+from deployer.flows import volumes as ownership
 from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
+from deployer.flows.oneoffs import clear, oneoff_labels
+from deployer.flows.runner import harness_pause
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -107,6 +111,7 @@ def render_site(ctx: Context) -> str:
 def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
     """`nginx -t` the rendered site in a throwaway edge container, before the real edge sees it."""
     import base64
+    import secrets
 
     script = (
         'printf %s "$SITE" | base64 -d > /var/lib/deployer/site.conf.new'
@@ -117,6 +122,8 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
         edge_image,
         ["sh", "-c", script],
         step="up",
+        name=f"{ctx.config.name}-site-check-{secrets.token_hex(4)}",
+        labels=oneoff_labels(ctx, oneoffs.SITE_CHECK, command="up", timeout=ctx.engine.timeout),
         environment={"SITE": base64.b64encode(rendered.encode()).decode()},
     )
     if not result.ok:
@@ -138,6 +145,9 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
     check_owner(ctx)
     edge_roll.settle(ctx)  # what a killed replacement left (first: the lock is taken in the named edge)
     with held(ctx, "up"):
+        # What killed commands left: a migration that still runs is waited for only when the
+        # database may be recreated (an `up` that brings a failed edge back must not wait).
+        clear(ctx, wait_for=(oneoffs.MIGRATE,) if recreate_db else ())
         # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
         # a refusal leaves nothing behind, not even the networks.
         say(f"images: edge, database and backup agent on {engine.where}" + (", without the cache" if refresh else ""))
@@ -166,6 +176,7 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         with_db = dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses, keeps or dumps first
         for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
+        ownership.create(ctx, data, step="up")  # labelled: whose they are (flows/volumes.py)
         _converge(ctx, data, secrets, shape=shape, replacing=replacing, with_db=with_db, site=rendered)
         ctx.edge.mark_deployment(step="up")
         if ctx.edge.apply_site(rendered, step="up"):
@@ -283,18 +294,32 @@ NO_FINAL_DUMP = (
 )
 
 
-def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+def volume_doubts(ctx: Context) -> list[str]:
+    """Before `down --volumes`: why a volume it would remove cannot be shown to be this
+    deployment's (refused unless the project name is typed); empty when all can."""
+    check_owner(ctx)
+    return ownership.doubts(ctx)
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
     """Remove every release and the infrastructure. With volumes=True also the database's and
-    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay."""
+    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay.
+    Volumes not shown to be this deployment's are refused (exit 2) unless `typed` (the
+    project name was typed at the prompt).
+
+    The lock is held until the infrastructure and the volumes are gone: closed in the edge
+    before the edge goes (flows/lock.py), so no command can take it in between."""
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
     check_owner(ctx)
+    if volumes and not typed and (doubts := ownership.doubts(ctx)):
+        raise ownership.refusal(doubts)
     data, secrets = spec(ctx)
     db = engine.container(names.infra_container(config.name, "db"))
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
         raise BackupError(NO_FINAL_DUMP, step="down")
-    with held(ctx, "down"):
+    with held(ctx, "down") as lease:
         if volumes and backup and db and db.running:
             from deployer.flows import backups
 
@@ -302,13 +327,18 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
                 f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
-    compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
-    for name in (names.edge_network(config.name), names.data_network(config.name)):
-        if why := engine.remove_network(name):
-            say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
+        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
+        if lease is not None:
+            lease.close(step="down")
+        harness_pause(Step.DOWN, say)
+        compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
+        for name in (names.edge_network(config.name), names.data_network(config.name)):
+            if why := engine.remove_network(name):
+                say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
+        if volumes:
+            for what in ownership.REMOVED:
+                engine.remove_volume(names.volume(config.name, what), step="down")
     if volumes:
-        for what in ("db-data", "edge-state"):
-            engine.remove_volume(names.volume(config.name, what), step="down")
         kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
         say(f"removed, database volume too; the dumps are kept in {kept}")
     else:

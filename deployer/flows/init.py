@@ -19,7 +19,7 @@ from deployer.errors import DeployerError, InputError
 
 SUBSTITUTIONS = (
     ('name = "shop"', 'name = "{name}"'),
-    ('id = "shopexample2026"', 'id = "{id}"'),
+    ('# id = "<your own random id>"', 'id = "{id}"'),
     ('image = "shop-backend"', 'image = "{name}-backend"'),
     ('image = "shop-frontend"', 'image = "{name}-frontend"'),
     ('dockerfile = "../deployer/assets/templates/spring-boot.Dockerfile"', 'dockerfile = "backend/Dockerfile"'),

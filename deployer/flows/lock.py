@@ -52,6 +52,7 @@ class Lease:
                 f"warning: took over a stale lock (its holder's lease had passed): {lockrecord.describe(taken.stale)}"
             )
         self.freed = False
+        self.closed = False  # `down`: held until the edge is gone (close)
         self.lost = False
         self.confirmed = _clock()  # when the edge last said the lock is ours
         self._stop = threading.Event()
@@ -115,6 +116,13 @@ class Lease:
         self.edge.token = ""
         self.stop()
 
+    def close(self, *, step: str) -> None:
+        """The end of `down`, before it removes the edge: the lock stays held until the edge
+        is gone, and is free in the next edge (core/scripts.py). Freeing it afterwards is
+        tried quietly: the edge, and the lock with it, is gone."""
+        self.edge.close_lock(self.token, step=step)
+        self.closed = True
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -131,6 +139,8 @@ class Lease:
             try:
                 self.edge.free_lock(self.token)
             except Exception as exc:
+                if self.closed:  # the edge is gone with the lock (the end of `down`)
+                    return
                 self.say(
                     f"warning: could not free the lock ({type(exc).__name__}: {exc}); its lease runs out "
                     f"within {self.lease}s, or `deployer lock release` frees it now"

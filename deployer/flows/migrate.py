@@ -14,10 +14,11 @@ from __future__ import annotations
 import shlex
 
 from deployer.adapters import task
-from deployer.core import names
+from deployer.core import names, oneoffs
 from deployer.core.steps import Step
 from deployer.errors import DeployerError
 from deployer.flows.context import Context
+from deployer.flows.oneoffs import oneoff_labels
 
 
 class MigrationError(DeployerError):
@@ -54,14 +55,13 @@ def run(
             network=names.data_network(config.name),
             environment=environment,
             secrets={k: own.get(k, "") for k in s.secrets},
-            labels={
-                names.LABEL_PROJECT: config.name,
-                names.LABEL_DEPLOYMENT: config.deployment,
-                names.LABEL_ROLE: "migrate",
-                names.LABEL_RELEASE: release_id,
-                names.LABEL_VERSION: version,
-                names.LABEL_SERVICE: s.name,
-            },
+            labels=oneoff_labels(
+                ctx,
+                oneoffs.MIGRATE,
+                command=f"release {version}",
+                timeout=s.migrate_timeout,
+                **{names.LABEL_RELEASE: release_id, names.LABEL_VERSION: version, names.LABEL_SERVICE: s.name},
+            ),
             timeout=s.migrate_timeout,
             step=Step.MIGRATE,
         )

@@ -1,6 +1,7 @@
 """`deployer release VERSION`: the steps of a zero-downtime release, each undone on failure.
 
-    lock     take the lock and read the route state (one exec); refuse while a watch runs
+    lock     take the lock and read the route state (one exec); refuse while a watch runs;
+             wait for a migration a killed release left running, remove ended one-offs
     preflight each service's database login (services.*.db_login) connects
     images   every service's image exists on the engine (or is built, with --build)
     backup   a verified dump of the database
@@ -35,7 +36,7 @@ from deployer.core.state import Pending, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
 from deployer.errors import DeployerError, EdgeError
-from deployer.flows import artifacts, checks, dbguard, migrate, notify, prune
+from deployer.flows import artifacts, checks, dbguard, migrate, notify, oneoffs, prune
 from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import clear_told, cleared, retire, settle
 from deployer.flows.context import Context, now_text, who
@@ -84,6 +85,7 @@ def release(
             run.guard = lease.check  # every later step first checks that the lock is still ours
             state = lease.state
             watch_flow.guard(ctx, state)
+            oneoffs.clear(ctx)  # a migration a killed release left running: never a second beside it
         live = state.live
         idle = names.other(live) if live else names.COLOURS[0]
         standby = state.record(idle)  # the idle colour's current release: the old standby

@@ -55,7 +55,7 @@ class Run:
     @contextmanager
     def step(self, step: Step) -> Iterator[None]:
         self.current = step
-        _test_pause(step, self.say)
+        harness_pause(step, self.say)
         started = time.monotonic()
         try:
             if self.guard is not None:
@@ -98,7 +98,7 @@ class Run:
         return problems
 
 
-def _test_pause(step: Step, say: Callable[[str], None]) -> None:
+def harness_pause(step: Step, say: Callable[[str], None]) -> None:
     """A test harness hook, not a user option: DEPLOYER_TEST_PAUSE=<step>:<seconds> sleeps at
     the start of that step, so a test can signal or kill the process there."""
     import os

@@ -4,7 +4,8 @@ PostgreSQL server and query it.
 The scratch server runs on the engine from the very image the database runs, with no
 network (loopback only), trust auth (no password exists to leak) and the dumps folder
 mounted read-only: pg_restore reads the dump where it lies, nothing is copied. It is
-always removed; one left by a killed command is removed by the next check.
+always removed; one left by a killed command is removed by the next command that looks for
+one-offs (flows/oneoffs.py) once it has ended or outlived LIFETIME.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from deployer.adapters import oneoff
-from deployer.core import dumps, names
+from deployer.core import dumps, names, oneoffs
 from deployer.core.sql import TABLE_COUNTS
 from deployer.errors import BackupError
+from deployer.flows import oneoffs as leftovers
 from deployer.flows.context import Context
 
-LABEL_EXPIRES = "deployer.expires"
 LIFETIME = 6 * 3600  # a scratch server older than this was left by a killed command
 USER, DATABASE = "scratch", "verify"
 PSQL = ["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h", "/var/run/postgresql", "-U", USER]
@@ -66,36 +67,21 @@ def shm_bytes(ctx: Context) -> int:
     return int((attrs.get("HostConfig") or {}).get("ShmSize") or 0) or 64 * 1024 * 1024
 
 
-def sweep(ctx: Context) -> None:
-    now = time.time()
-    for c in ctx.engine.containers(ctx.config.name, role="scratch"):
-        try:
-            expired = float(c.labels.get(LABEL_EXPIRES) or 0) < now
-        except ValueError:
-            expired = True
-        if expired:
-            oneoff.remove(ctx.engine, c.name)
-
-
 @contextmanager
 def server(ctx: Context, *, agent: str, step: str, deadline: float = 90) -> Iterator[str]:
     """Start a scratch server with the dumps of the backup agent's container `agent`; yields
     its container name. The container is always removed."""
-    sweep(ctx)
-    project = ctx.config.name
-    name = f"{project}-scratch-{secrets.token_hex(4)}"
+    # What killed restore checks left (ended, or past their time); this command holds no lock,
+    # so another command's one-offs are not its to judge.
+    leftovers.clear(ctx, wait_for=(), only=(oneoffs.SCRATCH,))
+    name = f"{ctx.config.name}-scratch-{secrets.token_hex(4)}"
     oneoff.run_detached(
         ctx.engine,
         db_image(ctx, step),
         name,
         step=step,
         environment={"POSTGRES_USER": USER, "POSTGRES_DB": USER, "POSTGRES_HOST_AUTH_METHOD": "trust"},
-        labels={
-            names.LABEL_PROJECT: project,
-            names.LABEL_DEPLOYMENT: ctx.config.deployment,
-            names.LABEL_ROLE: "scratch",
-            LABEL_EXPIRES: str(int(time.time() + LIFETIME)),
-        },
+        labels=leftovers.oneoff_labels(ctx, oneoffs.SCRATCH, command="backup verify --restore", timeout=LIFETIME),
         volumes=dumps_mount(ctx, agent, step),
         shm_size=shm_bytes(ctx),
     )

@@ -24,8 +24,10 @@ from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
 from deployer.errors import BackupError, EngineError, InputError
 from deployer.flows import images, infra
+from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
 from deployer.flows.lock import held
+from deployer.flows.oneoffs import clear
 from deployer.flows.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
@@ -69,6 +71,7 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
     infra.check_owner(ctx)
     cluster, project = Swarm(engine), config.name
     with held(ctx, "up"):
+        clear(ctx, wait_for=())  # one-offs that killed commands left and that ended
         labels = {names.LABEL_PROJECT: project}
         cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step="up")
         cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step="up")
@@ -144,16 +147,27 @@ def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
     return node, image
 
 
-def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
+def volume_doubts(ctx: Context) -> list[str]:
+    """Before `down --volumes`: the volumes of the manager that cannot be shown to be this
+    deployment's (a database volume on a worker is checked by the task that removes it)."""
+    Swarm(ctx.engine).manager_id()
+    infra.check_owner(ctx)
+    return ownership.doubts(ctx)
+
+
+def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
-    after a final verified dump unless backup=False); the dumps stay."""
+    after a final verified dump unless backup=False); the dumps stay. As on one host, the
+    lock is held until everything is gone, and volumes not shown to be ours need `typed`."""
     from deployer.core.state import EdgeState
 
     config, engine, say = ctx.config, ctx.engine, ctx.say
     Swarm(engine).manager_id()
     infra.check_owner(ctx)
+    if volumes and not typed and (doubts := ownership.doubts(ctx)):
+        raise ownership.refusal(doubts)
     cluster, project = Swarm(engine), config.name
-    with held(ctx, "down"):
+    with held(ctx, "down") as lease:
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and not db:
@@ -165,31 +179,42 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True) -> None:
                 f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
             )
         retire(ctx, EdgeState())  # an empty route state names no release: all go
-    stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
-    for stack in stacks:
-        cluster.remove_stack(stack)
-    cluster.wait_gone(stacks + [s for s, *_ in release_stacks(ctx)], limit=90)
-    for name in (names.edge_network(project), names.data_network(project)):
-        cluster.remove_network(name)
-    cluster.prune_objects(project, keep=set())
-    if volumes:
-        engine.remove_volume(names.volume(project, "edge-state"), step="down")
-        data, manager = names.volume(project, "db-data"), cluster.manager_id()
-        if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
-            raise EngineError(
-                f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
-                f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
-                step="down",
-            )
-        if db_node in ("", manager):
-            engine.remove_volume(data, step="down")
-            where = engine.where
-        else:  # the database's node is a worker: a one-shot task there removes it
-            host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
-            auth = registry_auth(ctx)
-            if not node_task.remove_volume(cluster, db_node, data, image=tool, auth=auth, step="down"):
-                say(f"the database volume {data} was not on {host}")
-            where = f"node {host}"
-        say(f"removed, database volume too (on {where}); the dumps are kept (on {engine.where})")
-    else:
+        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
+        if lease is not None:
+            lease.close(step="down")
+        stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
+        for stack in stacks:
+            cluster.remove_stack(stack)
+        cluster.wait_gone(stacks + [s for s, *_ in release_stacks(ctx)], limit=90)
+        for name in (names.edge_network(project), names.data_network(project)):
+            cluster.remove_network(name)
+        cluster.prune_objects(project, keep=set())
+        if volumes:
+            _remove_volumes(ctx, cluster, db_node, tool, typed=typed)
+    if not volumes:
         say("removed (database volume kept)")
+
+
+def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str, *, typed: bool) -> None:
+    config, engine, project = ctx.config, ctx.engine, ctx.config.name
+    engine.remove_volume(names.volume(project, "edge-state"), step="down")
+    data, manager = names.volume(project, "db-data"), cluster.manager_id()
+    if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
+        raise EngineError(
+            f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
+            f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
+            step="down",
+        )
+    if db_node in ("", manager):
+        engine.remove_volume(data, step="down")
+        where = engine.where
+    else:  # the database's node is a worker: a one-shot task there removes it
+        host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
+        owner = None if typed else (project, config.deployment)
+        removed = node_task.remove_volume(
+            cluster, db_node, data, image=tool, auth=registry_auth(ctx), step="down", owner=owner
+        )
+        if not removed:
+            ctx.say(f"the database volume {data} was not on {host}")
+        where = f"node {host}"
+    ctx.say(f"removed, database volume too (on {where}); the dumps are kept (on {engine.where})")

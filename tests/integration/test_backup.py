@@ -139,7 +139,7 @@ def test_verify_restore_restores_into_a_scratch_server_that_is_removed(stack):
     assert "public.items: 3000 rows" in checked and "nearest-neighbour query ok (10 rows)" in checked
     assert _row(stack, name)["verified"].endswith("(restore)")
     leftovers = stack.docker.containers.list(
-        all=True, filters={"label": [f"deployer.project={stack.name}", "deployer.role=scratch"]}
+        all=True, filters={"label": [f"deployer.project={stack.name}", "deployer.kind=scratch"]}
     )
     assert leftovers == []
 

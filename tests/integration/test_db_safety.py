@@ -95,7 +95,7 @@ def columns(stack) -> list[str]:
 
 def migrations_left(stack) -> list:
     return stack.docker.containers.list(
-        all=True, filters={"label": [f"deployer.project={stack.name}", "deployer.role=migrate"]}
+        all=True, filters={"label": [f"deployer.project={stack.name}", "deployer.kind=migrate"]}
     )
 
 

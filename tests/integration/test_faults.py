@@ -1,68 +1,86 @@
 """Fault injection: the deployer is killed with SIGKILL (no undo can run) at each release step
 in turn, under keep-alive load. Live traffic never fails, `status` tells the truth, the next
-release succeeds with no command first, and no half-written dump is ever listed.
+release succeeds with no command first, and no half-written dump is ever listed. Then a
+release killed while its migration runs: the migration goes on without it, and the next
+release waits for it instead of starting a second one beside it.
 
-The table this prints is recorded in docs/reliability.md.
+The tables these print are recorded in docs/reliability.md. Both tests share one stack.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 
 import pytest
 from test_guards import LiveClient, wait_for_line
 
+from deployer.core.steps import RELEASE
+
 pytestmark = pytest.mark.docker
 
-STEPS = ("lock", "images", "backup", "start", "health", "smoke", "switch")
+STEPS = tuple(step.value for step in RELEASE)  # every step of a release, in order
+AFTER_SWITCH = ("watch", "retire")  # the release is live by then: the kill leaves it live
+LEASE = {"DEPLOYER_TEST_LEASE": "2"}
 
 
-def test_sigkill_at_every_step_under_load(project):
-    versions = [f"v{i}" for i in range(1, 2 * len(STEPS) + 5)]
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, test_app_image):
+    from stack import Stack
+
+    s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("faults"), docker_client, test_app_image)
+    try:
+        s.release_all("v1")
+        yield s
+    finally:
+        s.destroy()
+
+
+def other(colour: str) -> str:
+    return "green" if colour == "blue" else "blue"
+
+
+def test_sigkill_at_every_step_under_load(stack):
+    versions = [f"v{i}" for i in range(2, 2 * len(STEPS) + 5)]
     for version in versions:
-        project.tag(version)
-    project.ok("up")
-    project.ok("release", "v1")
-    live = ("v1", "blue")
-    lease = {"DEPLOYER_TEST_LEASE": "2"}
-    client = LiveClient(project.live_url)
+        stack.tag(version)
+    live = stack.serving()
+    client = LiveClient(stack.live_url)
     client.start()
     rows = []
-    n = 1
     try:
         for step in (*STEPS, "switch-exec"):
-            n += 1
-            victim_version = versions[n - 1]
+            victim_version, next_version = versions.pop(0), versions.pop(0)
             if step == "switch-exec":  # killed while the switch runs in the edge, after the swap
-                victim = project.popen_env({**lease, "DEPLOYER_TEST_COMMIT_PAUSE": "2"}, "release", victim_version)
+                victim = stack.popen_env({**LEASE, "DEPLOYER_TEST_COMMIT_PAUSE": "2"}, "release", victim_version)
                 wait_for_line(victim, "healthy after")
                 time.sleep(0.6)
             else:
-                victim = project.popen_env({**lease, "DEPLOYER_TEST_PAUSE": f"{step}:30"}, "release", victim_version)
+                victim = stack.popen_env({**LEASE, "DEPLOYER_TEST_PAUSE": f"{step}:30"}, "release", victim_version)
                 wait_for_line(victim, f"test pause before {step}")
             failures_before = client.failed
             victim.kill()
             victim.wait(timeout=10)
             if step == "switch-exec":
                 time.sleep(2.5)  # the switch goes on in the edge, and completes
-                live = (victim_version, "green" if live[1] == "blue" else "blue")
+            if step in ("switch-exec", *AFTER_SWITCH):
+                live = (victim_version, other(live[1]))
 
-            served = project.serving()
-            status = json.loads(project.ok("status", "--json").stdout)
+            served = stack.serving()
+            status = json.loads(stack.ok("status", "--json").stdout)
             truthful = (
                 served == live and status["live"] == served[1] and status["colours"][served[1]]["version"] == served[0]
             )
-            dumps = json.loads(project.ok("backup", "list", "--json").stdout)
+            dumps = json.loads(stack.ok("backup", "list", "--json").stdout)
             # Every dump listed as good is good: read back in full, it passes.
-            half_written = [d for d in dumps if d["ok"] and project.cli("backup", "verify", d["name"]).returncode != 0]
+            half_written = [d for d in dumps if d["ok"] and stack.cli("backup", "verify", d["name"]).returncode != 0]
 
             time.sleep(2.2)  # the killed holder's lease (2 s) runs out
-            n += 1
-            after = project.cli("release", versions[n - 1], "--no-backup")
+            after = stack.cli("release", next_version, "--no-backup")
             assert after.returncode == 0, (step, after.stderr)
-            live = (versions[n - 1], "green" if live[1] == "blue" else "blue")
-            assert project.serving() == live, step
+            live = (next_version, other(live[1]))
+            assert stack.serving() == live, step
             rows.append(
                 (
                     step,
@@ -90,7 +108,63 @@ def test_sigkill_at_every_step_under_load(project):
     assert all(half == 0 for *_, half in rows), rows
     leftovers = {
         c.labels["deployer.release"]
-        for c in project.containers()
+        for c in stack.containers()
         if c.labels.get("deployer.role") == "app" and c.attrs["HostConfig"]["CpuShares"] != 2  # 2: told to stop
     }
     assert len(leftovers) == 2  # the live release and its standby: nothing the kills left behind survives
+
+
+def running_migrations(stack) -> list[str]:
+    return [c.name for c in stack.docker.containers.list(filters={"label": [f"deployer.project={stack.name}"]})
+            if c.name.startswith(f"{stack.name}-migrate-")]  # fmt: skip
+
+
+def test_a_release_killed_during_its_migration_leaves_no_second_migration_beside_it(stack):
+    """kill -9 while the migration runs: its container goes on (nobody is left to stop or
+    remove it). The next release waits for it, runs its own migration after it, never
+    beside it, and leaves no migration container behind."""
+    migrate = 'migrate = ["sh", "-c", "echo migrating; sleep ${MIGRATE_SECONDS:-0}; echo migrated"]'
+    stack.write_config(backend=f"{migrate}\nmigrate_timeout = 120")
+    stack.tag("m1", backend_env={"MIGRATE_SECONDS": "15"})
+    stack.tag("m2", backend_env={"MIGRATE_SECONDS": "3"})  # long enough to be seen running
+    live = stack.serving()
+    client = LiveClient(stack.live_url)
+    client.start()
+    victim = stack.popen_env(LEASE, "release", "m1", "--no-backup")
+    wait_for_line(victim, "migrate: backend:")
+    for _ in range(100):  # bounded: its container starts within seconds
+        if orphan := running_migrations(stack):
+            break
+        time.sleep(0.1)
+    assert orphan, "the migration never started"
+    victim.kill()
+    victim.wait(timeout=10)
+    status = json.loads(stack.ok("status", "--json").stdout)
+    truthful = (
+        stack.serving() == live and status["live"] == live[1] and status["colours"][live[1]]["version"] == live[0]
+    )
+    time.sleep(2.2)  # the killed holder's lease runs out
+
+    second = stack.popen_env(LEASE, "release", "m2", "--no-backup")
+    seen, most = set(), 0
+    for _ in range(1200):  # bounded: 2 minutes
+        running = running_migrations(stack)
+        seen.update(running)
+        most = max(most, len(running))
+        if second.poll() is not None:
+            break
+        time.sleep(0.1)
+    err = second.communicate(timeout=60)[1]
+    client.stop.set()
+    client.join(timeout=10)
+    print(f"\n| migrate, while its migration runs | {client.failed} | {'yes' if truthful else 'NO'} | ... |")
+    assert second.returncode == 0, err
+    assert truthful and client.ok > 100 and client.failed == 0, (truthful, client.ok, client.errors[:10])
+    assert f"waiting for {orphan[0]}" in err and "its command is gone" in err, err
+    assert f"{orphan[0]} ended; removed" in err, err
+    assert most == 1 and len(seen) == 2, (seen, err)  # the orphan, then m2's own: never both at once
+    assert err.index(f"{orphan[0]} ended") < err.index("migrate: backend done"), err
+    assert stack.serving() == ("m2", other(live[1]))
+    left = stack.docker.containers.list(all=True, filters={"label": [f"deployer.project={stack.name}"]})
+    assert not [c.name for c in left if "-migrate-" in c.name or c.labels.get("deployer.role") == "oneoff"]
+    stack.write_config()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.core import compose
+from deployer.core import compose, volumes
 
 
 def test_a_release_runs_every_service_under_names_of_its_own(shop):
@@ -49,7 +49,7 @@ def test_the_infrastructure_carries_no_secret(shop):
     assert "ports" not in db  # the database is never published
     ports = spec["services"]["ports"]  # the edge's ports belong to its ports holder
     assert ports["ports"][1] == {"target": 8081, "host_ip": "127.0.0.1", "protocol": "tcp", "published": "8081"}
-    assert spec["volumes"]["dumps"] == {"name": "shop-dumps"}
+    assert spec["volumes"]["dumps"] == {"name": "shop-dumps", "external": True}  # made labelled by `up`
     assert "/var/run/docker.sock" not in text  # the backup service has no Docker socket
 
 
@@ -117,3 +117,20 @@ def test_the_edge_keeps_its_temporary_files_on_a_tmpfs(shop):
     spec = compose.infra(shop, edge_image="e", db_image="d", backup_image="a", db_env={}, agent_config="{}")
     temp = {"type": "tmpfs", "target": "/var/lib/nginx", "tmpfs": {"size": shop.edge.temp_size}}
     assert temp in spec["services"]["edge"]["volumes"]
+
+
+def test_every_volume_says_whose_it_is_and_one_that_cannot_show_it_is_doubted():
+    assert volumes.volumes("shop") == {
+        "edge-state": "shop-edge-state",
+        "db-data": "shop-db-data",
+        "dumps": "shop-dumps",
+    }
+    assert "dumps" not in volumes.volumes("shop", "/srv/dumps")
+    ours = volumes.volume_labels("shop", "d1")
+    assert ours == {"deployer.project": "shop", "deployer.deployment": "d1"}
+    assert volumes.volume_doubt("shop-db-data", {**ours, "x": "y"}, "shop", "d1", used_by_ours=False) == ""
+    other = volumes.volume_doubt("shop-db-data", volumes.volume_labels("shop", "d2"), "shop", "d1", used_by_ours=True)
+    assert "belongs to deployment 'd2'" in other and "not to this config's ('d1')" in other
+    bare = {"com.docker.compose.project": "shop-infra"}  # made before volumes were labelled
+    assert volumes.volume_doubt("shop-db-data", bare, "shop", "d1", used_by_ours=True) == ""
+    assert "carries no deployment label" in volumes.volume_doubt("shop-db-data", {}, "shop", "d1", used_by_ours=False)

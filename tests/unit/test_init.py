@@ -51,6 +51,7 @@ def test_init_writes_files_refuses_then_forces(tmp_path):
     assert cfg.services["backend"].image == "my-shop-backend"
     assert cfg.services["backend"].dockerfile == (folder / "backend" / "Dockerfile").resolve()
     assert cfg.edge.public_port == 80
+    assert len(cfg.deployment) == 16, "an id of its own, never one that copies of the example share"
     text = (folder / "deployer.toml").read_text()
     assert "shop" not in text.replace("my-shop", "").replace("myshop", ""), "the example's name is left in it"
     assert "docker logs my-shop-infra-edge-1" in text and 'project.id = "myshopstaging2026"' in text

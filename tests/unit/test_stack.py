@@ -128,6 +128,9 @@ def test_the_database_runs_on_its_node_and_the_backup_agent_on_the_manager(make_
     assert backup["deploy"]["placement"]["constraints"] == ["node.id == m1"], "exec'd through the manager's engine"
     assert backup["volumes"] == ["dumps:/backups"], "the dumps live on the manager"
     assert [s["source"] for s in backup["secrets"]] == ["db_password"], "no webhook: no empty secret"
+    whose = {"deployer.project": "shop", "deployer.deployment": labelled.deployment}
+    assert data["volumes"]["db-data"] == {"name": "shop-db-data", "labels": whose}, "made on its node, labelled"
+    assert "external" not in data["volumes"]["dumps"] and "edge-state" not in data["volumes"]
     default = stack.database(swarm_config(make_config), infra_data, manager_id="m1", **objects)
     assert default["services"]["db"]["deploy"]["placement"]["constraints"] == ["node.id == m1"]
     assert default["services"]["backup"]["deploy"]["placement"]["constraints"] == ["node.id == m1"]
@@ -184,6 +187,11 @@ def test_a_volume_of_another_node_is_removed_by_a_retried_delete_on_its_engine_s
     assert "204) exit 0;; 404) exit 44;;" in script, "removed, or no such volume: told apart by the exit code"
     assert "-lt 5 ]" in script and "sleep 1" in script, "retried while a container that is going away uses it"
     assert stack.VOLUME_ABSENT == 44
+    assert "grep" not in script, "without an owner, any volume of that name goes"
+    owned = stack.volume_removal_script("shop-db-data", owner=("shop", "d1"))
+    check, _, removal = owned.partition("i=0;")
+    assert '"deployer.deployment":"d1"' in check and '"deployer.project":"shop"' in check
+    assert "exit 45" in check and "-X DELETE" in removal, "checked before anything is removed"
 
 
 def test_a_release_stack_takes_each_services_secrets_from_the_swarm_secrets_made_for_them(make_config):

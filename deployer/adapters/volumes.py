@@ -1,0 +1,49 @@
+"""Volumes on the engine: created labelled (whose they are), their labels read back, and the
+containers that use one."""
+
+from __future__ import annotations
+
+from deployer.adapters.engine import Engine, _reason, debug
+from deployer.errors import EngineError
+
+
+def ensure(engine: Engine, name: str, labels: dict[str, str], *, step: str) -> bool:
+    """Create a local volume with these labels unless one of that name exists (it is used as
+    it is: a volume's labels never change). True when it was created."""
+    from docker.errors import APIError, NotFound
+
+    api = engine.sdk.api
+    try:
+        api.inspect_volume(name)
+        return False
+    except NotFound:
+        pass
+    except APIError as exc:
+        raise EngineError(f"cannot inspect volume {name}: {_reason(exc)}", step=step) from None
+    debug(f"create volume {name}")
+    try:
+        api.create_volume(name, driver="local", labels=labels)
+    except APIError as exc:
+        raise EngineError(f"cannot create volume {name}: {_reason(exc)}", step=step) from None
+    return True
+
+
+def labels(engine: Engine, name: str) -> dict[str, str] | None:
+    """A volume's labels; None when there is no such volume."""
+    from docker.errors import APIError, NotFound
+
+    try:
+        return engine.sdk.api.inspect_volume(name).get("Labels") or {}
+    except NotFound:
+        return None
+    except APIError as exc:
+        raise EngineError(f"cannot inspect volume {name}: {_reason(exc)}", step="down") from None
+
+
+def users(engine: Engine, name: str) -> list[dict[str, str]]:
+    """The labels of every container (in any state) that mounts the volume."""
+    try:
+        found = engine.sdk.api.containers(all=True, filters={"volume": name})
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        raise EngineError(f"cannot list the users of volume {name}: {_reason(exc)}", step="down") from None
+    return [c.get("Labels") or {} for c in found]
