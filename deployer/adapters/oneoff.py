@@ -131,3 +131,20 @@ def wait(engine: Engine, name: str, seconds: float) -> int | None:
             return None
         raise EngineError(f"cannot wait for {name}: {_reason(exc)}", step="inspect") from None
     return int(outcome.get("StatusCode", -1))
+
+
+def running_execs(engine: Engine, name: str) -> list[list[str]]:
+    """The argv of each exec still running in a container ([] when it is gone): what a
+    command whose process was killed left running there."""
+    from docker.errors import APIError, NotFound
+
+    found = []
+    for exec_id in (engine.inspect(name) or {}).get("ExecIDs") or []:
+        try:
+            info = engine.sdk.api.exec_inspect(exec_id)
+        except (NotFound, APIError):
+            continue  # ended since the container was inspected
+        if info.get("Running"):
+            process = info.get("ProcessConfig") or {}
+            found.append([process.get("entrypoint", ""), *(process.get("arguments") or [])])
+    return found

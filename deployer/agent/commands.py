@@ -33,6 +33,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from typing import Any, TextIO
 
@@ -249,11 +250,22 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
         checks.stream(agent.folder, args.name, sys.stdout.buffer)
         return None
     if c == "restore":
+        _test_pause("restore", channel.say)
         done = restore.restore(agent, args.name, args.database, memory=args.maintenance_work_mem, say=channel.say)
         return asdict(done)
     if c == "cancel":
         return cancel(args.pid)
     raise InputError(f"agent: unknown command {c}")
+
+
+def _test_pause(command: str, say) -> None:
+    """A test harness hook, not a user option: DEPLOYER_TEST_PAUSE=<command>:<seconds> (passed
+    on by the CLI) sleeps before the command changes anything, so a test can kill the CLI
+    while it runs here."""
+    name, _, seconds = os.environ.get("DEPLOYER_TEST_PAUSE", "").partition(":")
+    if name == command:
+        say(f"test pause before {command}")
+        time.sleep(float(seconds or 30))
 
 
 def cancel(pid: int) -> dict[str, Any]:

@@ -13,96 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from deployer.core import dumps, dumpstate, names
+from deployer.core import dumps, dumpstate
 from deployer.core.masking import mask
 from deployer.core.steps import Step
 from deployer.errors import BackupError, Cancelled, DeployerError, InputError
+from deployer.flows.agent_call import AGENT, _Reply, ask, refuse_a_running_restore, running
 from deployer.flows.context import Context
-
-AGENT = ["python3", "-m", "deployer.agent"]
-
-
-def container(ctx: Context) -> str:
-    if ctx.config.swarm:  # swarm mode: the agent's task container on this engine's node (flows/swarm.py)
-        from deployer.adapters.swarm import Swarm
-        from deployer.core import stack
-
-        service = stack.service_name(stack.db_stack(ctx.config.name), "backup")
-        return Swarm(ctx.engine).local_container(service) or service
-    return names.infra_container(ctx.config.name, "backup")
-
-
-class _Reply:
-    """The agent's JSON lines: progress goes to `say`, the last line is the answer."""
-
-    def __init__(self, say) -> None:
-        self.say = say
-        self.pid: int | None = None
-        self.result: Any = None
-        self.error: dict[str, Any] | None = None
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self.line(line)
-
-    def line(self, raw: bytes) -> None:
-        try:
-            message = json.loads(raw)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
-        if "pid" in message:
-            self.pid = message["pid"]
-        elif "say" in message:
-            self.say(str(message["say"]))
-        elif "result" in message:
-            self.result = message["result"]
-        elif "error" in message:
-            self.error = message
-
-    def outcome(self, exit_code: int, stderr: str, step: str) -> Any:
-        if self._buffer.strip():
-            self.line(self._buffer)
-        if self.error is not None:
-            kind = InputError if self.error.get("input") else BackupError
-            exc = kind(mask(str(self.error.get("error"))))
-            exc.step = self.error.get("step") or step
-            exc.notified = self.error.get("notified")  # did the agent's webhook POST go through
-            raise exc
-        if exit_code != 0 or self.result is None:
-            tail = mask(stderr.strip()[-500:]) or "no message"
-            raise BackupError(f"the backup agent ended without an answer (exit {exit_code}): {tail}", step=step)
-        return self.result
-
-
-def running(ctx: Context, step: str) -> str:
-    """The backup container's name; raises when it is not running."""
-    name = container(ctx)
-    found = ctx.engine.container(name)
-    if found is None or not found.running:
-        state = "does not exist" if found is None else f"is {found.status}"
-        raise BackupError(f"the backup service {name} {state} on {ctx.engine.where} (run `deployer up`)", step=step)
-    return name
-
-
-def ask(ctx: Context, *args: str, step: str) -> Any:
-    """Run one agent command and return its answer; its errors become ours."""
-    name = running(ctx, step)
-    reply = _Reply(ctx.say)
-    try:
-        done = ctx.engine.exec_stream(name, [*AGENT, *args], reply.feed, step=step)
-    except KeyboardInterrupt:
-        if reply.pid:  # the agent would finish on its own: stop it, it removes what it wrote
-            try:
-                ctx.engine.exec(name, [*AGENT, "cancel", str(reply.pid)], step=step)
-            except Exception:
-                pass
-        raise
-    return reply.outcome(done.exit_code, done.stderr, step)
 
 
 def notify(ctx: Context, step: str, error: str) -> None:
@@ -160,6 +76,7 @@ def now(ctx: Context, *, label: str, verify: bool = True) -> str:
 
     _reachable(ctx, Step.BACKUP)  # before `up`: one line, and no lock taken
     with held(ctx, "backup now"):
+        refuse_a_running_restore(ctx, Step.BACKUP)
         return take(ctx, label=label, verify=verify)
 
 
@@ -282,6 +199,7 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
     without = "warning: the edge is not running, so no release can run either: restoring without the release lock"
     with held(ctx, f"backup restore {name}", say_without=without):
         oneoffs.clear(ctx)  # never restore under a migration a killed release left running
+        refuse_a_running_restore(ctx, Step.RESTORE)  # nor beside a restore a killed one left
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
         return ask(ctx, *args, step=Step.RESTORE)
 

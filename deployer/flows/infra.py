@@ -320,9 +320,10 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
         raise BackupError(NO_FINAL_DUMP, step="down")
     with held(ctx, "down") as lease:
-        if volumes and backup and db and db.running:
-            from deployer.flows import backups
+        from deployer.flows import agent_call, backups
 
+        agent_call.refuse_a_running_restore(ctx, Step.DOWN)
+        if volumes and backup and db and db.running:
             say(
                 f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
             )

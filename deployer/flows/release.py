@@ -36,7 +36,7 @@ from deployer.core.state import Pending, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
 from deployer.errors import DeployerError, EdgeError
-from deployer.flows import artifacts, checks, dbguard, migrate, notify, oneoffs, prune
+from deployer.flows import agent_call, artifacts, backups, checks, dbguard, migrate, notify, oneoffs, prune
 from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import clear_told, cleared, retire, settle
 from deployer.flows.context import Context, now_text, who
@@ -86,6 +86,7 @@ def release(
             state = lease.state
             watch_flow.guard(ctx, state)
             oneoffs.clear(ctx)  # a migration a killed release left running: never a second beside it
+            agent_call.refuse_a_running_restore(ctx, Step.LOCK)  # nor a release under a killed restore
         live = state.live
         idle = names.other(live) if live else names.COLOURS[0]
         standby = state.record(idle)  # the idle colour's current release: the old standby
@@ -216,8 +217,6 @@ def _backup(ctx: Context, version: str, wanted: bool) -> str:
     if not wanted or not ctx.config.backup.before_release:
         ctx.say("backup: skipped (--no-backup)" if not wanted else "backup: skipped (backup.before_release = false)")
         return "skipped"
-    from deployer.flows import backups
-
     name = backups.take(ctx, label=f"pre-release {version}", step=Step.BACKUP)
     ctx.say(f"backup: {name} written and verified")
     return name

@@ -168,3 +168,45 @@ def test_a_release_killed_during_its_migration_leaves_no_second_migration_beside
     left = stack.docker.containers.list(all=True, filters={"label": [f"deployer.project={stack.name}"]})
     assert not [c.name for c in left if "-migrate-" in c.name or c.labels.get("deployer.role") == "oneoff"]
     stack.write_config()
+
+
+def running_restores(stack) -> list[str]:
+    backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
+    found = []
+    for exec_id in backup.attrs.get("ExecIDs") or []:
+        info = stack.docker.api.exec_inspect(exec_id)
+        if info.get("Running") and "restore" in (info.get("ProcessConfig") or {}).get("arguments", []):
+            found.append(exec_id)
+    return found
+
+
+def test_a_restore_left_running_by_a_killed_command_holds_off_every_command_that_would_run_under_it(stack):
+    """kill -9 of `backup restore` leaves the restore running in the backup service (an exec
+    there), and its lock's lease runs out: a release, `backup now` and another restore are
+    refused while it runs, with nothing changed, and work again once it has ended."""
+    stack.tag("r1")
+    dump = stack.ok("backup", "now").stdout.strip()
+    live = stack.serving()
+    victim = stack.popen_env({**LEASE, "DEPLOYER_TEST_PAUSE": "restore:12"}, "backup", "restore", dump, "--yes")
+    wait_for_line(victim, "test pause before restore")
+    victim.kill()
+    victim.wait(timeout=10)
+    assert running_restores(stack), "the restore did not go on without its command"
+    time.sleep(2.2)  # the killed holder's lease runs out
+    refusals = [
+        stack.cli("release", "r1", "--no-backup"),
+        stack.cli("backup", "now"),
+        stack.cli("backup", "restore", dump, "--yes"),
+    ]
+    for refused in refusals:
+        assert refused.returncode == 1, refused.stderr
+        assert f"a restore of {dump} still runs in the backup service" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert stack.serving() == live  # nothing was released
+    for _ in range(300):  # bounded: the restore's pause (12 s) and the restore itself
+        if not running_restores(stack):
+            break
+        time.sleep(0.2)
+    assert not running_restores(stack), "the restore never ended"
+    stack.ok("release", "r1", "--no-backup")
+    assert stack.serving()[0] == "r1"
