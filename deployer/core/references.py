@@ -67,6 +67,13 @@ def within(ref: str, repository: str) -> bool:
     return ref.startswith(repository + ":") and bool(TAG.fullmatch(ref[len(repository) + 1 :]))
 
 
+def name_of(ref: str) -> str:
+    """The repository of `name[:tag]` or `name@digest` (a registry port's colon is no tag's)."""
+    name = ref.partition("@")[0]
+    head, colon, tail = name.rpartition(":")
+    return head if colon and "/" not in tail else name
+
+
 def split(repository: str) -> tuple[str, str]:
     """(host[:port], path) of a repository name."""
     match = REPOSITORY.fullmatch(repository)

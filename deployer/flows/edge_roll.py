@@ -55,6 +55,11 @@ def layout(ctx: Context) -> str:
     return "pod" if mode.startswith("container:") else "single"
 
 
+def running(ctx: Context) -> bool:
+    c = ctx.engine.container(ctx.edge.container)
+    return c is not None and c.running
+
+
 def ports_image(ctx: Context, fallback: str) -> str:
     """The ports holder's image, by ID: the one it runs (so nothing replaces it), else the base
     image's (else `fallback`'s: any image with `sleep`)."""

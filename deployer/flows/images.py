@@ -21,7 +21,7 @@ from typing import Any
 from deployer.adapters.engine import Engine
 from deployer.assets import ROOT as ASSETS
 from deployer.config import Service
-from deployer.core import names
+from deployer.core import names, references
 from deployer.errors import EngineError, InputError
 from deployer.flows.context import Context
 
@@ -69,8 +69,11 @@ def pull_base(engine: Engine, base_image: str, say: Callable[[str], object], *, 
     """Ask the base image's registry for its newest build; the local one stays when it cannot."""
     from deployer.adapters import images as transfer
 
+    if "@" in base_image:
+        say(f"base image {base_image}: pinned by its digest, so there is no newer build to pull")
+        return
     try:
-        transfer.pull(engine, base_image, None, step=step)
+        transfer.pull(engine, base_image, None, repository=references.name_of(base_image), step=step)
         say(f"base image {base_image}: pulled its newest build")
     except EngineError as exc:
         have = engine.image_id(base_image)

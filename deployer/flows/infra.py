@@ -170,6 +170,8 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             migrate_requests=kernel(engine) >= (5, 14),  # the sysctl's first kernel
         )  # fmt: skip
         shape = edge_roll.layout(ctx)
+        if shape == "pod" and not edge_roll.running(ctx):
+            shape = "none"  # an edge that is down (killed, or its port was taken) has no traffic to keep: start it
         replacing = shape == "pod" and edge_roll.stale(ctx, data)
         if replacing:
             edge_roll.check(ctx, rendered)  # refuses a site without reuseport, and a running watch

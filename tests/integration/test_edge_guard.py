@@ -183,7 +183,7 @@ PROBE = textwrap.dedent(
 
 
 def test_the_preview_port_answers_the_deployer_and_no_app_container(stack):
-    edge_ip = stack.edge.attrs["NetworkSettings"]["Networks"][f"{stack.name}-edge"]["IPAddress"]
+    edge_ip = stack.ports_holder.attrs["NetworkSettings"]["Networks"][f"{stack.name}-edge"]["IPAddress"]
     paths = ["/", "/api/version", "/_deployer/edge", "/_deployer/metrics", "/_deployer/health/blue", "/_deployer/sync"]
     targets = [[f"{stack.name}-infra-edge-1", p, {}] for p in paths]
     targets += [[edge_ip, "/_deployer/metrics", {}], [edge_ip, "/_deployer/metrics", {"X-Forwarded-For": "127.0.0.1"}]]

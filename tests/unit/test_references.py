@@ -135,3 +135,17 @@ def test_a_pinned_pull_goes_ahead_only_when_the_manifest_names_the_pinned_image(
     artifacts._verify_digests(ctx, [pull(D)], None)  # the containerd image store: the image ID is the digest
     with pytest.raises(InputError, match=f"names image {IMAGE_ID[:19]} in the registry, not the sha256:eeeeeeeeeeee"):
         artifacts._verify_digests(ctx, [pull("sha256:" + "e" * 64)], None)
+
+
+def test_the_repository_of_a_reference_keeps_a_registry_port_and_drops_a_tag_or_digest():
+    digest = "sha256:" + "a" * 64
+    cases = {
+        "debian:trixie-slim": "debian",
+        "debian": "debian",
+        "localhost:5000/team/api": "localhost:5000/team/api",
+        "localhost:5000/team/api:v2": "localhost:5000/team/api",
+        f"localhost:5000/team/api@{digest}": "localhost:5000/team/api",
+        f"debian:trixie@{digest}": "debian",
+    }
+    for ref, repository in cases.items():
+        assert references.name_of(ref) == repository, ref
