@@ -120,7 +120,8 @@ class Abuse:
 def gateways(stack) -> str:
     """The edge's networks' gateways as a TOML list: what a client on this machine reaches the
     published ports from, to list in edge.trusted_proxies (then X-Forwarded-For is believed)."""
-    edge = stack.edge
+    edge = stack.ports_holder  # the edge runs in its network namespace
     edge.reload()
     found = sorted({n["Gateway"] for n in edge.attrs["NetworkSettings"]["Networks"].values() if n.get("Gateway")})
+    assert found, edge.attrs["NetworkSettings"]["Networks"]  # an empty list would trust no one, silently
     return "[" + ", ".join(f'"{g}"' for g in found) + "]"

@@ -33,7 +33,9 @@ from webhook_sink import Sink
 pytestmark = pytest.mark.docker
 
 TOKEN = f"hooktoken{uuid.uuid4().hex}"
-WATCH = 'window = "30s"\nmin_requests = 20\nmax_error_rate = 0.05\nmax_p99 = "5s"'
+# The slow lane's answers (~2 s, about 1% of the load) sit at the p99, so the p99 limit
+# is kept out of the way (p99_floor): these scenarios are about the 5xx share.
+WATCH = 'window = "30s"\nmin_requests = 20\nmax_error_rate = 0.05\nmax_p99 = "5s"\np99_floor = "5s"'
 
 
 @pytest.fixture(scope="module")
