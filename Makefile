@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine with Docker:
 #   make demo   set up, then release the bundled example (Spring-style API + Next.js + pgvector)
-#   make test   set up, then lint (ruff) and run the whole test suite (unit + integration on the real engine)
+#   make test   set up, then lint (ruff), the fast tier (unit tests) and the integration tier on the real engine
+# make test-long runs the long scenarios (marked `long`) that the nightly workflow runs.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup demo demo-down lint test unit bench
+.PHONY: setup demo demo-down lint test test-fast test-long unit bench
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -25,11 +26,15 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
-	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15
+test: lint test-fast
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15 -m "not long" --ignore=tests/unit
 
-unit: setup
+# The fast tier, first: the pure core, the Lua modules and the release flow on a fake runtime.
+test-fast unit: setup
 	$(PY) -m pytest tests/unit -q
+
+test-long: setup
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15 -m long
 
 bench: setup
 	$(PY) bench/zero_downtime.py --switches 5 --releases 2

@@ -124,6 +124,15 @@ def test_this_repositorys_ci_mirrors_dot_ci_run():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_the_nightly_workflow_runs_the_long_tier_that_make_test_leaves_out():
+    nightly = load(ROOT / ".github" / "workflows" / "nightly.yml")
+    assert "make test-long" in run_lines(nightly["jobs"]["long"])
+    make = (ROOT / "Makefile").read_text()
+    test_rule = make.split("\ntest: ", 1)[1].split("\n\n", 1)[0]
+    long_rule = make.split("\ntest-long: ", 1)[1].split("\n\n", 1)[0]
+    assert '-m "not long"' in test_rule and "test-fast" in test_rule and "-m long" in long_rule
+
+
 @pytest.mark.parametrize("existing", [False, True])
 def test_init_writes_the_workflows_as_shipped(tmp_path, existing):
     for folder in ("backend", "frontend"):
