@@ -64,6 +64,13 @@ def test_app_image(docker_client) -> str:
     return built_image(docker_client, ROOT / "tests" / "app", "deployer-testapp")
 
 
+@pytest.fixture(scope="session")
+def lua_image(docker_client) -> str:
+    """The runner of the edge's Lua specs (tests/lua), built once per content of its Dockerfile:
+    the specs are mounted when it runs."""
+    return built_image(docker_client, ROOT / "tests" / "lua", "deployer-testlua", files=["Dockerfile"])
+
+
 @pytest.fixture
 def project(tmp_path, docker_client, test_app_image):
     from stack import Stack
