@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup demo demo-down lint test unit bench
+.PHONY: setup demo demo-down lint test unit test-lua bench
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -30,6 +30,11 @@ test: lint
 
 unit: setup
 	$(PY) -m pytest tests/unit -q
+
+# The edge's Lua specs (tests/lua): busted under LuaJIT in a throwaway container, a few seconds
+# once its image is built (the first run builds it).
+test-lua: setup
+	$(PY) -m pytest tests/unit/test_lua.py -q
 
 bench: setup
 	$(PY) bench/zero_downtime.py --switches 5 --releases 2
