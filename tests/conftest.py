@@ -34,23 +34,41 @@ def docker_client():
     return client
 
 
-@pytest.fixture(scope="session")
-def test_app_image(docker_client) -> str:
-    """The test app (tests/app), built once per content through testcontainers."""
+def built_image(docker_client, folder: Path, repo: str, files: list[str] | None = None) -> str:
+    """`<repo>:<hash of the files>` built from `folder` through testcontainers, unless it exists.
+
+    `files`: those the image is made of (by default every file in the folder), so that editing the
+    others does not rebuild it."""
     import hashlib
 
     from testcontainers.core.image import DockerImage
 
-    folder = ROOT / "tests" / "app"
+    if files is None:
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    else:
+        paths = sorted(folder / name for name in files)
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in paths:
         digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    tag = f"deployer-testapp:{digest.hexdigest()[:12]}"
+    tag = f"{repo}:{digest.hexdigest()[:12]}"
     try:
         docker_client.images.get(tag)
     except Exception:
-        DockerImage(path=str(ROOT / "tests" / "app"), tag=tag, clean_up=False, buildargs={}).build()
+        DockerImage(path=str(folder), tag=tag, clean_up=False, buildargs={}).build()
     return tag
+
+
+@pytest.fixture(scope="session")
+def test_app_image(docker_client) -> str:
+    """The test app (tests/app), built once per content."""
+    return built_image(docker_client, ROOT / "tests" / "app", "deployer-testapp")
+
+
+@pytest.fixture(scope="session")
+def lua_image(docker_client) -> str:
+    """The runner of the edge's Lua specs (tests/lua), built once per content of its Dockerfile:
+    the specs are mounted when it runs."""
+    return built_image(docker_client, ROOT / "tests" / "lua", "deployer-testlua", files=["Dockerfile"])
 
 
 @pytest.fixture
