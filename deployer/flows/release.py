@@ -29,16 +29,15 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from deployer.adapters import compose as compose_adapter
 from deployer.config import envfile
-from deployer.core import compose, history, names
+from deployer.core import history, names
 from deployer.core.state import Pending, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
 from deployer.errors import DeployerError, EdgeError
 from deployer.flows import agent_call, artifacts, backups, checks, dbguard, migrate, notify, oneoffs, prune
 from deployer.flows import watch as watch_flow
-from deployer.flows.cleanup import clear_told, cleared, retire, settle
+from deployer.flows.cleanup import cleared, settle
 from deployer.flows.context import Context, now_text, who
 from deployer.flows.lock import Lease
 from deployer.flows.runner import Run, background, finished
@@ -66,18 +65,13 @@ def release(
     `watch`: seconds to watch after the switch (None: [watch] window; 0: no watch)."""
     check_version(version)
     artifacts.check(ctx, version, build=build, pinned=pinned)  # exit 2 before anything changes
-    if ctx.config.swarm:  # swarm mode (flows/swarm_release.py): a manager, placements the nodes can meet
-        from deployer.flows import swarm_release
-
-        swarm_release.preflight(ctx)  # exit 2 before anything changes
+    ctx.runtime.prepare()  # exit 2 before anything changes (on a swarm: a manager, placements the nodes can meet)
     config, edge, say = ctx.config, ctx.edge, ctx.say
     run = Run("release", say)
     lease: Lease | None = None
     clearing = None
     fields: dict = {"version": version}
     settled: dict[str, str] = {}
-    if not config.swarm:
-        compose_adapter.warm_up()  # its import overlaps the waits on the engine before `compose up`
     try:
         with run.step(Step.LOCK):
             edge.require()
@@ -104,8 +98,8 @@ def release(
 
         with run.step(Step.IMAGES):
             fields.update(artifacts.ensure(ctx, version, build=build, pinned=pinned))
-            if config.swarm:  # swarm mode: the nodes pull each image by digest
-                fields["swarm_images"] = swarm_release.images(ctx, version, pinned=pinned)
+            images = ctx.runtime.pin(version, pinned)  # on a swarm, the digest each node pulls
+            fields["swarm_images"] = images or None
 
         with run.step(Step.BACKUP):
             fields["backup"] = _backup(ctx, version, backup)
@@ -123,28 +117,16 @@ def release(
                 "remove the new release",
                 lambda: (finished(pending), settled.update(outcome=settle(ctx, idle, release_id, standby))),
             )
-            if config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
-                swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"], env)
-            else:  # env: data, and secrets delivered as files
-                compose_adapter.up(
-                    ctx.engine,
-                    names.release_project(config.name, idle, release_id),
-                    compose.release(config, idle, release_id, version, deployment=config.deployment, env=env),
-                    step=Step.START,
-                    secrets=compose.release_secrets(config, env),
-                )
+            ctx.runtime.start(idle, release_id, version, env, images)
             pending.result()  # its failure is the step's
             edge.write_record(idle, record, step=Step.START)
             keep = {(c, r.release) for c, r in state.records.items() if r} | {(idle, release_id)}
             if state.pending:
                 keep.add((state.pending.colour, state.pending.release))
-            clearing = clear_told(ctx, keep)  # during the health wait
+            clearing = ctx.runtime.clear_told(keep)  # during the health wait
 
         with run.step(Step.HEALTH):
-            if config.swarm:
-                healthy = checks.Healthy(swarm_release.wait_healthy(ctx, idle, release_id))
-            else:  # its last exec runs the smoke probes too
-                healthy = checks.wait_healthy(ctx, idle, release_id)
+            healthy = ctx.runtime.wait_healthy(idle, release_id)  # on one host, its last exec ran the smoke probes
             fields["healthy_after"] = round(healthy.seconds, 2)
             say(f"{idle} healthy after {healthy.seconds:.1f}s")
 
@@ -200,7 +182,7 @@ def release(
         # not the release's (flows/cleanup.py; the next release removes it).
         among = cleared(clearing)  # the containers the last release told to stop are gone
         kept = {(idle, release_id)} | ({(live, previous.release)} if live and previous else set())
-        retired = retire(ctx, wait=False, among=among, keep=kept)  # kept: what the switch left named
+        retired = ctx.runtime.retire(wait=False, among=among, keep=kept)  # kept: what the switch left named
         if retired:
             say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")
         prune.after_release(ctx)
@@ -227,7 +209,7 @@ def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: d
     (unless the release had become live after all: the switch recorded it)."""
     failed_early = run.current in (Step.START, Step.HEALTH, Step.SMOKE) and fields.get("release")
     if isinstance(exc, DeployerError) and not exc.logs and failed_early:
-        exc.logs = checks.failing_logs(ctx, fields["colour"], fields["release"])
+        exc.logs = ctx.runtime.logs(fields["colour"], fields["release"])
     problems = run.undo()
     if settled.get("outcome") == "live":
         return
