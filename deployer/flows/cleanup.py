@@ -10,6 +10,7 @@ from deployer.adapters.engine import Container
 from deployer.adapters.models import TOLD_CPU_SHARES
 from deployer.core.state import EdgeState, Record
 from deployer.core.steps import Step
+from deployer.core.undo import LIVE, decide
 from deployer.flows.context import Context
 from deployer.flows.runner import background
 
@@ -111,20 +112,18 @@ def cleared(future: Future | None) -> list[Container] | None:
 
 
 def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:
-    """Undo a release that did not complete, from the edge's truth.
+    """Undo a release that did not complete, from the edge's truth (core/undo.py decides).
 
     Returns "live" when the release had become live after all (a cancel during the
-    switch): then nothing is removed. Otherwise the colour's route state goes back to the
-    old standby and the new release's containers are removed."""
-    state = ctx.edge.state(step=Step.UNDO)
-    if state.serves(colour, release_id):
+    switch): then nothing is removed. Otherwise ("removed") the colour's route state goes
+    back to the old standby and the new release is removed."""
+    undo = decide(ctx.edge.state(step=Step.UNDO), colour, release_id, standby)
+    if undo.outcome == LIVE:
         ctx.say(f"the switch had completed: {colour} ({release_id}) is live; nothing was undone")
-        if state.pending and state.pending.release == release_id:
-            ctx.edge.write_pending(None, step=Step.UNDO)
-        return "live"
-    current = state.record(colour)
-    if current is not None and current.release == release_id:
-        ctx.edge.write_record(colour, standby, step=Step.UNDO)
-    ctx.runtime.remove(colour, release_id)
-    ctx.edge.write_pending(None, step=Step.UNDO)
-    return "removed"
+    if undo.put_back:
+        ctx.edge.write_record(colour, undo.standby, step=Step.UNDO)
+    if undo.remove:
+        ctx.runtime.remove(colour, release_id)
+    if undo.clear_pending:
+        ctx.edge.write_pending(None, step=Step.UNDO)
+    return undo.outcome
