@@ -36,7 +36,7 @@ def deployment(shop, monkeypatch):
     monkeypatch.setattr(flow.agent_call, "refuse_a_running_restore", at("restore"))
     monkeypatch.setattr(flow.dbguard, "preflight", at("preflight"))
     monkeypatch.setattr(flow.backups, "take", at("backup", "dump-v2"))
-    monkeypatch.setattr(flow.migrate, "run", at("migrate", "db migrate"))
+    monkeypatch.setattr(flow.migrate, "run", at("migrate", ["backend"]))
     monkeypatch.setattr(flow.checks, "smoke", at("smoke"))
     monkeypatch.setattr(flow.watch_flow, "arm", lambda *a, **k: world.events.append("arm") or "marker")
     monkeypatch.setattr(flow.watch_flow, "disarm", lambda *a, **k: world.events.append("disarm"))
