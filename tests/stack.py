@@ -200,9 +200,9 @@ class Stack:
         from deployer import config
         from deployer.adapters import compose as compose_adapter
         from deployer.flows import edge_roll, infra
-        from deployer.flows.context import Context
+        from deployer.runtime.mode import context
 
-        ctx = Context(config.load(self.config), say=print)
+        ctx = context(config.load(self.config), say=print)
         try:
             images = {p: self.docker.api.inspect_container(f"{self.name}-infra-{p}-1")["Config"]["Image"]
                       for p in ("edge", "db", "backup")}  # fmt: skip

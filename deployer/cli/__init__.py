@@ -56,13 +56,8 @@ def up(
     ] = False,
 ) -> None:
     """Create or update the networks, the edge, the database and the backup service. Idempotent."""
-    from deployer.flows import infra, swarm
-
     with context(config, env) as ctx:
-        if ctx.config.swarm:
-            swarm.up(ctx, refresh=refresh_images)  # swarm mode: flows/swarm.py
-        else:
-            infra.up(ctx, recreate_db=recreate_db, refresh=refresh_images)
+        ctx.runtime.up(recreate_db=recreate_db, refresh=refresh_images)
 
 
 @app.command()
@@ -115,10 +110,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the live colour, each colour's release, health, memory and traffic, the edge, the database, the lock and the last releases."""
-    from deployer.flows import status as flow
-
     with context(config, env, check_paths=False) as ctx:
-        data = flow.gather(ctx)
+        data = ctx.runtime.status()
         data["environment"] = ctx.config.environment or None
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
@@ -176,18 +169,15 @@ def down(
     ] = True,
 ) -> None:
     """Remove every release and the infrastructure; with --volumes, the database too."""
-    from deployer.flows import infra, swarm
-
     if not volumes and (yes or not backup):
         from deployer.errors import InputError
 
         raise InputError("down: --yes and --no-backup go with --volumes (without it, no data is deleted)")
     with context(config, env) as ctx:
-        flow = swarm if ctx.config.swarm else infra  # swarm: flows/swarm.py
-        doubts = flow.volume_doubts(ctx) if volumes else []
+        doubts = ctx.runtime.volume_doubts() if volumes else []
         if doubts or (volumes and not yes):  # volumes not shown to be ours: only a typed name vouches
             _confirm_deletion(ctx.config.name, ctx.engine.where, doubts)
-        flow.down(ctx, volumes=volumes, backup=backup, typed=bool(doubts))
+        ctx.runtime.down(volumes=volumes, backup=backup, typed=bool(doubts))
 
 
 def _confirm_deletion(name: str, where: str, doubts: list[str]) -> None:

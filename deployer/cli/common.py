@@ -107,13 +107,13 @@ def context(config_path: Path | None, env: str | None = None, *, check_paths: bo
     global _label
     from deployer import config as config_mod
     from deployer.errors import InputError
-    from deployer.flows.context import Context
+    from deployer.runtime import mode
 
     if env is not None and not env.strip():  # `-e ""` (an unset CI variable) is not the base config
         raise InputError("-e/--env (or --from/--to) is empty: name an environment of the config")
     if env is not None:
         _label = env  # an error while loading names the environment too
-    ctx = Context(config_mod.load(config_path, check_paths=check_paths, environment=env), say=say_in(env or ""))
+    ctx = mode.context(config_mod.load(config_path, check_paths=check_paths, environment=env), say_in(env or ""))
     try:
         yield ctx
     finally:

@@ -17,7 +17,7 @@ Docker Swarm cluster instead of one Docker host (docs/scale-out.md).
     placement = ["node.role == worker"]
 
 What is checked here is the text; whether any node satisfies a constraint is checked
-against the cluster before anything starts (deployer/core/stack.py, flows/swarm.py).
+against the cluster before anything starts (deployer/core/stack.py, runtime/swarm_infra.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 from deployer.adapters import oneoff
-from deployer.core import names
 from deployer.core.masking import mask
 from deployer.errors import BackupError, EngineError, InputError, LockError
 from deployer.flows.context import Context
@@ -21,13 +20,7 @@ AGENT = ["python3", "-m", "deployer.agent"]
 
 
 def container(ctx: Context) -> str:
-    if ctx.config.swarm:  # swarm mode: the agent's task container on this engine's node (flows/swarm.py)
-        from deployer.adapters.swarm import Swarm
-        from deployer.core import stack
-
-        service = stack.service_name(stack.db_stack(ctx.config.name), "backup")
-        return Swarm(ctx.engine).local_container(service) or service
-    return names.infra_container(ctx.config.name, "backup")
+    return ctx.runtime.agent_container()  # on a swarm, the agent's task container on this engine's node
 
 
 class _Reply:

@@ -4,7 +4,6 @@ smoke checks, and the logs that explain a failure."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay
 
@@ -12,6 +11,7 @@ from deployer.adapters.engine import Container
 from deployer.core import probe as probe_rule
 from deployer.errors import HealthError
 from deployer.flows.context import Context
+from deployer.runtime.base import Healthy
 
 # How long one exec of the health wait probes before the containers are looked at again
 # (one Engine API listing), to give up soon on a crashed container.
@@ -39,12 +39,6 @@ def why_dead(ctx: Context, colour: str, release_id: str) -> str | None:
         if c.dead:
             return f"{c.name} is {c.status} (exit code {c.exit_code}, restarts {c.restart_count})"
     return None
-
-
-@dataclass(frozen=True)
-class Healthy:
-    seconds: float  # waited for health
-    smoke: list[str] | None = None  # the smoke check's failures, from the health wait's last exec
 
 
 def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:

@@ -1,4 +1,6 @@
-"""Removing releases: the ones the route state no longer names, with their services' stop grace."""
+"""Removing releases on one host (runtime/compose.py): the ones the route state no longer
+names, with their services' stop grace; and the undo of a release that did not complete
+(`settle`, in either runtime)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from deployer.adapters.engine import Container
 from deployer.adapters.models import TOLD_CPU_SHARES
 from deployer.core.state import EdgeState, Record
 from deployer.core.steps import Step
-from deployer.flows.checks import release_containers
+from deployer.core.undo import LIVE, decide
 from deployer.flows.context import Context
 from deployer.flows.runner import background
 
@@ -34,10 +36,6 @@ def retire(
     (clear_told) and the (colour, release) pairs its switch left in the route state. No
     exec and no listing then, and no container created since (a release that started after
     the switch freed the lock) can be among them."""
-    if ctx.config.swarm:  # swarm mode: releases are stacks (flows/swarm_release.py)
-        from deployer.flows import swarm_release
-
-        return swarm_release.retire(ctx, state)
     if among is None or keep is None:
         state = state or ctx.edge.state(step=Step.RETIRE)
         keep = {(c, r.release) for c, r in state.records.items() if r}
@@ -91,8 +89,6 @@ def clear_told(ctx: Context, keep: set[tuple[str, str]]) -> Future | None:
     that have exited) and that no (colour, release) in `keep` names: the end of the release
     would do it, but the health wait is idle time. A running container nobody told is left
     for `retire`, after the health and smoke checks. `cleared` waits for it."""
-    if ctx.config.swarm:  # swarm mode: the stacks go in retire
-        return None
 
     def clear() -> list[Container]:
         containers = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
@@ -116,25 +112,18 @@ def cleared(future: Future | None) -> list[Container] | None:
 
 
 def settle(ctx: Context, colour: str, release_id: str, standby: Record | None) -> str:
-    """Undo a release that did not complete, from the edge's truth.
+    """Undo a release that did not complete, from the edge's truth (core/undo.py decides).
 
     Returns "live" when the release had become live after all (a cancel during the
-    switch): then nothing is removed. Otherwise the colour's route state goes back to the
-    old standby and the new release's containers are removed."""
-    state = ctx.edge.state(step=Step.UNDO)
-    if state.serves(colour, release_id):
+    switch): then nothing is removed. Otherwise ("removed") the colour's route state goes
+    back to the old standby and the new release is removed."""
+    undo = decide(ctx.edge.state(step=Step.UNDO), colour, release_id, standby)
+    if undo.outcome == LIVE:
         ctx.say(f"the switch had completed: {colour} ({release_id}) is live; nothing was undone")
-        if state.pending and state.pending.release == release_id:
-            ctx.edge.write_pending(None, step=Step.UNDO)
-        return "live"
-    current = state.record(colour)
-    if current is not None and current.release == release_id:
-        ctx.edge.write_record(colour, standby, step=Step.UNDO)
-    if ctx.config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
-        from deployer.flows import swarm_release
-
-        swarm_release.remove(ctx, colour, release_id)
-    else:
-        remove(ctx, release_containers(ctx, colour, release_id))
-    ctx.edge.write_pending(None, step=Step.UNDO)
-    return "removed"
+    if undo.put_back:
+        ctx.edge.write_record(colour, undo.standby, step=Step.UNDO)
+    if undo.remove:
+        ctx.runtime.remove(colour, release_id)
+    if undo.clear_pending:
+        ctx.edge.write_pending(None, step=Step.UNDO)
+    return undo.outcome

@@ -1,6 +1,6 @@
-"""What every flow is handed: the config, the engine it talks to, the edge, and a way to
-report progress. The engine is created on first use, so a command pays only for what it
-touches."""
+"""What every flow is handed: the config, the engine it talks to, the edge, the runtime
+(where the releases run: deployer/runtime), and a way to report progress. The engine is
+created on first use, so a command pays only for what it touches."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 from deployer.adapters.edge import Edge
 from deployer.adapters.engine import Engine
 from deployer.config import Config
 from deployer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from deployer.runtime.base import Runtime
 
 
 def _quiet(message: str) -> None:
@@ -27,6 +31,7 @@ def _quiet(message: str) -> None:
 class Context:
     config: Config
     say: Callable[[str], None] = field(default=_quiet)
+    runtime: Runtime = field(init=False, repr=False)  # compose or swarm: set by runtime/mode.py
 
     @cached_property
     def engine(self) -> Engine:
@@ -37,11 +42,7 @@ class Context:
 
     @cached_property
     def edge(self) -> Edge:
-        if self.config.swarm:  # swarm mode: the scripts run in the control service (adapters/swarm.py)
-            from deployer.adapters.swarm import SwarmEdge
-
-            return SwarmEdge(self.engine, self.config.name, self.config.deployment)
-        return Edge(self.engine, self.config.name, self.config.deployment)
+        return self.runtime.edge()  # on a swarm, the scripts run in the control service
 
     def close(self) -> None:
         if "engine" in self.__dict__:

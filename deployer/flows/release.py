@@ -27,18 +27,20 @@ switch runs leaves the new release live when the switch got that far.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
 
-from deployer.adapters import compose as compose_adapter
 from deployer.config import envfile
-from deployer.core import compose, history, names
-from deployer.core.state import Pending, record_for
+from deployer.core import history, names
+from deployer.core.state import EdgeState, Pending, Record, record_for
 from deployer.core.steps import Step
 from deployer.core.versions import check_version
+from deployer.core.watch import Marker
 from deployer.errors import DeployerError, EdgeError
 from deployer.flows import agent_call, artifacts, backups, checks, dbguard, migrate, notify, oneoffs, prune
 from deployer.flows import watch as watch_flow
-from deployer.flows.cleanup import clear_told, cleared, retire, settle
+from deployer.flows.cleanup import cleared, settle
 from deployer.flows.context import Context, now_text, who
 from deployer.flows.lock import Lease
 from deployer.flows.runner import Run, background, finished
@@ -51,6 +53,47 @@ class Released:
     version: str
     previous: str  # the colour that was live before ('' on the first release)
     seconds: float
+
+
+@dataclass
+class Attempt:
+    """A release under way: what its steps found and made, read by the later steps, the undo
+    and the history line."""
+
+    version: str
+    lease: Lease | None = None
+    state: EdgeState = field(default_factory=EdgeState)  # the route state read with the lock
+    live: str = ""  # the live colour before ('' on the first release)
+    colour: str = ""  # the idle colour, released to
+    standby: Record | None = None  # the idle colour's release before: the old standby
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # the env files, read once
+    artifacts: dict[str, Any] = field(default_factory=dict)  # the image IDs (and digests) it runs
+    pins: dict[str, str] = field(default_factory=dict)  # the runtime's references (a swarm's digests)
+    backup: str = ""
+    release: str = ""  # its id, from the migrate step on
+    migrated: list[str] = field(default_factory=list)  # the services whose migration ran
+    healthy_after: float | None = None
+    clearing: Future | None = None  # the removal of what earlier releases told to stop
+    armed: Marker | None = None  # the watch's marker
+    live_after_all: bool = False  # the undo found it live: the switch recorded it
+
+    @property
+    def previous(self) -> Record | None:
+        return self.state.record(self.live) if self.live else None
+
+    def fields(self) -> dict[str, Any]:
+        """The history line's fields (history.entry drops the ones that are None)."""
+        return {
+            "version": self.version,
+            "colour": self.colour or None,
+            "previous": self.live or None,
+            **self.artifacts,
+            "swarm_images": self.pins or None,
+            "backup": self.backup or None,
+            "release": self.release or None,
+            "migrated": self.migrated or None,
+            "healthy_after": self.healthy_after,
+        }
 
 
 def release(
@@ -66,151 +109,85 @@ def release(
     `watch`: seconds to watch after the switch (None: [watch] window; 0: no watch)."""
     check_version(version)
     artifacts.check(ctx, version, build=build, pinned=pinned)  # exit 2 before anything changes
-    if ctx.config.swarm:  # swarm mode (flows/swarm_release.py): a manager, placements the nodes can meet
-        from deployer.flows import swarm_release
-
-        swarm_release.preflight(ctx)  # exit 2 before anything changes
-    config, edge, say = ctx.config, ctx.edge, ctx.say
-    run = Run("release", say)
-    lease: Lease | None = None
-    clearing = None
-    fields: dict = {"version": version}
-    settled: dict[str, str] = {}
-    if not config.swarm:
-        compose_adapter.warm_up()  # its import overlaps the waits on the engine before `compose up`
+    ctx.runtime.prepare()  # exit 2 before anything changes (on a swarm: a manager, placements the nodes can meet)
+    run, a, say = Run("release", ctx.say), Attempt(version), ctx.say
     try:
         with run.step(Step.LOCK):
-            edge.require()
-            lease = Lease(ctx, f"release {version}")
-            run.guard = lease.check  # every later step first checks that the lock is still ours
-            state = lease.state
-            watch_flow.guard(ctx, state)
-            oneoffs.clear(ctx)  # a migration a killed release left running: never a second beside it
-            agent_call.refuse_a_running_restore(ctx, Step.LOCK)  # nor a release under a killed restore
-        live = state.live
-        idle = names.other(live) if live else names.COLOURS[0]
-        standby = state.record(idle)  # the idle colour's current release: the old standby
-        fields.update(colour=idle, previous=live or None)
-        say(f"live: {live or 'none'} · releasing {version} to {idle}")
-        notify.send(ctx, "release_started", f"releasing {version} to {idle}", version=version, colour=idle)
-
+            _lock(ctx, run, a)
+        _announce(ctx, a)
         with run.step(Step.PREFLIGHT):
-            # The env files, read once: the login checked, the migration and the release get
-            # the same values, even if a file changes while the release runs.
-            env = envfile.service_env(config)
-            for warning in envfile.exposed(config, env):
-                say(f"warning: {warning}")
-            dbguard.preflight(ctx, env)
-
+            a.env = _preflight(ctx)
         with run.step(Step.IMAGES):
-            fields.update(artifacts.ensure(ctx, version, build=build, pinned=pinned))
-            if config.swarm:  # swarm mode: the nodes pull each image by digest
-                fields["swarm_images"] = swarm_release.images(ctx, version, pinned=pinned)
-
+            a.artifacts = artifacts.ensure(ctx, version, build=build, pinned=pinned)
+            a.pins = ctx.runtime.pin(version, pinned)  # on a swarm, the digest each node pulls
         with run.step(Step.BACKUP):
-            fields["backup"] = _backup(ctx, version, backup)
-
-        release_id = secrets.token_hex(4)
-        fields["release"] = release_id
+            a.backup = _backup(ctx, version, backup)
+        a.release = secrets.token_hex(4)
         with run.step(Step.MIGRATE):
-            fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"], env=env) or None
-        record = record_for(config, idle, release_id, version)
+            a.migrated = migrate.run(ctx, version, a.release, a.colour, dump=a.backup, env=a.env)
         with run.step(Step.START):
-            # The pending record is written while compose starts (an exec off the path to the
+            # The pending mark is written while the release starts (an exec off the path to the
             # app's start), always before the record names the release; the undo waits for it.
-            pending = background(edge.write_pending, Pending(idle, release_id, version, standby), step=Step.START)
-            run.on_failure(
-                "remove the new release",
-                lambda: (finished(pending), settled.update(outcome=settle(ctx, idle, release_id, standby))),
-            )
-            if config.swarm:  # swarm mode: the release is a stack (flows/swarm_release.py)
-                swarm_release.start(ctx, idle, release_id, version, fields["swarm_images"], env)
-            else:  # env: data, and secrets delivered as files
-                compose_adapter.up(
-                    ctx.engine,
-                    names.release_project(config.name, idle, release_id),
-                    compose.release(config, idle, release_id, version, deployment=config.deployment, env=env),
-                    step=Step.START,
-                    secrets=compose.release_secrets(config, env),
-                )
-            pending.result()  # its failure is the step's
-            edge.write_record(idle, record, step=Step.START)
-            keep = {(c, r.release) for c, r in state.records.items() if r} | {(idle, release_id)}
-            if state.pending:
-                keep.add((state.pending.colour, state.pending.release))
-            clearing = clear_told(ctx, keep)  # during the health wait
-
+            mark = Pending(a.colour, a.release, version, a.standby)
+            pending = background(ctx.edge.write_pending, mark, step=Step.START)
+            run.on_failure("remove the new release", lambda: _remove(ctx, a, pending))
+            _start(ctx, a, pending)
         with run.step(Step.HEALTH):
-            if config.swarm:
-                healthy = checks.Healthy(swarm_release.wait_healthy(ctx, idle, release_id))
-            else:  # its last exec runs the smoke probes too
-                healthy = checks.wait_healthy(ctx, idle, release_id)
-            fields["healthy_after"] = round(healthy.seconds, 2)
-            say(f"{idle} healthy after {healthy.seconds:.1f}s")
-
+            healthy = ctx.runtime.wait_healthy(a.colour, a.release)  # on one host, its last exec ran the smoke probes
+            a.healthy_after = round(healthy.seconds, 2)
+            say(f"{a.colour} healthy after {healthy.seconds:.1f}s")
         with run.step(Step.SMOKE):
-            checks.smoke(ctx, idle, release_id, healthy.smoke)
-
+            checks.smoke(ctx, a.colour, a.release, healthy.smoke)
         with run.step(Step.SWITCH):
-            line = history.entry(
-                "release",
-                when=now_text(),
-                by=who(),
-                outcome=history.OK,
-                seconds=run.seconds(),
-                steps=dict(run.steps),
-                **fields,
-            )
-            previous = state.record(live) if live else None
-            armed = watch_flow.arm(
-                ctx,
-                colour=idle,
-                release_id=release_id,
-                version=version,
-                previous=live,
-                previous_version=previous.version if previous else "",
-                standby=standby,
-                window=watch,
-            )
-            try:
-                edge.commit(
-                    idle, checks.live_probes(ctx, idle, release_id), line, lease.token, config.timeouts.request_timeout
-                )
-            except BaseException:
-                try:  # the release may have gone live all the same (a cancel after the swap)
-                    went_live = edge.state(step=Step.UNDO).serves(idle, release_id)
-                except Exception:
-                    went_live = False
-                if not went_live:
-                    watch_flow.disarm(ctx, armed)
-                raise
-            lease.committed()
+            line = history.entry("release", when=now_text(), by=who(), outcome=history.OK, seconds=run.seconds(),
+                                 steps=dict(run.steps), **a.fields())  # fmt: skip
+            a.armed = _arm(ctx, a, watch)
+            run.on_failure("remove the watch's marker", lambda: _disarm(ctx, a))
+            _commit(ctx, a, line)
     except BaseException as exc:
-        _failed(ctx, run, exc, fields, settled)
-        cleared(clearing)  # no thread outlives the command
+        _failed(ctx, run, exc, a)
+        cleared(a.clearing)  # no thread outlives the command
         raise
     finally:
-        if lease is not None:
-            lease.free()
-
+        if a.lease is not None:
+            a.lease.free()
     with run.step(Step.WATCH):  # raises after an automatic rollback (exit 1)
-        watch_flow.after_switch(ctx, armed)
+        watch_flow.after_switch(ctx, a.armed)
     with run.step(Step.RETIRE):
-        # The old standby is told to stop, not waited for: its shutdown is the app's time,
-        # not the release's (flows/cleanup.py; the next release removes it).
-        among = cleared(clearing)  # the containers the last release told to stop are gone
-        kept = {(idle, release_id)} | ({(live, previous.release)} if live and previous else set())
-        retired = retire(ctx, wait=False, among=among, keep=kept)  # kept: what the switch left named
-        if retired:
-            say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")
-        prune.after_release(ctx)
-    notify.send(ctx, "release_succeeded", f"released {version}: {idle} is live", version=version, colour=idle)
-    say(
-        f"released {version}: {idle} is live"
-        + (f", {live} is the warm standby" if live else "")
-        + f" ({run.seconds():.1f}s)"
-    )
-    return Released(idle, release_id, version, live, run.seconds())
+        _retire(ctx, a)
+    notify.send(ctx, "release_succeeded", f"released {version}: {a.colour} is live", version=version, colour=a.colour)
+    warm = f", {a.live} is the warm standby" if a.live else ""
+    say(f"released {version}: {a.colour} is live{warm} ({run.seconds():.1f}s)")
+    return Released(a.colour, a.release, version, a.live, run.seconds())
+
+
+def _lock(ctx: Context, run: Run, a: Attempt) -> None:
+    """Take the lock and read the route state; refuse under a running watch or restore."""
+    ctx.edge.require()
+    a.lease = Lease(ctx, f"release {a.version}")
+    run.guard = a.lease.check  # every later step first checks that the lock is still ours
+    a.state = a.lease.state
+    watch_flow.guard(ctx, a.state)
+    oneoffs.clear(ctx)  # a migration a killed release left running: never a second beside it
+    agent_call.refuse_a_running_restore(ctx, Step.LOCK)  # nor a release under a killed restore
+    a.live = a.state.live
+    a.colour = names.other(a.live) if a.live else names.COLOURS[0]
+    a.standby = a.state.record(a.colour)  # the idle colour's current release: the old standby
+
+
+def _announce(ctx: Context, a: Attempt) -> None:
+    ctx.say(f"live: {a.live or 'none'} · releasing {a.version} to {a.colour}")
+    notify.send(ctx, "release_started", f"releasing {a.version} to {a.colour}", version=a.version, colour=a.colour)
+
+
+def _preflight(ctx: Context) -> dict[str, dict[str, str]]:
+    """The env files, read once: the login checked, the migration and the release get the
+    same values, even if a file changes while the release runs."""
+    env = envfile.service_env(ctx.config)
+    for warning in envfile.exposed(ctx.config, env):
+        ctx.say(f"warning: {warning}")
+    dbguard.preflight(ctx, env)
+    return env
 
 
 def _backup(ctx: Context, version: str, wanted: bool) -> str:
@@ -222,14 +199,81 @@ def _backup(ctx: Context, version: str, wanted: bool) -> str:
     return name
 
 
-def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: dict[str, str]) -> None:
+def _start(ctx: Context, a: Attempt, pending: Future) -> None:
+    """The release starts beside the old standby; then the idle colour's record names it."""
+    ctx.runtime.start(a.colour, a.release, a.version, a.env, a.pins)
+    pending.result()  # its failure is the step's
+    ctx.edge.write_record(a.colour, record_for(ctx.config, a.colour, a.release, a.version), step=Step.START)
+    keep = {(c, r.release) for c, r in a.state.records.items() if r} | {(a.colour, a.release)}
+    if a.state.pending:
+        keep.add((a.state.pending.colour, a.state.pending.release))
+    a.clearing = ctx.runtime.clear_told(keep)  # during the health wait
+
+
+def _remove(ctx: Context, a: Attempt, pending: Future) -> None:
+    """The undo of `start`: the old standby's record back and the release removed, unless it
+    went live after all (a cancel after the switch's swap; core/undo.py)."""
+    finished(pending)
+    a.live_after_all = settle(ctx, a.colour, a.release, a.standby) == "live"
+
+
+def _arm(ctx: Context, a: Attempt, window: float | None) -> Marker | None:
+    """The watch's marker, written while the lock is ours (the switch frees it)."""
+    previous = a.previous
+    return watch_flow.arm(
+        ctx,
+        colour=a.colour,
+        release_id=a.release,
+        version=a.version,
+        previous=a.live,
+        previous_version=previous.version if previous else "",
+        standby=a.standby,
+        window=window,
+    )
+
+
+def _commit(ctx: Context, a: Attempt, line: str) -> None:
+    """One exec: while our lock token holds, make it live, verify through the live route
+    (the old live colour comes back on failure), record `line`, free the lock."""
+    assert a.lease is not None
+    probes = checks.live_probes(ctx, a.colour, a.release)
+    ctx.edge.commit(a.colour, probes, line, a.lease.token, ctx.config.timeouts.request_timeout)
+    a.lease.committed()
+
+
+def _disarm(ctx: Context, a: Attempt) -> None:
+    """The undo of `switch`: the watch's marker goes, unless the release went live all the
+    same (a cancel after the swap)."""
+    if a.armed is None:
+        return
+    try:
+        went_live = ctx.edge.state(step=Step.UNDO).serves(a.colour, a.release)
+    except Exception:
+        went_live = False
+    if not went_live:
+        watch_flow.disarm(ctx, a.armed)
+
+
+def _retire(ctx: Context, a: Attempt) -> None:
+    """The old standby is told to stop, not waited for: its shutdown is the app's time, not
+    the release's (flows/cleanup.py; the next release removes it). Then old images go."""
+    among = cleared(a.clearing)  # the containers the last release told to stop are gone
+    previous = a.previous
+    kept = {(a.colour, a.release)} | ({(a.live, previous.release)} if previous else set())
+    retired = ctx.runtime.retire(wait=False, among=among, keep=kept)  # kept: what the switch left named
+    if retired:
+        ctx.say(f"retired {', '.join(retired)} (told to stop; removed by the next release)")
+    prune.after_release(ctx)
+
+
+def _failed(ctx: Context, run: Run, exc: BaseException, a: Attempt) -> None:
     """Undo, attach the failing containers' logs, and record the failure in the history
     (unless the release had become live after all: the switch recorded it)."""
-    failed_early = run.current in (Step.START, Step.HEALTH, Step.SMOKE) and fields.get("release")
+    failed_early = run.current in (Step.START, Step.HEALTH, Step.SMOKE) and a.release
     if isinstance(exc, DeployerError) and not exc.logs and failed_early:
-        exc.logs = checks.failing_logs(ctx, fields["colour"], fields["release"])
+        exc.logs = ctx.runtime.logs(a.colour, a.release)
     problems = run.undo()
-    if settled.get("outcome") == "live":
+    if a.live_after_all:
         return
     outcome, reason = run.outcome(exc)
     step = getattr(exc, "step", None) or (run.current.value if run.current else "")
@@ -243,7 +287,7 @@ def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: d
         seconds=run.seconds(),
         steps=dict(run.steps),
         undo_problems=problems or None,
-        **fields,
+        **a.fields(),
     )
     try:
         ctx.edge.append_history(line, step="history")
@@ -252,5 +296,5 @@ def _failed(ctx: Context, run: Run, exc: BaseException, fields: dict, settled: d
             ctx.say("warning: the failure could not be recorded in the history")
     for problem in problems:
         ctx.say(f"warning: could not undo: {problem}")
-    text = f"release of {fields.get('version')} {outcome} in step '{step}': {reason[:300]}"
-    notify.send(ctx, "release_failed", text, version=fields.get("version"), step=str(step), outcome=outcome)
+    text = f"release of {a.version} {outcome} in step '{step}': {reason[:300]}"
+    notify.send(ctx, "release_failed", text, version=a.version, step=str(step), outcome=outcome)

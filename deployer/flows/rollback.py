@@ -61,9 +61,7 @@ def roll_back(ctx: Context, marker: Marker, verdict: Judgement, over: str) -> No
         clear(ctx, marker)
         notify.send(ctx, "auto_rollback", text, outcome="failed", version=marker.version, **fields)
         raise HealthError(text, step=Step.WATCH)
-    from deployer.flows.checks import failing_logs
-
-    logs = failing_logs(ctx, marker.colour, marker.release)
+    logs = ctx.runtime.logs(marker.colour, marker.release)
     restored = restore_standby(ctx, marker)
     text = (
         f"auto-rollback: {marker.version} on {marker.colour} breached its watch over {over}: {reasons} "

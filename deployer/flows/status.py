@@ -1,5 +1,6 @@
-"""`deployer status`: what the host says, from the route state, the labels, the history,
-the lock and the edge's metrics. Nothing is cached anywhere."""
+"""`deployer status` on one host (runtime/compose.py; a swarm's is runtime/swarm_status.py):
+what the host says, from the route state, the labels, the history, the lock and the edge's
+metrics. Nothing is cached anywhere."""
 
 from __future__ import annotations
 
@@ -15,10 +16,6 @@ WINDOW = 60
 
 
 def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
-    if ctx.config.swarm:  # swarm mode: services and tasks (flows/swarm_status.py)
-        from deployer.flows import swarm_status
-
-        return swarm_status.gather(ctx, history=history)
     config, engine = ctx.config, ctx.engine
     project = config.name
     containers = engine.containers(project, deployment=config.deployment)

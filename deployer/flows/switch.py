@@ -49,8 +49,8 @@ def switch(ctx: Context, target: str, *, announce: bool = True) -> Outcome:
             lease=lease_seconds(),
         )
     except SwitchError as exc:
-        if exc.step == "check" and not config.swarm:  # containers on other nodes are not listed here
-            _explain(ctx, target, exc)
+        if exc.step == "check":
+            ctx.runtime.explain(target, exc)
         raise
     if stale:
         ctx.say(f"warning: took over a stale lock (its holder's lease had passed): {describe(stale)}")
@@ -66,25 +66,3 @@ def switch(ctx: Context, target: str, *, announce: bool = True) -> Outcome:
 def _outcome(target: str, switched: Switched) -> Outcome:
     version = switched.record.version if switched.record else ""
     return Outcome(target, switched.previous, switched.already, version)
-
-
-def _explain(ctx: Context, target: str, exc: SwitchError) -> None:
-    """Name the services that failed, and why, from the edge and the engine."""
-    state = ctx.edge.state(step="check")
-    record = state.record(target)
-    if record is None:
-        return
-    answer = ctx.edge.run(f"curl -s --max-time 5 {probe_rule.health_url(target)}", step="check").stdout
-    codes = dict(line.split(" ", 1) for line in answer.splitlines() if line.count(" ") == 1)
-    containers = {c.service: c for c in checks.release_containers(ctx, target, record.release)}
-    problems = []
-    for service in record.services:
-        c = containers.get(service)
-        if c is None:
-            problems.append(f"its {service} container is gone (release to it again)")
-        elif not c.running:
-            problems.append(f"its {service} is {c.status}")
-        elif not codes.get(service, "0").startswith(("2", "3")):
-            problems.append(f"its {service} answers {codes.get(service, 'nothing')} on its health path")
-    if problems:
-        exc.args = (f"cannot switch to {target} ({record.version}): it is not healthy: {'; '.join(problems)}",)

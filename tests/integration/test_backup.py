@@ -80,9 +80,9 @@ def _files(stack) -> set[str]:
 def _summary(stack) -> dict:
     from deployer import config as config_mod
     from deployer.flows import backups
-    from deployer.flows.context import Context
+    from deployer.runtime.mode import context
 
-    ctx = Context(config_mod.load(stack.config))
+    ctx = context(config_mod.load(stack.config))
     try:
         return backups.summary(ctx)
     finally:

@@ -66,9 +66,9 @@ def test_every_failed_dump_command_is_posted_and_names_its_step(tmp_path, monkey
 def test_the_cli_posts_what_the_agent_could_not(monkeypatch, shop):
     from deployer.errors import Cancelled, EngineError, InputError
     from deployer.flows import backups
-    from deployer.flows.context import Context
+    from deployer.runtime.mode import context
 
-    ctx = Context(shop)
+    ctx = context(shop)
     sent, said = [], []
     ctx.say = said.append
     monkeypatch.setattr(backups, "notify", lambda ctx, step, error: sent.append(step))

@@ -9,8 +9,9 @@ from test_stack import swarm_config
 
 from deployer.core import digests
 from deployer.errors import EngineError
-from deployer.flows import artifacts, swarm_release
-from deployer.flows.context import Context
+from deployer.flows import artifacts
+from deployer.runtime import swarm_release
+from deployer.runtime.mode import context
 
 REPO = "registry.example:5000/shop/shop-backend"
 OLD, NEW, GONE = ("sha256:" + c * 64 for c in "abc")
@@ -69,7 +70,7 @@ def test_a_promotion_takes_the_digest_the_source_nodes_pulled_else_the_recorded_
 def manager(make_config, monkeypatch):
     """A swarm config's context whose manager holds image ID (pulled as OLD) for both services,
     and a registry whose tags were pushed again since (they name NEW)."""
-    ctx = Context(swarm_config(make_config))
+    ctx = context(swarm_config(make_config))
     ctx.__dict__["engine"] = SimpleNamespace(where="ssh://manager-1")
     held = {"Id": ID, "RepoDigests": []}
     registry = set()

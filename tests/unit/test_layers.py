@@ -1,9 +1,11 @@
-"""The folders are the layers: no import goes up, no adapter imports the CLI, no import loop."""
+"""The folders are the layers: no import goes up, no adapter imports the CLI, no import loop;
+the flows know the runtime only by its interface, and never ask which mode they run in."""
 
 from __future__ import annotations
 
 import ast
 import functools
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "deployer"
@@ -13,8 +15,9 @@ ALLOWED = {
     "core": {"errors"},
     "config": {"core", "errors"},
     "adapters": {"core", "errors"},
-    "flows": {"adapters", "core", "config", "errors", "assets"},
-    "cli": {"flows", "adapters", "core", "config", "errors", "assets", ""},
+    "flows": {"adapters", "core", "config", "errors", "assets", "runtime"},  # runtime.base only (below)
+    "runtime": {"flows", "adapters", "core", "config", "errors", "assets"},
+    "cli": {"flows", "runtime", "adapters", "core", "config", "errors", "assets", ""},
     "agent": {"core", "errors"},
     "assets": set(),
     "errors": set(),
@@ -56,6 +59,30 @@ def test_no_import_goes_up():
             if theirs and theirs != mine and theirs not in ALLOWED[mine] and target in modules():
                 problems.append(f"{module} imports {target}")
     assert problems == []
+
+
+def test_flows_know_only_the_runtime_interface():
+    """A flow calls ctx.runtime; which implementation it gets is runtime/mode.py's choice."""
+    wrong = [
+        f"{module} imports {target}"
+        for module, imports in modules().items()
+        if layer(module) == "flows"
+        for target in imports
+        if layer(target) == "runtime" and target in modules() and target != "deployer.runtime.base"
+    ]
+    assert wrong == []
+
+
+def test_only_the_runtime_reads_the_mode():
+    """No flow and no command branches on compose or swarm: runtime/mode.py reads it once."""
+    readers = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for folder in ("flows", "cli")
+        for path in (PACKAGE / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"config\.swarm\b|engine\.mode\b", line)
+    ]
+    assert readers == []
 
 
 def test_no_import_loop():

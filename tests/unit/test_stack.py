@@ -204,7 +204,7 @@ def test_a_release_stack_takes_each_services_secrets_from_the_swarm_secrets_made
     env = {"backend": {"SPRING_DATASOURCE_PASSWORD": "pw-1", "API_TOKEN": "tok-2"}}
     values = stack.secret_values(cfg, env)
     assert sorted(values.values()) == ["pw-1", "tok-2"]
-    made = {key: f"shop-{key}-made" for key in values}  # what flows/swarm_release.start creates
+    made = {key: f"shop-{key}-made" for key in values}  # what runtime/swarm_release.start creates
     images = {s: f"registry.example:5000/shop/{s}@sha256:{'a' * 64}" for s in cfg.services}
     data = stack.release(cfg, "green", "1a2b3c4d", "v2", images=images, env=env, secrets=made)
     targets = {s["target"]: data["secrets"][s["source"]]["name"] for s in data["services"]["backend"]["secrets"]}

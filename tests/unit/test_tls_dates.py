@@ -19,6 +19,7 @@ from deployer.core import tls
 from deployer.errors import BAD_INPUT, ConfigError
 from deployer.flows import tls as tls_flow
 from deployer.flows.context import Context
+from deployer.runtime.mode import context
 
 OPENSSL = shutil.which("openssl") or "openssl"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -188,7 +189,7 @@ class FakeEdge:
 def flow_context(path: Path) -> tuple[Context, list[str], list[str]]:
     said: list[str] = []
     calls: list[str] = []
-    ctx = Context(config.load(path, check_paths=False), say=said.append)  # as `deployer edge reload`
+    ctx = context(config.load(path, check_paths=False), say=said.append)  # as `deployer edge reload`
     ctx.engine = FakeEngine(calls)
     ctx.edge = FakeEdge(calls)
     return ctx, said, calls

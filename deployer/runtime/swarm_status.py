@@ -1,4 +1,4 @@
-"""`deployer status` on a swarm: the same answer as on one host (status.py dispatches here),
+"""`deployer status` on a swarm: the same answer as on one host (flows/status.py's, through the swarm runtime),
 from services and tasks instead of containers, and live traffic summed over every public
 edge replica (each counts its own requests)."""
 

@@ -1,5 +1,5 @@
-"""`deployer up` and `deployer down` on a swarm (engine.mode = "swarm"; infra.py dispatches
-here). The same parts as on one host, placed on the cluster (docs/scale-out.md):
+"""`deployer up` and `deployer down` on a swarm (engine.mode = "swarm"; the swarm runtime
+calls these). The same parts as on one host, placed on the cluster (docs/scale-out.md):
 
     overlays   <name>-edge (attachable) and <name>-data (internal)
     <name>-db      the database, pinned with its volume to the node db_constraints matches
@@ -28,7 +28,7 @@ from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear
-from deployer.flows.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
+from deployer.runtime.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
 

@@ -1,5 +1,5 @@
-"""The steps of a release that differ on a swarm (engine.mode = "swarm"); release.py and
-cleanup.py call these at their marked dispatch points, and keep every other step.
+"""The steps of a release that differ on a swarm (engine.mode = "swarm"); flows/release.py
+reaches them through the swarm runtime (runtime/swarm.py), and keeps every other step.
 
     images   each service's image is pinned by a registry digest of the image the release
              records (a promotion's recorded digest, one the manager's image was pulled or
