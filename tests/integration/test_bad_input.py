@@ -218,7 +218,16 @@ def check(stack, args: tuple[str, ...], words: str) -> None:
     assert snapshot(stack) == before, args
 
 
-@pytest.mark.parametrize("args, words", ARGUMENTS, ids=[" ".join(a)[:40] for a, _ in ARGUMENTS])
+def sample(rows: list, ids: list[str], *, every: int = 4) -> list:
+    """The table with one row in `every` (the first included) in `make test`, and the others
+    in the long tier (`make test-long`, nightly): each kind of check keeps rows in both."""
+    return [
+        pytest.param(*row, id=name, marks=() if i % every == 0 else pytest.mark.long)
+        for i, (row, name) in enumerate(zip(rows, ids, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("args, words", sample(ARGUMENTS, [" ".join(a)[:40] for a, _ in ARGUMENTS]))
 def test_bad_arguments(stack, args, words):
     stack.config.write_text(stack.good)
     check(stack, args, words)
@@ -239,7 +248,7 @@ FILE_CHECKS = (
 )
 
 
-@pytest.mark.parametrize("old, new, words", CONFIGS, ids=[w for _, _, w in CONFIGS])
+@pytest.mark.parametrize("old, new, words", sample(CONFIGS, [w for _, _, w in CONFIGS]))
 def test_bad_configs(stack, old, new, words):
     assert old in stack.good, old
     stack.config.write_text(stack.good.replace(old, new, 1))
@@ -253,7 +262,7 @@ def test_bad_configs(stack, old, new, words):
         stack.config.write_text(stack.good)
 
 
-@pytest.mark.parametrize("name, data, mode, words", FILES, ids=[w for *_, w in FILES])
+@pytest.mark.parametrize("name, data, mode, words", sample(FILES, [w for *_, w in FILES], every=2))
 def test_bad_env_files(stack, name, data, mode, words):
     path = stack.folder / name
     good = path.read_bytes()
