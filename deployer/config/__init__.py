@@ -54,7 +54,6 @@ SECTIONS = (
 )
 DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8,32}")
 PROJECT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
-SERVICE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?")
 RESERVED_SERVICES = ("edge", "db", "backup", "deployer")
 # A repository name as docker accepts it (lowercase path components, optional registry host:port).
 IMAGE_NAME = re.compile(
@@ -207,7 +206,7 @@ def _services(r: Reader) -> dict[str, Service]:
     services = {}
     for name in table:
         prefix = f"services.{name}"
-        if not SERVICE_NAME.fullmatch(name):
+        if not names.SERVICE_NAME.fullmatch(name):
             raise r.error(prefix, "a service name is 1-24 characters of a-z, 0-9 and '-', starting with a letter")
         if name in RESERVED_SERVICES:
             raise r.error(prefix, f"{name!r} is reserved for the deployer's own containers")

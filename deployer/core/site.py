@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from deployer.core import names
+
 # Where the edge container keeps what the site refers to.
 ACME_ROOT = "/srv/acme"  # edge.acme_webroot, mounted read-only
 FALLBACK_PEM = "/run/deployer/fallback.pem"  # made by the entrypoint; never served
@@ -105,6 +107,10 @@ class Site:
     ca_bundle: str = CA_BUNDLE
     refuse_ambiguous: str = REFUSE_AMBIGUOUS  # map keys of $deployer_refused
     refuse_path_param: str = REFUSE_PATH_PARAM
+    # The grammar of core/names.py, as PCRE: the preview server's /_deployer/health/ paths.
+    colour: str = "|".join(names.COLOURS)
+    release_id: str = names.RELEASE_ID.pattern
+    service_name: str = names.SERVICE_NAME.pattern
 
 
 def build(edge, *, swarm: bool = False) -> Site:

@@ -26,7 +26,6 @@ switch runs leaves the new release live when the switch got that far.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 from deployer.adapters import compose as compose_adapter
@@ -110,7 +109,7 @@ def release(
         with run.step(Step.BACKUP):
             fields["backup"] = _backup(ctx, version, backup)
 
-        release_id = secrets.token_hex(4)
+        release_id = names.new_release_id()
         fields["release"] = release_id
         with run.step(Step.MIGRATE):
             fields["migrated"] = migrate.run(ctx, version, release_id, idle, dump=fields["backup"], env=env) or None
