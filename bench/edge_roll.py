@@ -47,9 +47,9 @@ def free_port() -> int:
 
 def context(stack):
     from deployer import config as config_loader
-    from deployer.flows.context import Context
+    from deployer.runtime.mode import context as runtime_context
 
-    return Context(config_loader.load(stack.config), say=lambda line: print(f"  {line}", file=sys.stderr))
+    return runtime_context(config_loader.load(stack.config), say=lambda line: print(f"  {line}", file=sys.stderr))
 
 
 def new_edge_image(stack, n: int) -> str:

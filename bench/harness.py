@@ -27,7 +27,9 @@ for _p in (str(ROOT), str(ROOT / "tests"), str(BENCH)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-BASE_IMAGE = "debian:trixie-slim"
+from deployer.config.model import DEFAULT_BASE_IMAGE as BASE_IMAGE  # noqa: E402
+from deployer.core import edgelayout  # noqa: E402
+
 TIME_WAIT = "06"
 
 
@@ -69,7 +71,9 @@ def address(container, network: str) -> str:
     return container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
 
-def tcp_states(container, listen_ports: tuple[int, ...] = (80, 8081)) -> dict[str, int]:
+def tcp_states(
+    container, listen_ports: tuple[int, ...] = (edgelayout.PUBLIC_PORT, edgelayout.PREVIEW_PORT)
+) -> dict[str, int]:
     """TIME_WAIT sockets in a container's network namespace (read from /proc/net/tcp inside it):
     `client_side` (local port one of the proxy's listening ports: the clients' connections),
     `upstream_side` (every other: the proxy's own connections to the app) and `established`."""
@@ -292,7 +296,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 # -- the app's own time to healthy, measured outside the deployer --------------------
 def current_release(stack, colour: str) -> str:
     """The colour's current release id in the edge's route state ('' when it has none)."""
-    for line in stack.edge_file(f"/var/lib/deployer/state/{colour}").splitlines():
+    for line in stack.edge_file(f"{edgelayout.STATE}/{colour}").splitlines():
         if line.startswith("release "):
             return line.split(" ", 1)[1].strip()
     return ""

@@ -56,6 +56,9 @@ import load
 from harness import Lane, ReleaseClock, current_release
 from load import KINDS, Event, Load, analyse, rate_around
 
+from deployer.core import edgelayout
+from deployer.core.names import other
+
 PEERS = ("deployer", "reload", "recreate")
 PEER_LABEL = {
     "deployer": "deployer (route state, no reload)",
@@ -64,10 +67,6 @@ PEER_LABEL = {
 }
 SERVICES = ("backend", "frontend")
 WRK_KINDS = ("keepalive", "fresh")
-
-
-def other(colour: str) -> str:
-    return "green" if colour == "blue" else "blue"
 
 
 def tag(stack, service: str, version: str, base: str, env: dict | None = None) -> None:
@@ -171,7 +170,7 @@ class Bench:
 
     def reload_actions(self) -> list[Event]:
         events = []
-        state = "/var/lib/deployer/state"
+        state = edgelayout.STATE
         for _ in range(self.args.reloads):
             target = other(self.live)
             script = (f"printf '%s\\n' {target} > {state}/live.tmp && mv -f {state}/live.tmp {state}/live"

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from deployer.core import edgelayout
+
 
 class Stack:
     """One project: its config, its images, its containers; destroy() removes them all."""
@@ -180,11 +182,11 @@ class Stack:
 
     @property
     def live_url(self) -> str:
-        return f"http://127.0.0.1:{self.port(80)}"
+        return f"http://127.0.0.1:{self.port(edgelayout.PUBLIC_PORT)}"
 
     @property
     def preview_url(self) -> str:
-        return f"http://127.0.0.1:{self.port(8081)}"
+        return f"http://127.0.0.1:{self.port(edgelayout.PREVIEW_PORT)}"
 
     def get(self, path: str = "/", **kw) -> httpx.Response:
         return httpx.get(self.live_url + path, timeout=5, **kw)

@@ -1,6 +1,6 @@
 """The edge adapter: everything the deployer reads from or writes to the edge container.
 
-The edge volume (/var/lib/deployer) is the host's truth: the route state, the lock, the
+The edge volume (core/edgelayout.py's HOME) is the host's truth: the route state, the lock, the
 history and the rendered site. Each operation is one exec of a script from
 deployer.core.scripts, through the engine's one exec path.
 """

@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 DEFAULT_FILE = "deployer.toml"
-DEFAULT_SCHEDULE = "0 3 * * *"
 MAX_SERVICES = 16
 SECTIONS = (
     "project",
@@ -55,7 +54,6 @@ SECTIONS = (
 )
 DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8,32}")
 PROJECT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
-SERVICE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?")
 RESERVED_SERVICES = ("edge", "db", "backup", "deployer")
 # A repository name as docker accepts it (lowercase path components, optional registry host:port).
 IMAGE_NAME = re.compile(
@@ -145,7 +143,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
         "project.name", PROJECT_NAME, "2-32 characters of a-z, 0-9 and '-', starting with a letter", required=True
     )
     deployment = r.matching("project.id", DEPLOYMENT_ID, "8-32 characters of a-z and 0-9 (deployer init writes one)")
-    restart = r.string("project.restart", default="unless-stopped")
+    restart = r.string("project.restart", default=Config.restart)
     if restart not in RESTART:
         raise ConfigError(file, "project.restart", f"must be one of {', '.join(RESTART)}")
     host = r.matching("engine.host", names.SSH_HOST, "ssh://[user@]host[:port]") or None
@@ -157,9 +155,9 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     edge = edge_config.read(r, services)
     database = _database(r)
     timeouts = Timeouts(
-        health_deadline=r.number("timeouts.health_deadline", default=120.0, low=1, high=3600),
-        health_interval=r.number("timeouts.health_interval", default=0.1, low=0.05, high=60),
-        request_timeout=r.number("timeouts.request_timeout", default=2.0, low=0.1, high=60),
+        health_deadline=r.number("timeouts.health_deadline", default=Timeouts.health_deadline, low=1, high=3600),
+        health_interval=r.number("timeouts.health_interval", default=Timeouts.health_interval, low=0.05, high=60),
+        request_timeout=r.number("timeouts.request_timeout", default=Timeouts.request_timeout, low=0.1, high=60),
     )
     if timeouts.health_interval >= timeouts.health_deadline:
         raise ConfigError(file, "timeouts.health_interval", "must be shorter than timeouts.health_deadline")
@@ -208,7 +206,7 @@ def _services(r: Reader) -> dict[str, Service]:
     services = {}
     for name in table:
         prefix = f"services.{name}"
-        if not SERVICE_NAME.fullmatch(name):
+        if not names.SERVICE_NAME.fullmatch(name):
             raise r.error(prefix, "a service name is 1-24 characters of a-z, 0-9 and '-', starting with a letter")
         if name in RESERVED_SERVICES:
             raise r.error(prefix, f"{name!r} is reserved for the deployer's own containers")
@@ -246,7 +244,7 @@ def _services(r: Reader) -> dict[str, Service]:
             build=r.path(f"{prefix}.build", must_exist=True, kind="dir"),
             dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
             build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
-            stop_grace=r.integer(f"{prefix}.stop_grace", default=30, low=1, high=600),
+            stop_grace=r.integer(f"{prefix}.stop_grace", default=Service.stop_grace, low=1, high=600),
             max_in_flight=_max_in_flight(r, prefix, has_routes=bool(body.get("routes"))),
             limits=_limits(r, prefix),
             secrets=secrets,
@@ -317,14 +315,13 @@ def _database(r: Reader) -> Database:
         for key in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
             if not values.get(key):
                 raise r.error("database.env_file", f"{env_file} must set {key}")
-    return Database(
-        name=r.ident("database.name", default="app"), env_file=env_file, image=image, limits=_limits(r, "database")
-    )
+    name = r.ident("database.name", default=Database.name)
+    return Database(name=name, env_file=env_file, image=image, limits=_limits(r, "database"))
 
 
 def _backup(r: Reader) -> Backup:
-    schedule = r.string("backup.schedule", default=DEFAULT_SCHEDULE)
-    if schedule != DEFAULT_SCHEDULE:
+    schedule = r.string("backup.schedule", default=Backup.schedule)
+    if schedule != Backup.schedule:
         from deployer.core import schedule as timing  # croniter, only for a schedule of the user's own
 
         problem = timing.problem(schedule)
@@ -335,16 +332,16 @@ def _backup(r: Reader) -> Backup:
         raise r.error("backup.webhook", "must be an http:// or https:// URL")
     envfile.register_url(webhook)
     keep = {
-        k: r.integer(f"backup.{k}", default=d, low=0, high=10000)
-        for k, d in (("keep_last", 7), ("keep_daily", 7), ("keep_weekly", 4), ("keep_monthly", 6))
+        k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
+        for k in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
     }
     if keep["keep_last"] < 1:
         raise r.error("backup.keep_last", "must be at least 1")
     return Backup(
         dir=r.host_folder("backup.dir"),
         schedule=schedule,
-        before_release=r.boolean("backup.before_release", default=True),
+        before_release=r.boolean("backup.before_release", default=Backup.before_release),
         webhook=webhook,
-        webhook_timeout=r.number("backup.webhook_timeout", default=5.0, low=0.1, high=60),
+        webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
         **keep,
     )

@@ -39,24 +39,25 @@ RESERVED_HEADERS = {
 HOP_HEADERS = {"connection", "content-length", "content-type", "date", "location", "server", "set-cookie"}
 ROUTE_KEYS = ("rate_limit", "burst", "max_conn", "upstream", "budget", "budget_burst", "path_params")
 MAX_PEM = 1 << 20
-TEMP_SIZE = 256 << 20  # edge.temp_size's least default
 
 
 def read(r: Reader, services: dict[str, Service]) -> Edge:
     edge = Edge(
-        public_port=r.port("edge.public_port", default=80),
-        preview_port=r.port("edge.preview_port", default=8081),
-        public_bind=r.address("edge.public_bind", default="0.0.0.0"),
+        public_port=r.port("edge.public_port", default=Edge.public_port),
+        preview_port=r.port("edge.preview_port", default=Edge.preview_port),
+        public_bind=r.address("edge.public_bind", default=Edge.public_bind),
         template=r.path("edge.template", must_exist=True, kind="file"),
-        access_log=r.boolean("edge.access_log", default=True),
-        expose_colour=r.boolean("edge.expose_colour", default=False),
-        max_body=r.size("edge.max_body", default="20m"),
-        proxy_timeout=r.integer("edge.proxy_timeout", default=300, low=1, high=86400),
-        client_timeout=r.integer("edge.client_timeout", default=15, low=1, high=3600),
-        keepalive_timeout=r.integer("edge.keepalive_timeout", default=30, low=0, high=3600),
-        upstream_keepalive=r.integer("edge.upstream_keepalive", default=512, low=1, high=16384),
-        upstream_idle_timeout=r.integer("edge.upstream_idle_timeout", default=4, low=1, high=3600),
-        max_client_conn=r.integer("edge.max_client_conn", default=512, low=0, high=100000),
+        access_log=r.boolean("edge.access_log", default=Edge.access_log),
+        expose_colour=r.boolean("edge.expose_colour", default=Edge.expose_colour),
+        max_body=r.size("edge.max_body", default=Edge.max_body),
+        proxy_timeout=r.integer("edge.proxy_timeout", default=Edge.proxy_timeout, low=1, high=86400),
+        client_timeout=r.integer("edge.client_timeout", default=Edge.client_timeout, low=1, high=3600),
+        keepalive_timeout=r.integer("edge.keepalive_timeout", default=Edge.keepalive_timeout, low=0, high=3600),
+        upstream_keepalive=r.integer("edge.upstream_keepalive", default=Edge.upstream_keepalive, low=1, high=16384),
+        upstream_idle_timeout=r.integer(
+            "edge.upstream_idle_timeout", default=Edge.upstream_idle_timeout, low=1, high=3600
+        ),
+        max_client_conn=r.integer("edge.max_client_conn", default=Edge.max_client_conn, low=0, high=100000),
         temp_size=_temp_size(r),
         domains=tuple(r.names("edge.domains", DOMAIN, "domain names in lowercase, such as example.com")),
         trusted_proxies=_networks(r, "edge.trusted_proxies"),
@@ -75,10 +76,10 @@ def read(r: Reader, services: dict[str, Service]) -> Edge:
 def _temp_size(r: Reader) -> int:
     """Bytes of the tmpfs that holds the request bodies being received (nginx's temporary
     files): 256m, or twice edge.max_body when that is more. Never less than one body."""
-    max_body = parse_size(r.size("edge.max_body", default="20m")) or 0
+    max_body = parse_size(r.size("edge.max_body", default=Edge.max_body)) or 0
     if r.get("edge.temp_size") is None:
-        return max(TEMP_SIZE, 2 * max_body)
-    size = parse_size(r.size("edge.temp_size", default="256m")) or 0
+        return max(Edge.temp_size, 2 * max_body)
+    size = parse_size(r.size("edge.temp_size", default="")) or 0
     if size < max_body:
         raise r.error("edge.temp_size", "must be at least edge.max_body: a body of that size must fit")
     return size
@@ -139,10 +140,10 @@ def _tls(r: Reader) -> Tls | None:
     tls = Tls(
         cert=cert,
         key=key,
-        port=r.port("edge.tls.port", default=443),
-        redirect=r.boolean("edge.tls.redirect", default=True),
-        hsts_max_age=r.integer("edge.tls.hsts_max_age", default=0, low=0, high=2 * 365 * 86400),
-        hsts_subdomains=r.boolean("edge.tls.hsts_subdomains", default=False),
+        port=r.port("edge.tls.port", default=Tls.port),
+        redirect=r.boolean("edge.tls.redirect", default=Tls.redirect),
+        hsts_max_age=r.integer("edge.tls.hsts_max_age", default=Tls.hsts_max_age, low=0, high=2 * 365 * 86400),
+        hsts_subdomains=r.boolean("edge.tls.hsts_subdomains", default=Tls.hsts_subdomains),
     )
     if tls.hsts_subdomains and not tls.hsts_max_age:
         raise r.error("edge.tls.hsts_subdomains", "needs edge.tls.hsts_max_age above 0")
@@ -267,12 +268,12 @@ def _route(r: Reader, where: str, prefix: str, body: dict[str, Any], services: d
     route = Route(
         prefix=prefix,
         rate_limit=rate("rate_limit"),
-        burst=count("burst", 0) or 0,
+        burst=count("burst", 0) or Route.burst,
         max_conn=count("max_conn", 1),
         upstream=_upstream(r, f"{where}.upstream", body.get("upstream")),
         budget=rate("budget"),
-        budget_burst=count("budget_burst", 0) or 0,
-        path_params=body.get("path_params", False),
+        budget_burst=count("budget_burst", 0) or Route.budget_burst,
+        path_params=body.get("path_params", Route.path_params),
     )
     if not isinstance(route.path_params, bool):
         raise r.error(f"{where}.path_params", "must be true or false")

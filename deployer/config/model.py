@@ -109,8 +109,8 @@ class Edge:
 
 @dataclass(frozen=True)
 class Database:
-    name: str
     env_file: Path  # POSTGRES_USER, POSTGRES_PASSWORD: never in argv or logs
+    name: str = "app"
     image: str | None = None  # None: build ours (Debian's PostgreSQL 17 with pgvector)
     limits: Limits = field(default_factory=Limits)
 

@@ -39,7 +39,7 @@ def read(r: Reader) -> Registry | None:
     if port and not 1 <= int(port.group(1)) <= 65535:
         raise r.error("registry.url", f"the port {port.group(1)} is not between 1 and 65535")
     env_file = r.path("registry.env_file", must_exist=True, kind="file")
-    anonymous = r.boolean("registry.anonymous", default=False)
+    anonymous = r.boolean("registry.anonymous", default=Registry.anonymous)
     if anonymous and env_file:
         raise r.error("registry.anonymous", "contradicts registry.env_file: a registry either needs a login or not")
     if env_file and r.check_paths:

@@ -125,7 +125,7 @@ def _argv(r: Reader, key: str) -> tuple[str, ...]:
 def _service(r: Reader, service: Service) -> Service:
     prefix = f"services.{service.name}"
     migrate = _argv(r, f"{prefix}.migrate")
-    timeout = r.integer(f"{prefix}.migrate_timeout", default=600, low=1, high=86400)
+    timeout = r.integer(f"{prefix}.migrate_timeout", default=Service.migrate_timeout, low=1, high=86400)
     if r.get(f"{prefix}.migrate_timeout") is not None and not migrate:
         raise r.error(f"{prefix}.migrate_timeout", f"set, but {prefix}.migrate is not: there is no migration to time")
     return dataclasses.replace(service, migrate=migrate, migrate_timeout=timeout, db_login=_db_login(r, service))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from deployer.config.model import Edge, Registry, Service, Swarm
+from deployer.config.model import Edge, Engine, Registry, Service, Swarm
 from deployer.config.reader import Reader
 
 MODES = ("compose", "swarm")
@@ -38,7 +38,7 @@ CONSTRAINT_HELP = "placement constraints such as 'node.labels.tier == app' or 'n
 
 
 def mode(r: Reader) -> str:
-    value = r.string("engine.mode", default="compose")
+    value = r.string("engine.mode", default=Engine.mode)
     if value not in MODES:
         raise r.error("engine.mode", f"must be one of {', '.join(MODES)}: {value!r}")
     return value
@@ -54,7 +54,7 @@ def constraints(r: Reader, key: str) -> tuple[str, ...]:
 def service(r: Reader, prefix: str) -> dict:
     """A service's `replicas` and `placement` (checked against the mode by `read`)."""
     return {
-        "replicas": r.integer(f"{prefix}.replicas", default=1, low=1, high=MAX_REPLICAS),
+        "replicas": r.integer(f"{prefix}.replicas", default=Service.replicas, low=1, high=MAX_REPLICAS),
         "placement": constraints(r, f"{prefix}.placement"),
     }
 
@@ -78,7 +78,7 @@ def read(
     if edge.tls is not None:
         raise r.error("edge.tls", 'not supported with [engine] mode = "swarm" yet (terminate TLS in front of the edge)')
     return Swarm(
-        edge_replicas=r.integer("swarm.edge_replicas", default=1, low=1, high=MAX_REPLICAS),
+        edge_replicas=r.integer("swarm.edge_replicas", default=Swarm.edge_replicas, low=1, high=MAX_REPLICAS),
         edge_constraints=constraints(r, "swarm.edge_constraints"),
         db_constraints=constraints(r, "swarm.db_constraints"),
     )

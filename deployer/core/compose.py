@@ -19,6 +19,7 @@ from typing import Any
 
 from deployer.core import names
 from deployer.core import volumes as ownership
+from deployer.core.edgelayout import HTTPS_PORT, MOUNT, PREVIEW_PORT, PUBLIC_PORT
 
 SECRET_ENV_PREFIX = "DEPLOYER_SECRET_"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -161,9 +162,12 @@ def _port(bind: str, published: int, target: int) -> dict[str, Any]:
 
 
 def _edge_ports(edge) -> list[dict[str, Any]]:
-    ports = [_port(edge.public_bind, edge.public_port, 80), _port("127.0.0.1", edge.preview_port, 8081)]
+    ports = [
+        _port(edge.public_bind, edge.public_port, PUBLIC_PORT),
+        _port("127.0.0.1", edge.preview_port, PREVIEW_PORT),
+    ]
     if edge.tls:
-        ports.insert(1, _port(edge.public_bind, edge.tls.port, 443))
+        ports.insert(1, _port(edge.public_bind, edge.tls.port, HTTPS_PORT))
     return ports
 
 
@@ -267,7 +271,7 @@ def infra(
         "edge": {
             "image": edge_image,
             "network_mode": "service:ports",
-            "volumes": ["edge-state:/var/lib/deployer", *_acme_mount(acme_on_host), edge_temp(config.edge)],
+            "volumes": [MOUNT, *_acme_mount(acme_on_host), edge_temp(config.edge)],
             "labels": labels("edge"),
             "restart": config.restart,
             "logging": EDGE_LOGGING,

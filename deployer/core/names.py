@@ -7,9 +7,14 @@ all start with it. The labels are how the host tells the truth about what runs.
 from __future__ import annotations
 
 import re
+import secrets
 
+# The grammar of what names a release: its colour, its id and its services' names. The
+# edge's Lua (assets/edge/lua/deployer/state.lua) and shell scripts are held to these by
+# tests/unit/test_edge_grammar.py; the site template gets them when it is rendered.
 COLOURS = ("blue", "green")
-RELEASE_ID = re.compile(r"[0-9a-f]{8}")
+RELEASE_ID = re.compile(r"[0-9a-f]{8}")  # new_release_id
+SERVICE_NAME = re.compile(r"[a-z](?:[a-z0-9-]{0,22}[a-z0-9])?")  # 1-24 characters
 # An engine over ssh, as engine.host and DOCKER_HOST may name it (no password: ssh keys).
 SSH_HOST = re.compile(r"ssh://(?:[A-Za-z0-9_][A-Za-z0-9._-]*@)?[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?")
 
@@ -31,6 +36,10 @@ LABEL_BASE_ID = "deployer.base-id"  # and its image ID on the engine at the buil
 LABEL_KIND = "deployer.kind"
 LABEL_BY = "deployer.by"
 LABEL_TIMEOUT = "deployer.timeout"
+
+
+def new_release_id() -> str:
+    return secrets.token_hex(4)
 
 
 def other(colour: str) -> str:

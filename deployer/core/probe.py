@@ -15,8 +15,10 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-LIVE = "http://127.0.0.1:80"
-PREVIEW = "http://127.0.0.1:8081"
+from deployer.core.edgelayout import PREVIEW_PORT, PUBLIC_PORT
+
+LIVE = f"http://127.0.0.1:{PUBLIC_PORT}"
+PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
 
 
 @dataclass(frozen=True)

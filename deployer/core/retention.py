@@ -16,10 +16,12 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class Policy:
-    keep_last: int = 7
-    keep_daily: int = 7
-    keep_weekly: int = 4
-    keep_monthly: int = 6
+    """backup.keep_*: the config's model (deployer/config/model.py, Backup) holds their defaults."""
+
+    keep_last: int
+    keep_daily: int
+    keep_weekly: int
+    keep_monthly: int
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import base64
 import shlex
 
+from deployer.core import edgelayout
 from deployer.core import probe as probe_rule
 from deployer.core import state as route_state
-from deployer.core import tls
+from deployer.core.edgelayout import CANDIDATE, HOME, SITE, STATE
 
-HOME = "/var/lib/deployer"
-SITE = f"{HOME}/site.conf"
 HISTORY = f"{HOME}/history.jsonl"
 LOCK = f"{HOME}/lock"
-STATE = route_state.DIR
 PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
-CONTROL = f"--unix-socket {tls.CONTROL} http://edge"  # the edge's control server (site.conf.j2)
+CONTROL = f"--unix-socket {edgelayout.CONTROL} http://edge"  # the edge's control server (site.conf.j2)
 NOTIFY = f"curl -sf --max-time 5 {CONTROL}/reload >/dev/null"
 FORGET_METRICS = f"curl -sf --max-time 10 -X POST {CONTROL}/forget-metrics"
 SEPARATOR = "@@deployer-state@@"
@@ -213,7 +211,7 @@ def apply_site(content: str) -> str:
             f"reload() {{\n{_reloaded()}\n}}",
             f"printf %s {shlex.quote(_b64(content))} | base64 -d > {SITE}.new",
             f"if cmp -s {SITE}.new {SITE}; then rm -f {SITE}.new; echo unchanged; exit 0; fi",
-            f"if ! nginx -t -q -c /etc/nginx/nginx-candidate.conf 2>&1; then rm -f {SITE}.new; exit {SITE_REJECTED}; fi",
+            f"if ! nginx -t -q -c {CANDIDATE} 2>&1; then rm -f {SITE}.new; exit {SITE_REJECTED}; fi",
             f"cp -p {SITE} {SITE}.prev 2>/dev/null || true",
             f"sync {SITE}.new && mv -f {SITE}.new {SITE} && sync {HOME}",
             "if ! reload; then",

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Where the edge container keeps what the site refers to.
+from deployer.core import edgelayout, names
+
+# Where the edge container keeps what the site refers to (and core/edgelayout.py).
 ACME_ROOT = "/srv/acme"  # edge.acme_webroot, mounted read-only
-FALLBACK_PEM = "/run/deployer/fallback.pem"  # made by the entrypoint; never served
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are OpenSSL's defaults).
 CIPHERS = (
@@ -100,11 +101,23 @@ class Site:
     redirect_port: str  # ":8443", or "" for 443 (or a port Docker picks)
     acme_root: str
     swarm: bool = False  # the other edges sync the route state and the metrics on the preview server
-    fallback_pem: str = FALLBACK_PEM
+    fallback_pem: str = edgelayout.FALLBACK_PEM
     ciphers: str = CIPHERS
     ca_bundle: str = CA_BUNDLE
     refuse_ambiguous: str = REFUSE_AMBIGUOUS  # map keys of $deployer_refused
     refuse_path_param: str = REFUSE_PATH_PARAM
+    # The grammar of core/names.py, as PCRE: the preview server's /_deployer/health/ paths.
+    colour: str = "|".join(names.COLOURS)
+    release_id: str = names.RELEASE_ID.pattern
+    service_name: str = names.SERVICE_NAME.pattern
+    # The edge's ports, socket and files (core/edgelayout.py).
+    public_port: int = edgelayout.PUBLIC_PORT
+    https_port: int = edgelayout.HTTPS_PORT
+    preview_port: int = edgelayout.PREVIEW_PORT
+    control: str = edgelayout.CONTROL
+    state: str = edgelayout.STATE
+    gateways: str = edgelayout.GATEWAYS
+    access_fifo: str = edgelayout.ACCESS_FIFO
 
 
 def build(edge, *, swarm: bool = False) -> Site:

@@ -26,15 +26,11 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.core import compose, names
+from deployer.core import compose, edgelayout, names
 from deployer.core import volumes as ownership
 from deployer.errors import ConfigError
 
 VERSION = "3.8"
-SYNC_PORT = 8081  # the edge's internal server, where /_deployer/sync listens
-SYNC_TOKEN = "/run/secrets/deployer_sync"
-SYNC_CONF = "/etc/deployer/sync.conf"
-SITE = "/var/lib/deployer/site.conf"
 RESTART = {"no": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
 # Keys of core/compose.py's services that a swarm service does not take (shm_size becomes a tmpfs).
 NOT_SWARM = ("restart", "shm_size", "security_opt", "container_name")
@@ -202,8 +198,8 @@ def sync_conf(project: str, role: str) -> str:
     """What the edge's lua/deployer/sync.lua reads: its role and where its peers are."""
     stack = infra_stack(project)
     if role == "control":
-        return f"role control\nreplicas {service_name(stack, 'edge')}\nport {SYNC_PORT}\n"
-    return f"role replica\ncontrol {service_name(stack, 'control')}\nport {SYNC_PORT}\n"
+        return f"role control\nreplicas {service_name(stack, 'edge')}\nport {edgelayout.PREVIEW_PORT}\n"
+    return f"role replica\ncontrol {service_name(stack, 'control')}\nport {edgelayout.PREVIEW_PORT}\n"
 
 
 def infra(
@@ -224,23 +220,25 @@ def infra(
     token = [{"source": "sync", "target": "deployer_sync", "mode": 0o400}]
     control = {
         "image": edge_image,
-        "volumes": ["edge-state:/var/lib/deployer", compose.edge_temp(config.edge)],
+        "volumes": [edgelayout.MOUNT, compose.edge_temp(config.edge)],
         "networks": ["edge"],
-        "configs": [{"source": "sync-control", "target": SYNC_CONF, "mode": 0o444}],
+        "configs": [{"source": "sync-control", "target": edgelayout.SYNC_CONF, "mode": 0o444}],
         "secrets": token,
         "labels": labels("control"),
         "logging": compose.LOGGING,
         "deploy": _deploy(config, 1, on_manager(manager_id), labels("control"), update_config={"order": "stop-first"}),
     }
-    public = [{"target": 80, "published": config.edge.public_port, "protocol": "tcp", "mode": "host"}]
+    public = [
+        {"target": edgelayout.PUBLIC_PORT, "published": config.edge.public_port, "protocol": "tcp", "mode": "host"}
+    ]
     edge = {
         "image": edge_image,
         "ports": public,
         "volumes": [compose.edge_temp(config.edge)],
         "networks": ["edge"],
         "configs": [
-            {"source": "sync-replica", "target": SYNC_CONF, "mode": 0o444},
-            {"source": "site", "target": SITE, "mode": 0o444},
+            {"source": "sync-replica", "target": edgelayout.SYNC_CONF, "mode": 0o444},
+            {"source": "site", "target": edgelayout.SITE, "mode": 0o444},
         ],
         "secrets": token,
         "labels": labels("edge"),

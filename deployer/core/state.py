@@ -30,9 +30,9 @@ import base64
 import re
 from dataclasses import dataclass, field
 
+from deployer.core.edgelayout import STATE
 from deployer.core.names import COLOURS, RELEASE_ID, service_host
 
-DIR = "/var/lib/deployer/state"
 TOKEN = re.compile(r"\S+")
 
 
@@ -180,7 +180,7 @@ def dump_files(separator: str) -> str:
     """A shell snippet that prints each state file after a separator line (for EdgeState.parse)."""
     names = ("live", *COLOURS, "maintenance", "pending", "watch")
     return "; ".join(
-        f"printf '{separator} {n}\\n'; cat {DIR}/{n} 2>/dev/null || printf '{separator} missing\\n'" for n in names
+        f"printf '{separator} {n}\\n'; cat {STATE}/{n} 2>/dev/null || printf '{separator} missing\\n'" for n in names
     )
 
 

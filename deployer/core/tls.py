@@ -1,7 +1,7 @@
 """The edge's certificate, as the deployer hands it over (pure).
 
 The certificate (with its chain) and the key travel as one PEM file, written by the
-Engine API into a new folder of the edge's volume, /var/lib/deployer/tls/gen-<hash>/.
+Engine API into a new folder of the edge's volume, tls/gen-<hash>/ (edgelayout.TLS).
 A script in the edge then points the `live` link at it (one atomic rename) and gives
 the PEM to nginx through the control socket; nginx's Lua presents it from the next
 handshake on. Nothing reloads, so no connection is closed. The previous folder is kept
@@ -16,9 +16,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
-HOME = "/var/lib/deployer"
-DIR = f"{HOME}/tls"
-CONTROL = "/run/deployer/control.sock"
+from deployer.core.edgelayout import CONTROL, TLS
+
 REJECTED = 3
 SOON = timedelta(days=14)  # a certificate that expires sooner is installed with a warning
 # A certificate issued a moment ago by a CA whose clock is a little ahead of this machine's
@@ -36,7 +35,7 @@ def generation(pem: bytes) -> str:
 
 
 def incoming(gen: str) -> str:
-    """Where the upload lands, relative to HOME."""
+    """Where the upload lands, relative to the edge's volume (edgelayout.HOME)."""
     return f"tls/.incoming-{gen}/tls.pem"
 
 
@@ -44,11 +43,10 @@ def install(gen: str) -> str:
     """Move the upload in place, swap the link, hand it to nginx; on refusal put the old
     link back (exit REJECTED). Prints nginx's answer, then the certificate's subject and
     end date."""
-    d = DIR
     return "\n".join(
         [
             "set -eu",
-            f"d={d}; gen={gen}; new=$d/.incoming-$gen",
+            f"d={TLS}; gen={gen}; new=$d/.incoming-$gen",
             'chown -R 0:0 "$new" && chmod 0700 "$d" "$new" && chmod 0600 "$new/tls.pem"',
             'if [ -d "$d/$gen" ]; then rm -rf "$new"; else sync "$new/tls.pem"; mv "$new" "$d/$gen"; fi',
             'old=$(readlink "$d/live" 2>/dev/null || true)',

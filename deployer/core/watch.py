@@ -20,6 +20,7 @@ import base64
 import shlex
 from dataclasses import dataclass
 
+from deployer.core import edgelayout
 from deployer.core import probe as probe_rule
 from deployer.core import state as route_state
 from deployer.core.verdict import Baseline
@@ -28,7 +29,7 @@ SPAN = 60  # seconds judged on each tick
 TICK = 2.0  # seconds between ticks
 STALE = 90  # a beat older than this: the watching process is gone (a rollback may take a while)
 CHECK_FAILURES = 2  # the own check must fail this many ticks in a row to count as a breach
-PATH = f"{route_state.DIR}/watch"
+PATH = f"{edgelayout.STATE}/watch"
 SEP = "@@deployer-watch@@"
 
 

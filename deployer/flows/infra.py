@@ -15,7 +15,7 @@ from deployer.adapters import oneoff
 from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
-from deployer.core import agentconfig, compose, names, oneoffs, site
+from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
@@ -114,8 +114,8 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
     import secrets
 
     script = (
-        'printf %s "$SITE" | base64 -d > /var/lib/deployer/site.conf.new'
-        " && /usr/local/bin/edge-entrypoint nginx -t -q -c /etc/nginx/nginx-candidate.conf"
+        f'printf %s "$SITE" | base64 -d > {edgelayout.SITE}.new'
+        f" && /usr/local/bin/edge-entrypoint nginx -t -q -c {edgelayout.CANDIDATE}"
     )
     result = oneoff.run_once(
         ctx.engine,
@@ -190,8 +190,8 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             say(f"edge: route state rebuilt from the running releases: {', '.join(adopted)}")
         if refresh:
             images.drop_replaced(engine)
-    live, preview = ctx.edge.published_port(80), ctx.edge.published_port(8081)
-    https = f", HTTPS port {ctx.edge.published_port(443)}" if config.edge.tls else ""
+    live, preview = ctx.edge.published_port(edgelayout.PUBLIC_PORT), ctx.edge.published_port(edgelayout.PREVIEW_PORT)
+    https = f", HTTPS port {ctx.edge.published_port(edgelayout.HTTPS_PORT)}" if config.edge.tls else ""
     say(f"edge: live port {live}{https}, preview port {preview} (127.0.0.1 only) on {engine.where}")
 
 

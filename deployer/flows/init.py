@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.assets import asset, example_config
+from deployer.config.model import Edge
 from deployer.errors import DeployerError, InputError
 
 SUBSTITUTIONS = (
@@ -24,7 +25,7 @@ SUBSTITUTIONS = (
     ('image = "shop-frontend"', 'image = "{name}-frontend"'),
     ('dockerfile = "../deployer/assets/templates/spring-boot.Dockerfile"', 'dockerfile = "backend/Dockerfile"'),
     ('dockerfile = "../deployer/assets/templates/nextjs.Dockerfile"', 'dockerfile = "frontend/Dockerfile"'),
-    ("public_port = 8080", "public_port = 80"),
+    ("public_port = 8080", f"public_port = {Edge.public_port}"),  # the example's demo port, the default
 )
 
 

@@ -26,7 +26,6 @@ switch runs leaves the new release live when the switch got that far.
 
 from __future__ import annotations
 
-import secrets
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +121,7 @@ def release(
             a.pins = ctx.runtime.pin(version, pinned)  # on a swarm, the digest each node pulls
         with run.step(Step.BACKUP):
             a.backup = _backup(ctx, version, backup)
-        a.release = secrets.token_hex(4)
+        a.release = names.new_release_id()
         with run.step(Step.MIGRATE):
             a.migrated = migrate.run(ctx, version, a.release, a.colour, dump=a.backup, env=a.env)
         with run.step(Step.START):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.core import exposure, freshness, lockrecord, names
+from deployer.core import edgelayout, exposure, freshness, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.flows.context import Context
 from deployer.flows.images import ages
@@ -63,8 +63,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
         "releases": ctx.edge.history(history) if edge_up else [],
     }
     if edge_up:
-        result["edge"]["live_port"] = ctx.edge.published_port(80)
-        result["edge"]["preview_port"] = ctx.edge.published_port(8081)
+        result["edge"]["live_port"] = ctx.edge.published_port(edgelayout.PUBLIC_PORT)
+        result["edge"]["preview_port"] = ctx.edge.published_port(edgelayout.PREVIEW_PORT)
     result.update(_safety(ctx, state))
     result["engine_version"] = engine.sdk.version().get("Version", "")
     result["engine_warning"] = exposure.lan_warning({engine.where: result["engine_version"]})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from deployer.config import edge as edge_config
 from deployer.config.reader import Reader
-from deployer.core import tls
+from deployer.core import edgelayout, tls
 from deployer.errors import ConfigError, EdgeError
 from deployer.flows.context import Context, host_folder
 
@@ -28,7 +28,7 @@ def install(ctx: Context, *, step: str) -> str:
         ctx.say(f"warning: {soon}")
     pem = tls.bundle(settings.cert.read_text(encoding="ascii"), settings.key.read_text(encoding="ascii"))
     gen = tls.generation(pem)
-    ctx.engine.put_files(ctx.edge.container, tls.HOME, {tls.incoming(gen): pem}, step=step)
+    ctx.engine.put_files(ctx.edge.container, edgelayout.HOME, {tls.incoming(gen): pem}, step=step)
     result = ctx.edge.run(tls.install(gen), step=step)
     out = (result.stdout + result.stderr).strip()
     if not result.ok:
@@ -52,6 +52,6 @@ def reload(ctx: Context) -> str:
     refuse_out_of_date(ctx)
     ctx.edge.require()
     about = install(ctx, step="tls")
-    if ctx.edge.published_port(443) is None:
+    if ctx.edge.published_port(edgelayout.HTTPS_PORT) is None:
         ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
     return about

@@ -46,7 +46,7 @@ def test_one_dump_is_kept():
 
 
 def test_no_dumps():
-    assert decide([], Policy()).delete == ()
+    assert decide([], Policy(7, 7, 4, 6)).delete == ()
 
 
 def test_all_unverified_follow_the_policy():

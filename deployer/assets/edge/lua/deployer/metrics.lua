@@ -207,8 +207,8 @@ M.flush = flush
 -- Returns the releases forgotten.
 local GONE_GRACE = 600
 function M.forget(grace)
-    local held = {}
-    for _, rec in pairs(require("deployer.state").current().colours) do
+    local state, held = require("deployer.state"), {}
+    for _, rec in pairs(state.current().colours) do
         held[rec.release] = true
     end
     local t, doomed, forgotten, waiting, marks = ngx.now(), {}, {}, {}, {}
@@ -221,7 +221,7 @@ function M.forget(grace)
             or (kind == "wc" or kind == "wh" or kind == "wu") and key:match("^%a+|%d+|[^|]*|[^|]*|([^|]*)|")
         if kind == "g" then
             marks[#marks + 1] = key
-        elseif release and release:match("^[0-9a-f]+$") and not held[release] and not forgotten[release] then
+        elseif state.is_release(release) and not held[release] and not forgotten[release] then
             local since = waiting[release] or dict:get("g|" .. release) or t
             if t - since >= grace then
                 doomed[#doomed + 1] = key

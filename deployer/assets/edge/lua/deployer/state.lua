@@ -23,8 +23,15 @@ local sync = require("deployer.sync") -- swarm mode: control and replicas (docs/
 local M = {}
 
 local DIR = "/var/lib/deployer/state/"
-local FILES = { "live", "blue", "green", "maintenance" }
-local COLOURS = { blue = true, green = true }
+-- The grammar of deployer/core/names.py (tests/unit/test_edge_grammar.py holds the two to
+-- the same examples): the colours in their order, and for a release id and a service name
+-- their shortest and longest lengths and Lua patterns, one of which a name must match.
+local COLOURS = { "blue", "green" }
+local GRAMMAR = {
+    release = { 8, 8, "^[0-9a-f]+$" },
+    service = { 1, 24, "^[a-z]$", "^[a-z][a-z0-9-]*[a-z0-9]$" },
+}
+local FILES = { "live", COLOURS[1], COLOURS[2], "maintenance" }
 
 local shared = ngx.shared.deployer_state
 local worker_gen, worker_state = nil, nil
@@ -42,6 +49,23 @@ local function read(path)
     local text = fh:read("*a") or ""
     fh:close()
     return text
+end
+
+local function is(kind, name)
+    local rule = GRAMMAR[kind]
+    if not name or #name < rule[1] or #name > rule[2] then
+        return false
+    end
+    for i = 3, #rule do
+        if name:find(rule[i]) then
+            return true
+        end
+    end
+    return false
+end
+
+function M.is_release(name)
+    return is("release", name)
 end
 
 local function commit(blob)
@@ -97,23 +121,23 @@ local function parse_record(colour, text)
     local rec = { colour = colour, services = {}, routes = {}, inflight = {} }
     for line in text:gmatch("[^\n]+") do
         local kind, rest = line:match("^(%a+) (.*)$")
-        if kind == "release" and rest:match("^[0-9a-f]+$") then
+        if kind == "release" and is("release", rest) then
             rec.release = rest
         elseif kind == "version" then
             rec.version = rest
         elseif kind == "service" then
-            local name, host, port, health = rest:match("^([a-z0-9-]+) ([a-z0-9.-]+) (%d+) (/%S*)$")
-            if name then
+            local name, host, port, health = rest:match("^(%S+) ([a-z0-9.-]+) (%d+) (/%S*)$")
+            if is("service", name) then
                 rec.services[name] = { host = host, port = tonumber(port), health = health }
             end
         elseif kind == "inflight" then
-            local name, cap = rest:match("^([a-z0-9-]+) (%d+)$")
-            if name and tonumber(cap) > 0 then
+            local name, cap = rest:match("^(%S+) (%d+)$")
+            if is("service", name) and tonumber(cap) > 0 then
                 rec.inflight[name] = { cap = tonumber(cap), name = colour .. "|" .. name }
             end
         elseif kind == "route" then
-            local prefix, service = rest:match("^(/%S*) ([a-z0-9-]+)$")
-            if prefix then
+            local prefix, service = rest:match("^(/%S*) (%S+)$")
+            if is("service", service) then
                 rec.routes[#rec.routes + 1] = { prefix = prefix, service = service }
             end
         end
@@ -135,18 +159,16 @@ local function decode(blob)
     end
     local st = { colours = {} }
     local live = (parts[1] or ""):match("^%s*(%a+)%s*$")
-    for i, colour in ipairs({ "blue", "green" }) do
+    for i, colour in ipairs(COLOURS) do
         st.colours[colour] = parse_record(colour, parts[i + 1] or "")
     end
-    if live and COLOURS[live] and st.colours[live] then
+    if live and st.colours[live] then
         st.live = live
     end
-    -- The preview is the colour that is not live, when it has a release.
-    for colour in pairs(COLOURS) do
-        if colour ~= st.live and st.colours[colour] then
-            if not st.preview or colour == "blue" then
-                st.preview = colour
-            end
+    -- The preview is the colour that is not live, when it has a release (the first such).
+    for _, colour in ipairs(COLOURS) do
+        if colour ~= st.live and st.colours[colour] and not st.preview then
+            st.preview = colour
         end
     end
     if parts[4] and parts[4] ~= "" then
