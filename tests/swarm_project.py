@@ -324,7 +324,9 @@ class SwarmProject:
     def history(self, manager=None) -> list[dict]:
         """The history entries, as the control container on the manager (or `manager`) keeps them."""
         manager = manager or self.manager
-        out = manager.client.containers.get(self.control(manager)).exec_run(["cat", "/var/lib/deployer/history.jsonl"])
+        control = self.control(manager)
+        out = manager.client.containers.get(control).exec_run(["cat", "/var/lib/deployer/history.jsonl"])
+        assert out.exit_code == 0, f"the history could not be read in {control}: {out.output.decode()[-500:]}"
         return [json.loads(line) for line in out.output.decode().splitlines() if line.startswith("{")]
 
     def resolve(self, name: str) -> set[str]:

@@ -21,7 +21,13 @@ HISTORY = f"{HOME}/history.jsonl"
 LOCK = f"{HOME}/lock"
 PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
 CONTROL = f"--unix-socket {edgelayout.CONTROL} http://edge"  # the edge's control server (site.conf.j2)
-NOTIFY = f"curl -sf --max-time 5 {CONTROL}/reload >/dev/null"
+# A writer waits for /reload's answer. On a swarm, the control answers once every edge replica
+# took the new state or all were given the old one back (lua/deployer/sync.lua: two pushes of
+# up to 2 s to an edge that does not answer, then one of 0.5 s back), after the publish of a
+# read already under way (lua/deployer/state.lua): a writer that gave up sooner would put
+# the old state back in its files while the publish may still succeed, and could not say why.
+NOTIFY_SECONDS = 20
+NOTIFY = f"curl -sf --max-time {NOTIFY_SECONDS} {CONTROL}/reload >/dev/null"
 FORGET_METRICS = f"curl -sf --max-time 10 -X POST {CONTROL}/forget-metrics"
 SEPARATOR = "@@deployer-state@@"
 

@@ -72,8 +72,10 @@ def pull_base(engine: Engine, base_image: str, say: Callable[[str], object], *, 
     if "@" in base_image:
         say(f"base image {base_image}: pinned by its digest, so there is no newer build to pull")
         return
+    repository = references.name_of(base_image)
+    reference = base_image if repository != base_image else f"{base_image}:latest"  # as `docker pull NAME`
     try:
-        transfer.pull(engine, base_image, None, repository=references.name_of(base_image), step=step)
+        transfer.pull(engine, reference, None, repository=repository, step=step)
         say(f"base image {base_image}: pulled its newest build")
     except EngineError as exc:
         have = engine.image_id(base_image)

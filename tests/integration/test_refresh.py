@@ -97,6 +97,27 @@ def test_own_image_tags_name_the_base_image_and_change_with_it(project, docker_c
     assert labels["deployer.own"] == "edge" and labels["deployer.base"] == ref and labels["deployer.base-id"] == second
 
 
+def test_a_base_image_the_engine_lacks_is_pulled_by_its_name_else_the_last_build_is_kept(project):
+    """An engine without the base image (a swarm manager, which holds only the images it was
+    given) asks the base image's registry for `NAME:TAG`, or `NAME:latest` for a bare `NAME`
+    as `docker pull` does; when none answers, the own image built from the same files is kept."""
+    from deployer.adapters.engine import Engine
+    from deployer.config.model import DEFAULT_BASE_IMAGE
+    from deployer.flows import images
+
+    said: list[str] = []
+    engine = Engine()
+    try:
+        inputs = images.own_image(engine, "edge", base_image=DEFAULT_BASE_IMAGE, say=print).split(":")[1][:12]
+        missing = (f"{project.name}-base:1", f"{project.name}-base", f"127.0.0.1:1/{project.name}-base")
+        kept = [images.own_image(engine, "edge", base_image=ref, say=said.append) for ref in missing]
+    finally:
+        engine.close()
+    assert all(tag.startswith(f"deployer-edge:{inputs}-") for tag in kept), kept
+    pulled = [line.split("(pulling ", 1)[1].split(" ")[0] for line in said if "not pulled (pulling " in line]
+    assert pulled == [missing[0], f"{missing[1]}:latest", f"{missing[2]}:latest"], said
+
+
 def test_a_new_base_image_and_refresh_images_replace_the_edge_under_load(project, docker_client):
     project.release_all("v1")
     edge_before = container_id(project, "edge")

@@ -2,7 +2,8 @@
 tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
 agent on the manager), a release and a switch back under load, scaling by a release, the
 data and the backups across them, the edges' port 8081 closed to an app's task (the
-edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch, a volume
+edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch (also
+when the control's own reading of the files met the write first), a volume
 removed on a worker (as `down --volumes` removes the database's), a worker node stopped
 during traffic, and `promote` from this cluster (staging) to a second swarm (production)
 after the version's tag was pushed again with another image.
@@ -209,6 +210,32 @@ def test_a_replica_that_cannot_take_a_switch_makes_it_fail_everywhere(swarm: Swa
     swarm.ok("switch", "--to", "blue")
     assert swarm.serving() == {("v1", "blue")}
     swarm.ok("switch", "--to", "green")
+
+
+def test_a_writer_that_meets_the_controls_own_publish_waits_for_its_outcome(swarm: SwarmProject):
+    """The control re-reads the route state every second, so it may start publishing a write
+    before the writer's /reload arrives. With a paused replica that publish takes seconds;
+    the writer's /reload waits for it and answers with the replicas' refusal, never with
+    `another read of the route state is under way`, and nothing switches."""
+    from deployer.core import scripts
+
+    before = swarm.serving()
+    assert before == {("v3", "green")}
+    control = swarm.manager.client.containers.get(swarm.control())
+    worker = swarm.edge_worker.client
+    replica = worker.containers.list(filters={"label": f"com.docker.swarm.service.name={swarm.name}-infra_edge"})[0]
+    reload = f"curl -s --max-time {scripts.NOTIFY_SECONDS} {scripts.CONTROL}/reload"
+    replica.pause()
+    try:  # a write whose /reload comes after the control's next reading of the files
+        wrote = control.exec_run(["sh", "-c", scripts._set_live("blue") + " && sleep 1.5 && " + reload])
+    finally:
+        replica.unpause()
+        control.exec_run(["sh", "-c", scripts._set_live("green") + " && " + scripts.NOTIFY])
+    answer = wrote.output.decode()
+    assert "not every edge replica took the new route state" in answer, answer
+    for _ in range(4):
+        assert swarm.serving() == before
+        time.sleep(0.5)
 
 
 def test_a_volume_on_a_worker_is_removed_by_a_task_there(swarm: SwarmProject):

@@ -213,3 +213,26 @@ def test_a_release_stack_takes_each_services_secrets_from_the_swarm_secrets_made
         "API_TOKEN": next(k for k, v in values.items() if v == "tok-2"),
     }
     assert "pw-1" not in json.dumps(data) and "tok-2" not in json.dumps(data)
+
+
+def test_a_writer_waits_longer_for_reload_than_a_swarm_publish_can_take():
+    """The control answers /reload once the replicas took the state or got the old one back,
+    after a read already under way: the scripts' curl must outwait both publishes, or they
+    undo their write while a publish runs on; and a read's mark must outlast its publish."""
+    import re
+
+    from deployer.assets import asset
+    from deployer.core import scripts
+
+    sync = asset("edge", "lua", "deployer", "sync.lua").read_text()
+    state = asset("edge", "lua", "deployer", "state.lua").read_text()
+    push_s = int(re.search(r"local PUSH_TIMEOUT_MS = (\d+)", sync)[1]) / 1000
+    attempts = int(re.search(r"attempts or (\d+), timeout or PUSH_TIMEOUT_MS", sync)[1])
+    back_s = int(re.search(r"push_all\(addrs, next_seq\(\), old, 1, (\d+)\)", sync)[1]) / 1000
+    queue_s = int(re.search(r"waited > (\d+) then", sync)[1])
+    publish = attempts * push_s + (attempts - 1) * 0.2 + back_s
+    load = int(re.search(r"local LOAD_SECONDS = (\d+)", state)[1])
+    assert load >= publish + queue_s, (load, publish, queue_s)
+    notify = scripts.NOTIFY_SECONDS
+    assert notify >= 2 * publish + 5, (notify, publish)  # 5 s to spare on a busy host
+    assert f"--max-time {scripts.NOTIFY_SECONDS} " in scripts.NOTIFY

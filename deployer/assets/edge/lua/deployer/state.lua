@@ -92,16 +92,24 @@ local function load_files()
     return false
 end
 
+-- How long one read may take: on a swarm's control, a read publishes to every replica
+-- (sync.lua), which takes seconds when one of them does not answer.
+local LOAD_SECONDS = 15
+
 function M.load()
     if sync.replica then
         return sync.pull()
     end
     -- One read at a time across the workers: a read that stalled between the files and the
     -- commit must not put back the state that a newer read (a /reload) has just replaced.
-    -- The mark expires, in case its worker dies holding it.
-    local can_wait = ngx.get_phase() ~= "init" -- the master at (re)start may not sleep
-    for _ = 1, 300 do
-        if shared:add("loading", true, 5) then
+    -- A writer's /reload waits for a read under way (the reconcile timer may have met its
+    -- write first), then reads itself, so it answers with its write's own outcome; the
+    -- timer does not wait (its next tick reads again), nor does the master at (re)start,
+    -- which may not sleep. The mark expires, in case its worker dies holding it.
+    local phase = ngx.get_phase()
+    local can_wait = phase ~= "init" and phase ~= "timer"
+    for _ = 1, LOAD_SECONDS * 100 do
+        if shared:add("loading", true, LOAD_SECONDS) then
             local ok, changed, err = pcall(load_files)
             shared:delete("loading")
             if not ok then
