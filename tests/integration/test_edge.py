@@ -238,6 +238,17 @@ def test_metrics_count_what_was_sent_and_only_on_the_preview_port(project):
     assert f'deployer_request_duration_seconds_bucket{{{labels},le="+Inf"}} 55' in text
     public = project.get("/_deployer/metrics")
     assert public.status_code == 404 and "deployer_requests_total" not in public.text
+    # A window is clamped to 5..120 s; one that is not a number (nan reads as one) is the
+    # cumulative view, never a window no slot falls in.
+    for window, seconds in (("60", 60), ("inf", 120), ("-inf", 5)):
+        answer = httpx.get(f"{project.preview_url}/_deployer/metrics?window={window}", timeout=5)
+        assert answer.text.startswith(f"# window {seconds} seconds"), (window, answer.text[:200])
+        if seconds > 5:  # the requests above are within the last minute, maybe not the last 5 s
+            assert f'deployer_window_requests_total{{{labels},class="2xx"}} 40' in answer.text, (window, answer.text)
+    for window in ("nan", "-nan", "NaN", "a+minute"):
+        answer = httpx.get(f"{project.preview_url}/_deployer/metrics?window={window}", timeout=5)
+        assert answer.status_code == 200 and not answer.text.startswith("# window"), (window, answer.text[:200])
+        assert f'deployer_requests_total{{{labels},class="2xx"}} 40' in answer.text, (window, answer.text[-800:])
 
     status = json.loads(project.ok("status", "--json").stdout)
     traffic = status["colours"]["blue"]["traffic"]

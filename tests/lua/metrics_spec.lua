@@ -174,7 +174,7 @@ describe("the metrics", function()
         end)
 
         describe("holds a window between 5 and 120 seconds", function()
-            for _, case in ipairs({ { "0", 5 }, { "3", 5 }, { "-10", 5 }, { "5", 5 }, { "120", 120 }, { "121", 120 }, { "1e9", 120 } }) do
+            for _, case in ipairs({ { "0", 5 }, { "3", 5 }, { "-10", 5 }, { "5", 5 }, { "120", 120 }, { "121", 120 }, { "1e9", 120 }, { "inf", 120 }, { "-inf", 5 } }) do
                 it("window=" .. case[1] .. " -> " .. case[2], function()
                     local _, list = scrape({ arg_window = case[1] })
                     assert.equals(string.format("# window %d seconds, in 5-second slots", case[2]), list[1])
@@ -184,8 +184,11 @@ describe("the metrics", function()
 
         it("is the cumulative view for a window that is not a number", function()
             served({})
-            local lines = scrape({ arg_window = "a minute" })
-            has(lines, string.format('deployer_requests_total{%s,class="2xx"} 1', TAGS))
+            for _, window in ipairs({ "a minute", "nan", "-nan", "0x" }) do
+                local lines, list = scrape({ arg_window = window })
+                has(lines, string.format('deployer_requests_total{%s,class="2xx"} 1', TAGS))
+                assert.is_nil(list[1]:match("^# window"), window)
+            end
         end)
 
         it("adds the per-client families for top=K only, K at most 100", function()

@@ -102,6 +102,9 @@ end
 
 function M.render()
     local window = tonumber(ngx.var.arg_window)
+    if window ~= window then -- "nan" reads as a number that no clamp holds: not a window
+        window = nil
+    end
     if window then
         window = math.max(SLOT, math.min(MAX_WINDOW, window))
     end
