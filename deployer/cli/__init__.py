@@ -111,7 +111,9 @@ def status(
 ) -> None:
     """Show the live colour, each colour's release, health, memory and traffic, the edge, the database, the lock and the last releases."""
     with context(config, env, check_paths=False) as ctx:
-        data = ctx.runtime.status()
+        from deployer.flows.status import gather
+
+        data = gather(ctx)
         data["environment"] = ctx.config.environment or None
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))

@@ -31,6 +31,7 @@ class Step(StrEnum):
     BUILD = "build"
     RESTORE = "restore"
     FETCH = "fetch"
+    STATUS = "status"
 
 
 RELEASE = (

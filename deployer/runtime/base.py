@@ -18,6 +18,29 @@ class Healthy:
     smoke: list[str] | None = None  # the smoke check's failures, from the health wait's last exec
 
 
+class Observed(Protocol):
+    """One reading of the runtime for `deployer status` (flows/status.py builds the one answer
+    for both modes from it, the route state, the history, the lock and the edge's metrics)."""
+
+    edge_up: bool  # the edge that holds the route state runs: it can be read
+    backup_running: bool  # the backup agent can be asked (flows/agent_call.py)
+    images: dict[str, str]  # role (edge, db, backup) -> the image to give the build age of
+    engine_versions: dict[str, str]  # host -> its engine's version (exposure.lan_warning)
+    extra: dict[str, Any]  # the mode's own fields of the answer (a swarm's nodes)
+
+    def services(self, colour: str, release: str | None) -> dict[str, dict[str, Any]]:
+        """The release's services: status, health, restarts, memory (and a swarm's nodes)."""
+        ...
+
+    def other_releases(self, colour: str, release: str | None) -> list[str]:
+        """The colour's releases other than `release`, as `<id> (<version>...)`."""
+        ...
+
+    def part(self, role: str) -> dict[str, Any]:
+        """edge, db or backup, as a service above; the edge with its live and preview ports."""
+        ...
+
+
 class Runtime(Protocol):
     """One Docker host (compose) or a swarm. Every method acts on the Context the runtime
     was made for (runtime/mode.py); `step` names come from core/steps.py."""
@@ -92,6 +115,6 @@ class Runtime(Protocol):
         """`deployer down`: every release and the infrastructure (the database's volume only with `volumes`)."""
         ...
 
-    def status(self, *, history: int = 8) -> dict[str, Any]:
-        """`deployer status`'s answer."""
+    def observe(self) -> Observed:
+        """What `deployer status` reads from the containers or tasks, once (flows/status.py)."""
         ...

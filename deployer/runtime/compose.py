@@ -109,7 +109,7 @@ class ComposeRuntime:
 
         infra.down(self.ctx, volumes=volumes, backup=backup, typed=typed)
 
-    def status(self, *, history: int = 8) -> dict[str, Any]:
-        from deployer.flows import status
+    def observe(self):
+        from deployer.runtime.compose_status import ComposeObserved
 
-        return status.gather(self.ctx, history=history)
+        return ComposeObserved(self.ctx)

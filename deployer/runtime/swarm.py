@@ -104,7 +104,7 @@ class SwarmRuntime:
 
         swarm_infra.down(self.ctx, volumes=volumes, backup=backup, typed=typed)
 
-    def status(self, *, history: int = 8) -> dict[str, Any]:
-        from deployer.runtime import swarm_status
+    def observe(self):
+        from deployer.runtime.swarm_status import SwarmObserved
 
-        return swarm_status.gather(self.ctx, history=history)
+        return SwarmObserved(self.ctx)
