@@ -239,18 +239,42 @@ class SwarmProject:
     def config(self) -> Path:
         return self.folder / "deployer.toml"
 
-    def cli(
-        self, *args: str, host=None, timeout: float = 400, config: Path | None = None
-    ) -> subprocess.CompletedProcess:
-        """`config`: another config of the folder; environments.toml reaches both clusters' managers."""
+    def _command(self, args: tuple[str, ...], host=None, config: Path | None = None, env=None):
+        """(argv, environment) of the CLI on this cluster; `config`: another config of the folder
+        (environments.toml reaches both clusters' managers); `env`: test hooks."""
         host = host or self.manager
         if args[:1] == ("up",):  # the deployer's images as the tree is now (another edit changes their tags)
             for ref in own_images():
                 self.manager.load_image(ref)
         ssh = f"{SSH} -F {self.folder / 'ssh_config'}" if config == self.environments else host.ssh_command
-        env = {**os.environ, "DEPLOYER_SSH_COMMAND": ssh, "DOCKER_HOST": ""}
-        return subprocess.run([sys.executable, "-m", "deployer", *args, "--config", str(config or self.config)],
-                              capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
+        argv = [sys.executable, "-m", "deployer", *args, "--config", str(config or self.config)]
+        return argv, {**os.environ, "DEPLOYER_SSH_COMMAND": ssh, "DOCKER_HOST": "", **(env or {})}
+
+    def cli(
+        self, *args: str, host=None, timeout: float = 400, config: Path | None = None, env=None
+    ) -> subprocess.CompletedProcess:
+        argv, environment = self._command(args, host, config, env)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=environment)
+
+    def popen(self, env: dict[str, str], *args: str) -> subprocess.Popen:
+        """The CLI in the background, with test hooks in its environment."""
+        argv, environment = self._command(args, env=env)
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+
+    def typed(self, answer: str, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+        """The CLI with a terminal on stdin, where `answer` is typed at its prompt."""
+        argv, environment = self._command(args)
+        master, terminal = os.openpty()
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=terminal, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+            )
+            os.write(master, f"{answer}\n".encode())
+            out, err = proc.communicate(timeout=timeout)
+        finally:
+            os.close(terminal)
+            os.close(master)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     def ok(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
         result = self.cli(*args, config=config)

@@ -2,6 +2,7 @@
 a manager reaches only its own node's volumes and containers. `down --volumes` removes the
 database's volume this way when the database runs on a worker ([swarm] db_constraints).
 
+Before anything is removed, another such task checks that the volume is this deployment's.
 The task runs a fixed command from an image the cluster already runs (the edge's, which has
 curl), pinned to the node by id, with that node's engine socket mounted; it never restarts,
 and its service is removed whatever happens.
@@ -14,10 +15,21 @@ import time
 
 from deployer.adapters.engine import _reason, debug
 from deployer.adapters.swarm import Swarm
-from deployer.core import stack as stack_rule
+from deployer.core import node_volume
 from deployer.errors import EngineError, InputError
 
-SOCKET = "/var/run/docker.sock"
+SOCKET = node_volume.SOCKET
+
+
+def check_volume(
+    cluster: Swarm, node_id: str, volume: str, *, image: str, auth: dict[str, str] | None, step: str,
+    owner: tuple[str, str], limit: float = 120,
+) -> bool | None:  # fmt: skip
+    """Whether the node's volume is this deployment's (labelled with `owner`), before anything
+    is removed: True yes, False no, None the node has no such volume; EngineError when the task
+    failed or did not finish (the node is down)."""
+    code = _run(cluster, node_id, volume, node_volume.check_script(volume, owner), "check", image, auth, step, limit)
+    return {node_volume.OURS: True, node_volume.NOT_OURS: False}.get(code)
 
 
 def remove_volume(
@@ -27,13 +39,30 @@ def remove_volume(
     """Remove a local volume of the node `node_id`. True: removed; False: that node has no such
     volume; EngineError when the task failed or did not finish (the node is down). With
     `owner` (project, deployment id), a volume not labelled with them stays: InputError."""
+    script = node_volume.removal_script(volume, owner=owner)
+    code = _run(cluster, node_id, volume, script, "remove", image, auth, step, limit)
+    if code == node_volume.NOT_OURS:
+        raise InputError(
+            f"everything else was removed, but not the volume {volume} on node {node_id}: it carries no "
+            "label of this deployment. If it is this deployment's, run `deployer down --volumes` again in "
+            f"a terminal and type the project name, or remove it on that node: docker volume rm {volume}"
+        )
+    return code == 0
+
+
+def _run(
+    cluster: Swarm, node_id: str, volume: str, script: str, what: str, image: str,
+    auth: dict[str, str] | None, step: str, limit: float,
+) -> int:  # fmt: skip
+    """Run `script` in a one-shot task on the node; its exit code when it ended with 0,
+    ABSENT or NOT_OURS. The task's service is removed whatever happens."""
     from docker.types import ContainerSpec, Healthcheck, Mount, Placement, RestartPolicy, TaskTemplate
 
-    name = f"{volume}-remove-{random.token_hex(3)}"
+    name = f"{volume}-{what}-{random.token_hex(3)}"
     task = TaskTemplate(
         container_spec=ContainerSpec(
             image,
-            command=["sh", "-c", stack_rule.volume_removal_script(volume, owner=owner)],
+            command=["sh", "-c", script],
             user="0",
             mounts=[Mount(SOCKET, SOCKET, type="bind")],
             healthcheck=Healthcheck(test=["NONE"]),
@@ -41,11 +70,11 @@ def remove_volume(
         placement=Placement(constraints=[f"node.id == {node_id}"]),
         restart_policy=RestartPolicy(condition="none"),
     )
-    debug(f"remove volume {volume} on node {node_id}")
+    debug(f"{what} volume {volume} on node {node_id}")
     try:
         created = _create(cluster.api, task, name, auth)
     except Exception as exc:
-        raise EngineError(f"cannot remove the volume {volume} on its node: {_reason(exc)}", step=step) from None
+        raise EngineError(f"cannot {what} the volume {volume} on its node: {_reason(exc)}", step=step) from None
     try:
         deadline, why = time.monotonic() + limit, "it did not finish in time (is the node down?)"
         while time.monotonic() < deadline:
@@ -53,22 +82,17 @@ def remove_volume(
                 status = t.get("Status") or {}
                 code = (status.get("ContainerStatus") or {}).get("ExitCode")
                 if status.get("State") == "complete":
-                    return True
-                if status.get("State") == "failed" and code == stack_rule.VOLUME_ABSENT:
-                    return False
-                if status.get("State") == "failed" and code == stack_rule.VOLUME_NOT_OURS:
-                    raise InputError(
-                        f"everything else was removed, but not the volume {volume} on node {node_id}: it carries no "
-                        "label of this deployment. If it is this deployment's, run `deployer down --volumes` again in "
-                        f"a terminal and type the project name, or remove it on that node: docker volume rm {volume}"
-                    )
+                    return 0
+                if status.get("State") == "failed" and code in (node_volume.ABSENT, node_volume.NOT_OURS):
+                    return code
                 if status.get("State") in ("failed", "rejected"):
                     why, deadline = status.get("Err") or f"exit {code}", 0
             time.sleep(0.5)
         logs = cluster.logs(name, 5)
         raise EngineError(
-            f"the volume {volume} on node {node_id} was not removed: {why}{': ' + logs if logs else ''}; "
-            f"remove it on that node with `docker volume rm {volume}`",
+            f"the volume {volume} on node {node_id} could not be {'checked' if what == 'check' else 'removed'}: "
+            f"{why}{': ' + logs if logs else ''}; "
+            + ("is the node up?" if what == "check" else f"remove it on that node with `docker volume rm {volume}`"),
             step=step,
         )
     finally:

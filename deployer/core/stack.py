@@ -21,7 +21,6 @@ itself. A virtual IP and the ingress mesh need IPVS, which not every kernel has.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -291,33 +290,6 @@ def database(config, infra_data: dict[str, Any], *, manager_id: str, configs: di
         "configs": _external(configs),
         "secrets": _external(secrets),
     }
-
-
-# -- a volume on another node ---------------------------------------------------------------
-VOLUME_GONE, VOLUME_ABSENT, VOLUME_NOT_OURS = 0, 44, 45  # the exit codes of volume_removal_script
-
-
-def volume_removal_script(volume: str, attempts: int = 60, owner: tuple[str, str] | None = None) -> str:
-    """The one-shot task that removes a local volume of another node than the manager (the
-    database's, on `down --volumes`) through that node's engine socket: retried each second
-    while a container that is going away still uses it; exit 44 when there is no such volume.
-    With `owner` (project, deployment id): exit 45, nothing removed, unless its labels name them."""
-    url = shlex.quote(f"http://engine/volumes/{volume}")
-    labels = sorted(ownership.volume_labels(*owner).items()) if owner else []  # the engine's JSON has no spaces
-    has = "".join(
-        f' && printf %s "$v" | grep -qF {shlex.quote(json.dumps(k) + ":" + json.dumps(v))}' for k, v in labels
-    )
-    check = (
-        f'v=$(curl -s --unix-socket /var/run/docker.sock {url}); case "$v" in *\'"Name":\'*) ;; *) exit {VOLUME_ABSENT};; '
-        f"esac; true{has} || {{ echo 'volume {volume}: not labelled for this deployment' >&2; exit {VOLUME_NOT_OURS}; }}; "
-    )
-    return (
-        (check if owner else "") + f"i=0; while [ $i -lt {attempts} ]; do "
-        f"code=$(curl -s -o /dev/null -w '%{{http_code}}' --unix-socket /var/run/docker.sock -X DELETE {url}); "
-        f'case "$code" in 204) exit {VOLUME_GONE};; 404) exit {VOLUME_ABSENT};; esac; '
-        "i=$((i+1)); sleep 1; done; "
-        f'echo "volume {volume}: HTTP $code" >&2; exit 1'
-    )
 
 
 # -- probes of every replica ----------------------------------------------------------------

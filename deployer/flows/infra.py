@@ -17,15 +17,13 @@ from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
-from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, edge_roll, images, tls
 from deployer.flows import volumes as ownership
-from deployer.flows.cleanup import retire
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear, oneoff_labels
-from deployer.flows.runner import harness_pause
+from deployer.flows.teardown import teardown
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -311,8 +309,6 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
 
     The lock is held until the infrastructure and the volumes are gone: closed in the edge
     before the edge goes (flows/lock.py), so no command can take it in between."""
-    from deployer.core.state import EdgeState
-
     config, engine, say = ctx.config, ctx.engine, ctx.say
     check_owner(ctx)
     if volumes and not typed and (doubts := ownership.doubts(ctx)):
@@ -322,18 +318,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
         raise BackupError(NO_FINAL_DUMP, step="down")
     with held(ctx, "down") as lease:
-        from deployer.flows import agent_call, backups
-
-        agent_call.refuse_a_running_restore(ctx, Step.DOWN)
-        if volumes and backup and db and db.running:
-            say(
-                f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
-            )
-        retire(ctx, EdgeState())  # an empty route state names no release: all go
-        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
-        if lease is not None:
-            lease.close(step="down")
-        harness_pause(Step.DOWN, say)
+        teardown(ctx, lease, final_dump=bool(volumes and backup and db and db.running))
         compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
         for name in (names.edge_network(config.name), names.data_network(config.name)):
             if why := engine.remove_network(name):

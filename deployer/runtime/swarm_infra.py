@@ -28,7 +28,8 @@ from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear
-from deployer.runtime.swarm_release import preflight, registry_auth, release_stacks, retire, wait_tasks
+from deployer.flows.teardown import teardown
+from deployer.runtime.swarm_release import preflight, registry_auth, release_stacks, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
 
@@ -148,23 +149,34 @@ def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
 
 
 def volume_doubts(ctx: Context) -> list[str]:
-    """Before `down --volumes`: the volumes of the manager that cannot be shown to be this
-    deployment's (a database volume on a worker is checked by the task that removes it)."""
-    Swarm(ctx.engine).manager_id()
+    """Before `down --volumes` removes anything: the volumes that cannot be shown to be this
+    deployment's, on the manager and, when the database runs on a worker, its volume there
+    (read by a one-shot task on that node, which changes nothing)."""
+    cluster = Swarm(ctx.engine)
+    manager = cluster.manager_id()
     infra.check_owner(ctx)
-    return ownership.doubts(ctx)
+    found = ownership.doubts(ctx)
+    node, tool = _db_node(ctx, cluster)
+    if node and node != manager:
+        data = names.volume(ctx.config.name, "db-data")
+        owner = (ctx.config.name, ctx.config.deployment)
+        ours = node_task.check_volume(
+            cluster, node, data, image=tool, auth=registry_auth(ctx), step="down", owner=owner
+        )
+        if ours is False:
+            host = {n.id: n.hostname for n in cluster.nodes()}.get(node, node)
+            found.append(f"volume {data} on node {host} carries no label of this deployment")
+    return found
 
 
 def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
     after a final verified dump unless backup=False); the dumps stay. As on one host, the
     lock is held until everything is gone, and volumes not shown to be ours need `typed`."""
-    from deployer.core.state import EdgeState
-
     config, engine, say = ctx.config, ctx.engine, ctx.say
     Swarm(engine).manager_id()
     infra.check_owner(ctx)
-    if volumes and not typed and (doubts := ownership.doubts(ctx)):
+    if volumes and not typed and (doubts := volume_doubts(ctx)):
         raise ownership.refusal(doubts)
     cluster, project = Swarm(engine), config.name
     with held(ctx, "down") as lease:
@@ -172,16 +184,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and not db:
             raise BackupError(infra.NO_FINAL_DUMP, step="down")
-        if volumes and backup:
-            from deployer.flows import backups
-
-            say(
-                f"final dump before the database volume goes: {backups.take(ctx, label='final, before down', step='down')}"
-            )
-        retire(ctx, EdgeState())  # an empty route state names no release: all go
-        clear(ctx, stop_all=True)  # one-offs: a running migration is waited for, the rest stopped
-        if lease is not None:
-            lease.close(step="down")
+        teardown(ctx, lease, final_dump=volumes and backup)
         stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
         for stack in stacks:
             cluster.remove_stack(stack)

@@ -5,8 +5,9 @@ data and the backups across them, the edges' port 8081 closed to an app's task (
 edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch (also
 when the control's own reading of the files met the write first), a volume
 removed on a worker (as `down --volumes` removes the database's), a worker node stopped
-during traffic, and `promote` from this cluster (staging) to a second swarm (production)
-after the version's tag was pushed again with another image.
+during traffic, `promote` from this cluster (staging) to a second swarm (production)
+after the version's tag was pushed again with another image, and last `down`: held off by
+a restore left running, and `--volumes` checking the worker's volume before removing anything.
 
 The CLI runs here and reaches the manager over ssh; the load runs in a container on the
 manager, against the two edge replicas' host-mode ports. The figures of the full scenario
@@ -21,6 +22,7 @@ import time
 
 import pytest
 from swarm_project import PORT, SwarmProject
+from test_guards import wait_for_line
 
 pytestmark = pytest.mark.docker
 
@@ -373,3 +375,61 @@ def test_promote_to_a_second_swarm_releases_stagings_image_not_the_tag_pushed_ag
     finally:
         production.remove()
     print(f"promote to a second swarm, in all: {time.monotonic() - started:.1f}s")
+
+
+def test_down_holds_off_a_left_restore_and_checks_the_workers_volume_before_removing_anything(swarm: SwarmProject):
+    """`down` on a swarm, last of the module. While a restore that a killed `backup restore`
+    left runs in the agent, `down` is refused (exit 1) with everything still serving. Plain
+    `down` keeps the volumes. With an unlabelled database volume on the worker,
+    `down --volumes --yes` is refused (exit 2) before anything is removed, as on one host;
+    typing the project name removes everything, that volume too, and keeps the dumps."""
+    name, worker = swarm.name, swarm.edge_worker.client
+    data = f"{name}-db-data"
+    agent = swarm.manager.client.containers.list(filters={"label": f"com.docker.swarm.service.name={name}-db_backup"})[
+        0
+    ]
+
+    def restores() -> list[str]:
+        agent.reload()
+        execs = [swarm.manager.client.api.exec_inspect(e) for e in agent.attrs.get("ExecIDs") or []]
+        return [e["ID"] for e in execs if e.get("Running") and "restore" in e["ProcessConfig"].get("arguments", [])]
+
+    dump = swarm.ok("backup", "now", "--label", "before-down").stdout.strip().splitlines()[-1]
+    serving = swarm.serving()
+    victim = swarm.popen(
+        {"DEPLOYER_TEST_LEASE": "2", "DEPLOYER_TEST_PAUSE": "restore:15"}, "backup", "restore", dump, "--yes"
+    )
+    wait_for_line(victim, "test pause before restore")
+    victim.kill()
+    victim.wait(timeout=10)
+    assert restores(), "the restore did not go on without its command"
+    time.sleep(2.2)  # the killed holder's lease runs out
+    held_off = swarm.cli("down")
+    assert held_off.returncode == 1, held_off.stdout + held_off.stderr
+    assert f"a restore of {dump} still runs in the backup service" in held_off.stderr, held_off.stderr
+    assert swarm.serving() == serving, "nothing was changed"
+    for _ in range(240):  # bounded: the restore's pause and the restore itself
+        if not restores():
+            break
+        time.sleep(0.5)
+    assert not restores(), "the restore never ended"
+
+    swarm.ok("down")
+    assert not [s for s in swarm.services() if s.startswith(f"{name}-")], swarm.services()
+    assert data in {v.name for v in worker.volumes.list()}, "plain down keeps the database volume"
+    worker.volumes.get(data).remove()
+    worker.volumes.create(data)  # the same name, no label: not shown to be this deployment's
+    swarm.ok("up")
+    before = swarm.services(), {v.name for v in swarm.manager.client.volumes.list()}
+
+    refused(swarm.cli("down", "--volumes", "--yes"), f"volume {data} on node {swarm.edge_worker.name}", "no label")
+    assert (swarm.services(), {v.name for v in swarm.manager.client.volumes.list()}) == before, "nothing removed"
+    assert data in {v.name for v in worker.volumes.list()}
+
+    gone = swarm.typed(name, "down", "--volumes", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "final dump before the database volume goes" in gone.stderr, gone.stderr
+    assert not [s for s in swarm.services() if s.startswith(f"{name}-")], swarm.services()
+    assert data not in {v.name for v in worker.volumes.list()}, "the worker's volume went, once vouched for"
+    left = {v.name for v in swarm.manager.client.volumes.list() if v.name.startswith(f"{name}-")}
+    assert left == {f"{name}-dumps"}, f"only the dumps stay: {left}"

@@ -182,16 +182,27 @@ def test_replica_probe_reports_each_replica_that_did_not_answer():
 
 
 def test_a_volume_of_another_node_is_removed_by_a_retried_delete_on_its_engine_socket():
-    script = stack.volume_removal_script("shop-db-data", attempts=5)
+    from deployer.core import node_volume
+
+    script = node_volume.removal_script("shop-db-data", attempts=5)
     assert "--unix-socket /var/run/docker.sock -X DELETE http://engine/volumes/shop-db-data" in script
     assert "204) exit 0;; 404) exit 44;;" in script, "removed, or no such volume: told apart by the exit code"
     assert "-lt 5 ]" in script and "sleep 1" in script, "retried while a container that is going away uses it"
-    assert stack.VOLUME_ABSENT == 44
+    assert node_volume.ABSENT == 44
     assert "grep" not in script, "without an owner, any volume of that name goes"
-    owned = stack.volume_removal_script("shop-db-data", owner=("shop", "d1"))
+    owned = node_volume.removal_script("shop-db-data", owner=("shop", "d1"))
     check, _, removal = owned.partition("i=0;")
     assert '"deployer.deployment":"d1"' in check and '"deployer.project":"shop"' in check
     assert "exit 45" in check and "-X DELETE" in removal, "checked before anything is removed"
+
+
+def test_the_check_of_another_nodes_volume_removes_nothing_and_tells_ours_absent_and_not_ours_apart():
+    from deployer.core import node_volume
+
+    script = node_volume.check_script("shop-db-data", ("shop", "d1"))
+    assert "DELETE" not in script and "-X" not in script, "a check only reads the volume"
+    assert '"deployer.deployment":"d1"' in script and '"deployer.project":"shop"' in script
+    assert script.endswith("exit 0") and "exit 44" in script and "exit 45" in script
 
 
 def test_a_release_stack_takes_each_services_secrets_from_the_swarm_secrets_made_for_them(make_config):
