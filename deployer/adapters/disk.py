@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deployer.adapters.engine import Engine, _reason, debug
+from deployer.core.steps import Step
 from deployer.errors import EngineError
 
 
@@ -33,7 +34,7 @@ def images(engine: Engine, repository: str) -> list[Image]:
     try:
         found = engine.sdk.api.images(name=repository)
     except Exception as exc:
-        raise EngineError(f"cannot list the images of {repository}: {_reason(exc)}", step="prune") from None
+        raise EngineError(f"cannot list the images of {repository}: {_reason(exc)}", step=Step.PRUNE) from None
     return [
         Image(
             i["Id"],
@@ -50,7 +51,7 @@ def used_image_ids(engine: Engine) -> set[str]:
     try:
         return {c.get("ImageID", "") for c in engine.sdk.api.containers(all=True)}
     except Exception as exc:
-        raise EngineError(f"cannot list the containers: {_reason(exc)}", step="prune") from None
+        raise EngineError(f"cannot list the containers: {_reason(exc)}", step=Step.PRUNE) from None
 
 
 def remove_tag(engine: Engine, ref: str) -> str:
@@ -73,7 +74,7 @@ def prune_dangling(engine: Engine, label: str) -> tuple[int, int]:
     try:
         answer = engine.sdk.api.prune_images(filters={"dangling": True, "label": [label]})
     except Exception as exc:
-        raise EngineError(f"cannot prune dangling images: {_reason(exc)}", step="prune") from None
+        raise EngineError(f"cannot prune dangling images: {_reason(exc)}", step=Step.PRUNE) from None
     deleted = [d for d in answer.get("ImagesDeleted") or [] if d.get("Deleted")]
     return len(deleted), int(answer.get("SpaceReclaimed") or 0)
 
@@ -86,7 +87,7 @@ def usage(engine: Engine, container: str, folder: str) -> Usage:
         f'df -B1 -P {folder} 2>/dev/null | awk \'NR==2 {{print "free", $4; print "total", $2}}\''
     )
     try:
-        result = engine.exec(container, ["sh", "-c", script], step="status")
+        result = engine.exec(container, ["sh", "-c", script], step=Step.STATUS)
     except EngineError:
         return Usage(None, None, None)
     found = {}

@@ -16,6 +16,7 @@ from deployer.core import history as history_rule
 from deployer.core import lockrecord, names, scripts
 from deployer.core import probe as probe_rule
 from deployer.core.state import EdgeState, Pending, Record, parse_dump
+from deployer.core.steps import Step
 from deployer.errors import EdgeError, InputError, LockError, SwitchError
 
 
@@ -51,10 +52,10 @@ class Edge:
         c = self.engine.container(self.container)
         if c is None or not c.running:
             where = f" on {self.engine.host}" if self.engine.host else ""
-            raise EdgeError(f"the edge {self.container} is not running{where} (run `deployer up`)", step="edge")
+            raise EdgeError(f"the edge {self.container} is not running{where} (run `deployer up`)", step=Step.EDGE)
 
     # -- route state ----------------------------------------------------------------------
-    def state(self, *, step: str = "read routes") -> EdgeState:
+    def state(self, *, step: str = Step.READ_ROUTES) -> EdgeState:
         result = self.run(scripts.read_state(), step=step)
         return EdgeState.parse(parse_dump(result.stdout, scripts.SEPARATOR))
 
@@ -108,7 +109,7 @@ class Edge:
         return None if c is None else c.labels.get(names.LABEL_DEPLOYMENT, "")
 
     # -- lock -------------------------------------------------------------------------------
-    def take_lock(self, holder: lockrecord.Holder, lease: int, *, step: str = "lock") -> Taken:
+    def take_lock(self, holder: lockrecord.Holder, lease: int, *, step: str = Step.LOCK) -> Taken:
         """Take the lock and read the route state in one exec."""
         script = scripts.take_lock(holder.to_json(), lease, self.deployment) + "\n" + scripts.read_state()
         result = self._run_owned(script, step=step)
@@ -126,10 +127,10 @@ class Edge:
 
     def renew_lock(self, token: str, lease: int) -> bool:
         """False only when the lock is no longer this token's (another failure: try again)."""
-        return self.run(scripts.renew_lock(token, lease), step="lock").exit_code != scripts.LOCK_LOST
+        return self.run(scripts.renew_lock(token, lease), step=Step.LOCK).exit_code != scripts.LOCK_LOST
 
     def free_lock(self, token: str) -> None:
-        self.run(scripts.free_lock(token), step="unlock")
+        self.run(scripts.free_lock(token), step=Step.UNLOCK)
 
     def close_lock(self, token: str, *, step: str) -> None:
         """Keep the lock this token's until the edge is gone (the end of `down`)."""
@@ -138,14 +139,14 @@ class Edge:
 
     def read_lock(self) -> tuple[int, str] | None:
         """(seconds left of the lease, b64 holder record), or None when the lock is free."""
-        out = self.run(scripts.read_lock(), step="lock").stdout.strip()
+        out = self.run(scripts.read_lock(), step=Step.LOCK).stdout.strip()
         if not out:
             return None
         left, _, record = out.partition(" ")
         return int(left) if left.lstrip("-").isdigit() else 0, record
 
     def break_lock(self) -> bool:
-        return self.run(scripts.break_lock(), step="unlock").stdout.strip() == "removed"
+        return self.run(scripts.break_lock(), step=Step.UNLOCK).stdout.strip() == "removed"
 
     # -- probes -----------------------------------------------------------------------------
     def probe(self, probes: list[probe_rule.Probe], timeout: float, *, step: str) -> list[str]:
@@ -182,17 +183,19 @@ class Edge:
         env = {}
         if os.environ.get("DEPLOYER_TEST_COMMIT_PAUSE"):
             env["DEPLOYER_TEST_COMMIT_PAUSE"] = os.environ["DEPLOYER_TEST_COMMIT_PAUSE"]
-        result = self.run(scripts.commit(colour, verify, history_line, token, timeout), step="switch", env=env)
+        result = self.run(scripts.commit(colour, verify, history_line, token, timeout), step=Step.SWITCH, env=env)
         if result.exit_code == scripts.VERIFY_FAILED:
             raise EdgeError(
                 f"{colour} did not answer through the live route; the previous live colour is back: "
                 + "; ".join(probe_rule.failures(verify, result.stdout)),
-                step="switch",
+                step=Step.SWITCH,
             )
         if result.exit_code == scripts.LOCK_LOST:
-            raise LockError("the lock was taken over while this release ran; live is unchanged", step="switch")
+            raise LockError("the lock was taken over while this release ran; live is unchanged", step=Step.SWITCH)
         if not result.ok or "committed" not in result.stdout:
-            raise EdgeError(f"switching failed in the edge: {(result.stderr or result.stdout).strip()}", step="switch")
+            raise EdgeError(
+                f"switching failed in the edge: {(result.stderr or result.stdout).strip()}", step=Step.SWITCH
+            )
 
     def switch(
         self,
@@ -208,7 +211,7 @@ class Edge:
         script = scripts.switch(
             target, holder.to_json(), holder.token, lease, probes, verify, history_line, timeout, self.deployment
         )
-        result = self._run_owned(script, step="switch")
+        result = self._run_owned(script, step=Step.SWITCH)
         out = result.stdout
         first = out.split("\n", 1)[0]
         stale = first.split(" ", 1)[1] if first.startswith("stale ") else ""
@@ -217,7 +220,7 @@ class Edge:
             _, left, record = (line.split(" ") + ["", ""])[:3]
             raise LockError(
                 f"another command holds the lock: {lockrecord.describe(record)}; its lease runs {left}s more",
-                step="lock",
+                step=Step.LOCK,
             )
         if result.exit_code == scripts.PENDING:
             pending = Pending.parse(out[out.find("colour ") :]) if "colour " in out else None
@@ -226,23 +229,23 @@ class Edge:
                 f"cannot switch to {target}: {what} was being released to it when its process was killed, so "
                 f"{target}'s route state names a release that never passed its checks. Run `deployer lock release` "
                 f"to put {target}'s previous release back (or release again)",
-                step="check",
+                step=Step.CHECK,
             )
         if result.exit_code == scripts.NO_RELEASE:
-            raise SwitchError(f"cannot switch to {target}: it has no release (release to it first)", step="check")
+            raise SwitchError(f"cannot switch to {target}: it has no release (release to it first)", step=Step.CHECK)
         if result.exit_code == scripts.TARGET_UNHEALTHY:
             raise SwitchError(
                 f"cannot switch to {target}: it is not healthy: " + "; ".join(probe_rule.failures(probes, out)),
-                step="check",
+                step=Step.CHECK,
             )
         if result.exit_code == scripts.VERIFY_FAILED:
             raise EdgeError(
                 f"{target} did not answer through the live route; the previous live colour is back: "
                 + "; ".join(probe_rule.failures(verify, out)),
-                step="verify",
+                step=Step.VERIFY,
             )
         if not result.ok:
-            raise EdgeError(f"switch failed in the edge: {(result.stderr or out).strip()}", step="switch")
+            raise EdgeError(f"switch failed in the edge: {(result.stderr or out).strip()}", step=Step.SWITCH)
         lines = out.splitlines()
         already = "already" in lines
         previous = ""
@@ -261,7 +264,7 @@ class Edge:
         self.run(scripts.append_history(line), step=step)
 
     def history(self, last: int = 10) -> list[dict[str, Any]]:
-        out = self.run(scripts.read_history(last), step="read history").stdout
+        out = self.run(scripts.read_history(last), step=Step.READ_HISTORY).stdout
         return history_rule.parse([line for line in out.splitlines() if line.strip()])
 
     # -- site -------------------------------------------------------------------------------
@@ -306,7 +309,7 @@ class Edge:
     # -- metrics ----------------------------------------------------------------------------
     def metrics(self, window: int | None = None) -> str:
         url = f"{probe_rule.PREVIEW}/_deployer/metrics" + (f"?window={int(window)}" if window else "")
-        result = self.run(f"curl -sf --max-time 5 '{url}'", step="metrics")
+        result = self.run(f"curl -sf --max-time 5 '{url}'", step=Step.METRICS)
         return result.stdout if result.ok else ""
 
     def forget_metrics(self, *, step: str) -> list[str]:

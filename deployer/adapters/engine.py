@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 from deployer.adapters.failures import reason as _reason
 from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
 from deployer.core import masking, names
+from deployer.core.steps import Step
 from deployer.errors import EngineError, UnreachableError
 
 
@@ -78,7 +79,7 @@ class Engine:
                 client.api.ping()
             except Exception as exc:  # DockerException, requests' ConnectionError and friends
                 raise UnreachableError(
-                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step="engine"
+                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step=Step.ENGINE
                 ) from None
             self._client = client
         return self._client
@@ -211,7 +212,7 @@ class Engine:
                 except NotFound:
                     continue  # removed since the listing (an old standby being retired)
         except Exception as exc:  # docker.errors.APIError, requests errors
-            raise EngineError(f"cannot list containers on {self.where}: {_reason(exc)}", step="inspect") from None
+            raise EngineError(f"cannot list containers on {self.where}: {_reason(exc)}", step=Step.INSPECT) from None
         if deployment is not None:
             found = [c for c in found if c.labels.get(names.LABEL_DEPLOYMENT, "") == deployment]
         return found
@@ -252,7 +253,7 @@ class Engine:
             pass
         except APIError as exc:  # 409: another remover got there first, or it is not running any more
             if exc.status_code != 409 or (signal is None and "in progress" not in str(exc)):
-                raise EngineError(f"cannot remove {name}: {_reason(exc)}", step="remove") from None
+                raise EngineError(f"cannot remove {name}: {_reason(exc)}", step=Step.REMOVE) from None
 
     def published_port(self, name: str, container_port: int) -> int | None:
         attrs = self.inspect(name) or {}

@@ -19,6 +19,7 @@ from typing import Any
 
 from deployer.adapters.engine import Engine, _reason, debug
 from deployer.core import masking, references
+from deployer.core.steps import Step
 from deployer.errors import EngineError, InputError
 
 CHUNK = 1 << 20
@@ -50,7 +51,7 @@ def labelled(engine: Engine, labels: dict[str, str | None], *, untagged: bool = 
     try:
         found = engine.sdk.api.images(filters=filters)
     except Exception as exc:  # docker.errors.APIError, requests errors
-        raise EngineError(f"cannot list images on {engine.where}: {_reason(exc)}", step="images") from None
+        raise EngineError(f"cannot list images on {engine.where}: {_reason(exc)}", step=Step.IMAGES) from None
     return sorted(found, key=lambda i: i.get("Created") or 0, reverse=True)
 
 

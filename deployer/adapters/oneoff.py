@@ -9,6 +9,7 @@ from typing import Any
 from deployer.adapters.engine import Engine, _reason, debug
 from deployer.adapters.models import Container, ExecResult
 from deployer.core import masking, names, oneoffs
+from deployer.core.steps import Step
 from deployer.errors import EngineError
 
 
@@ -109,7 +110,7 @@ def listing(engine: Engine, project: str) -> list[Container]:
             except NotFound:
                 continue  # its own command removed it since the listing
     except Exception as exc:  # docker.errors.APIError, requests errors
-        raise EngineError(f"cannot list containers on {engine.where}: {_reason(exc)}", step="inspect") from None
+        raise EngineError(f"cannot list containers on {engine.where}: {_reason(exc)}", step=Step.INSPECT) from None
     return found
 
 
@@ -129,7 +130,7 @@ def wait(engine: Engine, name: str, seconds: float) -> int | None:
     except Exception as exc:  # requests' ReadTimeout: it still runs
         if "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower():
             return None
-        raise EngineError(f"cannot wait for {name}: {_reason(exc)}", step="inspect") from None
+        raise EngineError(f"cannot wait for {name}: {_reason(exc)}", step=Step.INSPECT) from None
     return int(outcome.get("StatusCode", -1))
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from deployer.core import names
+from deployer.core.steps import Step
 from deployer.errors import InputError, UnreachableError, one_line
 
 REMOTE_SOCKET = "/var/run/docker.sock"
@@ -141,7 +142,7 @@ class Tunnel:
         except OSError as exc:
             self.close()
             raise UnreachableError(
-                f"cannot reach {self.address.url}: cannot run ssh: {exc.strerror}", step="engine"
+                f"cannot reach {self.address.url}: cannot run ssh: {exc.strerror}", step=Step.ENGINE
             ) from None
         deadline = time.monotonic() + self.connect_timeout + 3
         while time.monotonic() < deadline:
@@ -152,7 +153,7 @@ class Tunnel:
             time.sleep(0.02)
         cause = self._stderr() or "no answer within the connect timeout"
         self.close()
-        raise UnreachableError(f"cannot reach {self.address.url}: {cause}", step="engine")
+        raise UnreachableError(f"cannot reach {self.address.url}: {cause}", step=Step.ENGINE)
 
     def _stderr(self) -> str:
         if self._proc is None or self._proc.stderr is None:

@@ -23,6 +23,7 @@ from deployer.adapters.edge import Edge
 from deployer.adapters.engine import Engine, _reason, debug
 from deployer.core import masking, names
 from deployer.core import stack as stack_rule
+from deployer.core.steps import Step
 from deployer.errors import EdgeError, EngineError, InputError
 
 SERVICE_LABEL = "com.docker.swarm.service.name"
@@ -175,7 +176,7 @@ class Swarm:
             except Exception as exc:
                 if "not found" not in str(exc).lower():
                     raise EngineError(
-                        f"cannot remove {service['Spec']['Name']}: {_reason(exc)}", step="remove"
+                        f"cannot remove {service['Spec']['Name']}: {_reason(exc)}", step=Step.REMOVE
                     ) from None
 
     def stacks(self, project: str) -> dict[str, list[dict[str, Any]]]:

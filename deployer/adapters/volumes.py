@@ -4,6 +4,7 @@ containers that use one."""
 from __future__ import annotations
 
 from deployer.adapters.engine import Engine, _reason, debug
+from deployer.core.steps import Step
 from deployer.errors import EngineError
 
 
@@ -37,7 +38,7 @@ def labels(engine: Engine, name: str) -> dict[str, str] | None:
     except NotFound:
         return None
     except APIError as exc:
-        raise EngineError(f"cannot inspect volume {name}: {_reason(exc)}", step="down") from None
+        raise EngineError(f"cannot inspect volume {name}: {_reason(exc)}", step=Step.DOWN) from None
 
 
 def users(engine: Engine, name: str) -> list[dict[str, str]]:
@@ -45,5 +46,5 @@ def users(engine: Engine, name: str) -> list[dict[str, str]]:
     try:
         found = engine.sdk.api.containers(all=True, filters={"volume": name})
     except Exception as exc:  # docker.errors.APIError, requests errors
-        raise EngineError(f"cannot list the users of volume {name}: {_reason(exc)}", step="down") from None
+        raise EngineError(f"cannot list the users of volume {name}: {_reason(exc)}", step=Step.DOWN) from None
     return [c.get("Labels") or {} for c in found]

@@ -20,6 +20,7 @@ from typing import Any
 from deployer.agent.folder import Folder
 from deployer.core import agentconfig, dumps, masking
 from deployer.core.agentconfig import AgentConfig
+from deployer.core.steps import Step
 from deployer.errors import BackupError
 
 UID = GID = 10001
@@ -55,7 +56,7 @@ def _read_secret(name: str) -> str:
         return ""
     except (OSError, UnicodeDecodeError) as exc:
         raise BackupError(
-            f"cannot read the secret {path.name}: {getattr(exc, 'strerror', None) or exc}", step="start"
+            f"cannot read the secret {path.name}: {getattr(exc, 'strerror', None) or exc}", step=Step.START
         ) from None
 
 
@@ -81,13 +82,13 @@ def prepare(folder: Path) -> list[str]:
     except FileNotFoundError:
         foreign = []
     except OSError as exc:
-        raise BackupError(f"cannot read the dumps folder {folder}: {exc.strerror}", step="start") from None
+        raise BackupError(f"cannot read the dumps folder {folder}: {exc.strerror}", step=Step.START) from None
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise BackupError(
             f"the dumps folder (backup.dir) holds files that are not dumps ({shown}): it must be an empty"
             " folder or the deployer's own; nothing in it was changed",
-            step="start",
+            step=Step.START,
         )
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
@@ -119,7 +120,7 @@ def start() -> tuple[Agent, list[str]]:
     try:
         config = AgentConfig.parse(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
-        raise BackupError(f"cannot read the agent's settings {path}: {exc}", step="start") from None
+        raise BackupError(f"cannot read the agent's settings {path}: {exc}", step=Step.START) from None
     warnings: list[str] = []
     password = webhook = ""
     if os.geteuid() == 0:

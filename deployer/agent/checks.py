@@ -13,6 +13,7 @@ from deployer.agent import postgres
 from deployer.agent.folder import Folder, identity
 from deployer.core import dumps
 from deployer.core.dumpstate import Judged
+from deployer.core.steps import Step
 from deployer.errors import BackupError
 
 CHUNK = 1 << 20
@@ -131,7 +132,7 @@ def rehash(folder: Folder, j: Judged, *, step: str, record: bool) -> bool:
 def newest(folder: Folder, database: str) -> str:
     mine = [j for j in folder.judged(now()) if j.database == database]
     if not mine:
-        raise BackupError(f"there is no dump of {database} yet", step="verify")
+        raise BackupError(f"there is no dump of {database} yet", step=Step.VERIFY)
     return mine[-1].name
 
 
@@ -140,7 +141,7 @@ def record(folder: Folder, name: str, kind: str, ok: bool, detail: str) -> Judge
     j = folder.get(name, now(), recheck=True)
     seen = identity(folder.file(name, "dump"))
     if seen is None or folder.record(name, dumps.check(now(), kind, ok, seen, detail)) is None:
-        raise BackupError(f"{name} is damaged: {j.problem or 'its metadata cannot hold a check'}", step="verify")
+        raise BackupError(f"{name} is damaged: {j.problem or 'its metadata cannot hold a check'}", step=Step.VERIFY)
     return folder.get(name, now())
 
 
@@ -153,6 +154,6 @@ def stream(folder: Folder, name: str, out: BinaryIO) -> None:
                 out.write(chunk)
         out.flush()
     except BrokenPipeError:
-        raise BackupError(f"{name}: the receiver went away", step="fetch") from None
+        raise BackupError(f"{name}: the receiver went away", step=Step.FETCH) from None
     except OSError as exc:
-        raise BackupError(f"{name}: cannot read the dump: {exc.strerror}", step="fetch") from None
+        raise BackupError(f"{name}: cannot read the dump: {exc.strerror}", step=Step.FETCH) from None

@@ -41,6 +41,7 @@ from deployer.agent import boot, health, report
 from deployer.agent.boot import Agent
 from deployer.core import dumps, dumpstate
 from deployer.core.masking import mask
+from deployer.core.steps import Step
 from deployer.errors import DeployerError, InputError
 
 BEAT = 10.0
@@ -93,7 +94,7 @@ def parser() -> Parser:
     sub.add_parser("info", add_help=False).add_argument("name")
     d = sub.add_parser("dump", add_help=False)
     d.add_argument("--label", default="manual")
-    d.add_argument("--step", default="backup")
+    d.add_argument("--step", default=Step.BACKUP.value)
     d.add_argument("--database")
     d.add_argument("--no-verify", action="store_true")
     d.add_argument("--lock-wait-timeout", type=int, default=dumps.LOCK_WAIT)
@@ -235,7 +236,7 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
         return dumpstate.row(j, checks.now())
     if c == "verify":
         name = args.name or checks.newest(agent.folder, agent.config.database)
-        report = checks.full(agent.folder, name, step="verify")
+        report = checks.full(agent.folder, name, step=Step.VERIFY)
         return {
             "name": name,
             "report": report,

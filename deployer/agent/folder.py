@@ -23,6 +23,7 @@ from typing import BinaryIO
 from deployer.core import dumps, dumpstate
 from deployer.core.dumps import Identity, Metadata
 from deployer.core.dumpstate import Found, Judged
+from deployer.core.steps import Step
 from deployer.errors import BackupError, InputError
 
 LOCK = ".deployer.lock"
@@ -88,7 +89,7 @@ class Folder:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise BackupError(f"cannot read the dumps folder {self.path}: {exc.strerror}", step="list") from None
+            raise BackupError(f"cannot read the dumps folder {self.path}: {exc.strerror}", step=Step.LIST) from None
 
     def names(self) -> set[str]:
         """Every dump name any file of the folder uses (complete, damaged, or being written)."""
@@ -181,7 +182,9 @@ class Folder:
         final = self.file(name, "dump")
         with self.lock():
             if final.exists() or self.file(name, "meta").exists():
-                raise BackupError(f"a dump named {name} appeared while it was written: kept the other one", step="dump")
+                raise BackupError(
+                    f"a dump named {name} appeared while it was written: kept the other one", step=Step.DUMP
+                )
             try:
                 self.write_atomic(self.file(name, "sha"), dumps.sha_line(name, meta.sha256))
                 self.write_atomic(self.file(name, "meta"), meta.to_json())

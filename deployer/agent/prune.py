@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from deployer.agent import checks
 from deployer.agent.boot import Agent
 from deployer.core import retention
+from deployer.core.steps import Step
 from deployer.errors import BackupError
 
 
@@ -61,7 +62,7 @@ def plan(agent: Agent, *, step: str, record: bool) -> tuple[Outcome, retention.D
         untrusted.add(newest.name)
 
 
-def prune(agent: Agent, *, dry_run: bool, damaged: bool = False, step: str = "prune", say=lambda m: None) -> Outcome:
+def prune(agent: Agent, *, dry_run: bool, damaged: bool = False, step: str = Step.PRUNE, say=lambda m: None) -> Outcome:
     folder = agent.folder
     cleaned = [] if dry_run else folder.clean()
     out, decision = plan(agent, step=step, record=not dry_run)

@@ -14,6 +14,7 @@ from deployer.agent import checks
 from deployer.agent import dump as dumping
 from deployer.agent.boot import Agent
 from deployer.agent.postgres import Postgres
+from deployer.core.steps import Step
 from deployer.errors import BackupError
 
 
@@ -27,7 +28,7 @@ class Restored:
 
 
 def restore(
-    agent: Agent, name: str, database: str, *, memory: str, step: str = "restore", say=lambda m: None
+    agent: Agent, name: str, database: str, *, memory: str, step: str = Step.RESTORE, say=lambda m: None
 ) -> Restored:
     folder = agent.folder
     j = checks.recorded(folder, name, step)
@@ -41,7 +42,7 @@ def restore(
     safety = None
     if exists:
         safety_dump = dumping.take(
-            agent, label=f"pre-restore safety ({database})", step="safety dump", database=database, say=say
+            agent, label=f"pre-restore safety ({database})", step=Step.SAFETY_DUMP, database=database, say=say
         )
         safety = safety_dump.name
         say(f"safety dump of {database}: {safety}")

@@ -19,6 +19,7 @@ from deployer.agent import dump as dumping
 from deployer.agent.boot import Agent, Stopped, stop_on_signals
 from deployer.core import dumps, dumpstate
 from deployer.core import schedule as timing
+from deployer.core.steps import Step
 from deployer.errors import DeployerError
 
 STEP = "scheduled dump"
@@ -52,12 +53,12 @@ def run_once(agent: Agent) -> None:
         report.failure(agent, step or STEP, message)
         return
     try:
-        prune.prune(agent, dry_run=False, step="scheduled prune", say=report.log)
+        prune.prune(agent, dry_run=False, step=Step.SCHEDULED_PRUNE, say=report.log)
     except Stopped:
         raise
     except BaseException as exc:
         message, step = _describe(exc)
-        report.failure(agent, step or "scheduled prune", message)
+        report.failure(agent, step or Step.SCHEDULED_PRUNE, message)
 
 
 def housekeeping(agent: Agent) -> None:
@@ -79,13 +80,13 @@ def housekeeping(agent: Agent) -> None:
         rest.sort(key=lambda j: j.meta.last_check.at if j.meta and j.meta.last_check else "")
         due.extend(rest[:1])
         for j in due:
-            checks.full(agent.folder, j.name, step="re-verify")
+            checks.full(agent.folder, j.name, step=Step.RE_VERIFY)
             report.log(f"re-verified {j.name}: sha256 and every data block ok")
     except Stopped:
         raise
     except BaseException as exc:
         message, step = _describe(exc)
-        report.failure(agent, step or "re-verify", message)
+        report.failure(agent, step or Step.RE_VERIFY, message)
 
 
 def run(agent: Agent) -> int:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
+from deployer.core.steps import Step
 
 app = typer.Typer(no_args_is_help=True, help="Inspect or break the release lock.")
 
@@ -55,7 +56,7 @@ def release(
             raise LockError(
                 f"the lock is live: held by {describe(record)}, lease runs {left}s more; "
                 "wait for it, or break it with --force if you are sure its holder is gone",
-                step="lock",
+                step=Step.LOCK,
             )
         ctx.edge.break_lock()
         say(f"lock broken; it was held by {describe(record)}")

@@ -32,6 +32,24 @@ class Step(StrEnum):
     RESTORE = "restore"
     FETCH = "fetch"
     STATUS = "status"
+    # the parts of other commands that an error can name
+    DUMP = "dump"
+    HISTORY = "history"
+    INSPECT = "inspect"
+    LIST = "list"
+    MAINTENANCE = "maintenance"
+    METRICS = "metrics"
+    PRUNE = "prune"
+    PUSH = "push"
+    READ_HISTORY = "read history"
+    READ_ROUTES = "read routes"
+    REMOVE = "remove"
+    RE_VERIFY = "re-verify"
+    SAFETY_DUMP = "safety dump"
+    SCHEDULED_PRUNE = "scheduled prune"
+    TLS = "tls"
+    UNLOCK = "unlock"
+    WRITE_FILES = "write files"
 
 
 RELEASE = (

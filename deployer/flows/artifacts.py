@@ -32,6 +32,7 @@ from deployer.adapters import images as moving
 from deployer.adapters import registry as registry_api
 from deployer.adapters.engine import Engine
 from deployer.config import envfile
+from deployer.core.steps import Step
 from deployer.errors import EngineError, InputError
 from deployer.flows import images
 from deployer.flows.context import Context
@@ -177,7 +178,7 @@ def ensure(ctx: Context, version: str, *, build: bool = False, pinned: Pinned | 
             raise EngineError(
                 f"{wrong[0]}'s image on {ctx.engine.where} is {ids[wrong[0]][:19]}, not the "
                 f"{pinned.ids[wrong[0]][:19]} that {pinned.origin} released",
-                step="images",
+                step=Step.IMAGES,
             )
     fields: dict = {"images": ids}
     registry = ctx.config.registry
@@ -233,12 +234,12 @@ def _bring(ctx: Context, version: str, items: list[Item]) -> None:
 def _pull(ctx: Context, item: Item, reference: str, credentials: dict | None) -> None:
     assert ctx.config.registry is not None
     repository = ctx.config.registry.repository(ctx.config.services[item.service].image)
-    got = moving.pull(ctx.engine, reference, credentials, repository=repository, step="images")
+    got = moving.pull(ctx.engine, reference, credentials, repository=repository, step=Step.IMAGES)
     if item.image_id and got != item.image_id:
         raise EngineError(
-            f"{reference} pulled on {ctx.engine.where} is image {got[:19]}, not {item.image_id[:19]}", step="images"
+            f"{reference} pulled on {ctx.engine.where} is image {got[:19]}, not {item.image_id[:19]}", step=Step.IMAGES
         )
-    moving.tag(ctx.engine, got, item.ref, step="images")
+    moving.tag(ctx.engine, got, item.ref, step=Step.IMAGES)
     ctx.say(f"images: {ctx.engine.where} pulled {reference} as {item.ref}")
 
 
@@ -266,7 +267,7 @@ def push(ctx: Context, version: str) -> dict[str, dict[str, str]]:
             credentials = auth(ctx)
             for s in ctx.config.services.values():
                 image_id = here.image_id(s.image_ref(version)) or ""
-                digest = moving.push(here, image_id, registry.repository(s.image), version, credentials, step="push")
+                digest = moving.push(here, image_id, registry.repository(s.image), version, credentials, step=Step.PUSH)
                 ctx.say(f"pushed {s.image_ref(version)} as {digest}")
                 out[s.name] = {"id": image_id, "digest": digest}
         if local is not None:

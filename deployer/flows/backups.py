@@ -82,7 +82,7 @@ def now(ctx: Context, *, label: str, verify: bool = True) -> str:
 
 def listing(ctx: Context) -> dict[str, Any]:
     """{"database", "dumps": [row, ...] oldest first, damaged ones included, "writing": [...]}"""
-    return ask(ctx, "list", step="list")
+    return ask(ctx, "list", step=Step.LIST)
 
 
 def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[str]]:
@@ -209,11 +209,11 @@ def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, An
     pre-release dump is never pruned while it is taken)."""
     args = ["prune"] + (["--dry-run"] if dry_run else []) + (["--damaged"] if damaged else [])
     if dry_run:
-        return ask(ctx, *args, step="prune")
+        return ask(ctx, *args, step=Step.PRUNE)
     from deployer.flows.lock import held
 
     with held(ctx, "backup prune"):
-        return ask(ctx, *args, step="prune")
+        return ask(ctx, *args, step=Step.PRUNE)
 
 
 def summary(ctx: Context) -> dict[str, Any] | None:
@@ -222,7 +222,7 @@ def summary(ctx: Context) -> dict[str, Any] | None:
     schedule's health (overdue, and why), the last error, and the dumps that lost their
     metadata. None when the backup service is not running (status shows that)."""
     try:
-        status = ask(ctx, "status", step="status")
+        status = ask(ctx, "status", step=Step.STATUS)
     except DeployerError:
         return None
     newest = status.get("newest") or {}

@@ -9,6 +9,7 @@ from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_d
 
 from deployer.adapters.engine import Container
 from deployer.core import probe as probe_rule
+from deployer.core.steps import Step
 from deployer.errors import HealthError
 from deployer.flows.context import Context
 from deployer.runtime.base import Healthy
@@ -57,12 +58,12 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
     def attempt() -> None:
         dead = why_dead(ctx, colour, release_id)
         if dead:
-            raise HealthError(f"{colour} cannot become healthy: {dead}", step="health")
+            raise HealthError(f"{colour} cannot become healthy: {dead}", step=Step.HEALTH)
         # One exec probes for up to a second (20 ms, 40 ms, ... up to health_interval apart),
         # then the containers are looked at again: a crash is seen within a second.
         budget = min(STATE_EVERY, max(0.05, t.health_deadline - (time.monotonic() - started)))
         failures, smoked[0] = ctx.edge.poll_then(
-            probes, then, t.request_timeout, budget=budget, interval=t.health_interval, step="health"
+            probes, then, t.request_timeout, budget=budget, interval=t.health_interval, step=Step.HEALTH
         )
         if failures:
             last[:] = failures
@@ -76,7 +77,7 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
                 attempt()
     except RetryError:
         raise HealthError(
-            f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last) or 'no answer'}", step="health"
+            f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last) or 'no answer'}", step=Step.HEALTH
         ) from None
     return Healthy(time.monotonic() - started, smoked[0])
 
@@ -90,10 +91,10 @@ def smoke(ctx: Context, colour: str, release_id: str, failures: list[str] | None
     `failures`: the verdict of the health wait's last exec (None: probe now)."""
     if failures is None:
         failures = ctx.edge.probe(
-            smoke_probes(ctx, colour, release_id), ctx.config.timeouts.request_timeout, step="smoke"
+            smoke_probes(ctx, colour, release_id), ctx.config.timeouts.request_timeout, step=Step.SMOKE
         )
     if failures:
-        raise HealthError("smoke check failed: " + "; ".join(failures), step="smoke")
+        raise HealthError("smoke check failed: " + "; ".join(failures), step=Step.SMOKE)
 
 
 def live_probes(ctx: Context, colour: str, release_id: str = "") -> list[probe_rule.Probe]:

@@ -58,7 +58,7 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
             "`docker compose config --hash` gave no answer, so `deployer up` cannot tell whether compose would "
             "recreate the database container (a PostgreSQL restart under live traffic): nothing was changed. Check "
             "`docker compose version` (compose v2), or run `deployer up --recreate-db`, which takes a verified dump first",
-            step="up",
+            step=Step.UP,
         )
     changed = _changes(ctx, current, data["services"]["db"], known=bool(want), rebuilt=rebuilt)
     if not recreate:
@@ -76,7 +76,7 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
     from deployer.flows import backups
 
     ctx.say(f"database: its {changed} changed: dumping it before it is recreated")
-    name = backups.take(ctx, label="before recreating the database", step="up")
+    name = backups.take(ctx, label="before recreating the database", step=Step.UP)
     ctx.say(f"database: {name} written and verified; recreating the database container")
     return True
 

@@ -36,6 +36,7 @@ from deployer.adapters import compose as compose_adapter
 from deployer.adapters.edge import Edge
 from deployer.adapters.lifecycle import rename, start, stop
 from deployer.core import compose, names, scripts, site
+from deployer.core.steps import Step
 from deployer.core.watch import Marker
 from deployer.errors import ConfigError, EdgeError, EngineError, LockError
 from deployer.flows.context import Context
@@ -95,14 +96,14 @@ def check(ctx: Context, rendered: str) -> None:
             "edge.template",
             f"{why}: the edge could not be replaced beside the running one (docs/zero-downtime.md)",
         )
-    marker = Marker.parse(ctx.edge.state(step="up").watch)
-    now = int(ctx.edge.run("date +%s", step="up").stdout.strip() or 0)
+    marker = Marker.parse(ctx.edge.state(step=Step.UP).watch)
+    now = int(ctx.edge.run("date +%s", step=Step.UP).stdout.strip() or 0)
     if marker and marker.alive(now):
         raise LockError(
             f"the edge must be replaced, but {marker.version} on {marker.colour} is being watched "
             f"({marker.left(now)}s left) on its counters, which a new edge starts at zero: run `deployer up` "
             "again after the verdict (`deployer watch` follows it)",
-            step="up",
+            step=Step.UP,
         )
 
 
@@ -112,13 +113,13 @@ def replace(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, rend
     began = time.monotonic()
     old = engine.container(ctx.edge.container)
     if old is None or not old.running:
-        raise EdgeError(f"the edge {ctx.edge.container} is not running: nothing to replace", step="up")
+        raise EdgeError(f"the edge {ctx.edge.container} is not running: nothing to replace", step=Step.UP)
     old_edge = Edge(engine, config.name, config.deployment, container=old.id)
-    staged = old_edge.stage_site(rendered, step="up")
+    staged = old_edge.stage_site(rendered, step=Step.UP)
     new = None
     try:
         compose_adapter.up(
-            engine, names.infra_project(config.name), data, step="up", secrets=secrets, wait=True,
+            engine, names.infra_project(config.name), data, step=Step.UP, secrets=secrets, wait=True,
             services=["edge"], scales={"edge": 2}, beside=True,
         )  # fmt: skip
         new = _newcomer(ctx, old.id)
@@ -127,11 +128,11 @@ def replace(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, rend
         for c in [new] if new else [c for c in _edges(ctx) if c.id != old.id]:
             engine.stop_and_remove(c.id, 5)
         if staged:
-            old_edge.unstage_site(step="up")
+            old_edge.unstage_site(step=Step.UP)
         raise
     assert new is not None
-    rename(engine, old.id, old.name + OLD, step="up")
-    rename(engine, new.id, ctx.edge.container, step="up")
+    rename(engine, old.id, old.name + OLD, step=Step.UP)
+    rename(engine, new.id, ctx.edge.container, step=Step.UP)
     left = _retire(ctx, Edge(engine, config.name, config.deployment, container=old.id))
     ctx.say(f"edge: replaced with no interruption in {time.monotonic() - began:.1f}s{left}")
 
@@ -149,11 +150,11 @@ def _check_new(ctx: Context, new) -> None:
     """The new edge runs, and its own nginx (not the old one, which shares its ports) answers."""
     if new is None or not new.running:
         logs = ctx.engine.logs(new.id, 20) if new else ""
-        raise EngineError("the new edge did not start; the old one serves on", step="up", logs=logs)
-    if not Edge(ctx.engine, ctx.config.name, container=new.id).run(scripts.ANSWERS, step="up").ok:
+        raise EngineError("the new edge did not start; the old one serves on", step=Step.UP, logs=logs)
+    if not Edge(ctx.engine, ctx.config.name, container=new.id).run(scripts.ANSWERS, step=Step.UP).ok:
         raise EngineError(
             "the new edge's nginx does not answer on its control socket; the old one serves on",
-            step="up",
+            step=Step.UP,
             logs=ctx.engine.logs(new.id, 20),
         )
 
@@ -164,12 +165,12 @@ def _retire(ctx: Context, old: Edge) -> str:
     DRAIN_LIMIT), in execs of at most 20 s."""
     limit = min(ctx.config.edge.keepalive_timeout, DRAIN_LIMIT) + 1
     counts = None
-    if not old.drain(step="up"):
+    if not old.drain(step=Step.UP):
         ctx.say("warning: the old edge could not drain (its site has no /drain): idle keep-alive clients see a close")
     else:
         deadline = time.monotonic() + limit
         while counts is None or (counts[1] and time.monotonic() < deadline):
-            counts = old.drained(min(20.0, max(0.2, deadline - time.monotonic())), step="up") or (0, 0)
+            counts = old.drained(min(20.0, max(0.2, deadline - time.monotonic())), step=Step.UP) or (0, 0)
     ctx.engine.stop_and_remove(old.container, QUIT_GRACE)
     if counts and counts[1]:
         return f" ({counts[1]} idle connection(s) were still open after {limit:g}s and were closed)"
@@ -193,7 +194,7 @@ def settle(ctx: Context) -> None:
         else:
             ctx.engine.stop_and_remove(c.id, 5)
     if keep.name != name:
-        rename(ctx.engine, keep.id, name, step="up")
+        rename(ctx.engine, keep.id, name, step=Step.UP)
     if len(edges) > 1:
         ctx.say("edge: finished the replacement of the edge that an earlier `up` left half done")
 
@@ -205,11 +206,11 @@ def move(ctx: Context, up: Any) -> None:
     refused in between. Should `up()` fail, the old edge starts again."""
     began = time.monotonic()
     ctx.say("edge: moving it onto its ports holder, once: new connections are refused until it is back")
-    stop(ctx.engine, ctx.edge.container, 10, step="up")
+    stop(ctx.engine, ctx.edge.container, 10, step=Step.UP)
     try:
         up()
     except BaseException:
-        if start(ctx.engine, ctx.edge.container, step="up"):
+        if start(ctx.engine, ctx.edge.container, step=Step.UP):
             ctx.say("edge: the move failed; the old edge serves again")
         raise
     ctx.say(f"edge: moved; the public port was closed for {time.monotonic() - began:.1f}s")

@@ -22,6 +22,7 @@ from deployer.adapters.engine import Engine
 from deployer.assets import ROOT as ASSETS
 from deployer.config import Service
 from deployer.core import names, references
+from deployer.core.steps import Step
 from deployer.errors import EngineError, InputError
 from deployer.flows.context import Context
 
@@ -88,7 +89,7 @@ def own_image(
     *,
     base_image: str,
     say: Callable[[str], object] = print,
-    step: str = "up",
+    step: str = Step.UP,
     refresh: bool = False,
 ) -> str:
     """Build `<deployer-name>:<inputs>-<base>` on the engine unless it is there (`refresh`:
@@ -168,7 +169,7 @@ def ids(ctx: Context, version: str) -> dict[str, str]:
     return {s.name: ctx.engine.image_id(s.image_ref(version)) or "" for s in ctx.config.services.values()}
 
 
-def build_service(ctx: Context, service: Service, version: str, *, step: str = "build") -> str:
+def build_service(ctx: Context, service: Service, version: str, *, step: str = Step.BUILD) -> str:
     if service.build is None:
         raise EngineError(
             f"image {service.image_ref(version)} is missing and services.{service.name}.build is not set", step=step
@@ -193,10 +194,10 @@ def ensure_app_images(ctx: Context, version: str, *, build: bool) -> None:
             raise EngineError(
                 f"image {service.image_ref(version)} does not exist{where}: build it (`deployer build {version}`) "
                 + ("on that engine, or move it there" if ctx.engine.remote else "or pass --build"),
-                step="images",
+                step=Step.IMAGES,
             )
         ctx.say(f"building {service.image_ref(version)}")
-        build_service(ctx, service, version, step="images")
+        build_service(ctx, service, version, step=Step.IMAGES)
 
 
 def build_all(ctx: Context, version: str, progress: Callable[[Service], object] | None = None) -> list[str]:

@@ -17,6 +17,7 @@ from deployer.assets import asset
 from deployer.config import envfile
 from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
+from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
 from deployer.flows import dbguard, edge_roll, images, tls
 from deployer.flows import volumes as ownership
@@ -119,7 +120,7 @@ def check_site(ctx: Context, rendered: str, edge_image: str) -> None:
         ctx.engine,
         edge_image,
         ["sh", "-c", script],
-        step="up",
+        step=Step.UP,
         name=f"{ctx.config.name}-site-check-{secrets.token_hex(4)}",
         labels=oneoff_labels(ctx, oneoffs.SITE_CHECK, command="up", timeout=ctx.engine.timeout),
         environment={"SITE": base64.b64encode(rendered.encode()).decode()},
@@ -151,13 +152,13 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         say(f"images: edge, database and backup agent on {engine.where}" + (", without the cache" if refresh else ""))
         base = config.base_image
         if refresh:
-            images.pull_base(engine, base, say, step="up")
+            images.pull_base(engine, base, say, step=Step.UP)
         edge_image = images.own_image(engine, "edge", base_image=base, say=say, refresh=refresh)
         check_site(ctx, rendered, edge_image)
         if config.database.image:
             db_image = config.database.image
             if not engine.image_id(db_image):
-                raise EngineError(f"database image {db_image} does not exist on {engine.where}", step="up")
+                raise EngineError(f"database image {db_image} does not exist on {engine.where}", step=Step.UP)
         else:
             db_image = images.own_image(engine, "db", base_image=base, say=say, refresh=refresh)
         backup_image = images.own_image(engine, "agent", base_image=base, say=say, refresh=refresh)
@@ -175,14 +176,14 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             edge_roll.check(ctx, rendered)  # refuses a site without reuseport, and a running watch
         with_db = dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses, keeps or dumps first
         for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
-            engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step="up")
-        ownership.create(ctx, data, step="up")  # labelled: whose they are (flows/volumes.py)
+            engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step=Step.UP)
+        ownership.create(ctx, data, step=Step.UP)  # labelled: whose they are (flows/volumes.py)
         _converge(ctx, data, secrets, shape=shape, replacing=replacing, with_db=with_db, site=rendered)
-        ctx.edge.mark_deployment(step="up")
-        if ctx.edge.apply_site(rendered, step="up"):
+        ctx.edge.mark_deployment(step=Step.UP)
+        if ctx.edge.apply_site(rendered, step=Step.UP):
             say("edge: site config applied and reloaded")
         if config.edge.tls:  # after the site, whose control socket takes it
-            say(f"edge: certificate installed: {tls.install(ctx, step='up')}")
+            say(f"edge: certificate installed: {tls.install(ctx, step=Step.UP)}")
         adopted = adopt_releases(ctx)
         if adopted:
             say(f"edge: route state rebuilt from the running releases: {', '.join(adopted)}")
@@ -204,7 +205,7 @@ def _converge(
     def compose_up(extra: list[str]) -> None:
         try:
             compose_adapter.up(
-                ctx.engine, project, data, step="up", secrets=secrets, wait=True, services=services + extra
+                ctx.engine, project, data, step=Step.UP, secrets=secrets, wait=True, services=services + extra
             )
         except EngineError as exc:
             raise busy_port_error(ctx, exc) or exc from None
@@ -236,7 +237,7 @@ def busy_port_error(ctx: Context, exc: EngineError) -> EngineError | None:
     return EngineError(
         f"port {port} is already in use on the Docker host ({ctx.engine.where}), by another program or container: "
         f"free it, or set another {key}",
-        step="up",
+        step=Step.UP,
         logs=exc.logs,
         command=exc.command,
         exit_code=exc.status,
@@ -248,7 +249,7 @@ def adopt_releases(ctx: Context) -> list[str]:
     """Write the route state of a colour that has running releases but none in its state
     (an edge from before per-colour route state, or a lost volume): its newest release
     whose every service runs, rebuilt from the containers' labels."""
-    state = ctx.edge.state(step="up")
+    state = ctx.edge.state(step=Step.UP)
     containers = ctx.engine.containers(ctx.config.name, deployment=ctx.config.deployment, role="app")
     adopted = []
     for colour in names.COLOURS:
@@ -282,7 +283,7 @@ def adopt_releases(ctx: Context) -> list[str]:
             if t.service in ctx.config.services and ctx.config.services[t.service].max_in_flight
         )
         record = Record(colour, release_id, group[0].version, targets, routes, inflight)
-        ctx.edge.write_record(colour, record, step="up")
+        ctx.edge.write_record(colour, record, step=Step.UP)
         adopted.append(f"{colour} {group[0].version}")
     return adopted
 
@@ -316,16 +317,16 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
     data, secrets = spec(ctx)
     db = engine.container(names.infra_container(config.name, "db"))
     if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
-        raise BackupError(NO_FINAL_DUMP, step="down")
+        raise BackupError(NO_FINAL_DUMP, step=Step.DOWN)
     with held(ctx, "down") as lease:
         teardown(ctx, lease, final_dump=bool(volumes and backup and db and db.running))
-        compose_adapter.down(engine, names.infra_project(config.name), data, step="down", secrets=secrets)
+        compose_adapter.down(engine, names.infra_project(config.name), data, step=Step.DOWN, secrets=secrets)
         for name in (names.edge_network(config.name), names.data_network(config.name)):
             if why := engine.remove_network(name):
                 say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
         if volumes:
             for what in ownership.REMOVED:
-                engine.remove_volume(names.volume(config.name, what), step="down")
+                engine.remove_volume(names.volume(config.name, what), step=Step.DOWN)
     if volumes:
         kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
         say(f"removed, database volume too; the dumps are kept in {kept}")

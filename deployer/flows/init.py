@@ -16,6 +16,7 @@ from pathlib import Path
 
 from deployer.assets import asset, example_config
 from deployer.config.model import Edge
+from deployer.core.steps import Step
 from deployer.errors import DeployerError, InputError
 
 SUBSTITUTIONS = (
@@ -137,7 +138,9 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
             written.append(Written(path, "wrote"))
     except OSError as exc:  # checked above: a full disk, or a change made meanwhile
         done = ", ".join(str(w.path) for w in written if w.action != "kept") or "nothing"
-        raise DeployerError(f"{path}: {exc.strerror or exc}; written before it: {done}", step="write files") from None
+        raise DeployerError(
+            f"{path}: {exc.strerror or exc}; written before it: {done}", step=Step.WRITE_FILES
+        ) from None
     return written
 
 

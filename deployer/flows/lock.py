@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from deployer.core import lockrecord
 from deployer.core.state import EdgeState
+from deployer.core.steps import Step
 from deployer.flows.context import Context, who
 
 
@@ -72,7 +73,7 @@ class Lease:
                 f"an unfinished release of {p.version} to {p.colour} ({p.release}) was undone: "
                 f"{p.colour} is back to {p.previous.version if p.previous else 'no release'}"
             )
-        self.state = self.edge.state(step="lock")
+        self.state = self.edge.state(step=Step.LOCK)
 
     @property
     def token(self) -> str:

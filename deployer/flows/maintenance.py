@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from deployer.core import history, scripts
 from deployer.core.maintenance import DEFAULT_MESSAGE, Maintenance, check_message, check_retry_after
+from deployer.core.steps import Step
 from deployer.errors import EdgeError
 from deployer.flows import notify
 from deployer.flows.context import Context, now_text, who
@@ -31,7 +32,7 @@ def on(ctx: Context, message: str | None, retry_after: int) -> Maintenance:
 def off(ctx: Context) -> bool:
     """False when maintenance was off already."""
     _ready(ctx)
-    was = ctx.edge.state(step="maintenance").maintenance is not None
+    was = ctx.edge.state(step=Step.MAINTENANCE).maintenance is not None
     _write(ctx, None)
     if was:
         _record(ctx, "off")
@@ -41,7 +42,7 @@ def off(ctx: Context) -> bool:
 
 def current(ctx: Context) -> Maintenance | None:
     ctx.edge.require()
-    return Maintenance.parse(ctx.edge.state(step="maintenance").maintenance)
+    return Maintenance.parse(ctx.edge.state(step=Step.MAINTENANCE).maintenance)
 
 
 def _ready(ctx: Context) -> None:
@@ -52,15 +53,15 @@ def _ready(ctx: Context) -> None:
 
 
 def _write(ctx: Context, content: str | None) -> None:
-    result = ctx.edge.run(scripts.write_state("maintenance", content), step="maintenance")
+    result = ctx.edge.run(scripts.write_state("maintenance", content), step=Step.MAINTENANCE)
     if not result.ok:
         raise EdgeError(
-            f"could not write the maintenance state: {(result.stdout + result.stderr).strip()}", step="maintenance"
+            f"could not write the maintenance state: {(result.stdout + result.stderr).strip()}", step=Step.MAINTENANCE
         )
 
 
 def _record(ctx: Context, state: str, **fields) -> None:
     ctx.edge.append_history(
         history.entry("maintenance", when=now_text(), by=who(), outcome=history.OK, state=state, **fields),
-        step="maintenance",
+        step=Step.MAINTENANCE,
     )

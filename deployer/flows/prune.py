@@ -24,6 +24,7 @@ from deployer.adapters import disk
 from deployer.core import names
 from deployer.core.durations import bytes_text
 from deployer.core.state import EdgeState
+from deployer.core.steps import Step
 from deployer.core.watch import Marker
 from deployer.errors import DeployerError
 from deployer.flows.context import Context
@@ -84,7 +85,7 @@ def prune(ctx: Context, *, dry_run: bool = False, keep: int | None = None, state
     keep = keep or config.disk.keep_versions
     if state is None:
         edge = engine.container(ctx.edge.container)
-        state = ctx.edge.state(step="prune") if edge is not None and edge.running else None
+        state = ctx.edge.state(step=Step.PRUNE) if edge is not None and edge.running else None
     protected, used = protected_versions(state), disk.used_image_ids(engine)
     result = Pruned()
     for s in config.services.values():
@@ -101,7 +102,7 @@ def prune(ctx: Context, *, dry_run: bool = False, keep: int | None = None, state
         result.dangling, result.reclaimed = disk.prune_dangling(engine, f"{names.LABEL_PROJECT}={config.name}")
     if not dry_run and state is not None:
         try:
-            result.forgotten = ctx.edge.forget_metrics(step="prune")
+            result.forgotten = ctx.edge.forget_metrics(step=Step.PRUNE)
         except DeployerError as exc:
             result.problems.append(f"the edge's metrics of gone releases: {exc}")
     return result

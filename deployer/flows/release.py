@@ -289,7 +289,7 @@ def _failed(ctx: Context, run: Run, exc: BaseException, a: Attempt) -> None:
         **a.fields(),
     )
     try:
-        ctx.edge.append_history(line, step="history")
+        ctx.edge.append_history(line, step=Step.HISTORY)
     except BaseException:  # the edge itself may be what failed
         if not isinstance(exc, EdgeError):  # when it is, the error says so already
             ctx.say("warning: the failure could not be recorded in the history")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from deployer.config import edge as edge_config
 from deployer.config.reader import Reader
 from deployer.core import edgelayout, tls
+from deployer.core.steps import Step
 from deployer.errors import ConfigError, EdgeError
 from deployer.flows.context import Context, host_folder
 
@@ -51,7 +52,7 @@ def reload(ctx: Context) -> str:
     edge_config.check_pair(Reader({}, ctx.config.path), settings.cert, settings.key)
     refuse_out_of_date(ctx)
     ctx.edge.require()
-    about = install(ctx, step="tls")
+    about = install(ctx, step=Step.TLS)
     if ctx.edge.published_port(edgelayout.HTTPS_PORT) is None:
         ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
     return about

@@ -59,11 +59,11 @@ class ComposeRuntime:
     def explain(self, colour: str, exc: Exception) -> None:
         """Name the services that failed, and why, from the edge and the engine."""
         ctx = self.ctx
-        state = ctx.edge.state(step="check")
+        state = ctx.edge.state(step=Step.CHECK)
         record = state.record(colour)
         if record is None:
             return
-        answer = ctx.edge.run(f"curl -s --max-time 5 {probe_rule.health_url(colour)}", step="check").stdout
+        answer = ctx.edge.run(f"curl -s --max-time 5 {probe_rule.health_url(colour)}", step=Step.CHECK).stdout
         codes = dict(line.split(" ", 1) for line in answer.splitlines() if line.count(" ") == 1)
         containers = {c.service: c for c in self.containers(colour, record.release)}
         problems = []

@@ -22,6 +22,7 @@ from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
+from deployer.core.steps import Step
 from deployer.errors import BackupError, EngineError, InputError
 from deployer.flows import images, infra
 from deployer.flows import volumes as ownership
@@ -44,10 +45,10 @@ def own_image(ctx: Context, name: str) -> tuple[str, str]:
     digest = cluster.digest(target, auth)
     if digest is None:
         ctx.say(f"pushing {target}")
-        cluster.push(local, target, auth=auth, step="up")
+        cluster.push(local, target, auth=auth, step=Step.UP)
         digest = cluster.digest(target, auth)
         if digest is None:
-            raise EngineError(f"{target} was pushed, but the registry does not show it", step="up")
+            raise EngineError(f"{target} was pushed, but the registry does not show it", step=Step.UP)
     return local, f"{target}@{digest}"
 
 
@@ -56,7 +57,7 @@ def _sync_token(cluster: Swarm, project: str) -> str:
     found = cluster.api.secrets(filters={"label": [f"{names.LABEL_PROJECT}={project}", "deployer.secret=sync"]})
     if found:
         return found[0]["Spec"]["Name"]
-    return cluster.ensure_secret(project, "sync", f"{SYNC_HEADER}: {random.token_hex(24)}\n", step="up")
+    return cluster.ensure_secret(project, "sync", f"{SYNC_HEADER}: {random.token_hex(24)}\n", step=Step.UP)
 
 
 def up(ctx: Context, *, refresh: bool = False) -> None:
@@ -74,8 +75,8 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
     with held(ctx, "up"):
         clear(ctx, wait_for=())  # one-offs that killed commands left and that ended
         labels = {names.LABEL_PROJECT: project}
-        cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step="up")
-        cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step="up")
+        cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step=Step.UP)
+        cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step=Step.UP)
         say(f"images: edge, database and backup agent, from {engine.where} to {config.registry.url}")  # type: ignore[union-attr]
         edge_local, edge_image = own_image(ctx, "edge")
         infra.check_site(ctx, rendered, edge_local)
@@ -85,15 +86,15 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
         db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
         agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres")).render()
         secrets = {
-            "db_password": cluster.ensure_secret(project, "db-password", values[infra.SECRET_DB_PASSWORD], step="up")
+            "db_password": cluster.ensure_secret(project, "db-password", values[infra.SECRET_DB_PASSWORD], step=Step.UP)
         }
         if values[infra.SECRET_WEBHOOK]:
-            secrets["webhook"] = cluster.ensure_secret(project, "webhook", values[infra.SECRET_WEBHOOK], step="up")
-        agent_config = cluster.ensure_config(project, "agent", agent, step="up")
+            secrets["webhook"] = cluster.ensure_secret(project, "webhook", values[infra.SECRET_WEBHOOK], step=Step.UP)
+        agent_config = cluster.ensure_config(project, "agent", agent, step=Step.UP)
         db = stack_rule.database(config, data, manager_id=manager, secrets=secrets, configs={"agent": agent_config})
-        cluster.deploy(stack_rule.db_stack(project), db, step="up")
+        cluster.deploy(stack_rule.db_stack(project), db, step=Step.UP)
         configs = {
-            what: cluster.ensure_config(project, what, content, step="up")
+            what: cluster.ensure_config(project, what, content, step=Step.UP)
             for what, content in (
                 ("site", rendered),
                 ("sync-control", stack_rule.sync_conf(project, "control")),
@@ -104,7 +105,7 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
         edge = stack_rule.infra(
             config, edge_image=edge_image, manager_id=manager, configs=configs, secrets={"sync": token}
         )
-        cluster.deploy(stack_rule.infra_stack(project), edge, step="up")
+        cluster.deploy(stack_rule.infra_stack(project), edge, step=Step.UP)
         infra_stack, db_stack = stack_rule.infra_stack(project), stack_rule.db_stack(project)
         replicas = {
             stack_rule.service_name(infra_stack, "control"): 1,
@@ -112,11 +113,11 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
             stack_rule.service_name(db_stack, "db"): 1,
             stack_rule.service_name(db_stack, "backup"): 1,
         }
-        wait_tasks(ctx, replicas, deadline=180, step="up")
+        wait_tasks(ctx, replicas, deadline=180, step=Step.UP)
         ctx.edge.refresh()  # type: ignore[attr-defined]
         ctx.edge.require()
-        ctx.edge.mark_deployment(step="up")
-        if ctx.edge.apply_site(rendered, step="up"):
+        ctx.edge.mark_deployment(step=Step.UP)
+        if ctx.edge.apply_site(rendered, step=Step.UP):
             say("edge: site config applied to control and reloaded")
         cluster.prune_objects(project, keep=set())  # configs and secrets no service uses any more
     nodes = {n.id: n.hostname for n in cluster.nodes()}
@@ -143,7 +144,7 @@ def _db_node(ctx: Context, cluster: Swarm) -> tuple[str, str]:
         raise EngineError(
             f"the database volume is on another node than {ctx.engine.where}, and removing it there needs the "
             "edge's image, which no control service names: run `deployer up`, then `deployer down --volumes`",
-            step="down",
+            step=Step.DOWN,
         )
     return node, image
 
@@ -161,7 +162,7 @@ def volume_doubts(ctx: Context) -> list[str]:
         data = names.volume(ctx.config.name, "db-data")
         owner = (ctx.config.name, ctx.config.deployment)
         ours = node_task.check_volume(
-            cluster, node, data, image=tool, auth=registry_auth(ctx), step="down", owner=owner
+            cluster, node, data, image=tool, auth=registry_auth(ctx), step=Step.DOWN, owner=owner
         )
         if ours is False:
             host = {n.id: n.hostname for n in cluster.nodes()}.get(node, node)
@@ -183,7 +184,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and not db:
-            raise BackupError(infra.NO_FINAL_DUMP, step="down")
+            raise BackupError(infra.NO_FINAL_DUMP, step=Step.DOWN)
         teardown(ctx, lease, final_dump=volumes and backup)
         stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
         for stack in stacks:
@@ -200,22 +201,22 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
 
 def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str, *, typed: bool) -> None:
     config, engine, project = ctx.config, ctx.engine, ctx.config.name
-    engine.remove_volume(names.volume(project, "edge-state"), step="down")
+    engine.remove_volume(names.volume(project, "edge-state"), step=Step.DOWN)
     data, manager = names.volume(project, "db-data"), cluster.manager_id()
     if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
         raise EngineError(
             f"everything else was removed, but not the database volume {data}: its node is unknown (no database "
             f"task, and swarm.db_constraints match no single ready node); remove it there: docker volume rm {data}",
-            step="down",
+            step=Step.DOWN,
         )
     if db_node in ("", manager):
-        engine.remove_volume(data, step="down")
+        engine.remove_volume(data, step=Step.DOWN)
         where = engine.where
     else:  # the database's node is a worker: a one-shot task there removes it
         host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)
         owner = None if typed else (project, config.deployment)
         removed = node_task.remove_volume(
-            cluster, db_node, data, image=tool, auth=registry_auth(ctx), step="down", owner=owner
+            cluster, db_node, data, image=tool, auth=registry_auth(ctx), step=Step.DOWN, owner=owner
         )
         if not removed:
             ctx.say(f"the database volume {data} was not on {host}")

@@ -211,7 +211,7 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
                 return time.monotonic() - started
         if left <= 0:
             raise HealthError(
-                f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last)}", step="health"
+                f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last)}", step=Step.HEALTH
             )
         time.sleep(min(t.health_interval, 0.5))
 
