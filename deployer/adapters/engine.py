@@ -1,13 +1,10 @@
-"""The engine adapter: the one place that talks to Docker.
-
-Engine API calls go through the docker SDK (one client per command, created on first
-use); compose goes through python-on-whales, pointed at the same engine. Every failure
-becomes an EngineError carrying what was run, its exit code and its stderr, masked of
-secrets. With DEPLOYER_DEBUG=1 each call is printed (masked) on stderr.
-
-The engine is the local one (DOCKER_HOST or the default socket) or, with `engine.host =
-"ssh://..."` or DOCKER_HOST=ssh://..., a remote one reached through one ssh tunnel.
-"""
+"""The engine adapter: the one place that talks to Docker. Engine API calls go through the
+docker SDK (one client per command, created on first use); compose goes through
+python-on-whales, pointed at the same engine. Every failure becomes an EngineError carrying
+what was run, its exit code and its stderr, masked of secrets. With DEPLOYER_DEBUG=1 each
+call is printed (masked) on stderr. The engine is the local one (DOCKER_HOST or the default
+socket) or, with `engine.host = "ssh://..."` or DOCKER_HOST=ssh://..., a remote one reached
+through one ssh tunnel; waits on it are adapters/polling.py's."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ from typing import Any, BinaryIO
 
 from deployer.adapters.failures import reason as _reason
 from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
+from deployer.adapters.polling import until
 from deployer.core import masking, names
 from deployer.core.steps import Step
 from deployer.errors import EngineError, UnreachableError
@@ -141,14 +139,13 @@ class Engine:
             raise EngineError(f"{doing} {argv[0]} in {container}: {_reason(exc)}", step=step, command=argv[0]) from None
 
     def _wait_exec(self, exec_id: str, *, limit: float) -> int:
-        deadline = time.monotonic() + limit
-        while True:
+        def code() -> list[int]:  # [] while it runs
             info = self.sdk.api.exec_inspect(exec_id)
-            if not info.get("Running") and info.get("ExitCode") is not None:
-                return int(info["ExitCode"])
-            if time.monotonic() > deadline:
-                return -1
-            time.sleep(0.02)
+            done = not info.get("Running") and info.get("ExitCode") is not None
+            return [int(info["ExitCode"])] if done else []
+
+        # The exec's output ended; its exit code comes a moment later, and only when asked for.
+        return (until(code, seconds=limit, every=0.02) or [-1])[0]
 
     def exec_stream(
         self,
@@ -315,22 +312,28 @@ class Engine:
         removed container for a moment, so a refusal is retried for `wait` seconds first."""
         from docker.errors import NotFound
 
-        for _ in range(max(1, round(wait / 0.25))):
+        why = [""]
+
+        def removed() -> bool:
             try:
                 self.sdk.api.remove_network(name)
-                return ""
             except NotFound:
-                return ""
+                pass
             except Exception as exc:  # in use, for now or by someone else's container
-                why = _reason(exc)
-                time.sleep(0.25)
+                why[0] = _reason(exc)
+                return False
+            return True
+
+        # A removed container's endpoint leaves the network a moment after it, unannounced.
+        if until(removed, seconds=wait, every=0.25):
+            return ""
         try:
             users = sorted(
                 c.get("Name", "?") for c in (self.sdk.api.inspect_network(name).get("Containers") or {}).values()
             )
         except Exception:
-            return why
-        return f"still used by {', '.join(users)}" if users else why
+            return why[0]
+        return f"still used by {', '.join(users)}" if users else why[0]
 
     def volume_exists(self, name: str) -> bool:
         return any(v.name == name for v in self.sdk.volumes.list(filters={"name": name}))

@@ -11,9 +11,9 @@ and its service is removed whatever happens.
 from __future__ import annotations
 
 import secrets as random
-import time
 
 from deployer.adapters.engine import _reason, debug
+from deployer.adapters.polling import until
 from deployer.adapters.swarm import Swarm
 from deployer.core import node_volume
 from deployer.errors import EngineError, InputError
@@ -76,18 +76,24 @@ def _run(
     except Exception as exc:
         raise EngineError(f"cannot {what} the volume {volume} on its node: {_reason(exc)}", step=step) from None
     try:
-        deadline, why = time.monotonic() + limit, "it did not finish in time (is the node down?)"
-        while time.monotonic() < deadline:
+
+        def ended() -> tuple[int | None, str] | None:
+            """(its exit code, '') once it ended as the script tells; (None, why) when it failed."""
             for t in cluster.tasks(name):
                 status = t.get("Status") or {}
                 code = (status.get("ContainerStatus") or {}).get("ExitCode")
                 if status.get("State") == "complete":
-                    return 0
+                    return 0, ""
                 if status.get("State") == "failed" and code in (node_volume.ABSENT, node_volume.NOT_OURS):
-                    return code
+                    return code, ""
                 if status.get("State") in ("failed", "rejected"):
-                    why, deadline = status.get("Err") or f"exit {code}", 0
-            time.sleep(0.5)
+                    return None, status.get("Err") or f"exit {code}"
+            return None
+
+        # The task's end reaches no client as an event: the manager's task list is read again.
+        code, why = until(ended, seconds=limit, every=0.5) or (None, "it did not finish in time (is the node down?)")
+        if code is not None:
+            return code
         logs = cluster.logs(name, 5)
         raise EngineError(
             f"the volume {volume} on node {node_id} could not be {'checked' if what == 'check' else 'removed'}: "

@@ -20,10 +20,10 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from deployer.adapters.polling import until
 from deployer.core import names
 from deployer.core.steps import Step
 from deployer.errors import InputError, UnreachableError, one_line
@@ -144,13 +144,14 @@ class Tunnel:
             raise UnreachableError(
                 f"cannot reach {self.address.url}: cannot run ssh: {exc.strerror}", step=Step.ENGINE
             ) from None
-        deadline = time.monotonic() + self.connect_timeout + 3
-        while time.monotonic() < deadline:
-            if os.path.exists(local) and _accepts(local):
-                return local
-            if self._proc.poll() is not None:
-                break
-            time.sleep(0.02)
+        proc = self._proc
+
+        def answered() -> bool:  # the forwarded socket accepts, or ssh gave up
+            return (os.path.exists(local) and _accepts(local)) or proc.poll() is not None
+
+        # ssh says nothing when the forward is up: the socket is tried until it accepts.
+        if until(answered, seconds=self.connect_timeout + 3, every=0.02) and proc.poll() is None:
+            return local
         cause = self._stderr() or "no answer within the connect timeout"
         self.close()
         raise UnreachableError(f"cannot reach {self.address.url}: {cause}", step=Step.ENGINE)

@@ -21,6 +21,7 @@ from typing import Any
 
 from deployer.adapters.edge import Edge
 from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.polling import until
 from deployer.core import masking, names
 from deployer.core import stack as stack_rule
 from deployer.core.steps import Step
@@ -90,15 +91,16 @@ class Swarm:
 
     def remove_network(self, name: str, *, wait: float = 30) -> None:
         """Remove a network once no task uses it any more (bounded)."""
-        deadline = time.monotonic() + wait
-        while True:
+
+        def removed() -> bool:
             try:
                 self.api.remove_network(name)
-                return
+                return True
             except Exception as exc:
-                if "not found" in str(exc).lower() or time.monotonic() > deadline:
-                    return
-                time.sleep(0.5)
+                return "not found" in str(exc).lower()
+
+        # A removed service's tasks leave the network one by one; no event tells the last.
+        until(removed, seconds=wait, every=0.5)
 
     def ensure_secret(self, project: str, what: str, value: str, *, step: str) -> str:
         """A swarm secret holding `value`, reused while the value is the same (a salted digest
@@ -197,16 +199,17 @@ class Swarm:
     def wait_gone(self, stacks: list[str], *, limit: float = 60) -> None:
         """Until no task of these stacks runs any more, and this node holds none of their
         containers (their volumes are free then); bounded."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
+
+        def gone() -> bool:
             left = []
             for stack in stacks:
                 label = {"label": f"{STACK_LABEL}={stack}"}
                 left += [t for t in self.api.tasks(filters=label) if (t.get("Status") or {}).get("State") in LIVE]
                 left += self.api.containers(all=True, filters=label)
-            if not left:
-                return
-            time.sleep(0.5)
+            return not left
+
+        # `docker stack rm` returns at once; the tasks and containers stop after it, unannounced.
+        until(gone, seconds=limit, every=0.5)
 
     def logs(self, service: str, lines: int = 20) -> str:
         try:

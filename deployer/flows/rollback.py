@@ -30,22 +30,22 @@ class Verdict:
 def roll_back(ctx: Context, marker: Marker, verdict: Judgement, over: str) -> None:
     """Switch back to the warm standby, put the colour's previous release back, record,
     notify, and raise (exit 1)."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
     from deployer.flows.switch import switch
 
     reasons = "; ".join(verdict.reasons)
     ctx.say(f"watch: {marker.version} breached over {over}: {reasons} ({verdict.text()}); switching back")
     began, problem, switched = time.monotonic(), "", False
-    for _ in range(10):  # the lock may be held for a moment (a status of the lock, an `up`)
-        try:
-            switch(ctx, marker.previous, announce=False)
-            switched = True
-            break
-        except LockError as exc:
-            problem = str(exc)
-            time.sleep(1)
-        except DeployerError as exc:
-            problem = str(exc)
-            break
+    # The lock may be held for a moment (a status of the lock, an `up`): asked again each second.
+    again = Retrying(
+        retry=retry_if_exception_type(LockError), stop=stop_after_delay(10), wait=wait_fixed(1), reraise=True
+    )
+    try:
+        again(switch, ctx, marker.previous, announce=False)
+        switched = True
+    except DeployerError as exc:
+        problem = str(exc)
     seconds = round(time.monotonic() - began, 2)
     if switched:
         ctx.say(f"watch: switched back: {marker.previous} ({marker.previous_version}) is live again ({seconds}s)")

@@ -11,11 +11,11 @@ one-offs (flows/oneoffs.py) once it has ended or outlived LIFETIME.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from deployer.adapters import oneoff
+from deployer.adapters.polling import until
 from deployer.core import dumps, names, oneoffs
 from deployer.core.sql import TABLE_COUNTS
 from deployer.errors import BackupError
@@ -93,15 +93,16 @@ def server(ctx: Context, *, agent: str, step: str, deadline: float = 90) -> Iter
 
 
 def _wait_ready(ctx: Context, name: str, deadline: float, step: str) -> None:
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
+    def ready() -> bool:
         c = ctx.engine.container(name)
         if c is None or not c.running:
             raise BackupError(f"the scratch database {name} stopped: {ctx.engine.logs(name, 10)}", step=step)
         # TCP: the server that initialises the cluster listens on its socket only
-        if ctx.engine.exec(name, ["pg_isready", "-q", "-h", "127.0.0.1", "-U", USER], step=step).ok:
-            return
-        time.sleep(0.3)
+        return ctx.engine.exec(name, ["pg_isready", "-q", "-h", "127.0.0.1", "-U", USER], step=step).ok
+
+    # PostgreSQL says nothing when it starts to accept connections: pg_isready is asked.
+    if until(ready, seconds=deadline, every=0.3):
+        return
     raise BackupError(f"the scratch database {name} was not ready after {deadline:.0f}s", step=step)
 
 

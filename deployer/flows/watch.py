@@ -18,6 +18,7 @@ import os
 import time
 from typing import Any
 
+from deployer.adapters.polling import until
 from deployer.core import probe as probe_rule
 from deployer.core import scripts
 from deployer.core.durations import seconds_text
@@ -303,11 +304,13 @@ def _last(ctx: Context, release: str = "") -> dict[str, Any] | None:
 def _ended(ctx: Context, marker: Marker, *, wait: bool = False) -> Verdict:
     """The watch is over: its verdict, as the watching process recorded it (`wait`: for the
     marker to go first, bounded, while that process judges the end of the window)."""
-    for _ in range(120 if wait else 0):
+
+    def gone() -> bool:
         mine = Marker.parse(ctx.edge.state(step=Step.WATCH).watch)
-        if mine is None or mine.release != marker.release:
-            break
-        time.sleep(1)
+        return mine is None or mine.release != marker.release
+
+    if wait:  # the watching process removes the marker when it has judged: the route state is read again
+        until(gone, seconds=120, every=1)
     entry = _last(ctx, marker.release)
     if entry is None:
         return Verdict("stopped", f"the watch of {marker.version} ended without a recorded verdict")

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from deployer.adapters import images as moving
+from deployer.adapters.polling import until
 from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import digests, names, references
@@ -155,9 +156,12 @@ def wait_tasks(ctx: Context, services: dict[str, int], *, deadline: float, step:
     """Until every service has its replicas running; HealthError at once when a task failed,
     and at the deadline. Returns each service's running tasks."""
     cluster = Swarm(ctx.engine)
-    end = time.monotonic() + deadline
-    while True:
-        found, waiting = {}, []
+    found: dict[str, list] = {}
+    waiting: list[str] = []
+
+    def running() -> bool:
+        found.clear()
+        waiting.clear()
         for service, replicas in services.items():
             tasks, fatal, wait = task_state(cluster, service, replicas)
             if fatal:
@@ -165,11 +169,12 @@ def wait_tasks(ctx: Context, services: dict[str, int], *, deadline: float, step:
             if wait:
                 waiting.append(wait)
             found[service] = tasks
-        if not waiting:
-            return found
-        if time.monotonic() > end:
-            raise HealthError(f"not running after {deadline:g}s: {'; '.join(waiting)}", step=step)
-        time.sleep(0.3)
+        return not waiting
+
+    # Swarm schedules, pulls and starts each task on its own; the manager's task list is read again.
+    if until(running, seconds=deadline, every=0.3):
+        return found
+    raise HealthError(f"not running after {deadline:g}s: {'; '.join(waiting)}", step=step)
 
 
 def addresses(task: dict[str, Any], network: str) -> list[str]:
@@ -200,20 +205,22 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
         probe_rule.Probe(probe_rule.health_url(colour, s, release_id), colour, release_id) for s in config.services
     ]
     last: list[str] = []
-    while True:
+
+    def healthy() -> bool:
         left = t.health_deadline - (time.monotonic() - started)
         out = ctx.edge.run(stack_rule.replica_probe_script(targets, t.request_timeout), step=Step.HEALTH).stdout
-        last = stack_rule.replica_failures(targets, out)
+        last[:] = stack_rule.replica_failures(targets, out)
         if not last:
-            last = ctx.edge.poll(probes, t.request_timeout, budget=max(0.05, min(1.0, left)),
-                                 interval=t.health_interval, step=Step.HEALTH)  # fmt: skip
-            if not last:
-                return time.monotonic() - started
-        if left <= 0:
-            raise HealthError(
-                f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last)}", step=Step.HEALTH
-            )
-        time.sleep(min(t.health_interval, 0.5))
+            last[:] = ctx.edge.poll(probes, t.request_timeout, budget=max(0.05, min(1.0, left)),
+                                    interval=t.health_interval, step=Step.HEALTH)  # fmt: skip
+        return not last
+
+    # Every replica is asked in turn: a task's health check reaches the manager late, and says
+    # nothing of the edge's route to it.
+    left = t.health_deadline - (time.monotonic() - started)
+    if until(healthy, seconds=left, every=min(t.health_interval, 0.5)):
+        return time.monotonic() - started
+    raise HealthError(f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last)}", step=Step.HEALTH)
 
 
 # -- removing releases ----------------------------------------------------------------------
