@@ -8,6 +8,11 @@ message names the step that failed.
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
+
+# The engine the command's last engine call went to (adapters/engine.py sets it on each call),
+# so an EngineError names its host wherever it is raised.
+ENGINE_HOST: ContextVar[str] = ContextVar("engine_host", default="")
 
 BAD_INPUT = 2
 FAILED = 1
@@ -66,8 +71,10 @@ class EngineError(DeployerError):
         command: str = "",
         exit_code: int | None = None,
         stderr: str = "",
+        host: str | None = None,
     ) -> None:
         super().__init__(message, step=step, logs=logs)
+        self.host = ENGINE_HOST.get() if host is None else host
         self.command = command
         self.status = exit_code
         self.stderr = stderr

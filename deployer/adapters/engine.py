@@ -20,7 +20,7 @@ from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
 from deployer.adapters.polling import until
 from deployer.core import masking, names
 from deployer.core.steps import Step
-from deployer.errors import EngineError, UnreachableError
+from deployer.errors import ENGINE_HOST, EngineError, UnreachableError
 
 
 def debug(what: str) -> None:
@@ -50,7 +50,6 @@ class Engine:
     def remote(self) -> bool:
         return bool(self.host and self.host.startswith("ssh://"))
 
-    # -- connection -------------------------------------------------------------------------
     def base_url(self) -> str | None:
         """The URL both the SDK and compose use (None: the SDK's and the CLI's defaults)."""
         if self._base_url is None and self.remote:
@@ -64,6 +63,7 @@ class Engine:
 
     @property
     def sdk(self) -> Any:
+        ENGINE_HOST.set(self.where)  # an EngineError raised after this call names this engine
         if self._client is None:
             import docker
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from deployer.core import masking
@@ -23,5 +24,22 @@ def lost(exc: BaseException, step: str | None = None) -> EngineError | None:
 
 
 def reason(exc: Any) -> str:
+    """The engine's own words for a failed call, and the Engine API call it answered
+    (`POST /containers/create`) when the exception carries the request."""
     text = getattr(exc, "explanation", None) or str(exc)
-    return masking.mask(str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__)
+    said = str(text).strip().splitlines()[-1] if str(text).strip() else type(exc).__name__
+    call = api_call(exc)
+    return masking.mask(f"{said} ({call})" if call and call not in said else said)
+
+
+def api_call(exc: Any) -> str:
+    """`METHOD /path` of the Engine API request an SDK exception answers, without the API
+    version and the query (filters may name anything); '' when it carries none."""
+    from urllib.parse import urlsplit
+
+    request = getattr(getattr(exc, "response", None), "request", None)
+    method, url = getattr(request, "method", None), getattr(request, "url", None)
+    if not method or not url:
+        return ""
+    path = re.sub(r"^/v[0-9.]+(?=/)", "", urlsplit(str(url)).path)
+    return f"{method} {path}"

@@ -65,6 +65,15 @@ def _terminate_like_interrupt() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
+def headline(exc: DeployerError) -> str:
+    """`ERROR (EngineError in step 'up', on ssh://host): ...`: an engine's failure names the
+    engine it happened on, unless its message does already."""
+    step = f" in step '{exc.step}'" if exc.step else ""
+    host = getattr(exc, "host", "")
+    on = f", on {host}" if host and host not in str(exc) else ""
+    return f"ERROR ({type(exc).__name__}{step}{on}): {exc}"
+
+
 def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command: our errors become one line and an exit code."""
 
@@ -74,8 +83,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except DeployerError as exc:
-            step = f" in step '{exc.step}'" if exc.step else ""
-            error(one_line(f"ERROR ({type(exc).__name__}{step}): {exc}"))
+            error(one_line(headline(exc)))
             if exc.logs:
                 error(f"--- last lines ---\n{exc.logs}")
             if os.environ.get("DEPLOYER_TRACEBACK"):
