@@ -335,16 +335,16 @@ class Engine:
             return why[0]
         return f"still used by {', '.join(users)}" if users else why[0]
 
-    def volume_exists(self, name: str) -> bool:
-        return any(v.name == name for v in self.sdk.volumes.list(filters={"name": name}))
+    def version(self) -> str:
+        """The engine's version (`docker version`'s Server.Version)."""
+        return self.sdk.version().get("Version", "")
 
-    def remove_volume(self, name: str, *, step: str) -> bool:
-        from docker.errors import APIError, NotFound
-
+    def memory_in_use(self, name: str) -> int | None:
+        """Bytes a running container uses, less the page cache it could drop; None when the
+        engine cannot say (gone, or no stats)."""
         try:
-            self.sdk.volumes.get(name).remove(force=True)
-        except NotFound:
-            return False
-        except APIError as exc:
-            raise EngineError(f"cannot remove volume {name}: {_reason(exc)}", step=step) from None
-        return True
+            stats = (self.sdk.api.stats(name, stream=False, one_shot=True) or {}).get("memory_stats") or {}
+        except Exception:  # gone, or stats unsupported
+            return None
+        usage = stats.get("usage")
+        return usage - (stats.get("stats") or {}).get("inactive_file", 0) if usage else None

@@ -1,5 +1,5 @@
-"""Volumes on the engine: created labelled (whose they are), their labels read back, and the
-containers that use one."""
+"""Volumes on the engine: created labelled (whose they are), their labels read back, the
+containers that use one, and their removal."""
 
 from __future__ import annotations
 
@@ -48,3 +48,21 @@ def users(engine: Engine, name: str) -> list[dict[str, str]]:
     except Exception as exc:  # docker.errors.APIError, requests errors
         raise EngineError(f"cannot list the users of volume {name}: {_reason(exc)}", step=Step.DOWN) from None
     return [c.get("Labels") or {} for c in found]
+
+
+def exists(engine: Engine, name: str) -> bool:
+    return any(v.name == name for v in engine.sdk.volumes.list(filters={"name": name}))
+
+
+def remove(engine: Engine, name: str, *, step: str) -> bool:
+    """Remove a volume; False when there is none. The engine refuses one a container uses."""
+    from docker.errors import APIError, NotFound
+
+    debug(f"remove volume {name}")
+    try:
+        engine.sdk.volumes.get(name).remove(force=True)
+    except NotFound:
+        return False
+    except APIError as exc:
+        raise EngineError(f"cannot remove volume {name}: {_reason(exc)}", step=step) from None
+    return True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
+from deployer.adapters import volumes as volumes_adapter
 from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
@@ -316,7 +317,12 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
         raise ownership.refusal(doubts)
     data, secrets = spec(ctx)
     db = engine.container(names.infra_container(config.name, "db"))
-    if volumes and backup and not (db and db.running) and engine.volume_exists(names.volume(config.name, "db-data")):
+    if (
+        volumes
+        and backup
+        and not (db and db.running)
+        and volumes_adapter.exists(engine, names.volume(config.name, "db-data"))
+    ):
         raise BackupError(NO_FINAL_DUMP, step=Step.DOWN)
     with held(ctx, "down") as lease:
         teardown(ctx, lease, final_dump=bool(volumes and backup and db and db.running))
@@ -326,7 +332,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
                 say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
         if volumes:
             for what in ownership.REMOVED:
-                engine.remove_volume(names.volume(config.name, what), step=Step.DOWN)
+                volumes_adapter.remove(engine, names.volume(config.name, what), step=Step.DOWN)
     if volumes:
         kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
         say(f"removed, database volume too; the dumps are kept in {kept}")

@@ -22,7 +22,7 @@ class ComposeObserved:
         self.edge_up = bool(edge and edge.running)
         self.backup_running = bool(backup and backup.running)
         self.images = {role: c.image_id for role, c in self._infra.items()}
-        self.engine_versions = {engine.where: engine.sdk.version().get("Version", "")}
+        self.engine_versions = {engine.where: engine.version()}
         self.extra: dict[str, Any] = {}
         self._ports = (
             {
@@ -57,17 +57,8 @@ class ComposeObserved:
 
 def _memory(ctx: Context, containers: list) -> dict[str, int]:
     """Memory in use per running container, in bytes (one-shot stats, in parallel)."""
-
-    def one(name: str) -> tuple[str, int | None]:
-        try:
-            stats = ctx.engine.sdk.api.stats(name, stream=False, one_shot=True)
-            usage = (stats.get("memory_stats") or {}).get("usage")
-            cache = ((stats.get("memory_stats") or {}).get("stats") or {}).get("inactive_file", 0)
-            return name, (usage - cache) if usage else None
-        except Exception:  # gone, or stats unsupported
-            return name, None
-
     if not containers:
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
-        return {k: v for k, v in pool.map(lambda c: one(c.name), containers) if v is not None}
+        used = pool.map(lambda c: (c.name, ctx.engine.memory_in_use(c.name)), containers)
+        return {name: n for name, n in used if n is not None}

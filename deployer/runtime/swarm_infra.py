@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets as random
 
 from deployer.adapters import node_task
+from deployer.adapters import volumes as volumes_adapter
 from deployer.adapters.swarm import Swarm
 from deployer.config import envfile
 from deployer.core import agentconfig, names
@@ -201,7 +202,7 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
 
 def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str, *, typed: bool) -> None:
     config, engine, project = ctx.config, ctx.engine, ctx.config.name
-    engine.remove_volume(names.volume(project, "edge-state"), step=Step.DOWN)
+    volumes_adapter.remove(engine, names.volume(project, "edge-state"), step=Step.DOWN)
     data, manager = names.volume(project, "db-data"), cluster.manager_id()
     if not db_node and config.swarm.db_constraints:  # type: ignore[union-attr]
         raise EngineError(
@@ -210,7 +211,7 @@ def _remove_volumes(ctx: Context, cluster: Swarm, db_node: str, tool: str, *, ty
             step=Step.DOWN,
         )
     if db_node in ("", manager):
-        engine.remove_volume(data, step=Step.DOWN)
+        volumes_adapter.remove(engine, data, step=Step.DOWN)
         where = engine.where
     else:  # the database's node is a worker: a one-shot task there removes it
         host = {n.id: n.hostname for n in cluster.nodes()}.get(db_node, db_node)

@@ -33,7 +33,7 @@ class SwarmObserved:
         self.backup_running = cluster.local_container(agent) is not None  # the agent's task on this manager
         self.images = _images(ctx, {k: v for k, v in self._parts.items() if k != "control"})
         self.engine_versions = {n.hostname: n.engine_version for n in found}
-        self.engine_versions[ctx.engine.where] = ctx.engine.sdk.version().get("Version", "")
+        self.engine_versions[ctx.engine.where] = ctx.engine.version()
         self.extra: dict[str, Any] = {"mode": "swarm", "nodes": sorted(self._nodes.values())}
         self._public_port = config.edge.public_port
 

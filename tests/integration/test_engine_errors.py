@@ -11,6 +11,7 @@ pytestmark = pytest.mark.docker
 
 
 def test_a_refused_engine_call_names_the_api_call_and_the_engine(docker_client):
+    from deployer.adapters import volumes
     from deployer.adapters.engine import Engine
     from deployer.cli.common import headline
     from deployer.config.model import DEFAULT_BASE_IMAGE
@@ -22,7 +23,7 @@ def test_a_refused_engine_call_names_the_api_call_and_the_engine(docker_client):
     engine = Engine()
     try:
         with pytest.raises(EngineError) as caught:
-            engine.remove_volume(name, step="down")
+            volumes.remove(engine, name, step="down")
         message = str(caught.value)
         assert f"cannot remove volume {name}" in message and "in use" in message, message
         assert f"(DELETE /volumes/{name})" in message, message

@@ -85,6 +85,19 @@ def test_only_the_runtime_reads_the_mode():
     assert readers == []
 
 
+def test_only_the_adapters_reach_the_engine():
+    """The docker SDK, its client (`engine.sdk`) and python-on-whales are the adapters' alone:
+    a flow, the runtime or a command asks an adapter, which names the call when it fails."""
+    reaching = [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for folder in ("flows", "runtime", "cli", "core", "config", "agent")
+        for path in (PACKAGE / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.sdk\b|^\s*(import docker|from docker\b|import python_on_whales|from python_on_whales)", line)
+    ]
+    assert reaching == []
+
+
 def test_no_import_loop():
     graph = {m: {i for i in imports if i in modules() and i != m} for m, imports in modules().items()}
     seen: dict[str, int] = {}
