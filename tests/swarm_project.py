@@ -183,8 +183,9 @@ class SwarmProject:
         placement: str = "",
         extra: str = "",
         file: str = "deployer.toml",
+        database: str = "",
     ) -> None:
-        """`placement`: the backend's placement constraints, as TOML."""
+        """`placement`: the backend's placement constraints, as TOML; `database`: one more line of [database]."""
         swarm = swarm or 'edge_replicas = 2\nedge_constraints = ["node.labels.deployer.edge == true"]\n' + (
             'db_constraints = ["node.labels.deployer.db == true"]\n' if self.db_on_worker else ""
         )
@@ -222,6 +223,7 @@ class SwarmProject:
                 expose_colour = true
                 [database]
                 env_file = "db.env"
+                {database.strip()}
                 [timeouts]
                 health_deadline = 120
                 [smoke]

@@ -92,7 +92,7 @@ class SwarmRuntime:
     def up(self, *, recreate_db: bool = False, refresh: bool = False) -> None:
         from deployer.runtime import swarm_infra
 
-        swarm_infra.up(self.ctx, refresh=refresh)
+        swarm_infra.up(self.ctx, recreate_db=recreate_db, refresh=refresh)
 
     def volume_doubts(self) -> list[str]:
         from deployer.runtime import swarm_infra

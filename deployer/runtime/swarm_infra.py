@@ -31,6 +31,7 @@ from deployer.flows.context import Context
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear
 from deployer.flows.teardown import teardown
+from deployer.runtime import swarm_dbguard
 from deployer.runtime.swarm_release import preflight, registry_auth, release_stacks, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
@@ -61,7 +62,7 @@ def _sync_token(cluster: Swarm, project: str) -> str:
     return cluster.ensure_secret(project, "sync", f"{SYNC_HEADER}: {random.token_hex(24)}\n", step=Step.UP)
 
 
-def up(ctx: Context, *, refresh: bool = False) -> None:
+def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> None:
     config, engine, say = ctx.config, ctx.engine, ctx.say
     if refresh:
         raise InputError(
@@ -93,6 +94,7 @@ def up(ctx: Context, *, refresh: bool = False) -> None:
             secrets["webhook"] = cluster.ensure_secret(project, "webhook", values[infra.SECRET_WEBHOOK], step=Step.UP)
         agent_config = cluster.ensure_config(project, "agent", agent, step=Step.UP)
         db = stack_rule.database(config, data, manager_id=manager, secrets=secrets, configs={"agent": agent_config})
+        db = swarm_dbguard.settle(ctx, cluster, db, recreate=recreate_db)  # exit 2 before a restart nobody asked for
         cluster.deploy(stack_rule.db_stack(project), db, step=Step.UP)
         configs = {
             what: cluster.ensure_config(project, what, content, step=Step.UP)

@@ -377,6 +377,42 @@ def test_promote_to_a_second_swarm_releases_stagings_image_not_the_tag_pushed_ag
     print(f"promote to a second swarm, in all: {time.monotonic() - started:.1f}s")
 
 
+def test_up_keeps_the_database_running_unless_recreate_db_is_given(swarm: SwarmProject):
+    """A setting of the database changed in the config: `up` refuses (exit 2) and the database
+    keeps its task, as on one host; `up --recreate-db` takes a verified dump first, then swarm
+    replaces the task, and the data is still there; `up` again leaves it alone."""
+    service = f"{swarm.name}-db_db"
+
+    def task() -> set[str]:
+        return {t["ID"] for t in swarm.tasks(service)}
+
+    def query(sql: str) -> str:
+        for _ in range(60):  # bounded: a new task runs before PostgreSQL accepts connections
+            try:
+                return swarm.psql(sql)
+            except AssertionError:
+                time.sleep(1)
+        return swarm.psql(sql)
+
+    query("CREATE TABLE IF NOT EXISTS recreate_kept (v text); INSERT INTO recreate_kept VALUES ('before-recreate')")
+    before = task()
+    swarm.write_config(database='memory = "768m"')
+    try:
+        refused(swarm.cli("up"), "would make swarm replace the database's task", "settings changed", "--recreate-db")
+        assert task() == before, "the database kept its task"
+        recreated = swarm.ok("up", "--recreate-db")
+        assert "dumping it before swarm replaces its task" in recreated.stderr, recreated.stderr
+        assert task() != before, "swarm replaced the database's task"
+        assert "before-recreate" in query("SELECT v FROM recreate_kept")
+        dumps = json.loads(swarm.ok("backup", "list", "--json").stdout)
+        assert any(d.get("label") == "before recreating the database" and d["ok"] for d in dumps), dumps
+        after = task()
+        swarm.ok("up")
+        assert task() == after, "nothing changed since: the database is left alone"
+    finally:
+        swarm.write_config()
+
+
 def test_down_holds_off_a_left_restore_and_checks_the_workers_volume_before_removing_anything(swarm: SwarmProject):
     """`down` on a swarm, last of the module. While a restore that a killed `backup restore`
     left runs in the agent, `down` is refused (exit 1) with everything still serving. Plain
