@@ -24,7 +24,7 @@ from deployer.config import envfile
 from deployer.core import agentconfig, names
 from deployer.core import stack as stack_rule
 from deployer.core.steps import Step
-from deployer.errors import BackupError, EngineError, InputError
+from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
@@ -37,14 +37,15 @@ from deployer.runtime.swarm_release import preflight, registry_auth, release_sta
 SYNC_HEADER = "X-Deployer-Sync-Token"
 
 
-def own_image(ctx: Context, name: str) -> tuple[str, str]:
-    """(tag on the manager, pinned reference in the registry) of one of the deployer's images."""
-    local = images.own_image(ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say)
+def own_image(ctx: Context, name: str, *, refresh: bool = False) -> tuple[str, str]:
+    """(tag on the manager, pinned reference in the registry) of one of the deployer's images;
+    `refresh`: built again without the cache, and pushed over the registry's tag."""
+    local = images.own_image(ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say, refresh=refresh)
     registry = ctx.config.registry
     assert registry is not None
     target = f"{registry.url}/{local}"
     cluster, auth = Swarm(ctx.engine), registry_auth(ctx)
-    digest = cluster.digest(target, auth)
+    digest = None if refresh else cluster.digest(target, auth)
     if digest is None:
         ctx.say(f"pushing {target}")
         cluster.push(local, target, auth=auth, step=Step.UP)
@@ -64,12 +65,6 @@ def _sync_token(cluster: Swarm, project: str) -> str:
 
 def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> None:
     config, engine, say = ctx.config, ctx.engine, ctx.say
-    if refresh:
-        raise InputError(
-            "up --refresh-images: not in swarm mode: swarm replaces each node's edge replica stop-first (its ports "
-            "are published in host mode), which drops that node's connections. Pull the newer base image on "
-            f"{engine.where} and run `deployer up`: the images are rebuilt on it (docs/scale-out.md)"
-        )
     manager = preflight(ctx)
     rendered = infra.render_site(ctx)
     infra.check_owner(ctx)
@@ -79,11 +74,14 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         labels = {names.LABEL_PROJECT: project}
         cluster.ensure_overlay(names.edge_network(project), internal=False, labels=labels, step=Step.UP)
         cluster.ensure_overlay(names.data_network(project), internal=True, labels=labels, step=Step.UP)
-        say(f"images: edge, database and backup agent, from {engine.where} to {config.registry.url}")  # type: ignore[union-attr]
-        edge_local, edge_image = own_image(ctx, "edge")
+        without = ", without the cache" if refresh else ""
+        say(f"images: edge, database and backup agent, from {engine.where} to {config.registry.url}{without}")  # type: ignore[union-attr]
+        if refresh:
+            images.pull_base(engine, config.base_image, say, step=Step.UP)
+        edge_local, edge_image = own_image(ctx, "edge", refresh=refresh)
         infra.check_site(ctx, rendered, edge_local)
-        db_image = config.database.image or own_image(ctx, "db")[1]
-        backup_image = own_image(ctx, "agent")[1]
+        db_image = config.database.image or own_image(ctx, "db", refresh=refresh)[1]
+        backup_image = own_image(ctx, "agent", refresh=refresh)[1]
         data, values = infra.spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
         db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
         agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres")).render()

@@ -377,6 +377,39 @@ def test_promote_to_a_second_swarm_releases_stagings_image_not_the_tag_pushed_ag
     print(f"promote to a second swarm, in all: {time.monotonic() - started:.1f}s")
 
 
+def test_refresh_images_rebuilds_rolls_the_edge_and_keeps_the_database(swarm: SwarmProject):
+    """`up --refresh-images` on a swarm: the deployer's images are built again without the cache
+    on the manager (given its base image, as `docker pull` would) and pushed over their tags;
+    swarm rolls the control, the agent and the edge replicas (one node at a time), and the
+    database keeps its task and its image: a newer build of the same files waits for
+    `--recreate-db` (the next test moves it)."""
+    from deployer.config.model import DEFAULT_BASE_IMAGE
+
+    name = swarm.name
+    parts = ("infra_edge", "infra_control", "db_backup", "db_db")
+
+    def images() -> dict[str, str]:
+        specs = {p: swarm.manager.client.api.inspect_service(f"{name}-{p}")["Spec"] for p in parts}
+        return {p: spec["TaskTemplate"]["ContainerSpec"]["Image"] for p, spec in specs.items()}
+
+    before, db_task = images(), {t["ID"] for t in swarm.tasks(f"{name}-db_db")}
+    live = swarm.serving()
+    swarm.manager.load_image(DEFAULT_BASE_IMAGE)
+    t = time.monotonic()
+    result = swarm.cli("up", "--refresh-images", timeout=1200)
+    took = time.monotonic() - t
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "without the cache" in result.stderr and "rebuilding" in result.stderr, result.stderr
+    assert "database: keeps running its image" in result.stderr, result.stderr
+    after = images()
+    for part in ("infra_edge", "infra_control", "db_backup"):
+        old, new = before[part].partition("@"), after[part].partition("@")
+        assert old[0] == new[0] and old[2] != new[2], (part, before[part], after[part])  # same tag, another build
+    assert after["db_db"] == before["db_db"] and {t["ID"] for t in swarm.tasks(f"{name}-db_db")} == db_task
+    assert swarm.serving() == live, "every edge replica, on its new image, serves the same release"
+    print(f"up --refresh-images on the swarm: {took:.1f}s")
+
+
 def test_up_keeps_the_database_running_unless_recreate_db_is_given(swarm: SwarmProject):
     """A setting of the database changed in the config: `up` refuses (exit 2) and the database
     keeps its task, as on one host; `up --recreate-db` takes a verified dump first, then swarm
