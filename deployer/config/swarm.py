@@ -75,8 +75,12 @@ def read(
     r.table("swarm", required=False)
     if registry is None:
         raise r.error("registry", 'required with [engine] mode = "swarm": the nodes pull every image from it')
-    if edge.tls is not None:
-        raise r.error("edge.tls", 'not supported with [engine] mode = "swarm" yet (terminate TLS in front of the edge)')
+    if edge.acme_webroot is not None:
+        raise r.error(
+            "edge.acme_webroot",
+            "a folder of one Docker host, which a swarm's edge replicas on other nodes do not have: with [engine] mode = "
+            '"swarm", renew the certificate where its challenge is served and run `deployer edge reload`',
+        )
     return Swarm(
         edge_replicas=r.integer("swarm.edge_replicas", default=Swarm.edge_replicas, low=1, high=MAX_REPLICAS),
         edge_constraints=constraints(r, "swarm.edge_constraints"),

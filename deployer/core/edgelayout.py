@@ -28,5 +28,6 @@ PREVIEW_PORT = 8081  # the preview and admin server: published on the host's 127
 # Swarm mode: how the control edge and the public replicas find each other (lua/deployer/sync.lua).
 SYNC_CONF = "/etc/deployer/sync.conf"
 SYNC_TOKEN = "/run/secrets/deployer_sync"
+TLS_SECRET = "deployer_tls"  # a public replica's certificate and key: /run/secrets/<this> (lua/deployer/tls.lua)
 
 MOUNT = f"edge-state:{HOME}"  # the volume's mount, in compose files and swarm stacks

@@ -210,7 +210,8 @@ def infra(
     secrets: dict[str, str],
 ) -> dict[str, Any]:
     """The control service and the public edge replicas (stack <name>-infra). `configs` and
-    `secrets` are the swarm objects created for: site, sync-control, sync-replica; sync."""
+    `secrets` are the swarm objects created for: site, sync-control, sync-replica; sync, and
+    tls (the certificate and its key) with [edge.tls]."""
     project, swarm = config.name, config.swarm
 
     def labels(role: str) -> dict[str, str]:
@@ -230,6 +231,11 @@ def infra(
     public = [
         {"target": edgelayout.PUBLIC_PORT, "published": config.edge.public_port, "protocol": "tcp", "mode": "host"}
     ]
+    if config.edge.tls:  # its certificate: a secret each replica's nginx reads at start (lua/deployer/tls.lua)
+        public.append(
+            {"target": edgelayout.HTTPS_PORT, "published": config.edge.tls.port, "protocol": "tcp", "mode": "host"}
+        )
+        token = [*token, {"source": "tls", "target": edgelayout.TLS_SECRET, "mode": 0o400}]
     edge = {
         "image": edge_image,
         "ports": public,

@@ -7,7 +7,6 @@ from __future__ import annotations
 from deployer.config import edge as edge_config
 from deployer.config.reader import Reader
 from deployer.core import edgelayout, tls
-from deployer.core.steps import Step
 from deployer.errors import ConfigError, EdgeError
 from deployer.flows.context import Context, host_folder
 
@@ -22,19 +21,26 @@ def install(ctx: Context, *, step: str) -> str:
     next handshake on. Returns what the edge says of the certificate. Its dates are checked
     again first (the file may have changed since the config was loaded), and a certificate
     that expires within 14 days is said as a warning."""
-    settings = ctx.config.edge.tls
-    assert settings is not None
-    soon = edge_config.check_dates(Reader({}, ctx.config.path), settings.cert)
-    if soon:
-        ctx.say(f"warning: {soon}")
-    pem = tls.bundle(settings.cert.read_text(encoding="ascii"), settings.key.read_text(encoding="ascii"))
-    gen = tls.generation(pem)
-    ctx.engine.put_files(ctx.edge.container, edgelayout.HOME, {tls.incoming(gen): pem}, step=step)
+    pem_bytes = pem(ctx)
+    gen = tls.generation(pem_bytes)
+    ctx.engine.put_files(ctx.edge.container, edgelayout.HOME, {tls.incoming(gen): pem_bytes}, step=step)
     result = ctx.edge.run(tls.install(gen), step=step)
     out = (result.stdout + result.stderr).strip()
     if not result.ok:
         raise EdgeError(f"the edge refused the certificate; it keeps the one it had: {out}", step=step)
     return out.split("\n", 1)[-1].strip() or "installed"
+
+
+def pem(ctx: Context) -> bytes:
+    """The certificate chain and its key of [edge.tls], as one PEM; its dates are checked
+    again first (the file may have changed since the config was loaded), and one that
+    expires within 14 days is said as a warning."""
+    settings = ctx.config.edge.tls
+    assert settings is not None
+    soon = edge_config.check_dates(Reader({}, ctx.config.path), settings.cert)
+    if soon:
+        ctx.say(f"warning: {soon}")
+    return tls.bundle(settings.cert.read_text(encoding="ascii"), settings.key.read_text(encoding="ascii"))
 
 
 def refuse_out_of_date(ctx: Context) -> None:
@@ -52,7 +58,4 @@ def reload(ctx: Context) -> str:
     edge_config.check_pair(Reader({}, ctx.config.path), settings.cert, settings.key)
     refuse_out_of_date(ctx)
     ctx.edge.require()
-    about = install(ctx, step=Step.TLS)
-    if ctx.edge.published_port(edgelayout.HTTPS_PORT) is None:
-        ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
-    return about
+    return ctx.runtime.install_certificate()

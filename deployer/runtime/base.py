@@ -107,6 +107,11 @@ class Runtime(Protocol):
         """`deployer up`: the networks, the edge, the database and the backup service."""
         ...
 
+    def install_certificate(self) -> str:
+        """`deployer edge reload`: the certificate of [edge.tls] to every edge that serves
+        HTTPS; returns what to say of it."""
+        ...
+
     def volume_doubts(self) -> list[str]:
         """Before `down --volumes`: the volumes not shown to be this deployment's."""
         ...

@@ -99,6 +99,15 @@ class ComposeRuntime:
 
         infra.up(self.ctx, recreate_db=recreate_db, refresh=refresh)
 
+    def install_certificate(self) -> str:
+        from deployer.core import edgelayout
+        from deployer.flows import tls
+
+        about = tls.install(self.ctx, step=Step.TLS)  # the next handshake presents it: no reload
+        if self.ctx.edge.published_port(edgelayout.HTTPS_PORT) is None:
+            self.ctx.say("warning: the edge has no HTTPS port yet: run `deployer up` to open it")
+        return about
+
     def volume_doubts(self) -> list[str]:
         from deployer.flows import infra
 

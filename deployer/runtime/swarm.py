@@ -94,6 +94,12 @@ class SwarmRuntime:
 
         swarm_infra.up(self.ctx, recreate_db=recreate_db, refresh=refresh)
 
+    def install_certificate(self) -> str:
+        from deployer.runtime import swarm_infra
+
+        swarm_infra.up(self.ctx)  # a new certificate is a new secret: swarm rolls the replicas to it
+        return "every edge replica presents it (a changed certificate replaced them one node at a time)"
+
     def volume_doubts(self) -> list[str]:
         from deployer.runtime import swarm_infra
 

@@ -26,6 +26,7 @@ from deployer.core import stack as stack_rule
 from deployer.core.steps import Step
 from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
+from deployer.flows import tls as flows_tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
 from deployer.flows.lock import held
@@ -66,6 +67,7 @@ def _sync_token(cluster: Swarm, project: str) -> str:
 def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> None:
     config, engine, say = ctx.config, ctx.engine, ctx.say
     manager = preflight(ctx)
+    flows_tls.refuse_out_of_date(ctx)
     rendered = infra.render_site(ctx)
     infra.check_owner(ctx)
     cluster, project = Swarm(engine), config.name
@@ -102,11 +104,17 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
                 ("sync-replica", stack_rule.sync_conf(project, "replica")),
             )
         }
-        token = _sync_token(cluster, project)
+        edge_secrets = {"sync": _sync_token(cluster, project)}
+        if config.edge.tls:  # every public replica reads it at start: a new one rolls them
+            edge_secrets["tls"] = cluster.ensure_secret(
+                project, "tls", flows_tls.pem(ctx).decode("ascii"), step=Step.UP
+            )
         edge = stack_rule.infra(
-            config, edge_image=edge_image, manager_id=manager, configs=configs, secrets={"sync": token}
+            config, edge_image=edge_image, manager_id=manager, configs=configs, secrets=edge_secrets
         )
         cluster.deploy(stack_rule.infra_stack(project), edge, step=Step.UP)
+        if "tls" in edge_secrets:
+            say(f"edge: certificate in the swarm secret {edge_secrets['tls']}, read by each edge replica as it starts")
         infra_stack, db_stack = stack_rule.infra_stack(project), stack_rule.db_stack(project)
         replicas = {
             stack_rule.service_name(infra_stack, "control"): 1,

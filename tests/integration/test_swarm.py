@@ -377,6 +377,53 @@ def test_promote_to_a_second_swarm_releases_stagings_image_not_the_tag_pushed_ag
     print(f"promote to a second swarm, in all: {time.monotonic() - started:.1f}s")
 
 
+def test_https_on_every_edge_replica_and_a_renewed_certificate_rolls_them(swarm: SwarmProject):
+    """[edge.tls] on a swarm: each public edge replica serves HTTPS on its node's port with the
+    uploaded certificate, which it reads from a swarm secret (the API never shows its key);
+    `deployer edge reload` with a renewed certificate replaces the replicas with it."""
+    import socket
+
+    from edge_clients import HOST, der, install, make_cert, tls_context
+
+    https, folder = 8443, swarm.folder
+    first, second = make_cert(folder, "first"), make_cert(folder, "second")
+    site_cert, site_key = folder / "site.crt", folder / "site.key"
+    install(*first, site_cert, site_key)
+    version = next(iter(swarm.serving()))[0]
+
+    def https_get(ip: str, ctx) -> tuple[bytes, bytes]:
+        """(the certificate the handshake presents, the answer) of GET /api/version on a new connection."""
+        with socket.create_connection((ip, https), timeout=10) as raw, ctx.wrap_socket(raw, server_hostname=HOST) as s:
+            peer = s.getpeercert(binary_form=True)
+            s.sendall(f"GET /api/version HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        return peer, answer
+
+    tls = f'[edge.tls]\ncert = "{site_cert}"\nkey = "{site_key}"\nport = {https}\nredirect = false\n'
+    swarm.write_config(extra=tls)
+    try:
+        up = swarm.ok("up")
+        assert "certificate in the swarm secret" in up.stderr, up.stderr
+        nodes = (swarm.manager.ip, swarm.edge_worker.ip)
+        for ip in nodes:
+            peer, answer = https_get(ip, tls_context(first[0]))
+            assert peer == der(first[0]) and answer.startswith(b"HTTP/1.1 200"), (ip, answer[:300])
+            assert f'"version": "{version}"'.encode() in answer.replace(b'":"', b'": "'), answer[-300:]
+        edge = json.dumps(swarm.manager.client.api.inspect_service(f"{swarm.name}-infra_edge"))
+        assert "PRIVATE KEY" not in edge and "deployer_tls" in edge, "the key travels only as a secret"
+
+        install(*second, site_cert, site_key)  # renewed in place, as certbot does
+        renewed = swarm.ok("edge", "reload")
+        assert "every edge replica presents it" in renewed.stdout + renewed.stderr, renewed.stderr
+        for ip in nodes:
+            peer, answer = https_get(ip, tls_context(second[0]))
+            assert peer == der(second[0]) and answer.startswith(b"HTTP/1.1 200"), (ip, answer[:300])
+    finally:
+        swarm.write_config()  # the next test's `up` takes HTTPS away again
+
+
 def test_refresh_images_rebuilds_rolls_the_edge_and_keeps_the_database(swarm: SwarmProject):
     """`up --refresh-images` on a swarm: the deployer's images are built again without the cache
     on the manager (given its base image, as `docker pull` would) and pushed over their tags;

@@ -38,6 +38,17 @@ describe("the certificate", function()
         assert.is_nil(edge.exited)
     end)
 
+    it("is a swarm replica's secret when there is no installed file, and the file's when there is", function()
+        local SECRET = "/run/secrets/deployer_tls"
+        edge.files[SECRET] = CERT .. KEY
+        tls.load()
+        assert.equals(CERT .. KEY, handshake())
+        local NEWER = CERT .. "\n" .. KEY
+        edge.files[FILE] = NEWER
+        tls.load()
+        assert.equals(NEWER, handshake())
+    end)
+
     it("is refused with 400 when the PEM lacks the certificate or the key", function()
         assert.equals("rejected: certificate: no certificate\n", install(KEY))
         assert.equals(400, edge.exited)

@@ -51,7 +51,11 @@ BAKED = {
         f"edge-log-relay {L.ACCESS_FIFO} nginx",
     ],
     "lua/deployer/state.lua": [f"small files in {L.STATE} (write", f'local DIR = "{L.STATE}/"'],
-    "lua/deployer/tls.lua": [f"a new folder under {L.TLS}/, point", f'local FILE = "{L.TLS}/live/tls.pem"'],
+    "lua/deployer/tls.lua": [
+        f"a new folder under {L.TLS}/, point",
+        f'local FILE = "{L.TLS}/live/tls.pem"',
+        f'local SECRET = "/run/secrets/{L.TLS_SECRET}"',
+    ],
     "lua/deployer/sync.lua": [
         f'(role "single": no {L.SYNC_CONF}).',
         f"the internal server (port {L.PREVIEW_PORT}, never",

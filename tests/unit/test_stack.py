@@ -169,6 +169,26 @@ def test_the_infra_stack_pins_control_to_the_manager_and_publishes_edges_in_host
     assert stack.sync_conf("shop", "replica").startswith("role replica\ncontrol shop-infra_control")
 
 
+def test_with_tls_each_edge_replica_publishes_https_and_reads_the_certificate_from_a_secret(make_config, tmp_path):
+    from test_edge_config import cert
+
+    c, k = cert(tmp_path, "site")
+    tls = SWARM.replace("[registry]", f'[edge.tls]\ncert = "{c}"\nkey = "{k}"\nport = 8443\n[registry]')
+    cfg = make_config(tls)
+    objects = {"site": "s", "sync-control": "sc", "sync-replica": "sr"}
+    data = stack.infra(cfg, edge_image="e:1", manager_id="m1", configs=objects, secrets={"sync": "y", "tls": "t"})
+    control, edge = data["services"]["control"], data["services"]["edge"]
+    assert {"target": 443, "published": 8443, "protocol": "tcp", "mode": "host"} in edge["ports"]
+    assert {"source": "tls", "target": "deployer_tls", "mode": 0o400} in edge["secrets"]
+    assert all(s["source"] != "tls" for s in control["secrets"]), "control serves no HTTPS: it holds no key"
+    assert data["secrets"]["tls"] == {"external": True, "name": "t"}
+
+
+def test_acme_webroot_is_refused_on_a_swarm(make_config):
+    with pytest.raises(ConfigError, match="edge.acme_webroot"):
+        make_config(SWARM.replace("[registry]", '[edge]\nacme_webroot = "/srv/acme"\n[registry]'))
+
+
 def test_replica_probe_reports_each_replica_that_did_not_answer():
     targets = [("backend", "10.0.0.5", 8080, "/health"), ("backend", "10.0.0.6", 8080, "/health")]
     script = stack.replica_probe_script(targets, 2)

@@ -8,13 +8,16 @@
 -- changes the next handshake and nothing else: no nginx reload, no connection closed.
 --
 -- The master process reads the linked file when nginx starts (init_by_lua, as root):
--- the key file is readable by root only.
+-- the key file is readable by root only. A swarm's public replica has no such volume: it
+-- reads the certificate from its swarm secret instead, and a new one comes with a new
+-- replica (runtime/swarm_infra.py).
 
 local ssl = require("ngx.ssl")
 
 local M = {}
 
 local FILE = "/var/lib/deployer/tls/live/tls.pem"
+local SECRET = "/run/secrets/deployer_tls"
 local dict = ngx.shared.deployer_tls
 local worker_gen, cert, key = nil, nil, nil
 
@@ -39,7 +42,7 @@ end
 
 -- init_by_lua: the installed certificate, if there is one.
 function M.load()
-    local fh = io.open(FILE, "rb")
+    local fh = io.open(FILE, "rb") or io.open(SECRET, "rb")
     if not fh then
         return
     end
