@@ -41,8 +41,18 @@ def other(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-def test_sigkill_at_every_step_under_load(stack):
-    versions = [f"v{i}" for i in range(2, 2 * len(STEPS) + 5)]
+# `make test` kills at a sample (one step before the backup, one in each part of the undo,
+# the switch's exec, and after the switch); `make test-long` at every step. The undo at every
+# step is also the fast tier's (tests/unit/test_release_undo.py, on a fake runtime).
+SAMPLE = ("lock", "migrate", "health", "switch-exec", "retire")
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [pytest.param(SAMPLE, id="sample"), pytest.param((*STEPS, "switch-exec"), id="every", marks=pytest.mark.long)],
+)
+def test_sigkill_at_every_step_under_load(stack, kills):
+    versions = [f"k{len(kills)}-{i}" for i in range(2 * len(kills) + 2)]
     for version in versions:
         stack.tag(version)
     live = stack.serving()
@@ -50,7 +60,7 @@ def test_sigkill_at_every_step_under_load(stack):
     client.start()
     rows = []
     try:
-        for step in (*STEPS, "switch-exec"):
+        for step in kills:
             victim_version, next_version = versions.pop(0), versions.pop(0)
             if step == "switch-exec":  # killed while the switch runs in the edge, after the swap
                 victim = stack.popen_env({**LEASE, "DEPLOYER_TEST_COMMIT_PAUSE": "2"}, "release", victim_version)
