@@ -226,11 +226,13 @@ def test_up_finishes_a_replacement_that_a_killed_up_left(project):
     assert project.serving() == ("v1", "blue")
 
 
-def test_refresh_images_is_refused_in_swarm_mode_before_anything(project):
+def test_refresh_images_in_swarm_mode_on_an_engine_that_is_no_manager_changes_nothing(project):
+    """Swarm mode rebuilds and rolls with --refresh-images (tests/integration/test_swarm.py);
+    pointed at an engine that is no swarm manager, it is bad input before anything is built."""
     text = project.config.read_text().replace("[project]", '[engine]\nmode = "swarm"\n\n[project]', 1)
     project.config.write_text(text + '\n[registry]\nurl = "127.0.0.1:5999/shop"\nanonymous = true\n')
     result = project.cli("up", "--refresh-images")
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "--refresh-images" in lines[0] and "swarm" in lines[0], result.stderr
+    assert len(lines) == 1 and "needs a swarm manager" in lines[0] and "nothing was changed" in lines[0], result.stderr
     assert project.containers() == []
