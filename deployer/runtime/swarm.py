@@ -103,12 +103,14 @@ class SwarmRuntime:
     def volume_doubts(self) -> list[str]:
         from deployer.runtime import swarm_infra
 
-        return swarm_infra.volume_doubts(self.ctx)
+        self._doubts = swarm_infra.volume_doubts(self.ctx)  # a task on the database's node: asked once
+        return self._doubts
 
     def down(self, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
         from deployer.runtime import swarm_infra
 
-        swarm_infra.down(self.ctx, volumes=volumes, backup=backup, typed=typed)
+        checked = getattr(self, "_doubts", None)
+        swarm_infra.down(self.ctx, volumes=volumes, backup=backup, typed=typed, doubts=checked)
 
     def observe(self):
         from deployer.runtime.swarm_status import SwarmObserved

@@ -179,14 +179,17 @@ def volume_doubts(ctx: Context) -> list[str]:
     return found
 
 
-def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
+def down(
+    ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False, doubts: list[str] | None = None
+) -> None:
     """Remove every release, the edge and the database (its volume only with volumes=True,
     after a final verified dump unless backup=False); the dumps stay. As on one host, the
-    lock is held until everything is gone, and volumes not shown to be ours need `typed`."""
+    lock is held until everything is gone, and volumes not shown to be ours need `typed`.
+    `doubts`: volume_doubts's answer when the command asked for it already (for its prompt)."""
     config, engine, say = ctx.config, ctx.engine, ctx.say
     Swarm(engine).manager_id()
     infra.check_owner(ctx)
-    if volumes and not typed and (doubts := volume_doubts(ctx)):
+    if volumes and not typed and (doubts := volume_doubts(ctx) if doubts is None else doubts):
         raise ownership.refusal(doubts)
     cluster, project = Swarm(engine), config.name
     with held(ctx, "down") as lease:
