@@ -138,13 +138,10 @@ def build(
 
     # A build needs the build contexts, not the secrets: CI builds without the env files.
     with context(config, env, check_paths=False) as ctx:
-        from deployer.errors import ConfigError
+        from deployer.config.check import contexts
 
-        for s in ctx.config.services.values():
-            if s.build and not s.build.is_dir():
-                raise ConfigError(ctx.config.path, f"services.{s.name}.build", f"{s.build} is not a folder")
-            if s.build and s.dockerfile and not s.dockerfile.is_file():
-                raise ConfigError(ctx.config.path, f"services.{s.name}.dockerfile", f"{s.dockerfile} is not a file")
+        for problem in contexts(ctx.config):
+            raise problem
         for tag in images.build_all(
             ctx, version, progress=lambda s: say(f"building {s.image_ref(version)} from {s.build}")
         ):
@@ -222,13 +219,14 @@ def init(
 
 
 def _register_groups() -> None:
-    from deployer.cli import backup, edge, lock, safety, ship
+    from deployer.cli import backup, config_group, edge, lock, safety, ship
 
     app.command()(ship.push)
     app.command()(ship.promote)
     app.add_typer(lock.app, name="lock")
     app.add_typer(backup.app, name="backup")
     app.add_typer(edge.app, name="edge")
+    app.add_typer(config_group.app, name="config")
     safety.register(app)  # watch, prune, maintenance
 
 

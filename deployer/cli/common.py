@@ -94,6 +94,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # the reader left (`deployer config show | head`): what it read is all it wanted
+            raise typer.Exit(0) from None
         except Exception as exc:  # a bug: still one line, never locals or a traceback
             if os.environ.get("DEPLOYER_TRACEBACK"):
                 raise
@@ -108,19 +110,25 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@contextmanager
-def context(config_path: Path | None, env: str | None = None, *, check_paths: bool = True) -> Iterator[Any]:
-    """Load the config (with the environment's overrides), and hand the command a Context
-    whose engine is closed afterwards."""
+def acting_on(env: str | None) -> None:
+    """Check -e/--env and name it on every line printed from here on."""
     global _label
-    from deployer import config as config_mod
     from deployer.errors import InputError
-    from deployer.runtime import mode
 
     if env is not None and not env.strip():  # `-e ""` (an unset CI variable) is not the base config
         raise InputError("-e/--env (or --from/--to) is empty: name an environment of the config")
     if env is not None:
         _label = env  # an error while loading names the environment too
+
+
+@contextmanager
+def context(config_path: Path | None, env: str | None = None, *, check_paths: bool = True) -> Iterator[Any]:
+    """Load the config (with the environment's overrides), and hand the command a Context
+    whose engine is closed afterwards."""
+    from deployer import config as config_mod
+    from deployer.runtime import mode
+
+    acting_on(env)
     ctx = mode.context(config_mod.load(config_path, check_paths=check_paths, environment=env), say_in(env or ""))
     try:
         yield ctx

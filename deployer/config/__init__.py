@@ -10,13 +10,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from deployer.config import data, envfile, environments, safety
 from deployer.config import edge as edge_config
-from deployer.config import envfile, environments, safety
 from deployer.config import registry as registry_config
 from deployer.config import swarm as swarm_config
+from deployer.config.data import IMAGE_NAME, IMAGE_REF
 from deployer.config.model import Backup, Config, Database, Edge, Engine, Limits, Route, Service, Timeouts, Tls
 from deployer.config.reader import Reader
-from deployer.core import durations, names
+from deployer.core import names
 from deployer.errors import ConfigError
 
 __all__ = [
@@ -55,14 +56,7 @@ SECTIONS = (
 DEPLOYMENT_ID = re.compile(r"[a-z0-9]{8,32}")
 PROJECT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}[a-z0-9]")
 RESERVED_SERVICES = ("edge", "db", "backup", "deployer")
-# A repository name as docker accepts it (lowercase path components, optional registry host:port).
-IMAGE_NAME = re.compile(
-    r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]+)?/)?"
-    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-)
-IMAGE_REF = re.compile(IMAGE_NAME.pattern + r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-MEMORY = re.compile(r"[1-9][0-9]{0,6}[kmg]")
 # A user and host never start with '-': ssh would read them as options.
 RESTART = ("no", "always", "unless-stopped", "on-failure")
 SERVICE_KEYS = {
@@ -97,10 +91,18 @@ def find(path: str | Path | None) -> Path:
         raise ConfigError(candidate, None, f"cannot use it as the config file: {exc.strerror}") from None
 
 
-def load(path: str | Path | None = None, *, check_paths: bool = True, environment: str | None = None) -> Config:
+def load(
+    path: str | Path | None = None,
+    *,
+    check_paths: bool = True,
+    environment: str | None = None,
+    problems: list[ConfigError] | None = None,
+) -> Config:
     """check_paths=False skips the checks of files on the CLI's machine (env files, build
     contexts, templates): the backup service sees only what it is given. `environment`
-    merges that [environments.<name>] table into the base first."""
+    merges that [environments.<name>] table into the base first. With a `problems` list, the
+    checks of those files add their failures to it instead of raising the first (`deployer
+    config check`); a value that is wrong still raises."""
     file = find(path)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -112,15 +114,27 @@ def load(path: str | Path | None = None, *, check_paths: bool = True, environmen
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, None, f"not valid TOML: {exc}") from None
-    return parse(raw, file, check_paths=check_paths, environment=environment)
+    return parse(raw, file, check_paths=check_paths, environment=environment, problems=problems)
 
 
-def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True, environment: str | None = None) -> Config:
+def parse(
+    raw: dict[str, Any],
+    file: Path,
+    *,
+    check_paths: bool = True,
+    environment: str | None = None,
+    problems: list[ConfigError] | None = None,
+) -> Config:
     merged, defined = environments.apply(raw, file, environment)
+    found: list[ConfigError] | None = None if problems is None else []
     try:
-        config = _parse(merged, file, check_paths=check_paths, environment=environment or "", defined=defined)
+        config = _parse(
+            merged, file, check_paths=check_paths, environment=environment or "", defined=defined, problems=found
+        )
     except ConfigError as exc:
         raise environments.blame(exc, raw, environment) from None
+    if problems is not None and found:
+        problems.extend(environments.blame(exc, raw, environment) for exc in found)
     # Every other environment's values too (not the files it names: this machine may not
     # have production's secrets), so that a bad value in production is found on staging.
     for other in defined:
@@ -134,8 +148,17 @@ def parse(raw: dict[str, Any], file: Path, *, check_paths: bool = True, environm
     return config
 
 
-def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: str, defined: tuple[str, ...]) -> Config:
+def _parse(
+    raw: dict[str, Any],
+    file: Path,
+    *,
+    check_paths: bool,
+    environment: str,
+    defined: tuple[str, ...],
+    problems: list[ConfigError] | None = None,
+) -> Config:
     r = Reader(raw, file, check_paths=check_paths)
+    r.problems = problems
     for key in raw:
         if key not in SECTIONS:
             raise ConfigError(file, key, f"unknown section (expected one of {', '.join(SECTIONS)})")
@@ -153,7 +176,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     engine, r.remote = Engine(host=host, mode=swarm_config.mode(r)), host is not None
     services = _services(r)
     edge = edge_config.read(r, services)
-    database = _database(r)
+    database = data.database(r)
     timeouts = Timeouts(
         health_deadline=r.number("timeouts.health_deadline", default=Timeouts.health_deadline, low=1, high=3600),
         health_interval=r.number("timeouts.health_interval", default=Timeouts.health_interval, low=0.05, high=60),
@@ -162,7 +185,7 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     if timeouts.health_interval >= timeouts.health_deadline:
         raise ConfigError(file, "timeouts.health_interval", "must be shorter than timeouts.health_deadline")
     smoke = tuple(r.prefixes("smoke.paths", default=[]))
-    backup = _backup(r)
+    backup = data.backup(r)
     registry = registry_config.read(r)
     swarm = swarm_config.read(r, engine.mode, services, edge, registry)
     services, backup, safe = safety.read(r, services, backup)
@@ -190,13 +213,6 @@ def _parse(raw: dict[str, Any], file: Path, *, check_paths: bool, environment: s
     return config
 
 
-def _limits(r: Reader, prefix: str) -> Limits:
-    memory = r.matching(f"{prefix}.memory", MEMORY, "a memory size such as 512m or 2g") or None
-    if memory and (durations.parse_size(memory) or 0) < 6 << 20:
-        raise r.error(f"{prefix}.memory", f"{memory} is below Docker's minimum of 6m")
-    return Limits(cpus=r.optional_number(f"{prefix}.cpus", low=0.01, high=1024, unit="CPUs"), memory=memory)
-
-
 def _services(r: Reader) -> dict[str, Service]:
     table = r.table("services")
     if not table:
@@ -221,16 +237,15 @@ def _services(r: Reader) -> dict[str, Service]:
             raise r.error(f"{prefix}.image", "longer than Docker's 255 characters for an image name")
         env_file = r.path(f"{prefix}.env_file", must_exist=True, kind="file")
         required_env = tuple(r.names(f"{prefix}.required_env", ENV_KEY, "environment variable names"))
-        if required_env and r.check_paths:
-            values = envfile.read(env_file, where=r.file, key=f"{prefix}.env_file").values if env_file else {}
-            missing = [k for k in required_env if k not in values]
-            if missing:
-                raise r.error(
-                    f"{prefix}.required_env",
-                    f"{missing[0]} is required but {'not in ' + str(env_file) if env_file else 'the service has no env_file'}",
-                )
-        elif env_file and r.check_paths:
-            envfile.read(env_file, where=r.file, key=f"{prefix}.env_file")
+        if (required_env or env_file) and r.check_paths:
+            with r.files():
+                values = envfile.read(env_file, where=r.file, key=f"{prefix}.env_file").values if env_file else {}
+                missing = [k for k in required_env if k not in values]
+                if missing:
+                    raise r.error(
+                        f"{prefix}.required_env",
+                        f"{missing[0]} is required but {'not in ' + str(env_file) if env_file else 'the service has no env_file'}",
+                    )
         secrets = tuple(r.names(f"{prefix}.secrets", envfile.KEY, "keys of the service's env file"))
         envfile.check_secrets(r, prefix, env_file, secrets)
         services[name] = Service(
@@ -246,7 +261,7 @@ def _services(r: Reader) -> dict[str, Service]:
             build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=Service.stop_grace, low=1, high=600),
             max_in_flight=_max_in_flight(r, prefix, has_routes=bool(body.get("routes"))),
-            limits=_limits(r, prefix),
+            limits=data.limits(r, prefix),
             secrets=secrets,
             **swarm_config.service(r, prefix),
         )
@@ -303,45 +318,3 @@ def _check_routes(config: Config) -> None:
             "smoke.paths",
             "required here: no service's health path is reachable through its own routes, so name paths to check",
         )
-
-
-def _database(r: Reader) -> Database:
-    image = r.matching("database.image", IMAGE_REF, "an image reference such as my-pgvector:17") or None
-    env_file = r.path("database.env_file", must_exist=True, kind="file")
-    if env_file is None:
-        raise r.error("database.env_file", "missing: a file with POSTGRES_USER and POSTGRES_PASSWORD")
-    if r.check_paths:
-        values = envfile.read(env_file, where=r.file, key="database.env_file").values
-        for key in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
-            if not values.get(key):
-                raise r.error("database.env_file", f"{env_file} must set {key}")
-    name = r.ident("database.name", default=Database.name)
-    return Database(name=name, env_file=env_file, image=image, limits=_limits(r, "database"))
-
-
-def _backup(r: Reader) -> Backup:
-    schedule = r.string("backup.schedule", default=Backup.schedule)
-    if schedule != Backup.schedule:
-        from deployer.core import schedule as timing  # croniter, only for a schedule of the user's own
-
-        problem = timing.problem(schedule)
-        if problem:
-            raise r.error("backup.schedule", problem)
-    webhook = r.string("backup.webhook", default="") or None
-    if webhook and not re.fullmatch(r"https?://[^\s]+", webhook):
-        raise r.error("backup.webhook", "must be an http:// or https:// URL")
-    envfile.register_url(webhook)
-    keep = {
-        k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
-        for k in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")
-    }
-    if keep["keep_last"] < 1:
-        raise r.error("backup.keep_last", "must be at least 1")
-    return Backup(
-        dir=r.host_folder("backup.dir"),
-        schedule=schedule,
-        before_release=r.boolean("backup.before_release", default=Backup.before_release),
-        webhook=webhook,
-        webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
-        **keep,
-    )

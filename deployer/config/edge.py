@@ -148,7 +148,8 @@ def _tls(r: Reader) -> Tls | None:
     if tls.hsts_subdomains and not tls.hsts_max_age:
         raise r.error("edge.tls.hsts_subdomains", "needs edge.tls.hsts_max_age above 0")
     if r.check_paths:
-        check_pair(r, tls.cert, tls.key)
+        with r.files():
+            check_pair(r, tls.cert, tls.key)
     return tls
 
 

@@ -128,11 +128,12 @@ def check_secrets(r, prefix: str, env_file: Path | None, secrets: tuple[str, ...
         raise r.error(key, "lists the same key twice")
     if not r.check_paths:
         return
-    values = read(env_file, where=r.file, key=f"{prefix}.env_file").values
-    for name in secrets:
-        if name not in values:
-            raise r.error(key, f"{name} is not defined in {env_file}")
-        masking.register(values[name])
+    with r.files():
+        values = read(env_file, where=r.file, key=f"{prefix}.env_file").values
+        for name in secrets:
+            if name not in values:
+                raise r.error(key, f"{name} is not defined in {env_file}")
+            masking.register(values[name])
 
 
 def exposed(config, env: dict[str, dict[str, str]]) -> list[str]:

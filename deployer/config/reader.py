@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,19 @@ class Reader:
         self.check_paths = check_paths
         self.seen: set[str] = set()
         self.remote = False  # engine.host is set: a host folder is on another machine
+        self.problems: list[ConfigError] | None = None  # `deployer config check` gathers the file checks' failures
+
+    @contextmanager
+    def files(self) -> Iterator[None]:
+        """A check of the files on this machine (env files, TLS files, build contexts): its
+        failure is raised, or gathered when `problems` is a list, so that `deployer config
+        check` names every file problem at once. Nothing after a failed check in the block runs."""
+        try:
+            yield
+        except ConfigError as exc:
+            if self.problems is None:
+                raise
+            self.problems.append(exc)
 
     def error(self, key: str | None, message: str) -> ConfigError:
         return ConfigError(self.file, key, message)
@@ -190,20 +205,27 @@ class Reader:
         value = self.string(key, default="")
         if not value:
             return None
+        resolved = self._resolve(key, value, lambda p: p)
+        if must_exist and self.check_paths:
+            with self.files():
+                self._resolve(key, value, lambda p: self._exists(key, value, p, kind))
+        return resolved
+
+    def _resolve(self, key: str, value: str, then: Any) -> Any:
         try:
-            resolved = (self.file.parent / value).resolve()
-            if must_exist and self.check_paths:
-                if not resolved.exists():
-                    raise self.error(key, f"{value} does not exist (relative paths start at the config's folder)")
-                if kind == "file" and not resolved.is_file():
-                    raise self.error(key, f"{value} is not a file")
-                if kind == "dir" and not resolved.is_dir():
-                    raise self.error(key, f"{value} is not a folder")
+            return then((self.file.parent / value).resolve())
         except OSError as exc:  # a name too long, a loop of links, ...
             raise self.error(key, f"cannot use {value[:80]!r}: {exc.strerror}") from None
         except RuntimeError:  # Python before 3.13 says so for a loop of links
             raise self.error(key, f"cannot use {value[:80]!r}: a loop of symbolic links") from None
-        return resolved
+
+    def _exists(self, key: str, value: str, resolved: Path, kind: str) -> None:
+        if not resolved.exists():
+            raise self.error(key, f"{value} does not exist (relative paths start at the config's folder)")
+        if kind == "file" and not resolved.is_file():
+            raise self.error(key, f"{value} is not a file")
+        if kind == "dir" and not resolved.is_dir():
+            raise self.error(key, f"{value} is not a folder")
 
     def reject_unknown(self, *, skip: tuple[str, ...] = ()) -> None:
         """Every key of every table must have been read (tables under `skip` check their own)."""

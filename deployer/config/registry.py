@@ -43,8 +43,9 @@ def read(r: Reader) -> Registry | None:
     if anonymous and env_file:
         raise r.error("registry.anonymous", "contradicts registry.env_file: a registry either needs a login or not")
     if env_file and r.check_paths:
-        values = read_env_file(env_file, where=r.file, key="registry.env_file").values
-        for key in KEYS:
-            if not values.get(key):
-                raise r.error("registry.env_file", f"registry credentials missing: {env_file} must set {key}")
+        with r.files():
+            values = read_env_file(env_file, where=r.file, key="registry.env_file").values
+            for key in KEYS:
+                if not values.get(key):
+                    raise r.error("registry.env_file", f"registry credentials missing: {env_file} must set {key}")
     return Registry(url=url.rstrip("/"), env_file=env_file, anonymous=anonymous)

@@ -148,8 +148,9 @@ def _db_login(r: Reader, service: Service) -> DbLogin | None:
     if service.env_file is None:
         raise r.error(key, f"needs services.{service.name}.env_file, which holds these keys")
     if r.check_paths:
-        values = read_env(service.env_file, where=r.file, key=f"services.{service.name}.env_file").values
-        for k, env_key in names.items():
-            if env_key not in values:
-                raise r.error(f"{key}.{k}", f"{env_key} is not defined in {service.env_file}")
+        with r.files():
+            values = read_env(service.env_file, where=r.file, key=f"services.{service.name}.env_file").values
+            for k, env_key in names.items():
+                if env_key not in values:
+                    raise r.error(f"{key}.{k}", f"{env_key} is not defined in {service.env_file}")
     return DbLogin(user=names.get("user", ""), password=names.get("password", ""), url=names.get("url", ""))
