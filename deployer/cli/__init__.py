@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from deployer import __version__
 from deployer.cli.common import ConfigOption, EnvOption, context, error, handled, say
 from deployer.cli.safety import WatchOption, watch_seconds
+
+# The help is plain text (rich_markup_mode=None), but typer 0.20 still escapes "[required]"
+# for rich when rich is installed, which printed "\[required]" on most help pages.
+typer.core.HAS_RICH = False
 
 app = typer.Typer(
     add_completion=False,
@@ -100,6 +105,34 @@ def switch(
         say(f"{to} ({outcome.version}) is already live")
     else:
         say(f"switched: {to} ({outcome.version}) is live, {outcome.previous or 'no colour'} is the standby")
+
+
+@app.command()
+@handled
+def rollback(
+    version: Annotated[
+        str | None, typer.Argument(help="Make live the colour that runs it, or release its kept images.")
+    ] = None,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what it would do, and change nothing.")] = False,
+    backup: Annotated[
+        bool, typer.Option("--backup/--no-backup", help="When it releases VERSION: dump the database first.")
+    ] = True,
+    watch: WatchOption = None,
+) -> None:
+    """Make the warm standby live, whatever its colour (a switch: nothing starts). With
+    VERSION: make live the colour that runs it, or release VERSION from the images kept on
+    the engine, never building."""
+    if version is not None:
+        from deployer.core.versions import check_version
+
+        check_version(version)
+    window = watch_seconds(watch)
+    from deployer.flows import back
+
+    with context(config, env, check_paths=version is not None and not dry_run) as ctx:
+        back.rollback(ctx, version, dry_run=dry_run, backup=backup, watch=window)
 
 
 @app.command()
@@ -219,10 +252,12 @@ def init(
 
 
 def _register_groups() -> None:
-    from deployer.cli import backup, config_group, edge, lock, safety, ship
+    from deployer.cli import backup, config_group, edge, lock, operate, safety, ship
 
     app.command()(ship.push)
     app.command()(ship.promote)
+    app.command()(operate.logs)
+    app.command("exec")(operate.exec)
     app.add_typer(lock.app, name="lock")
     app.add_typer(backup.app, name="backup")
     app.add_typer(edge.app, name="edge")
@@ -251,7 +286,7 @@ def _run() -> int:
         ctx = exc.ctx
         where = ctx.command_path if ctx is not None else "deployer"
         help_option = ctx.help_option_names[0] if ctx is not None and ctx.help_option_names else "--help"
-        error(f"ERROR: {_one_line(exc.format_message())} (see {where} {help_option})")
+        error(f"ERROR: {_once(_one_line(exc.format_message()))} (see {where} {help_option})")
         return exc.exit_code
     except click.ClickException as exc:
         error(f"ERROR: {_one_line(exc.format_message())}")
@@ -262,6 +297,13 @@ def _run() -> int:
     # Without standalone mode click returns the command's value (commands return None), or
     # the code of a typer.Exit / click Exit (--help, --version, Ctrl-C while parsing: 130).
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def _once(message: str) -> str:
+    """Click and typer both add "Did you mean 'status'?" to a misspelt command: say it once."""
+    import re
+
+    return re.sub(r"( Did you mean [^?]*\?)(?:\1)+", r"\1", message)
 
 
 def _one_line(message: str) -> str:

@@ -129,7 +129,10 @@ def context(config_path: Path | None, env: str | None = None, *, check_paths: bo
     from deployer.runtime import mode
 
     acting_on(env)
-    ctx = mode.context(config_mod.load(config_path, check_paths=check_paths, environment=env), say_in(env or ""))
+    loaded = config_mod.load(config_path, check_paths=check_paths, environment=env)
+    for warning in loaded.warnings:
+        say(f"warning: {warning}")
+    ctx = mode.context(loaded, say_in(env or ""))
     try:
         yield ctx
     finally:

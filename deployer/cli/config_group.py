@@ -32,6 +32,8 @@ def check(
 
     acting_on(env)
     loaded, problems = run_check(config, env, secrets=secrets)
+    for warning in loaded.warnings:
+        say(f"warning: {warning}")
     for problem in problems:
         error(f"ERROR (ConfigError): {problem}")
     if problems:

@@ -207,6 +207,7 @@ def _parse(
         environment=environment,
         environments=defined,
         **safe,
+        warnings=tuple(r.warnings),
     )
     r.reject_unknown()  # after every read, project.base_image's in Config(...) too
     _check_routes(config)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from deployer.config.envfile import read as read_env
-from deployer.config.envfile import register_url
 from deployer.config.model import Backup, Database, Limits
 from deployer.config.reader import Reader
+from deployer.config.webhook import read as read_webhook
 from deployer.core import durations
 
 # A repository name as docker accepts it (lowercase path components, optional registry host:port).
@@ -49,10 +49,7 @@ def backup(r: Reader) -> Backup:
         problem = timing.problem(schedule)
         if problem:
             raise r.error("backup.schedule", problem)
-    webhook = r.string("backup.webhook", default="") or None
-    if webhook and not re.fullmatch(r"https?://[^\s]+", webhook):
-        raise r.error("backup.webhook", "must be an http:// or https:// URL")
-    register_url(webhook)
+    webhook = read_webhook(r, "backup.webhook")
     keep = {
         k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
         for k in ("keep_last", "keep_daily", "keep_weekly", "keep_monthly")

@@ -71,6 +71,13 @@ def parse(text: str, *, where: object, key: str) -> dict[str, str]:
 
 def read(path: Path, *, where: object, key: str, check_mode: bool = True) -> EnvFile:
     """Read and check one env file: a readable UTF-8 file, owned by this user, not readable by others."""
+    values = parse(read_mode_checked(path, where=where, key=key, check_mode=check_mode), where=where, key=key)
+    register_secrets(values)
+    return EnvFile(path, values)
+
+
+def read_mode_checked(path: Path, *, where: object, key: str, check_mode: bool = True) -> str:
+    """The text of a file that holds secrets: UTF-8, owned by this user, not readable by others."""
     try:
         info = path.stat()
         data = path.read_bytes()
@@ -86,12 +93,9 @@ def read(path: Path, *, where: object, key: str, check_mode: bool = True) -> Env
         if os.geteuid() != 0 and info.st_uid != os.geteuid():
             raise ConfigError(where, key, f"{path} belongs to another user (uid {info.st_uid}): secrets must be yours")
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(where, key, f"{path} is not UTF-8 text") from None
-    values = parse(text, where=where, key=key)
-    register_secrets(values)
-    return EnvFile(path, values)
 
 
 def register_secrets(values: dict[str, str]) -> None:

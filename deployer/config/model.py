@@ -241,6 +241,7 @@ class Config:
     watch: Watch = field(default_factory=Watch)
     notify: Notify = field(default_factory=Notify)
     disk: Disk = field(default_factory=Disk)
+    warnings: tuple[str, ...] = ()  # printed by every command that loads the config
 
     @property
     def root(self) -> Path:

@@ -31,6 +31,7 @@ class Reader:
         self.seen: set[str] = set()
         self.remote = False  # engine.host is set: a host folder is on another machine
         self.problems: list[ConfigError] | None = None  # `deployer config check` gathers the file checks' failures
+        self.warnings: list[str] = []  # printed by every command that loads the config (Config.warnings)
 
     @contextmanager
     def files(self) -> Iterator[None]:

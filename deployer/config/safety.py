@@ -15,17 +15,15 @@ history.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from deployer.config.envfile import read as read_env
-from deployer.config.envfile import register_url
 from deployer.config.model import Backup, DbLogin, Disk, Notify, Service, Watch
 from deployer.config.reader import Reader
+from deployer.config.webhook import read as read_webhook
 from deployer.core.durations import parse_duration, parse_size
 
 SECTIONS = ("watch", "notify", "disk")
 SERVICE_KEYS = {"migrate", "migrate_timeout", "db_login"}
-WEBHOOK = re.compile(r"https?://[^\s]+")
 DB_LOGIN_KEYS = ("user", "password", "url")
 
 
@@ -83,10 +81,7 @@ def _watch(r: Reader) -> Watch:
 
 
 def _notify(r: Reader) -> Notify:
-    webhook = r.string("notify.webhook", default="") or None
-    if webhook and not WEBHOOK.fullmatch(webhook):
-        raise r.error("notify.webhook", "must be an http:// or https:// URL")
-    register_url(webhook)
+    webhook = read_webhook(r, "notify.webhook")
     command = _argv(r, "notify.command")
     return Notify(
         webhook=webhook,

@@ -140,3 +140,17 @@ def polled(probes: list[Probe], then: list[Probe], output: str, ok: bool) -> tup
     if ok and head.rstrip().endswith("ready"):
         return [], (failures(then, tail) if mark else None) if then else None
     return failures(probes, head) or ["no answer"], None
+
+
+def listening_ports(proc_net_tcp: str) -> set[int]:
+    """The ports in LISTEN state (0A) in the text of /proc/net/tcp and /proc/net/tcp6, but
+    Docker's own DNS resolver's (127.0.0.11, in every container on a user network)."""
+    ports = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == "0A" and ":" in fields[1] and not fields[1].startswith("0B00007F:"):
+            try:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            except ValueError:
+                continue
+    return ports

@@ -34,9 +34,11 @@ class Step(StrEnum):
     STATUS = "status"
     # the parts of other commands that an error can name
     DUMP = "dump"
+    EXEC = "exec"
     HISTORY = "history"
     INSPECT = "inspect"
     LIST = "list"
+    LOGS = "logs"
     MAINTENANCE = "maintenance"
     METRICS = "metrics"
     PRUNE = "prune"

@@ -17,6 +17,9 @@ from deployer.runtime.base import Healthy
 # How long one exec of the health wait probes before the containers are looked at again
 # (one Engine API listing), to give up soon on a crashed container.
 STATE_EVERY = 1.0
+# After this long with no answer, a container that listens on other ports than its
+# service's `port` fails the wait at once (a port mismatch never heals by waiting).
+LISTEN_GRACE = 5.0
 
 
 class NotReady(Exception):
@@ -59,6 +62,10 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
         dead = why_dead(ctx, colour, release_id)
         if dead:
             raise HealthError(f"{colour} cannot become healthy: {dead}", step=Step.HEALTH)
+        if last and time.monotonic() - started >= LISTEN_GRACE:
+            elsewhere = wrong_port(ctx, colour, release_id, last)
+            if elsewhere:
+                raise HealthError(f"{colour} cannot become healthy: {elsewhere}", step=Step.HEALTH)
         # One exec probes for up to a second (20 ms, 40 ms, ... up to health_interval apart),
         # then the containers are looked at again: a crash is seen within a second.
         budget = min(STATE_EVERY, max(0.05, t.health_deadline - (time.monotonic() - started)))
@@ -66,8 +73,8 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
             probes, then, t.request_timeout, budget=budget, interval=t.health_interval, step=Step.HEALTH
         )
         if failures:
-            last[:] = failures
-            raise NotReady(failures[0])
+            last[:] = explained(ctx, failures, colour, release_id)
+            raise NotReady(last[0])
 
     try:
         for state in Retrying(
@@ -110,3 +117,48 @@ def failing_logs(ctx: Context, colour: str, release_id: str) -> str:
         return ""
     ordered = sorted(containers, key=lambda c: (not c.dead, c.service))
     return "\n".join(f"--- {c.name} ({c.status}) ---\n{ctx.engine.logs(c.name, 20)}" for c in ordered[:2])
+
+
+def explained(ctx: Context, failures: list[str], colour: str, release_id: str = "") -> list[str]:
+    """A failed health probe in the user's words: the service, the path it probed on which
+    port of its container, and the config keys that set them (not the edge's own URL)."""
+    out = []
+    for failure in failures:
+        for s in ctx.config.services.values():
+            url = probe_rule.health_url(colour, s.name, release_id)
+            if failure.startswith(url + ":"):
+                said = failure[len(url) + 1 :].strip()
+                keys = f"services.{s.name}.health, services.{s.name}.port"
+                if said in ("HTTP 502", "HTTP 504", "no answer"):
+                    failure = f"{s.name}: nothing answered GET {s.health} on port {s.port} of its container ({keys})"
+                else:
+                    failure = f"{s.name}: GET {s.health} on port {s.port} of its container answered {said} ({keys})"
+                break
+        out.append(failure)
+    return out
+
+
+def wrong_port(ctx: Context, colour: str, release_id: str, failures: list[str]) -> str | None:
+    """A service that gets no answer and whose container listens, but not on its `port`."""
+    quiet = [
+        s for s in ctx.config.services.values() if any(f.startswith(f"{s.name}: nothing answered") for f in failures)
+    ]
+    for c in release_containers(ctx, colour, release_id) if quiet else []:
+        service = ctx.config.services.get(c.service)
+        if service is None or service not in quiet or not c.running:
+            continue
+        ports = listening(ctx, c.name)
+        if ports and service.port not in ports:
+            shown = ", ".join(str(p) for p in sorted(ports))
+            return f"{service.name} listens on port {shown} in its container, not on services.{service.name}.port = {service.port}"
+    return None
+
+
+def listening(ctx: Context, container: str) -> set[int]:
+    """The TCP ports a container listens on, from /proc/net (empty when it cannot be read:
+    an image with no shell or cat)."""
+    try:
+        result = ctx.engine.exec(container, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], step=Step.HEALTH)
+    except Exception:
+        return set()
+    return probe_rule.listening_ports(result.stdout)

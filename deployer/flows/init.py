@@ -27,6 +27,9 @@ SUBSTITUTIONS = (
     ('dockerfile = "../deployer/assets/templates/spring-boot.Dockerfile"', 'dockerfile = "backend/Dockerfile"'),
     ('dockerfile = "../deployer/assets/templates/nextjs.Dockerfile"', 'dockerfile = "frontend/Dockerfile"'),
     ("public_port = 8080", f"public_port = {Edge.public_port}"),  # the example's demo port, the default
+    # /api/version is the example's own route: a new app's smoke paths are its health paths
+    # where its routes reach them (the default), until the team names its own.
+    ('paths = ["/api/version", "/healthz"]', '# paths = ["/api/version", "/healthz"]'),
 )
 
 
@@ -92,6 +95,36 @@ def env_files() -> dict[str, str]:
     }
 
 
+# What the build contexts leave out: dependencies and build outputs the image makes itself
+# (the backend keeps build/libs/, where CI puts the jar the template then copies), and secrets.
+DOCKERIGNORE = {
+    "backend": "build/*\n!build/libs/\n.gradle/\ntarget/\n.idea/\n*.iml\n.git\n*.env\n",
+    "frontend": "node_modules\n.next\nout\n.git\nnpm-debug.log*\n.env*.local\n*.env\n",
+}
+# The files init writes that hold secrets, and the webhook file CD writes: never in git.
+GITIGNORED = ("db.env", "backend.env", "notify.url")
+
+
+def gitignore(path: Path) -> str | None:
+    """The .gitignore with the secret files in it; None when it has them all already."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    have = {line.strip() for line in text.splitlines()}
+    missing = [name for name in GITIGNORED if name not in have and "/" + name not in have]
+    if not missing:
+        return None
+    head = text if not text or text.endswith("\n") else text + "\n"
+    return head + "# secrets, written by `deployer init` (and notify.url by CD)\n" + "".join(f"{m}\n" for m in missing)
+
+
+def backup_of(path: Path) -> Path:
+    """Where `init --force` keeps a file it replaces: <name>.bak, or .bak.2, .bak.3, ..."""
+    candidate, n = path.with_name(path.name + ".bak"), 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.name}.bak.{n}")
+    return candidate
+
+
 def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
     if ci is not None and ci not in CI:
         raise InputError(f"--ci {ci!r}: the deployer writes workflows for {', '.join(CI)}")
@@ -107,8 +140,13 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
         folder / "frontend" / "Dockerfile": asset("templates", "nextjs.Dockerfile").read_text(),
     }
     flows = {folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()}
+    ignores = {folder / d / ".dockerignore": text for d, text in DOCKERIGNORE.items()}
+    ignores = {p: t for p, t in ignores.items() if not p.exists()}  # the team's own is kept
+    git = gitignore(folder / ".gitignore")
+    if git is not None:
+        ignores[folder / ".gitignore"] = git
     secrets_files = {folder / name: text for name, text in env_files().items()}
-    for path in [*files, *flows, *secrets_files]:  # before anything is written
+    for path in [*files, *flows, *secrets_files, *ignores]:  # before anything is written
         _check_target(folder, path)
     written = []
     if ci and not force:  # adding CI to a project that has its deployer.toml already
@@ -119,13 +157,25 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
     if existing and not force:
         raise InputError(f"{existing[0]} exists; nothing was written (use --force to overwrite)")
     new_secrets = {p: t for p, t in secrets_files.items() if not p.exists()}  # secrets: never overwritten
-    for path in [*files, *new_secrets]:
+    for path in [*files, *new_secrets, *ignores]:
         _check_writable(path)
     path = folder
     try:
         for path, text in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            action = "overwrote" if path.exists() else "wrote"
+            action = "wrote"
+            if path.exists():
+                if path.read_text(encoding="utf-8", errors="replace") == text:
+                    written.append(Written(path, "unchanged"))
+                    continue
+                kept = backup_of(path)
+                path.rename(kept)  # --force keeps what it replaces
+                written.append(Written(kept, "backed up"))
+                action = "overwrote"
+            path.write_text(text, encoding="utf-8")
+            written.append(Written(path, action))
+        for path, text in ignores.items():
+            action = "updated" if path.exists() else "wrote"
             path.write_text(text, encoding="utf-8")
             written.append(Written(path, action))
         for path, text in secrets_files.items():  # owner-only
@@ -217,12 +267,19 @@ CI/CD (docs/ci-cd.md):
 """
 
 NEXT_STEPS = """
+What the apps need:
+  - The backend answers its health path: add Spring Boot Actuator
+    (org.springframework.boot:spring-boot-starter-actuator) for /actuator/health.
+  - The database password arrives as a file under /run/secrets (services.backend.secrets):
+    add spring.config.import=optional:configtree:/run/secrets/ to application.properties.
+  - The front end answers /healthz (a Next.js route that returns 200).
 Next steps:
   1. Keep db.env and backend.env out of git (they hold the database password).
-  2. Read deployer.toml: ports, health paths and routes are the ones to check.
+  2. Check the config, with no engine:  deployer config check
+     (ports, health paths and routes are the ones to read in deployer.toml)
   3. Build the images:        deployer build v1
      (or in CI: build the jar to backend/build/libs/ first; the Dockerfile then skips the JDK)
   4. Start the edge and db:   deployer up
   5. Release:                 deployer release v1
-  6. Roll back at any time:   deployer switch --to blue
+  6. Roll back at any time:   deployer rollback
 """

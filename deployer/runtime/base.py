@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from deployer.adapters.edge import Edge
 from deployer.adapters.models import Container
+from deployer.adapters.operate import Source
 from deployer.core.state import EdgeState
 
 
@@ -74,6 +75,23 @@ class Runtime(Protocol):
 
     def logs(self, colour: str, release_id: str) -> str:
         """The last log lines of the release, the failing parts first ('' when none can be read)."""
+        ...
+
+    def log_sources(self, colour: str, release_id: str, services: list[str]) -> list[Source]:
+        """Where each of these services of the release logs (`deployer logs`): its containers
+        on one host, its swarm service (every task, on any node) on a swarm."""
+        ...
+
+    def infra_log(self, role: str) -> Source:
+        """Where edge, db or backup logs."""
+        ...
+
+    def exec_container(self, colour: str, release_id: str, service: str) -> str:
+        """A running container of the service on this engine's node (`deployer exec`)."""
+        ...
+
+    def infra_container(self, role: str) -> str:
+        """The running container of edge, db or backup on this engine's node."""
         ...
 
     def agent_container(self) -> str:

@@ -10,10 +10,12 @@ from typing import Any
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters.edge import Edge
 from deployer.adapters.models import Container
+from deployer.adapters.operate import CONTAINER, Source
 from deployer.core import compose, names
 from deployer.core import probe as probe_rule
 from deployer.core.state import EdgeState
 from deployer.core.steps import Step
+from deployer.errors import DeployerError
 from deployer.flows import checks, cleanup
 from deployer.flows.context import Context
 from deployer.runtime.base import Healthy
@@ -52,6 +54,22 @@ class ComposeRuntime:
 
     def logs(self, colour: str, release_id: str) -> str:
         return checks.failing_logs(self.ctx, colour, release_id)
+
+    def log_sources(self, colour: str, release_id: str, services: list[str]) -> list[Source]:
+        found = sorted((c.service, c.name) for c in self.containers(colour, release_id) if c.service in services)
+        return [Source(service, CONTAINER, name) for service, name in found]
+
+    def infra_log(self, role: str) -> Source:
+        return Source(role, CONTAINER, names.infra_container(self.ctx.config.name, role))
+
+    def exec_container(self, colour: str, release_id: str, service: str) -> str:
+        for c in self.containers(colour, release_id):
+            if c.service == service and c.running:
+                return c.name
+        raise DeployerError(f"no container of {service} runs in {colour} ({release_id})", step=Step.EXEC)
+
+    def infra_container(self, role: str) -> str:
+        return names.infra_container(self.ctx.config.name, role)
 
     def agent_container(self) -> str:
         return names.infra_container(self.ctx.config.name, "backup")

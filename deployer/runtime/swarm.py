@@ -9,10 +9,13 @@ from concurrent.futures import Future
 from typing import Any
 
 from deployer.adapters.models import Container
+from deployer.adapters.operate import SERVICE, Source
 from deployer.adapters.swarm import Swarm, SwarmEdge
 from deployer.core import names
 from deployer.core import stack as stack_rule
 from deployer.core.state import EdgeState
+from deployer.core.steps import Step
+from deployer.errors import DeployerError
 from deployer.flows.context import Context
 from deployer.runtime.base import Healthy
 
@@ -60,6 +63,38 @@ class SwarmRuntime:
         from deployer.flows import checks
 
         return checks.failing_logs(self.ctx, colour, release_id)  # the tasks' containers on this node
+
+    def log_sources(self, colour: str, release_id: str, services: list[str]) -> list[Source]:
+        stack = names.release_project(self.ctx.config.name, colour, release_id)
+        return [Source(s, SERVICE, stack_rule.service_name(stack, s)) for s in services]
+
+    def _infra_service(self, role: str) -> str:
+        project = self.ctx.config.name
+        stack = stack_rule.infra_stack(project) if role == "edge" else stack_rule.db_stack(project)
+        return stack_rule.service_name(stack, role)
+
+    def infra_log(self, role: str) -> Source:
+        return Source(role, SERVICE, self._infra_service(role))
+
+    def exec_container(self, colour: str, release_id: str, service: str) -> str:
+        stack = names.release_project(self.ctx.config.name, colour, release_id)
+        return self._local(stack_rule.service_name(stack, service))
+
+    def infra_container(self, role: str) -> str:
+        return self._local(self._infra_service(role))
+
+    def _local(self, service: str) -> str:
+        """A task's container on this engine's node: another node's engine is not reachable from here."""
+        cluster = Swarm(self.ctx.engine)
+        found = cluster.local_container(service)
+        if found:
+            return found
+        nodes = sorted({t.get("NodeID", "")[:12] for t in cluster.tasks(service) if t.get("DesiredState") == "running"})
+        raise DeployerError(
+            f"no task of {service} runs on this engine's node; its tasks run on node {', '.join(nodes) or '(none)'}: "
+            f"point DOCKER_HOST at that node's engine to exec there",
+            step=Step.EXEC,
+        )
 
     def agent_container(self) -> str:
         """The agent's task container on this engine's node."""

@@ -220,7 +220,10 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> float:
     left = t.health_deadline - (time.monotonic() - started)
     if until(healthy, seconds=left, every=min(t.health_interval, 0.5)):
         return time.monotonic() - started
-    raise HealthError(f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last)}", step=Step.HEALTH)
+    from deployer.flows.checks import explained
+
+    said = "; ".join(explained(ctx, last, colour, release_id))
+    raise HealthError(f"{colour} was not healthy after {t.health_deadline:g}s: {said}", step=Step.HEALTH)
 
 
 # -- removing releases ----------------------------------------------------------------------

@@ -11,6 +11,7 @@ Standard library only. Behaviour is controlled through environment variables:
                   released under one version; the deployer never sets it)
   STARTUP_DELAY   seconds to wait before listening at all (float, default 0)
   NEVER_HEALTHY   "1" -> /health always answers 503
+  LISTEN_PORT     listen on this port whatever PORT says (an app that ignores its config)
   (file)          while /tmp/unhealthy exists, /health answers 503 (tests turn a colour sick)
   CRASH_AFTER     seconds after which the process exits with code 3
   SLOW_PATH       path (or path suffix, e.g. /api/slow) that answers slowly (default /slow)
@@ -58,7 +59,7 @@ def log(msg):
     sys.stderr.flush()
 
 
-PORT = int(os.environ.get("PORT", "8080") or "8080")
+PORT = int(os.environ.get("LISTEN_PORT") or os.environ.get("PORT", "8080") or "8080")
 VERSION = os.environ.get("APP_VERSION", "dev")
 COLOUR = os.environ.get("APP_COLOUR", "none")
 SERVICE = os.environ.get("APP_SERVICE", "app")

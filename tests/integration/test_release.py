@@ -140,6 +140,12 @@ def test_never_healthy_release_fails_and_live_keeps_serving(project):
     assert failed.returncode == 1
     assert "step 'health'" in failed.stderr
     assert "green was not healthy after 6s" in failed.stderr
+    # in the user's words: the service, its path and port, the keys; not the edge's own URL
+    assert (
+        "backend: GET /health on port 8080 of its container answered HTTP 503 "
+        "(services.backend.health, services.backend.port)" in failed.stderr
+    ), failed.stderr
+    assert "_deployer/health" not in failed.stderr
     assert "--- last lines ---" in failed.stderr and "listening on" in failed.stderr
     assert project.serving("/api/version") == ("v1", "blue")
     assert project.containers("green") == []  # the failed release is gone
@@ -148,6 +154,23 @@ def test_never_healthy_release_fails_and_live_keeps_serving(project):
     last = status["releases"][-1]
     assert (last["action"], last["outcome"], last["step"], last["version"]) == ("release", "failed", "health", "v2")
     assert "not healthy" in last["reason"] and last["seconds"] >= 6
+
+
+def test_a_port_mismatch_fails_early_and_names_both_ports(project):
+    project.tag("v1")
+    project.tag("v2", backend_env={"LISTEN_PORT": "8090"})  # the app listens on 8090; the config says 8080
+    project.write_config(deadline=90)
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    started = time.monotonic()
+    failed = project.cli("release", "v2", "--no-backup")
+    assert failed.returncode == 1 and "step 'health'" in failed.stderr
+    assert (
+        "green cannot become healthy: backend listens on port 8090 in its container, "
+        "not on services.backend.port = 8080" in failed.stderr
+    ), failed.stderr
+    assert time.monotonic() - started < 45  # well before the 90 s deadline
+    assert project.serving("/api/version") == ("v1", "blue")
 
 
 def test_a_failed_release_keeps_the_old_standby_for_rollback(project):

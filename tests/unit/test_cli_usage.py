@@ -23,6 +23,7 @@ def deployer(*args: str) -> subprocess.CompletedProcess:
         (["status", "extra-arg"], "extra-arg", "deployer status --help"),
         (["release"], "'VERSION'", "deployer release --help"),
         (["nosuchcommand"], "'nosuchcommand'", "deployer --help"),
+        (["stauts"], "Did you mean 'status'? (see", "deployer --help"),
         (["backup", "nosuch"], "'nosuch'", "deployer backup --help"),
         (["--bogus"], "'--bogus'", "deployer --help"),
         (["status", "--jsn"], "'--jsn'", "deployer status --help"),
@@ -36,6 +37,7 @@ def test_a_usage_error_is_one_line(args, names, where):
     assert lines[0].startswith("ERROR: ")
     assert names in lines[0]
     assert lines[0].endswith(f"{where})")
+    assert lines[0].count("Did you mean") <= 1
     assert "Traceback" not in result.stderr and "Usage:" not in result.stderr
     assert result.stdout == ""
 
@@ -78,3 +80,26 @@ def test_a_dropped_engine_connection_is_an_engine_error_that_names_its_step():
     assert "lost the connection to the engine" in str(dropped)
     assert isinstance(lost(APIError("boom")), EngineError)
     assert lost(ValueError("a bug")) is None
+
+
+def test_no_help_page_shows_an_escape():
+    """Every command's and group's --help is plain text: no "\\[required]", no markup."""
+    import click
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from deployer.cli import app
+
+    def pages(command: click.Command, path: list[str]):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from pages(sub, [*path, name])
+
+    runner = CliRunner()
+    seen = 0
+    for path in pages(get_command(app), []):
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "\\[" not in result.output and "[/" not in result.output, (path, result.output)
+        seen += 1
+    assert seen >= 30

@@ -89,7 +89,8 @@ def test_every_file_problem_is_one_line_and_nothing_changes(tmp_path):
 
     result = deployer("config", "check", cwd=folder)
     assert result.returncode == 2
-    found = lines(result)
+    assert "warning: backup.webhook holds what looks like a token" in result.stderr
+    found = [line for line in lines(result) if "warning:" not in line]
     assert len(found) == 4, result.stderr
     assert all(line.startswith("ERROR (ConfigError): ") for line in found)
     text = "\n".join(found)
@@ -104,7 +105,7 @@ def test_every_file_problem_is_one_line_and_nothing_changes(tmp_path):
     (folder / "backend.env").unlink()
     (folder / "db.env").unlink()
     ci = deployer("config", "check", "--no-secrets", cwd=folder)
-    assert ci.returncode == 2 and len(lines(ci)) == 2, ci.stderr
+    assert ci.returncode == 2 and len([line for line in lines(ci) if "ERROR" in line]) == 2, ci.stderr
     assert "env_file" not in ci.stderr
 
 
@@ -151,3 +152,46 @@ def test_a_reader_that_leaves_early_is_no_error(tmp_path):
         env={**os.environ, **NO_ENGINE},
     )
     assert result.stdout.startswith("path = ") and result.stderr == "", result.stderr
+
+
+def test_a_webhook_comes_from_the_environment_or_a_private_file(tmp_path):
+    folder = project(tmp_path)
+    text = CONFIG.replace(
+        'webhook = "https://hooks.example.test/services/T000/B000/abcdefghijklmnopqrstuvwx"',
+        'webhook = "env:BACKUP_HOOK"',
+    )
+    (folder / "deployer.toml").write_text(text + '[notify]\nwebhook = "file:notify.url"\n')
+    (folder / "notify.url").write_text("https://hooks.example.test/T1/B1/zyxwvutsrqponmlkjihgfedc\n")
+    (folder / "notify.url").chmod(0o600)
+    hook = {"BACKUP_HOOK": "https://hooks.example.test/T2/B2/qwertyuiopasdfghjklzxcvb"}
+
+    unset = deployer("config", "check", cwd=folder)
+    assert unset.returncode == 2, unset.stderr
+    assert [line for line in lines(unset)] == [
+        f"ERROR (ConfigError): {folder / 'deployer.toml'}: backup.webhook: "
+        "the environment variable BACKUP_HOOK is not set (the webhook's URL)"
+    ]
+    shown = subprocess.run(
+        [sys.executable, "-m", "deployer", "config", "show", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env={**os.environ, **NO_ENGINE, **hook},
+    )
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["backup"]["webhook"] and data["notify"]["webhook"]  # read, then masked
+    assert "qwertyuiop" not in shown.stdout and "zyxwvutsrq" not in shown.stdout and "warning" not in shown.stderr
+
+    (folder / "notify.url").chmod(0o644)
+    loose = subprocess.run(
+        [sys.executable, "-m", "deployer", "config", "check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=folder,
+        env={**os.environ, **NO_ENGINE, **hook},
+    )
+    assert loose.returncode == 2 and "notify.webhook" in loose.stderr and "chmod 600" in loose.stderr
+    assert "zyxwvutsrq" not in loose.stderr

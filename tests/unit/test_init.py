@@ -69,6 +69,9 @@ def test_init_writes_files_refuses_then_forces(tmp_path):
     forced = init(folder, "--force")
     assert forced.returncode == 0
     assert "overwrote" in forced.stdout
+    assert (folder / "deployer.toml.bak").read_text() == "# mine\n"  # --force keeps what it replaces
+    assert f"backed up {folder / 'deployer.toml.bak'}" in forced.stdout
+    assert "deployer.toml.bak" not in " ".join(p.name for p in (folder / "backend").iterdir())
     assert "kept" in forced.stdout  # the secrets are never overwritten
     assert (folder / "db.env").read_text().split("POSTGRES_PASSWORD=")[1].strip() == password
     assert config.load(folder / "deployer.toml").name == "my-shop"
@@ -155,3 +158,27 @@ def test_init_keeps_env_files_that_are_symlinks_to_files(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"kept      {folder / 'db.env'}" in result.stdout
     assert "mine-password" in (tmp_path / "secrets.env").read_text()
+
+
+def test_init_fits_a_stock_app_and_keeps_secrets_out_of_git_and_images(tmp_path):
+    folder = make_project(tmp_path)
+    (folder / ".gitignore").write_text("node_modules/\n/db.env")  # the team's own, one secret already
+    (folder / "frontend" / ".dockerignore").write_text("mine\n")
+    result = init(folder)
+    assert result.returncode == 0, result.stderr
+    cfg = config.load(folder / "deployer.toml")
+    assert cfg.smoke == ()  # not the example's /api/version: the health paths the routes reach
+    assert cfg.verify_paths() == ["/healthz"]
+    assert "spring-boot-starter-actuator" in result.stdout and "configtree:/run/secrets/" in result.stdout
+    assert "deployer config check" in result.stdout and "deployer rollback" in result.stdout
+    ignored = (folder / ".gitignore").read_text().splitlines()
+    assert ignored[:2] == ["node_modules/", "/db.env"] and {"backend.env", "notify.url"} <= set(ignored)
+    assert "db.env" not in ignored  # already there as /db.env
+    assert "!build/libs/" in (folder / "backend" / ".dockerignore").read_text()
+    assert (folder / "frontend" / ".dockerignore").read_text() == "mine\n"  # the team's own is kept
+    again = init(folder, "--force")
+    assert again.returncode == 0, again.stderr
+    assert (folder / ".gitignore").read_text().splitlines() == ignored  # nothing appended twice
+    assert f"unchanged {folder / 'backend' / 'Dockerfile'}" in again.stdout  # the same text: no backup
+    assert not list((folder / "backend").glob("*.bak*"))
+    assert [p.name for p in folder.glob("*.bak*")] == ["deployer.toml.bak"]  # a new project.id: kept

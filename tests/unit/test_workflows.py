@@ -104,17 +104,20 @@ def test_ci_pushes_images_only_from_main():
     assert "if" not in step(images, "build")  # pull requests and other branches still build
 
 
-def test_rollback_is_a_manual_switch_on_a_chosen_environment():
+def test_rollback_needs_no_colour_and_says_what_it_will_do_before_the_approval():
     rollback = load(TEMPLATES / "rollback.yml")
     inputs = rollback["on"]["workflow_dispatch"]["inputs"]
     assert inputs["environment"]["options"] == ["production", "staging"]
-    assert inputs["colour"]["options"] == ["blue", "green"]
+    assert set(inputs) == {"environment", "version"} and inputs["version"]["required"] is False
+    assert "inputs.version || 'the warm standby'" in rollback["run-name"]
     jobs = rollback["jobs"]
     assert set(jobs) == {"staging", "production"}  # one job per environment: each reads its own key only
     for name, job in jobs.items():
         assert job["environment"] == name and job["env"]["ENVIRONMENT"] == name
         assert f"inputs.environment == '{name}'" in job["if"]
-        assert step(job, "switch")["run"] == 'deployer switch --to "$COLOUR" -e "$ENVIRONMENT"'
+        assert step(job, "rollback")["run"] == 'deployer rollback ${VERSION:+"$VERSION"} -e "$ENVIRONMENT"'
+        assert "--dry-run" in step(job, "plan")["run"]  # the plan, printed before it acts
+        assert job["env"]["VERSION"] == "${{ inputs.version }}"  # an input reaches the shell as data only
         assert job["concurrency"]["group"] == f"deploy-{name}"  # the same groups as cd.yml
 
 

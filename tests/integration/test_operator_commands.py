@@ -1,0 +1,119 @@
+"""The commands an operator reaches for daily, on the real engine: `logs`, `exec` and
+`rollback` (with and without VERSION). Each one's bad input is one line, exit 2, and changes
+nothing. One stack for the module: v2 live on green, v1 the warm standby on blue; the
+reading tests run first, the rollback test last."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, test_app_image):
+    from stack import Stack
+
+    s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("ops"), docker_client, test_app_image)
+    try:
+        s.tag("v3")  # kept on the engine, never released: `rollback v3` releases it
+        s.release_all("v1", "v2")
+        yield s
+    finally:
+        s.destroy()
+
+
+def one_line_exit_2(result: subprocess.CompletedProcess, *words: str) -> None:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_logs_of_a_colour_a_service_and_the_edge(stack):
+    assert stack.serving() == ("v2", "green")
+    live = stack.ok("logs", "backend")
+    assert "listening on :8080 version=v2 colour=green service=backend" in live.stdout, live.stdout
+    assert "colour=blue" not in live.stdout and " | " not in live.stdout  # one source: no prefix
+    standby = stack.ok("logs", "--colour", "standby", "backend")
+    assert "version=v1 colour=blue service=backend" in standby.stdout, standby.stdout
+    every = stack.ok("logs", "--colour", "blue")
+    assert "backend | " in every.stdout and "frontend | " in every.stdout
+    assert "service=frontend" in every.stdout
+    edge = stack.ok("logs", "edge", "--tail", "3")
+    assert 0 < len(edge.stdout.splitlines()) <= 3
+    assert stack.ok("logs", "backend", "--since", "1h").stdout.strip()
+
+    for args, words in [
+        (("logs", "nosuch"), ("nosuch", "backend, frontend, edge, db, backup")),
+        (("logs", "--colour", "purple"), ("--colour", "purple")),
+        (("logs", "--since", "soon"), ("--since", "soon")),
+        (("logs", "--tail", "-1"), ("--tail",)),
+    ]:
+        one_line_exit_2(stack.cli(*args), *words)
+
+
+def test_logs_follow_prints_new_lines_until_ctrl_c(stack):
+    follow = stack.popen("logs", "backend", "-f", "--tail", "1")
+    try:
+        first = follow.stdout.readline()  # the last line so far, then it waits for more
+        assert "listening on :8080 version=v2" in first, first
+        follow.send_signal(signal.SIGINT)
+        out, err = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.communicate()
+    assert follow.returncode in (0, 130), err
+
+
+def test_exec_runs_in_a_colour_and_passes_the_exit_code_through(stack):
+    script = "echo in-$(cat /etc/hostname); echo to-stderr >&2; exit 3"
+    # raw_cli: in the project's folder, so no --config lands after `--`
+    live = stack.raw_cli("exec", "backend", "--", "sh", "-c", script)
+    assert live.returncode == 3, live.stderr
+    green = {c.id[:12] for c in stack.containers("green") if c.labels["deployer.service"] == "backend"}
+    assert live.stdout.strip().removeprefix("in-") in green
+    assert "to-stderr" in live.stderr
+    standby = stack.raw_cli("exec", "backend", "--colour", "standby", "--", "cat", "/etc/hostname")
+    assert standby.returncode == 0, standby.stderr
+    blue = {c.id[:12] for c in stack.containers("blue") if c.labels["deployer.service"] == "backend"}
+    assert standby.stdout.strip() in blue
+    db = stack.raw_cli("exec", "db", "--", "pg_isready", "-q")
+    assert db.returncode == 0, db.stderr
+
+    one_line_exit_2(stack.raw_cli("exec", "nosuch", "--", "ls"), "nosuch")
+    one_line_exit_2(stack.cli("exec", "backend"), "after `--`")
+    one_line_exit_2(stack.raw_cli("exec", "backend", "--colour", "red", "--", "ls"), "--colour")
+
+
+def test_rollback_to_the_standby_to_a_version_and_to_kept_images(stack):
+    assert stack.serving() == ("v2", "green")
+    dry = stack.ok("rollback", "--dry-run")
+    assert "would switch live traffic from green (v2) to blue (v1)" in dry.stderr, dry.stderr
+    assert stack.serving() == ("v2", "green")
+
+    stack.ok("rollback")  # the standby, whatever its colour
+    assert stack.serving() == ("v1", "blue")
+    stack.ok("rollback")
+    assert stack.serving() == ("v2", "green")
+
+    already = stack.ok("rollback", "v2")
+    assert "green (v2) is already live" in already.stderr and stack.serving() == ("v2", "green")
+    stack.ok("rollback", "v1")  # blue runs it: a switch
+    assert stack.serving() == ("v1", "blue")
+
+    kept = stack.ok("rollback", "v3", "--no-backup")  # no colour runs it: released from its kept images
+    assert "release v3 from its kept images" in kept.stderr, kept.stderr
+    assert stack.serving() == ("v3", "green")
+
+    one_line_exit_2(stack.cli("rollback", "v1;reboot"), "invalid version")
+    missing = stack.cli("rollback", "v9", "--no-backup")  # no image anywhere: refused before anything
+    assert missing.returncode == 2, missing.stderr
+    assert "its image" in missing.stderr and "v9" in missing.stderr and "nothing was changed" in missing.stderr
+    assert len([line for line in missing.stderr.splitlines() if line.startswith("ERROR")]) == 1
+    assert stack.serving() == ("v3", "green")
