@@ -115,14 +115,27 @@ def _engine_objects() -> dict[str, set[str]] | None:
         return None  # no engine: the docker tests fail on their own
 
 
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")  # an xdist worker: the controller checks for all
+
+
 def pytest_collection_finish(session) -> None:
     global _ENGINE_AT_START
+    if _is_worker(session.config):
+        return
     if any(item.get_closest_marker("docker") for item in session.items):
         _ENGINE_AT_START = _engine_objects()
 
 
+def pytest_sessionstart(session) -> None:
+    # Under xdist the controller collects nothing; it takes the snapshot before any worker starts.
+    global _ENGINE_AT_START
+    if getattr(session.config.option, "numprocesses", None) and not _is_worker(session.config):
+        _ENGINE_AT_START = _engine_objects()
+
+
 def pytest_sessionfinish(session, exitstatus) -> None:
-    if _ENGINE_AT_START is None:
+    if _ENGINE_AT_START is None or _is_worker(session.config):
         return
     now = _engine_objects()
     if now is None:
