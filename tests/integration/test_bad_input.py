@@ -48,9 +48,10 @@ def snapshot(stack) -> tuple:
     return containers, volumes, files, dumps
 
 
-def _files(stack) -> tuple:
-    return tuple(
-        stack.edge_file(f"/var/lib/deployer/{f}")
+def _files(stack) -> bytes:
+    """The edge's state files, the history, the site and the lock holder, in one exec."""
+    names = " ".join(
+        f"/var/lib/deployer/{f}"
         for f in (
             "state/live",
             "state/blue",
@@ -62,6 +63,9 @@ def _files(stack) -> tuple:
             "lock/holder",
         )
     )
+    script = f'for f in {names}; do echo "=== $f"; cat "$f" 2>/dev/null || echo "(none)"; done'
+    code, out = stack.edge.exec_run(["sh", "-c", script])
+    return out if code == 0 else b"(exec failed)"
 
 
 # (CLI arguments, words the one line must hold)

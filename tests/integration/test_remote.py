@@ -159,6 +159,33 @@ def test_up_release_under_load_switch_and_status_on_a_remote_host(remote):
     assert [e["action"] for e in status["releases"]][-3:] == ["release", "release", "switch"]
 
 
+def test_logs_exec_and_rollback_over_ssh(remote):
+    host, config, name = remote
+    assert serving(remote) == ("v1", "blue")  # v2 is the warm standby on green
+    logs = ok(remote, "logs", "backend", "--tail", "5")
+    assert "version=v1 colour=blue service=backend" in logs.stdout, logs.stdout
+    assert ok(remote, "logs", "edge", "--tail", "2").stdout.strip()
+    bad = cli(remote, "logs", "nosuch")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+    # exec: the options before `--`, everything after it is the program's
+    env = {**__import__("os").environ, "DEPLOYER_SSH_COMMAND": host.ssh_command, "DOCKER_HOST": ""}
+    run = subprocess.run(
+        [sys.executable, "-m", "deployer", "exec", "--config", str(config), "backend", "--colour", "standby",
+         "--", "sh", "-c", "cat /etc/hostname; exit 4"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert run.returncode == 4, run.stderr
+    green = {c.id[:12] for c in host.client.containers.list(filters={"label": "deployer.colour=green"})}
+    assert run.stdout.strip() in green
+
+    assert "would switch live traffic from blue (v1) to green (v2)" in ok(remote, "rollback", "--dry-run").stderr
+    ok(remote, "rollback")
+    assert serving(remote) == ("v2", "green")
+    ok(remote, "rollback", "v1")
+    assert serving(remote) == ("v1", "blue")
+
+
 def test_images_only_on_this_machine_are_a_clear_error(remote):
     missing = cli(remote, "release", "v9", "--no-backup")
     assert missing.returncode == 2  # bad input: the image is nowhere to move it from
