@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.engine import Engine, debug
+from deployer.adapters.failures import reason as _reason
 from deployer.core.steps import Step
 from deployer.errors import EngineError
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
-from deployer.adapters.failures import reason as _reason
+from deployer.adapters.failures import reason, unreachable
 from deployer.adapters.models import TOLD_CPU_SHARES, Container, ExecResult
 from deployer.adapters.polling import until
 from deployer.core import masking, names
@@ -77,7 +77,7 @@ class Engine:
                 client.api.ping()
             except Exception as exc:  # DockerException, requests' ConnectionError and friends
                 raise UnreachableError(
-                    f"cannot reach the Docker engine at {self.where}: {_reason(exc)}", step=Step.ENGINE
+                    f"cannot reach the Docker engine at {self.where}: {unreachable(exc)}", step=Step.ENGINE
                 ) from None
             self._client = client
         return self._client
@@ -119,7 +119,7 @@ class Engine:
             raise
         except APIError as exc:
             raise EngineError(
-                f"running {argv[0]} in {container} failed: {_reason(exc)}", step=step, command=argv[0]
+                f"running {argv[0]} in {container} failed: {reason(exc)}", step=step, command=argv[0]
             ) from None
         code = self._wait_exec(exec_id, limit=10)
         return ExecResult(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
@@ -136,7 +136,7 @@ class Engine:
                 f"container {container} does not exist (run `deployer up`)", step=step, command=argv[0]
             ) from None
         except APIError as exc:
-            raise EngineError(f"{doing} {argv[0]} in {container}: {_reason(exc)}", step=step, command=argv[0]) from None
+            raise EngineError(f"{doing} {argv[0]} in {container}: {reason(exc)}", step=step, command=argv[0]) from None
 
     def _wait_exec(self, exec_id: str, *, limit: float) -> int:
         def code() -> list[int]:  # [] while it runs
@@ -189,7 +189,7 @@ class Engine:
         except NotFound:
             raise EngineError(f"container {container} or its {folder} does not exist", step=step) from None
         except APIError as exc:
-            raise EngineError(f"cannot write files into {container}: {_reason(exc)}", step=step) from None
+            raise EngineError(f"cannot write files into {container}: {reason(exc)}", step=step) from None
         if not ok:
             raise EngineError(f"cannot write files into {container}:{folder}", step=step)
 
@@ -209,7 +209,7 @@ class Engine:
                 except NotFound:
                     continue  # removed since the listing (an old standby being retired)
         except Exception as exc:  # docker.errors.APIError, requests errors
-            raise EngineError(f"cannot list containers on {self.where}: {_reason(exc)}", step=Step.INSPECT) from None
+            raise EngineError(f"cannot list containers on {self.where}: {reason(exc)}", step=Step.INSPECT) from None
         if deployment is not None:
             found = [c for c in found if c.labels.get(names.LABEL_DEPLOYMENT, "") == deployment]
         return found
@@ -250,7 +250,7 @@ class Engine:
             pass
         except APIError as exc:  # 409: another remover got there first, or it is not running any more
             if exc.status_code != 409 or (signal is None and "in progress" not in str(exc)):
-                raise EngineError(f"cannot remove {name}: {_reason(exc)}", step=Step.REMOVE) from None
+                raise EngineError(f"cannot remove {name}: {reason(exc)}", step=Step.REMOVE) from None
 
     def published_port(self, name: str, container_port: int) -> int | None:
         attrs = self.inspect(name) or {}
@@ -289,7 +289,7 @@ class Engine:
                 f"building {tag} failed: {exc.msg}", step=step, logs=masking.mask(tail), command="build"
             ) from None
         except APIError as exc:
-            raise EngineError(f"building {tag} failed: {_reason(exc)}", step=step, command="build") from None
+            raise EngineError(f"building {tag} failed: {reason(exc)}", step=step, command="build") from None
         return image.id
 
     # -- networks ---------------------------------------------------------------------------
@@ -320,7 +320,7 @@ class Engine:
             except NotFound:
                 pass
             except Exception as exc:  # in use, for now or by someone else's container
-                why[0] = _reason(exc)
+                why[0] = reason(exc)
                 return False
             return True
 

@@ -43,3 +43,26 @@ def api_call(exc: Any) -> str:
         return ""
     path = re.sub(r"^/v[0-9.]+(?=/)", "", urlsplit(str(url)).path)
     return f"{method} {path}"
+
+
+def unreachable(exc: BaseException) -> str:
+    """Why the engine could not be reached, and what to check, in words rather than the
+    transport's exception chain."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 8:  # the cause at the bottom of requests' wrapping
+        chain.append(seen)
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or next((a for a in getattr(seen, "args", ()) if isinstance(a, BaseException)), None)
+        )
+    text = " ".join(str(e) for e in chain)
+    if any(isinstance(e, FileNotFoundError) for e in chain) or "No such file or directory" in text:
+        why = "no Docker socket there"
+    elif any(isinstance(e, PermissionError) for e in chain) or "Permission denied" in text:
+        why = "permission denied on the socket (is this user in the docker group?)"
+    elif any(isinstance(e, ConnectionRefusedError) for e in chain) or "Connection refused" in text:
+        why = "connection refused"
+    else:
+        why = reason(exc)
+    return f"{why}; check that Docker runs there, and DOCKER_HOST or engine.host"

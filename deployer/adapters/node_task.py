@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import secrets as random
 
-from deployer.adapters.engine import _reason, debug
+from deployer.adapters.engine import debug
+from deployer.adapters.failures import reason as _reason
 from deployer.adapters.polling import until
 from deployer.adapters.swarm import Swarm
 from deployer.core import node_volume

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.engine import Engine, debug
+from deployer.adapters.failures import reason as _reason
 from deployer.adapters.models import Container, ExecResult
 from deployer.core import masking, names, oneoffs
 from deployer.core.steps import Step

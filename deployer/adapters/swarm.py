@@ -20,7 +20,8 @@ import time
 from typing import Any
 
 from deployer.adapters.edge import Edge
-from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.engine import Engine, debug
+from deployer.adapters.failures import reason as _reason
 from deployer.adapters.polling import until
 from deployer.core import masking, names
 from deployer.core import stack as stack_rule

@@ -14,7 +14,8 @@ import tarfile
 import time
 from dataclasses import dataclass
 
-from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.engine import Engine, debug
+from deployer.adapters.failures import reason as _reason
 from deployer.core import masking
 from deployer.errors import EngineError
 

@@ -3,7 +3,8 @@ containers that use one, and their removal."""
 
 from __future__ import annotations
 
-from deployer.adapters.engine import Engine, _reason, debug
+from deployer.adapters.engine import Engine, debug
+from deployer.adapters.failures import reason as _reason
 from deployer.core.steps import Step
 from deployer.errors import EngineError
 

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
-from deployer import __version__
 from deployer.cli.common import ConfigOption, EnvOption, context, error, handled, say
 from deployer.cli.safety import WatchOption, watch_seconds
 
@@ -32,7 +31,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"deployer {__version__}")
+        import deployer  # the installed distribution's version, read only here
+
+        print(f"deployer {deployer.__version__}")
         raise typer.Exit(0)
 
 

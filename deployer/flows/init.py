@@ -234,7 +234,14 @@ def workflows(ci: str | None) -> dict[str, str]:
     """The workflow files of a CI system, by file name."""
     if ci is None:
         return {}
-    return {name: asset("ci", ci, name).read_text(encoding="utf-8") for name in WORKFLOWS}
+    import deployer
+
+    # The workflows install exactly this deployer, unless the repository variable
+    # DEPLOYER_SPEC names another (a wheel's URL, `git+https://...@<tag>`).
+    return {
+        name: asset("ci", ci, name).read_text(encoding="utf-8").replace("@VERSION@", deployer.__version__)
+        for name in WORKFLOWS
+    }
 
 
 def ci_config() -> str:
@@ -262,7 +269,8 @@ CI/CD (docs/ci-cd.md):
      both: deployment branches limited to main), with the secrets DB_ENV and BACKEND_ENV
      (the env files' text), STAGING_SSH_KEY (a repository secret) and PRODUCTION_SSH_KEY
      (an environment secret of production, never a repository secret), and the repository
-     variables DEPLOYER_SPEC (what `pipx install` installs) and DEPLOY_KNOWN_HOSTS.
+     variable DEPLOY_KNOWN_HOSTS (the workflows install this deployer's version;
+     DEPLOYER_SPEC, if set, names another).
   3. Require the CI checks backend, frontend and images on main (branch protection).
 """
 

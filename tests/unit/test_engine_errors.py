@@ -50,3 +50,24 @@ def test_an_engine_error_names_the_engine_its_command_used_unless_it_says_so_alr
     assert headline(named) == "ERROR (EngineError in step 'engine'): cannot reach ssh://deploy@web1: refused"
     assert EngineError("x").host == "", "no engine call made yet: no host"
     assert headline(InputError("bad")) == "ERROR (InputError): bad"
+
+
+def test_an_unreachable_engine_says_what_to_check_not_the_transports_repr():
+    from deployer.adapters.engine import Engine
+    from deployer.errors import UnreachableError
+
+    for host, why in [
+        ("unix:///nonexistent/docker.sock", "no Docker socket there"),
+        ("tcp://127.0.0.1:9", "connection refused"),
+    ]:
+        engine = Engine(host)
+        try:
+            engine.sdk  # noqa: B018 - the connection is made on first use
+        except UnreachableError as exc:
+            text = str(exc)
+        else:
+            raise AssertionError(f"{host} answered")
+        finally:
+            engine.close()
+        assert f"cannot reach the Docker engine at {host}: {why}; check that Docker runs there" in text
+        assert "DOCKER_HOST or engine.host" in text and "(" not in text.split(": ", 1)[1]

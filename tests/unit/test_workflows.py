@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+import deployer
 from deployer.flows import init
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,7 +146,11 @@ def test_init_writes_the_workflows_as_shipped(tmp_path, existing):
     written = {w.path: w.action for w in init.init(tmp_path, force=False, ci="github")}
     for name in init.WORKFLOWS:
         path = tmp_path / ".github" / "workflows" / name
-        assert written[path] == "wrote" and path.read_text() == (TEMPLATES / name).read_text()
+        shipped = (TEMPLATES / name).read_text().replace("@VERSION@", deployer.__version__)
+        assert written[path] == "wrote" and path.read_text() == shipped
+        if "pipx install" in shipped:  # this very version, unless DEPLOYER_SPEC names another
+            assert f'"${{DEPLOYER_SPEC:-bluegreen-deployer=={deployer.__version__}}}"' in path.read_text()
+            assert "@VERSION@" not in path.read_text()
     assert written[tmp_path / "deployer.toml"] == ("kept" if existing else "wrote")
     assert init.has_ci_config(tmp_path / "deployer.toml") is not existing
 
