@@ -47,7 +47,9 @@ def api_call(exc: Any) -> str:
 
 def unreachable(exc: BaseException) -> str:
     """Why the engine could not be reached, and what to check, in words rather than the
-    transport's exception chain."""
+    transport's exception chain. The ssh tunnel's own error (an UnreachableError) says it already."""
+    if isinstance(exc, UnreachableError):
+        return str(exc)
     chain, seen = [], exc
     while seen is not None and len(chain) < 8:  # the cause at the bottom of requests' wrapping
         chain.append(seen)

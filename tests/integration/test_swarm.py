@@ -125,6 +125,11 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     assert status["edge"]["status"] == "running 2/2"
     assert [e["action"] for e in status["releases"]][-4:] == ["release", "release", "switch", "release"]
 
+    # logs reads the service, every task on any node; exec runs in a task on the engine's node
+    logs = swarm.ok("logs", "backend", "--tail", "20").stdout
+    assert logs.count("version=v3 colour=green service=backend") >= 3, logs
+    assert swarm.ok("exec", "backup", "cat", "/etc/hostname").stdout.strip(), "the agent's task on the manager"
+
     assert status["database"]["nodes"] == [swarm.edge_worker.name], status["database"]
     assert status["database"]["status"] == "running 1/1"
     assert status["backup_service"]["nodes"] == [swarm.manager.name], status["backup_service"]
