@@ -17,9 +17,11 @@ from deployer.runtime.base import Healthy
 # How long one exec of the health wait probes before the containers are looked at again
 # (one Engine API listing), to give up soon on a crashed container.
 STATE_EVERY = 1.0
-# After this long with no answer, a container that listens on other ports than its
-# service's `port` fails the wait at once (a port mismatch never heals by waiting).
-LISTEN_GRACE = 5.0
+# A container that listens, but not on its service's `port`, fails the wait once it has
+# listened on the same other ports for MISMATCH_FOR seconds: a port mismatch never heals by
+# waiting, but an app may open another port (a JMX or metrics agent) well before its own.
+# Its ports are looked at every LISTEN_EVERY seconds once LISTEN_AFTER have passed.
+LISTEN_AFTER, LISTEN_EVERY, MISMATCH_FOR = 5.0, 2.0, 30.0
 
 
 class NotReady(Exception):
@@ -57,14 +59,21 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
     last: list[str] = []
     smoked: list[list[str] | None] = [None]
     started = time.monotonic()
+    mismatch: dict[str, float] = {}  # what wrong_port says -> when it was first seen
+    looked = [0.0]
 
     def attempt() -> None:
         dead = why_dead(ctx, colour, release_id)
         if dead:
             raise HealthError(f"{colour} cannot become healthy: {dead}", step=Step.HEALTH)
-        if last and time.monotonic() - started >= LISTEN_GRACE:
+        now = time.monotonic()
+        if last and now - started >= LISTEN_AFTER and now - looked[0] >= LISTEN_EVERY:
+            looked[0] = now
             elsewhere = wrong_port(ctx, colour, release_id, last)
-            if elsewhere:
+            first = mismatch.setdefault(elsewhere, now) if elsewhere else now
+            if not elsewhere:
+                mismatch.clear()
+            elif now - first >= MISMATCH_FOR:
                 raise HealthError(f"{colour} cannot become healthy: {elsewhere}", step=Step.HEALTH)
         # One exec probes for up to a second (20 ms, 40 ms, ... up to health_interval apart),
         # then the containers are looked at again: a crash is seen within a second.
@@ -83,8 +92,9 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
             with state:
                 attempt()
     except RetryError:
+        said = [*last, *mismatch] or ["no answer"]  # with the port it listens on, if it listens elsewhere
         raise HealthError(
-            f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(last) or 'no answer'}", step=Step.HEALTH
+            f"{colour} was not healthy after {t.health_deadline:g}s: {'; '.join(said)}", step=Step.HEALTH
         ) from None
     return Healthy(time.monotonic() - started, smoked[0])
 

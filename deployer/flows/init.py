@@ -140,7 +140,10 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
         folder / "frontend" / "Dockerfile": asset("templates", "nextjs.Dockerfile").read_text(),
     }
     flows = {folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()}
+
     ignores = {folder / d / ".dockerignore": text for d, text in DOCKERIGNORE.items()}
+    if ci:  # the actions are pinned by commit: dependabot proposes each update
+        ignores[folder / ".github" / "dependabot.yml"] = asset("ci", "dependabot.yml").read_text(encoding="utf-8")
     ignores = {p: t for p, t in ignores.items() if not p.exists()}  # the team's own is kept
     git = gitignore(folder / ".gitignore")
     if git is not None:
@@ -175,6 +178,7 @@ def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
             path.write_text(text, encoding="utf-8")
             written.append(Written(path, action))
         for path, text in ignores.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
             action = "updated" if path.exists() else "wrote"
             path.write_text(text, encoding="utf-8")
             written.append(Written(path, action))

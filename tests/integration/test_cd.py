@@ -202,8 +202,12 @@ def test_the_cd_path_build_staging_promote_under_load_and_roll_back(pipeline, pr
     assert failed == 0 and answered > 20, (answered, failed)
     assert serving(production, name) == ("v2", "green")
 
-    # 6: roll production back with the rollback workflow's command.
-    rolled = step(env, "rollback.yml", "production", "switch", ENVIRONMENT="production", COLOUR="blue")
+    # 6: roll production back with the rollback workflow's commands: no colour to name, the
+    # plan first, then the standby made live.
+    planned = step(env, "rollback.yml", "production", "plan", ENVIRONMENT="production", VERSION="")
+    assert "[production] would switch live traffic from green (v2) to blue (v1)" in planned.stderr, planned.stderr
+    assert serving(production, name) == ("v2", "green")
+    rolled = step(env, "rollback.yml", "production", "rollback", ENVIRONMENT="production", VERSION="")
     assert "[production] switched: blue (v1) is live" in rolled.stderr, rolled.stderr
     assert serving(production, name) == ("v1", "blue")
     assert truth(staging, name) == before

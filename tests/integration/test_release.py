@@ -169,7 +169,7 @@ def test_a_port_mismatch_fails_early_and_names_both_ports(project):
         "green cannot become healthy: backend listens on port 8090 in its container, "
         "not on services.backend.port = 8080" in failed.stderr
     ), failed.stderr
-    assert time.monotonic() - started < 45  # well before the 90 s deadline
+    assert time.monotonic() - started < 75  # once it listened elsewhere for 30 s: before the 90 s deadline
     assert project.serving("/api/version") == ("v1", "blue")
 
 

@@ -85,7 +85,7 @@ def test_cd_releases_to_staging_then_promotes_to_production_by_digest_after_appr
 
 def test_ci_builds_tests_and_outputs_the_pushed_digests():
     ci = load(TEMPLATES / "ci.yml")
-    assert set(ci["on"]) == {"pull_request", "push", "workflow_call"}
+    assert set(ci["on"]) == {"pull_request", "merge_group", "workflow_call"}  # one run per change
     jobs = ci["jobs"]
     assert "./gradlew --no-daemon test" in run_lines(jobs["backend"])
     assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test", "npm run build"))
@@ -237,7 +237,10 @@ def _environment_from_an_input(cd: dict) -> None:
 @pytest.mark.parametrize(
     ("breaking", "problem"),
     [
-        (_action_after_the_key, "production: the action docker/login-action@v3 runs after the ssh key is loaded"),
+        (
+            _action_after_the_key,
+            "production: the action docker/login-action@4907a6ddec9925e35a0a9e82d7399ccc52663121 runs after the ssh key is loaded",
+        ),
         (_production_key_in_staging, "staging: production's key read in a job of environment 'staging'"),
         (_key_in_the_jobs_env, "production: an ssh key in the job's env or secrets"),
         (_promote_from_any_branch, "production: runs from any branch"),
@@ -269,3 +272,54 @@ def test_the_old_rollback_with_both_keys_in_one_job_is_caught():
         "rollback.yml rollback: production's key read in a job of environment '${{ inputs.environment }}'",
         f"rollback.yml rollback: runs from any branch (needs if: {ON_MAIN})",
     ]
+
+
+# -- supply chain and least privilege, for every workflow we ship, document or run ----------
+
+PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+")
+
+
+def every_workflow(tmp_path: Path) -> list[Path]:
+    return [*TEMPLATES.glob("*.yml"), *(ROOT / ".github" / "workflows").glob("*.yml"), *docs_workflows(tmp_path)]
+
+
+def test_cd_grants_packages_write_only_to_the_job_that_pushes():
+    cd = load(TEMPLATES / "cd.yml")
+    assert cd["permissions"] == {"contents": "read"}  # the workflow's default: read-only
+    writers = [name for name, job in cd["jobs"].items() if (job.get("permissions") or {}).get("packages") == "write"]
+    assert writers == ["ci"]  # the call of ci.yml, whose images job pushes on main only
+
+
+def test_every_action_is_pinned_to_a_commit_and_every_job_is_bounded(tmp_path):
+    checked = 0
+    for path in every_workflow(tmp_path):
+        text = path.read_text()
+        for line in re.findall(r"uses: (.+)", text):
+            if not line.startswith("./"):  # this repository's own reusable workflow
+                assert PINNED.fullmatch(line.strip()), f"{path.name}: {line} is not pinned to a commit SHA"
+                checked += 1
+        for name, job in load(path)["jobs"].items():
+            if "runs-on" in job:
+                assert isinstance(job.get("timeout-minutes"), int), f"{path.name} {name}: no timeout-minutes"
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step.get("with", {}).get("persist-credentials") is False, f"{path.name} {name}: checkout"
+    assert checked >= 20
+
+
+def test_dependabot_keeps_the_pins_current(tmp_path):
+    shipped = TEMPLATES.parent / "dependabot.yml"
+    for path in (ROOT / ".github" / "dependabot.yml", shipped):
+        config = load(path)
+        assert config["version"] == 2
+        assert {u["package-ecosystem"] for u in config["updates"]} >= {"github-actions"}
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.dependabot",
+         str(ROOT / ".github" / "dependabot.yml"), str(shipped)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for folder in ("backend", "frontend"):
+        (tmp_path / folder).mkdir()
+    init.init(tmp_path, force=False, ci="github")
+    assert (tmp_path / ".github" / "dependabot.yml").read_text() == shipped.read_text()
