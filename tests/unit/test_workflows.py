@@ -87,7 +87,7 @@ def test_ci_builds_tests_and_outputs_the_pushed_digests():
     ci = load(TEMPLATES / "ci.yml")
     assert set(ci["on"]) == {"pull_request", "merge_group", "workflow_call"}  # one run per change
     jobs = ci["jobs"]
-    assert "./gradlew --no-daemon test" in run_lines(jobs["backend"])
+    assert "./gradlew --no-daemon check" in run_lines(jobs["backend"])  # tests and lint
     assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test", "npm run build"))
     images = jobs["images"]
     assert set(images["needs"]) == {"backend", "frontend"}
@@ -281,6 +281,13 @@ PINNED = re.compile(r"[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+")
 
 def every_workflow(tmp_path: Path) -> list[Path]:
     return [*TEMPLATES.glob("*.yml"), *(ROOT / ".github" / "workflows").glob("*.yml"), *docs_workflows(tmp_path)]
+
+
+def test_the_backend_job_runs_gradle_check_and_keeps_its_reports():
+    backend = load(TEMPLATES / "ci.yml")["jobs"]["backend"]
+    assert "./gradlew --no-daemon check" in step(backend, "check")["run"]
+    reports = next(s for s in backend["steps"] if s.get("name") == "Test reports")
+    assert reports["if"] == "${{ !cancelled() }}" and reports["with"]["path"] == "backend/build/reports/"
 
 
 def test_cd_grants_packages_write_only_to_the_job_that_pushes():
