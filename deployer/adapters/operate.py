@@ -45,6 +45,11 @@ def stream_logs(
     prefix = len(sources) > 1
     lock = threading.Lock()
 
+    def emit(source: Source, raw: bytes) -> None:
+        text = masking.mask(raw.decode(errors="replace"))
+        with lock:
+            write(f"{source.label} | {text}" if prefix else text)
+
     def read(source: Source) -> None:
         options = {"stdout": True, "stderr": True, "follow": follow, "tail": "all" if tail is None else tail}
         if since is not None:
@@ -59,13 +64,9 @@ def stream_logs(
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
-                    text = masking.mask(line.decode(errors="replace"))
-                    with lock:
-                        write(f"{source.label} | {text}" if prefix else text)
+                    emit(source, line)
             if pending:
-                with lock:
-                    text = masking.mask(pending.decode(errors="replace"))
-                    write(f"{source.label} | {text}" if prefix else text)
+                emit(source, pending)
         except Exception as exc:
             failed.append(EngineError(f"cannot read the log of {source.name}: {reason(exc)}", step=step))
 

@@ -70,10 +70,11 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
         if last and now - started >= LISTEN_AFTER and now - looked[0] >= LISTEN_EVERY:
             looked[0] = now
             elsewhere = wrong_port(ctx, colour, release_id, last)
-            first = mismatch.setdefault(elsewhere, now) if elsewhere else now
-            if not elsewhere:
+            if elsewhere not in mismatch:  # none, or other ports than last time: the clock starts again
                 mismatch.clear()
-            elif now - first >= MISMATCH_FOR:
+                if elsewhere:
+                    mismatch[elsewhere] = now
+            elif now - mismatch[elsewhere] >= MISMATCH_FOR:
                 raise HealthError(f"{colour} cannot become healthy: {elsewhere}", step=Step.HEALTH)
         # One exec probes for up to a second (20 ms, 40 ms, ... up to health_interval apart),
         # then the containers are looked at again: a crash is seen within a second.
