@@ -82,6 +82,29 @@ def project(tmp_path, docker_client, test_app_image):
         stack.destroy()
 
 
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory, docker_client, test_app_image):
+    """One project per module, up, with v1 live on blue and nothing on green: for the tests
+    that only read it or refuse to change it, so that each does not pay for an `up`."""
+    from stack import Stack
+
+    stack = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("live"), docker_client, test_app_image)
+    try:
+        stack.release_all("v1")
+        yield stack
+    finally:
+        stack.destroy()
+
+
+@pytest.fixture
+def shared(live_stack):
+    """The module's live stack. A test may rewrite its config; the next one gets it back, and
+    finds v1 still live on blue (or the test that changed it fails here)."""
+    yield live_stack
+    live_stack.write_config()
+    assert live_stack.serving() == ("v1", "blue"), "a test on the shared stack changed what is live"
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
     """The CLI exactly as a user runs it, in a child process."""
     return subprocess.run(

@@ -15,6 +15,9 @@ from .fixtures import remote_host, testweb_image  # noqa: F401  (fixtures)
 from .remote import HostExited, RemoteHost
 
 pytestmark = pytest.mark.docker
+# The harness's own checks. test_remote.py and test_cd.py run these hosts on every
+# `make test`; the ones below that start a host of their own are the nightly tier's.
+nightly = pytest.mark.long
 
 
 def run(cmd: list[str], *, timeout: float = 120, env=None, check: bool = True) -> subprocess.CompletedProcess:
@@ -24,6 +27,7 @@ def run(cmd: list[str], *, timeout: float = 120, env=None, check: bool = True) -
     return res
 
 
+@nightly
 def test_remote_host_end_to_end(remote_host: RemoteHost, testweb_image: str, tmp_path: Path) -> None:  # noqa: F811
     host = remote_host
     print(f"\nstart-up: {', '.join(f'{k} {v:.2f}s' for k, v in host.timings.items())}")
@@ -122,6 +126,7 @@ def test_remote_host_end_to_end(remote_host: RemoteHost, testweb_image: str, tmp
         Path(sock).unlink(missing_ok=True)
 
 
+@nightly
 def test_forward_docker_socket_helper(remote_host: RemoteHost) -> None:  # noqa: F811
     path = remote_host.forward_docker_socket()
     try:
@@ -146,6 +151,7 @@ def test_failed_start_raises_with_logs_and_cleans_up() -> None:
     assert not host.workdir.exists()
 
 
+@nightly
 @pytest.mark.parametrize("driver", ["vfs", "fuse-overlayfs"])
 def test_storage_driver_fallbacks(driver: str) -> None:
     """overlay2 is the default here; the fallbacks dockerd would pick without it work as well."""

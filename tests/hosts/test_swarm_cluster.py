@@ -15,7 +15,8 @@ from .fixtures import swarm_cluster, testweb_image  # noqa: F401  (fixtures)
 from .remote import wait_until
 from .swarm import SwarmCluster
 
-pytestmark = pytest.mark.docker
+# The harness's own check, nightly: test_swarm.py forms a cluster like it on every `make test`.
+pytestmark = [pytest.mark.docker, pytest.mark.long]
 
 # Run on a node, inside a container on the overlay: resolve the service both ways, then GET every task IP and
 # the service name. Bounded: DNS entries appear a moment after the tasks run.

@@ -81,13 +81,13 @@ def test_sustained_load_reuses_upstream_connections_and_never_runs_out_of_ports(
     assert project.serving() == ("v2", "green")
 
 
-def test_a_pooled_connection_the_app_closed_costs_a_retry_not_an_answer(project):
+def test_a_pooled_connection_the_app_closed_costs_a_retry_not_an_answer(shared):
     """An app may close an idle pooled connection without saying so (the JDK's HttpServer
     does past 200 idle ones). The test app's `/drop-next` makes the next request on the
     same connection meet exactly that; the edge sends a GET again on a new connection, so
     the client gets its answer. (A single address took a path in the balancer that raised
     on the retry: a 500.)"""
-    project.release_all("v1")
+    project = shared
     parts = urlsplit(project.live_url)
     # One client connection: one edge worker, whose pool hands the connection that just
     # answered /drop-next to the next request.
@@ -115,8 +115,8 @@ def test_a_pooled_connection_the_app_closed_costs_a_retry_not_an_answer(project)
     assert "upstream prematurely closed connection" not in project.edge.logs(stdout=False, stderr=True).decode()
 
 
-def test_access_log_has_one_json_line_per_request_and_no_secret(project):
-    project.release_all("v1")
+def test_access_log_has_one_json_line_per_request_and_no_secret(shared):
+    project = shared
     project.get("/api/logged?token=s3cret-query-value", headers={"Authorization": "Bearer s3cret-header-value"})
     project.get("/api/status/404")
     project.get("/missing-page")
@@ -204,10 +204,10 @@ def test_a_site_change_serves_when_up_returns_and_one_nginx_cannot_apply_is_put_
     assert answer.status_code == 200 and answer.headers.get("x-team") == "shop"
 
 
-def test_without_trusted_proxies_a_client_cannot_forge_forwarded_headers(project):
+def test_without_trusted_proxies_a_client_cannot_forge_forwarded_headers(shared):
     """The default (edge.trusted_proxies empty): the app sees the edge's own view of the
     client, whatever X-Forwarded-* or Forwarded headers the client sent."""
-    project.release_all("v1")
+    project = shared
     forged = {
         "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example",
         "X-Forwarded-Port": "443", "X-Forwarded-Prefix": "/evil", "Forwarded": "for=6.6.6.6;proto=https",
@@ -294,8 +294,8 @@ def test_no_request_waits_on_dns_after_a_quiet_spell_or_a_switch(project):
     assert dns_waits(project) == before
 
 
-def test_idle_and_slow_clients_do_not_starve_real_ones(project):
-    project.release_all("v1")
+def test_idle_and_slow_clients_do_not_starve_real_ones(shared):
+    project = shared
     parts = urlsplit(project.live_url)
     idle = []
     try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 
 import pytest
 from test_guards import LiveClient, wait_for_line
@@ -26,15 +25,8 @@ LEASE = {"DEPLOYER_TEST_LEASE": "2"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, docker_client, test_app_image):
-    from stack import Stack
-
-    s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("faults"), docker_client, test_app_image)
-    try:
-        s.release_all("v1")
-        yield s
-    finally:
-        s.destroy()
+def stack(live_stack):
+    return live_stack  # the tests below carry it on from whatever the one before left live
 
 
 def other(colour: str) -> str:

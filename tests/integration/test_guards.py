@@ -195,10 +195,22 @@ def test_a_release_that_stalled_past_its_lease_stops_when_it_wakes(project):
     assert project.cli("lock", "status").stdout.strip() == "free"
 
 
-def test_a_cancel_at_every_step_leaves_live_serving(project):
+STEPS = ("lock", "images", "backup", "start", "health", "smoke", "switch")
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # the steps with something to undo: containers started, healthy ones, the switch's own
+        pytest.param(("start", "smoke", "switch"), id="sample"),
+        pytest.param(STEPS, id="every", marks=pytest.mark.long),
+    ],
+)
+def test_a_cancel_at_every_step_leaves_live_serving(project, steps):
     """SIGTERM (a cancelled CI job) at the start of each step, and between the switch's
     swap and its verification: live always answers, the lock is freed, the history says
-    what happened, and the next release needs no command first."""
+    what happened, and the next release needs no command first. `make test` cancels at a
+    sample of the steps, the nightly tier at every one."""
     project.tag("v1")
     project.tag("v2")
     project.ok("up")
@@ -207,7 +219,7 @@ def test_a_cancel_at_every_step_leaves_live_serving(project):
     client.start()
     live = ("v1", "blue")
     try:
-        for step in ("lock", "images", "backup", "start", "health", "smoke", "switch"):
+        for step in steps:
             cancelled = project.popen_env({"DEPLOYER_TEST_PAUSE": f"{step}:30"}, "release", "v2", "--no-backup")
             wait_for_line(cancelled, f"test pause before {step}")
             cancelled.send_signal(signal.SIGTERM)
@@ -238,8 +250,8 @@ def test_a_cancel_at_every_step_leaves_live_serving(project):
     assert client.failed == 0, client.errors[:10]
 
 
-def test_a_template_that_fails_nginx_t_leaves_the_live_config_untouched(project):
-    project.release_all("v1")
+def test_a_template_that_fails_nginx_t_leaves_the_live_config_untouched(shared):
+    project = shared
     site_before = project.edge_file("/var/lib/deployer/site.conf")
     (project.folder / "broken.conf.j2").write_text("server { listen 80; location / { proxy_pass nowhere; } \n")
     project.write_config(edge='template = "broken.conf.j2"\n')
@@ -282,8 +294,8 @@ def test_a_first_up_that_is_refused_creates_nothing(project, edge, database, sta
         (("switch", "--to", "purple"), "unknown colour 'purple'"),
     ],
 )
-def test_bad_input_exits_2_and_changes_nothing(project, args, words):
-    project.release_all("v1")
+def test_bad_input_exits_2_and_changes_nothing(shared, args, words):
+    project = shared
     before = ({c.id for c in project.containers()}, project.edge_file("/var/lib/deployer/state/blue"))
     history = project.edge_file("/var/lib/deployer/history.jsonl")
 
@@ -295,8 +307,8 @@ def test_bad_input_exits_2_and_changes_nothing(project, args, words):
     assert project.edge_file("/var/lib/deployer/history.jsonl") == history
 
 
-def test_a_broken_config_exits_2_and_changes_nothing(project):
-    project.release_all("v1")
+def test_a_broken_config_exits_2_and_changes_nothing(shared):
+    project = shared
     state = project.edge_file("/var/lib/deployer/state/blue")
     project.config.write_text(project.config.read_text().replace("port = 8080", 'port = "eighty"'))
     for args in (("release", "v1", "--no-backup"), ("switch", "--to", "green"), ("up",), ("status",)):

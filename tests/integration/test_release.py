@@ -111,10 +111,8 @@ def test_a_third_routed_service_and_a_worker_release_and_switch_together(project
         assert (body["version"], body["colour"]) == ("v1", "blue"), path
 
 
-def test_labels_aliases_and_a_database_that_is_never_published(project):
-    project.tag("v1")
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
+def test_labels_aliases_and_a_database_that_is_never_published(shared):
+    project = shared
     backend = next(c for c in project.containers("blue") if c.labels["deployer.service"] == "backend")
     assert backend.labels["deployer.project"] == project.name
     assert backend.labels["deployer.version"] == "v1"
@@ -289,10 +287,8 @@ def test_crashing_release_gives_up_before_the_deadline(project):
     assert project.containers("green") == []
 
 
-def test_switch_refuses_a_colour_without_a_release(project):
-    project.tag("v1")
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
+def test_switch_refuses_a_colour_without_a_release(shared):
+    project = shared
     refused = project.cli("switch", "--to", "green")
     assert refused.returncode == 1
     assert "cannot switch to green: it has no release (release to it first)" in refused.stderr
