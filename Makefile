@@ -27,7 +27,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 test: lint test-fast
-	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=15 -m "not long" --ignore=tests/unit
+	TESTCONTAINERS_RYUK_DISABLED=true $(PY) -m pytest -ra --durations=40 -m "not long" --ignore=tests/unit
 
 # The fast tier, first: the pure core, the Lua modules and the release flow on a fake runtime.
 test-fast unit: setup

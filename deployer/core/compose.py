@@ -215,7 +215,8 @@ def _spec_hash(service: dict[str, Any], image_id: str) -> str:
 
 def _backup_health() -> dict[str, Any]:
     """Unhealthy once the schedule's deadline has passed (deployer/agent/health.py judges it
-    from the dumps on disk). Checked every 5 s: `up --wait` waits for the first check."""
+    from the dumps on disk). Checked every 5 s (a Python start each time); `up` asks it once
+    itself rather than wait for the first check (flows/agent_call.py)."""
     return {
         "test": ["CMD", "python3", "-m", "deployer.agent", "health"],
         "interval": "5s",

@@ -80,6 +80,17 @@ def running(ctx: Context, step: str) -> str:
     return name
 
 
+def healthy(ctx: Context, step: str) -> None:
+    """The backup service's health, asked once now: its container's own check asks every 5 s
+    (a Python start each time, so not more often), and `up` need not wait for the first.
+    Raises, as that check's failure would, when the service is down or its dumps overdue."""
+    name = running(ctx, step)
+    result = ctx.engine.exec(name, [*AGENT, "health"], step=step)
+    if not result.ok:
+        said = mask((result.stdout + result.stderr).strip()[-500:]) or f"exit {result.exit_code}"
+        raise BackupError(f"the backup service {name} is not healthy: {said}", step=step)
+
+
 def ask(ctx: Context, *args: str, step: str) -> Any:
     """Run one agent command and return its answer; its errors become ours."""
     name = running(ctx, step)

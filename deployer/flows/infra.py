@@ -20,7 +20,7 @@ from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
-from deployer.flows import dbguard, edge_roll, images, tls
+from deployer.flows import agent_call, dbguard, edge_roll, images, tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -201,15 +201,19 @@ def _converge(
     """compose up of the infrastructure; an edge to change is replaced beside the running one
     (a ports change restarts it with its ports holder; an edge of the earlier layout moves)."""
     project = names.infra_project(ctx.config.name)
-    services = ["ports", "backup"] + (["db"] if with_db else [])
+    services = ["ports"] + (["db"] if with_db else [])
 
     def compose_up(extra: list[str]) -> None:
+        # The backup agent starts first, unwaited; then the rest, waited for healthy; then the
+        # agent is asked its health once (its container's first check comes 5 s after start).
         try:
+            compose_adapter.up(ctx.engine, project, data, step=Step.UP, secrets=secrets, services=["backup"])
             compose_adapter.up(
                 ctx.engine, project, data, step=Step.UP, secrets=secrets, wait=True, services=services + extra
             )
         except EngineError as exc:
             raise busy_port_error(ctx, exc) or exc from None
+        agent_call.healthy(ctx, Step.UP)
 
     if shape == "single":
         edge_roll.move(ctx, lambda: compose_up(["edge"]))

@@ -21,6 +21,24 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
     seen = ctx.runtime.observe()
     state = ctx.edge.state() if seen.edge_up else None
     traffic = metrics_rule.live_traffic(ctx.edge.metrics(WINDOW), WINDOW) if seen.edge_up else {}
+    # What the edge and the backup service say first; the containers' states (and the memory
+    # the runtime may still be reading) last.
+    result: dict[str, Any] = {
+        "project": ctx.config.name,
+        "engine": ctx.engine.where,
+        "live": state.live if state else None,
+        "preview": state.preview if state else None,
+        "lock": _lock(ctx) if seen.edge_up else None,
+        "pending": _pending(state),
+        "backup": _backup(ctx) if seen.backup_running else None,
+        "releases": ctx.edge.history(history) if seen.edge_up else [],
+        **seen.extra,
+        **_safety(ctx, state),
+    }
+    result["engine_version"] = seen.engine_versions.get(ctx.engine.where, "")
+    result["engine_warning"] = exposure.lan_warning(seen.engine_versions)
+    result["images"] = ages(ctx, seen.images)
+    result["images_warning"] = freshness.warning(result["images"])
     colours: dict[str, Any] = {}
     for colour in names.COLOURS:
         record = state.record(colour) if state else None
@@ -34,26 +52,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
             "other_releases": seen.other_releases(colour, release),
             "traffic": traffic.get(colour),
         }
-    result: dict[str, Any] = {
-        "project": ctx.config.name,
-        "engine": ctx.engine.where,
-        "live": state.live if state else None,
-        "preview": state.preview if state else None,
-        "colours": colours,
-        "edge": seen.part("edge"),
-        "database": seen.part("db"),
-        "backup_service": seen.part("backup"),
-        "lock": _lock(ctx) if seen.edge_up else None,
-        "pending": _pending(state),
-        "backup": _backup(ctx) if seen.backup_running else None,
-        "releases": ctx.edge.history(history) if seen.edge_up else [],
-        **seen.extra,
-    }
-    result.update(_safety(ctx, state))
-    result["engine_version"] = seen.engine_versions.get(ctx.engine.where, "")
-    result["engine_warning"] = exposure.lan_warning(seen.engine_versions)
-    result["images"] = ages(ctx, seen.images)
-    result["images_warning"] = freshness.warning(result["images"])
+    result.update(colours=colours, edge=seen.part("edge"), database=seen.part("db"))
+    result["backup_service"] = seen.part("backup")
     return result
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from deployer.core import edgelayout
 from deployer.flows.context import Context
 
+_BACKGROUND = ThreadPoolExecutor(max_workers=1)
+
 
 class ComposeObserved:
     def __init__(self, ctx: Context) -> None:
@@ -17,7 +19,9 @@ class ComposeObserved:
         containers = engine.containers(config.name, deployment=config.deployment)
         self._infra = {c.role: c for c in containers if c.role in ("edge", "db", "backup")}
         self._apps = [c for c in containers if c.role == "app"]
-        self._memory = _memory(ctx, [c for c in containers if c.running])
+        # The engine samples stats once a second, so memory takes up to a second: it is read
+        # in the background while status reads the edge, and waited for at the first answer.
+        self._memory_read = _BACKGROUND.submit(_memory, ctx, [c for c in containers if c.running])
         edge, backup = self._infra.get("edge"), self._infra.get("backup")
         self.edge_up = bool(edge and edge.running)
         self.backup_running = bool(backup and backup.running)
@@ -51,7 +55,7 @@ class ComposeObserved:
             "status": c.status,
             "health": c.health or "none",
             "restarts": c.restart_count,
-            "memory": self._memory.get(c.name),
+            "memory": self._memory_read.result().get(c.name),
         }
 
 

@@ -164,3 +164,52 @@ def test_status_shows_why_the_schedule_is_unhealthy(capsys, monkeypatch):
     assert "backup service: running/unhealthy" in out and "OVERDUE" in out
     assert "backup schedule: overdue: no good dump of app by X; the dumps folder has 0 B free" in out
     assert "dumps without metadata (unverified; `deployer backup verify NAME`): dump-20240506T030000Z" in out
+
+
+# -- `up` asks the backup service's health once, at once --------------------------------------
+class _Engine:
+    where = "the local engine"
+
+    def __init__(self, state: str, code: int, out: str) -> None:
+        self.state, self.code, self.out, self.asked = state, code, out, []
+
+    def container(self, name):
+        from types import SimpleNamespace
+
+        return None if self.state == "missing" else SimpleNamespace(running=self.state == "running", status=self.state)
+
+    def exec(self, name, argv, *, step):
+        from deployer.adapters.models import ExecResult
+
+        self.asked.append((name, argv, step))
+        return ExecResult(self.code, self.out, "")
+
+
+@pytest.mark.parametrize(
+    "state, code, out, words",
+    [
+        ("running", 0, "ok: the next good dump is due by ...", None),
+        ("running", 1, "overdue: no good dump of app by 2026-12-07 03:30; last error: sekrit-pw", "is not healthy"),
+        ("exited", 0, "", "is exited"),
+        ("missing", 0, "", "does not exist"),
+    ],
+)
+def test_up_asks_the_backup_services_health_once_and_says_why_it_is_not(state, code, out, words):
+    from types import SimpleNamespace
+
+    from deployer.core import masking
+    from deployer.flows import agent_call
+
+    masking.register("sekrit-pw")
+    engine = _Engine(state, code, out)
+    ctx = SimpleNamespace(engine=engine, runtime=SimpleNamespace(agent_container=lambda: "p-infra-backup-1"))
+    if words is None:
+        agent_call.healthy(ctx, "up")
+        assert engine.asked == [("p-infra-backup-1", ["python3", "-m", "deployer.agent", "health"], "up")]
+        return
+    with pytest.raises(BackupError) as failed:
+        agent_call.healthy(ctx, "up")
+    assert words in str(failed.value) and failed.value.step == "up" and "p-infra-backup-1" in str(failed.value)
+    assert "sekrit-pw" not in str(failed.value)
+    if code:
+        assert "overdue: no good dump of app" in str(failed.value)
