@@ -42,8 +42,17 @@ def _main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress lines: only warnings, errors and results.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print every engine call (as DEPLOYER_DEBUG=1 does).")
+    ] = False,
 ) -> None:
     """Zero-downtime blue-green releases of your app's services and PostgreSQL with pgvector."""
+    from deployer.cli.common import output
+
+    output(quiet=quiet, verbose=verbose)
 
 
 @app.command()

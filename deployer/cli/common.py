@@ -42,14 +42,34 @@ def _prefixed(message: str, label: str | None = None) -> str:
     return f"[{one_line(label)}] {message}" if label else message
 
 
+_QUIET: list[bool] = [False]
+
+
+def output(*, quiet: bool, verbose: bool) -> None:
+    """The global -q and -v: no progress lines (warnings, errors and results stay), or every
+    engine call as well (DEPLOYER_DEBUG=1, which the engine adapter reads)."""
+    if quiet and verbose:
+        import click
+
+        raise click.UsageError("-q/--quiet and -v/--verbose go one at a time")
+    _QUIET[0] = quiet
+    if verbose:
+        os.environ["DEPLOYER_DEBUG"] = "1"
+
+
 def say(message: str) -> None:
     """A progress line, on stderr so that stdout stays parseable (--json)."""
-    print(f"· {mask(_prefixed(message))}", file=sys.stderr, flush=True)
+    _say(f"· {mask(_prefixed(message))}", message)
 
 
 def say_in(label: str) -> Callable[[str], None]:
     """`say` for one environment (a promotion speaks for two)."""
-    return lambda message: print(f"· {mask(_prefixed(message, label))}", file=sys.stderr, flush=True)
+    return lambda message: _say(f"· {mask(_prefixed(message, label))}", message)
+
+
+def _say(line: str, message: str) -> None:
+    if not _QUIET[0] or message.startswith("warning"):
+        print(line, file=sys.stderr, flush=True)
 
 
 def error(message: str) -> None:

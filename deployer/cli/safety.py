@@ -54,15 +54,27 @@ def prune(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would go.")] = False,
     keep: Annotated[
         int | None,
-        typer.Option("--keep", min=1, max=1000, help="Versions to keep per service (default disk.keep_versions)."),
+        typer.Option(
+            "--keep",
+            min=0,
+            max=1000,
+            help="Versions to keep per service (default disk.keep_versions); 0, after `deployer down`: every one.",
+        ),
     ] = None,
 ) -> None:
     """Remove old release images (keeping the newest per service and every one in use), dangling build layers, and the edge's metrics of gone releases."""
+    from deployer.errors import InputError
     from deployer.flows import prune as flow
     from deployer.flows.lock import held
 
-    with context(config, env, check_paths=False) as ctx, held(ctx, "prune"):
-        pruned = flow.prune(ctx, dry_run=dry_run, keep=keep)
+    with context(config, env, check_paths=False) as ctx:
+        if keep == 0 and (edge := ctx.engine.container(ctx.edge.container)) is not None:
+            raise InputError(
+                f"prune: --keep 0 removes every release image, so it runs after `deployer down`; {edge.name} "
+                "still runs (while it does, keep 1 or more: the live and standby versions stay whatever --keep says)"
+            )
+        with held(ctx, "prune"):
+            pruned = flow.prune(ctx, dry_run=dry_run, keep=keep)
     for service, versions in pruned.kept.items():
         say(f"{service}: keeping {', '.join(versions) or 'nothing'}")
     for ref in pruned.removed:

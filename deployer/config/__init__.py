@@ -5,6 +5,7 @@ Every error names the file and the key (exit code 2). Nothing here touches Docke
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -211,7 +212,8 @@ def _parse(
     )
     r.reject_unknown()  # after every read, project.base_image's in Config(...) too
     _check_routes(config)
-    return config
+    hidden = tuple(_hidden_health(config))
+    return dataclasses.replace(config, warnings=config.warnings + hidden) if hidden else config
 
 
 def _services(r: Reader) -> dict[str, Service]:
@@ -319,3 +321,22 @@ def _check_routes(config: Config) -> None:
             "smoke.paths",
             "required here: no service's health path is reachable through its own routes, so name paths to check",
         )
+
+
+def _hidden_health(config: Config) -> list[str]:
+    """A health path under one of its service's own routes that another service's longer route
+    takes: the edge sends a request for it to that service (a Next.js `/api/health` under the
+    backend's `/api/`). A health path outside its service's routes (Spring's `/actuator/health`)
+    is private by design, and not warned."""
+    found = []
+    for s in config.routed:
+        path = s.health.partition("?")[0]
+        owner = config.route_owner(path)
+        if owner not in (None, s.name) and any(path.startswith(p) for p in s.routes):
+            prefix = max((p for p in config.services[owner].routes if path.startswith(p)), key=len)
+            found.append(
+                f"services.{s.name}.health = {s.health!r}: through the edge it goes to services.{owner} "
+                f"(route {prefix!r}), so the live route never reaches it; move it out of {prefix!r} "
+                f"or add it to services.{s.name}.routes"
+            )
+    return found

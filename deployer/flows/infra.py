@@ -20,7 +20,7 @@ from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import BackupError, ConfigError, EngineError, InputError
-from deployer.flows import agent_call, dbguard, edge_roll, images, tls
+from deployer.flows import agent_call, dbguard, edge_roll, images, prune, tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -337,8 +337,6 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
         if volumes:
             for what in ownership.REMOVED:
                 volumes_adapter.remove(engine, names.volume(config.name, what), step=Step.DOWN)
-    if volumes:
-        kept = f"volume {names.volume(config.name, 'dumps')}" if not config.backup.dir else config.backup.dir
-        say(f"removed, database volume too; the dumps are kept in {kept}")
-    else:
-        say("removed (database volume kept)")
+    say("removed, database volume too" if volumes else "removed (database volume kept)")
+    for line in prune.left_after_down(ctx, dumps=config.backup.dir or names.volume(config.name, "dumps")):
+        say(line)

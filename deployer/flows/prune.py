@@ -82,7 +82,7 @@ def plan(
 
 def prune(ctx: Context, *, dry_run: bool = False, keep: int | None = None, state: EdgeState | None = None) -> Pruned:
     config, engine = ctx.config, ctx.engine
-    keep = keep or config.disk.keep_versions
+    keep = config.disk.keep_versions if keep is None else keep
     if state is None:
         edge = engine.container(ctx.edge.container)
         state = ctx.edge.state(step=Step.PRUNE) if edge is not None and edge.running else None
@@ -106,6 +106,21 @@ def prune(ctx: Context, *, dry_run: bool = False, keep: int | None = None, state
         except DeployerError as exc:
             result.problems.append(f"the edge's metrics of gone releases: {exc}")
     return result
+
+
+def left_after_down(ctx: Context, *, dumps: str) -> list[str]:
+    """What `down` leaves on the engine, and how to remove it (the dumps: only by hand)."""
+    config = ctx.config
+    tags = sum(len(i.tags) for s in config.services.values() for i in disk.images(ctx.engine, s.image))
+    removal = f"delete the folder {dumps}" if config.backup.dir else f"`docker volume rm {dumps}`"
+    lines = [f"left: the dumps in {dumps} (`deployer backup fetch` copies them off this host first; {removal})"]
+    if tags:
+        lines.append(f"left: {tags} release image tag(s) of the services (`deployer prune --keep 0` removes them)")
+    lines.append(
+        "left: the deployer's own images (deployer-edge, deployer-pgvector, deployer-agent), shared by every "
+        "deployment on this engine (`docker image rm` them once none is left)"
+    )
+    return lines
 
 
 def after_release(ctx: Context) -> None:

@@ -57,6 +57,21 @@ def test_logs_of_a_colour_a_service_and_the_edge(stack):
         one_line_exit_2(stack.cli(*args), *words)
 
 
+def test_quiet_prints_no_progress_and_verbose_every_engine_call(stack):
+    """The global -q and -v: the same switch, said in full, in nothing but its result, or with
+    each engine call (the options go before the command)."""
+    said = stack.raw_cli("switch", "--to", "green", "--config", str(stack.config))
+    assert said.returncode == 0 and "· " in said.stderr and "already live" in said.stderr, said.stderr
+    quiet = stack.raw_cli("-q", "status", "--config", str(stack.config))
+    assert quiet.returncode == 0 and "green" in quiet.stdout
+    progress = [x for x in quiet.stderr.splitlines() if x.startswith("· ") and not x.startswith("· warning")]
+    assert progress == [] and "[engine]" not in quiet.stderr, quiet.stderr
+    loud = stack.raw_cli("--verbose", "switch", "--to", "green", "--config", str(stack.config))
+    assert loud.returncode == 0 and "already live" in loud.stderr
+    assert "[engine] exec " in loud.stderr, loud.stderr
+    assert "[engine]" not in said.stderr
+
+
 def test_logs_follow_prints_new_lines_until_ctrl_c(stack):
     follow = stack.popen("logs", "backend", "-f", "--tail", "1")
     try:

@@ -361,9 +361,23 @@ def test_up_adopts_running_releases_when_the_route_state_is_lost(project):
 
 
 def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_database(project):
-    project.release_all("v1", "v2")
+    for version in ("v1", "v2"):  # images of their own, that no other test's container uses
+        project.tag(version, backend_env={"BUILT_AS": version}, frontend_env={"BUILT_AS": version})
+    project.ok("up")
+    for version in ("v1", "v2"):
+        project.ok("release", version, "--no-backup")
     assert len(project.containers("blue")) == len(project.containers("green")) == 2
     assert len(project.containers()) == 8  # and the edge, its ports holder, the database and the backup service
+
+    def images() -> list[str]:  # (backend and frontend of a version are one image with two tags)
+        found = [project.docker.images.list(f"{project.name}-{s}") for s in ("backend", "frontend")]
+        return sorted({t for images in found for i in images for t in i.tags if t.startswith(project.name)})
+
+    tags = images()
+    assert len(tags) == 4
+    every = project.cli("prune", "--keep", "0")  # while it runs: refused, nothing removed
+    assert every.returncode == 2 and "runs after `deployer down`" in every.stderr, every.stderr
+    assert images() == tags
 
     # Someone else's container on the edge network: `down` keeps the network and says why.
     edge_net = f"{project.name}-edge"
@@ -395,6 +409,13 @@ def test_down_removes_every_release_and_the_infrastructure_and_keeps_the_databas
     assert "kept (" not in gone.stderr and project.docker.networks.list(names=[edge_net]) == []
     volumes = [v.name for v in project.docker.volumes.list()]
     assert f"{project.name}-db-data" not in volumes and f"{project.name}-dumps" in volumes
+    # What down leaves, and how to remove it: the dumps by hand, the release images by prune.
+    assert f"left: the dumps in {project.name}-dumps" in gone.stderr
+    assert f"`docker volume rm {project.name}-dumps`" in gone.stderr
+    assert "left: 4 release image tag(s) of the services (`deployer prune --keep 0` removes them)" in gone.stderr
+    pruned = project.ok("prune", "--keep", "0")
+    assert "backend: keeping nothing" in pruned.stderr and "removed 4 old release image tag(s)" in pruned.stderr
+    assert images() == []
 
 
 def test_a_deployment_of_the_same_name_from_another_config_is_not_touched(project, tmp_path):

@@ -17,7 +17,7 @@ def deployer(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     ("args", "names", "where"),
     [
-        (["prune", "--keep", "0"], "'--keep'", "deployer prune --help"),
+        (["prune", "--keep", "-1"], "'--keep'", "deployer prune --help"),
         (["maintenance", "on", "--retry-after", "soon"], "'--retry-after'", "deployer maintenance on --help"),
         (["switch"], "'--to'", "deployer switch --help"),
         (["status", "extra-arg"], "extra-arg", "deployer status --help"),
@@ -103,3 +103,11 @@ def test_no_help_page_shows_an_escape():
         assert "\\[" not in result.output and "[/" not in result.output, (path, result.output)
         seen += 1
     assert seen >= 30
+
+
+def test_quiet_and_verbose_go_one_at_a_time():
+    result = deployer("-q", "-v", "status")
+    assert result.returncode == 2 and result.stdout == ""
+    line = result.stderr.strip()
+    assert line.startswith("ERROR: -q/--quiet and -v/--verbose go one at a time (see ") and "\n" not in line
+    assert line.endswith("deployer --help)")

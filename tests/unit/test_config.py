@@ -382,3 +382,17 @@ def test_a_folder_of_a_remote_host_must_be_absolute(tmp_path):
         config.load(write(tmp_path, remote + '[backup]\ndir = "dumps"\n'))
     assert caught.value.key == "backup.dir" and "absolute path on that host" in str(caught.value)
     assert config.load(write(tmp_path, remote + '[backup]\ndir = "/srv/dumps"\n')).backup.dir == "/srv/dumps"
+
+
+def test_a_health_path_that_another_services_route_takes_is_warned(tmp_path, example):
+    """The front end's own `/api/healthz` (a Next.js API route) under the backend's `/api/`:
+    a request for it through the edge reaches the backend, so the config says so."""
+    hidden = MINIMAL.replace('health = "/healthz"', 'health = "/api/healthz"') + '[smoke]\npaths = ["/"]\n'
+    warned = config.load(write(tmp_path, hidden))
+    assert warned.warnings == (
+        "services.frontend.health = '/api/healthz': through the edge it goes to services.backend (route "
+        "'/api/'), so the live route never reaches it; move it out of '/api/' or add it to services.frontend.routes",
+    )
+    routed = config.load(write(tmp_path, hidden.replace('routes = ["/"]', 'routes = ["/", "/api/healthz"]')))
+    assert routed.warnings == () and routed.route_owner("/api/healthz") == "frontend"
+    assert config.load(example).warnings == ()
