@@ -344,3 +344,19 @@ def test_dependabot_keeps_the_pins_current(tmp_path):
         (tmp_path / folder).mkdir()
     init.init(tmp_path, force=False, ci="github")
     assert (tmp_path / ".github" / "dependabot.yml").read_text() == shipped.read_text()
+
+
+def test_the_release_workflow_checks_the_wheel_and_publishes_with_no_stored_token():
+    flow = load(ROOT / ".github" / "workflows" / "release.yml")
+    trigger = flow.get("on") or flow.get(True)  # YAML 1.1 reads a bare `on` as true
+    assert trigger == {"push": {"tags": ["v*"]}}
+    assert flow["permissions"] == {}
+    build, publish = flow["jobs"]["build"], flow["jobs"]["publish"]
+    assert build["permissions"] == {"contents": "read"}
+    script = run_lines(build)
+    assert "python -m build" in script and 'deployer --version)" = "deployer ${TAG#v}"' in script
+    assert publish["needs"] == "build" and publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "release"
+    uses = [s["uses"].split("@")[0] for s in publish["steps"]]
+    assert uses == ["actions/download-artifact", "pypa/gh-action-pypi-publish"]  # and nothing else runs there
+    assert not any("password" in s.get("with", {}) for s in publish["steps"])
