@@ -116,13 +116,13 @@ def deployer(env, *args: str) -> subprocess.CompletedProcess:
 
 
 def build_and_push(project, app_image: str, version: str) -> str:
-    """ci.yml's images job: build, push; returns its `images` output."""
+    """ci.yml's push job on main: build, push; returns its `images` output."""
     folder, env = project
     write_sources(folder, app_image, version)
-    step(env, "ci.yml", "images", "build", VERSION=version)
+    step(env, "ci.yml", "push", "build", VERSION=version)
     output = folder / "github_output"
     output.write_text("")
-    step(env, "ci.yml", "images", "push", VERSION=version)
+    step(env, "ci.yml", "push", "push", VERSION=version)
     images = output.read_text().strip().removeprefix("images=")
     assert set(json.loads(images)) == set(SERVICES), images
     return images

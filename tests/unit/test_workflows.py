@@ -103,20 +103,26 @@ def test_ci_builds_tests_and_outputs_the_pushed_digests():
     jobs = ci["jobs"]
     assert "./gradlew --no-daemon check" in run_lines(jobs["backend"])  # tests and lint
     assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test", "npm run build"))
-    images = jobs["images"]
-    assert set(images["needs"]) == {"backend", "frontend"}
-    assert step(images, "build")["run"] == 'deployer build "$VERSION"'
-    assert 'deployer push "$VERSION" --json' in step(images, "push")["run"]
-    assert images["outputs"]["images"] == "${{ steps.push.outputs.images }}"
-    assert ci["on"]["workflow_call"]["outputs"]["images"]["value"] == "${{ jobs.images.outputs.images }}"
+    images, push = jobs["images"], jobs["push"]
+    assert set(images["needs"]) == set(push["needs"]) == {"backend", "frontend"}
+    assert step(images, "build")["run"] == step(push, "build")["run"] == 'deployer build "$VERSION"'
+    assert 'deployer push "$VERSION" --json' in step(push, "push")["run"]
+    assert push["outputs"]["images"] == "${{ steps.push.outputs.images }}"
+    assert ci["on"]["workflow_call"]["outputs"]["images"]["value"] == "${{ jobs.push.outputs.images }}"
 
 
-def test_ci_pushes_images_only_from_main():
-    images = load(TEMPLATES / "ci.yml")["jobs"]["images"]
-    on_main = "github.ref == 'refs/heads/main' && github.event_name == 'push'"
-    login = next(s for s in images["steps"] if s.get("uses", "").startswith("docker/login-action"))
-    assert login["if"] == on_main and step(images, "push")["if"] == on_main
-    assert "if" not in step(images, "build")  # pull requests and other branches still build
+def test_ci_pushes_images_only_from_main_and_only_that_job_may_write_packages():
+    jobs = load(TEMPLATES / "ci.yml")["jobs"]
+    images, push = jobs["images"], jobs["push"]
+    assert push["if"] == "github.ref == 'refs/heads/main' && github.event_name == 'push'"
+    assert push["permissions"] == {"contents": "read", "packages": "write"}
+    # Pull requests and the merge queue build with the workflow's read-only token, never push:
+    # a job's permissions are granted when it runs, whatever its steps' conditions.
+    assert images["if"] == "github.event_name != 'push'" and "permissions" not in images
+    assert [s.get("id") for s in images["steps"]][-1] == "build"
+    assert not any("login-action" in s.get("uses", "") for s in images["steps"])
+    writers = [name for name, job in jobs.items() if "write" in str(job.get("permissions", {}))]
+    assert writers == ["push"]
 
 
 def test_rollback_needs_no_colour_and_says_what_it_will_do_before_the_approval():
