@@ -21,7 +21,7 @@ from deployer.cli.safety import WatchOption, watch_seconds
 typer.core.HAS_RICH = False
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

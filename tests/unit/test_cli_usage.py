@@ -111,3 +111,16 @@ def test_quiet_and_verbose_go_one_at_a_time():
     line = result.stderr.strip()
     assert line.startswith("ERROR: -q/--quiet and -v/--verbose go one at a time (see ") and "\n" not in line
     assert line.endswith("deployer --help)")
+
+
+def test_shell_completion_completes_commands_and_prints_its_script():
+    import os
+    from pathlib import Path
+
+    exe = str(Path(sys.executable).with_name("deployer"))  # the installed command, as a shell calls it
+    env = {**os.environ, "COMP_WORDS": "deployer backup ", "COMP_CWORD": "2", "_DEPLOYER_COMPLETE": "complete_bash"}
+    completed = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["now", "list", "verify", "fetch", "restore", "prune"]
+    script = subprocess.run([exe, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0 and "_deployer_completion()" in script.stdout
