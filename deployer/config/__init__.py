@@ -331,9 +331,8 @@ def _hidden_health(config: Config) -> list[str]:
     found = []
     for s in config.routed:
         path = s.health.partition("?")[0]
-        owner = config.route_owner(path)
-        if owner not in (None, s.name) and any(path.startswith(p) for p in s.routes):
-            prefix = max((p for p in config.services[owner].routes if path.startswith(p)), key=len)
+        prefix, owner = config.route_of(path) or ("", s.name)
+        if owner != s.name and any(path.startswith(p) for p in s.routes):
             found.append(
                 f"services.{s.name}.health = {s.health!r}: through the edge it goes to services.{owner} "
                 f"(route {prefix!r}), so the live route never reaches it; move it out of {prefix!r} "

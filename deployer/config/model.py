@@ -251,13 +251,17 @@ class Config:
     def routed(self) -> list[Service]:
         return [s for s in self.services.values() if s.routes]
 
-    def route_owner(self, path: str) -> str | None:
-        """The service a request path goes to: the longest matching prefix wins, as in the edge."""
-        best = max(
+    def route_of(self, path: str) -> tuple[str, str] | None:
+        """(prefix, service) a request path goes to: the longest matching prefix wins, as in the edge."""
+        return max(
             ((p, s.name) for s in self.services.values() for p in s.routes if path.startswith(p)),
             key=lambda item: len(item[0]),
             default=None,
         )
+
+    def route_owner(self, path: str) -> str | None:
+        """The service a request path goes to."""
+        best = self.route_of(path)
         return best[1] if best else None
 
     def verify_paths(self) -> list[str]:

@@ -28,6 +28,7 @@ from deployer.core.steps import Step
 from deployer.core.watch import Marker
 from deployer.errors import DeployerError
 from deployer.flows.context import Context
+from deployer.flows.images import OWN
 
 
 @dataclass
@@ -117,8 +118,8 @@ def left_after_down(ctx: Context, *, dumps: str) -> list[str]:
     if tags:
         lines.append(f"left: {tags} release image tag(s) of the services (`deployer prune --keep 0` removes them)")
     lines.append(
-        "left: the deployer's own images (deployer-edge, deployer-pgvector, deployer-agent), shared by every "
-        "deployment on this engine (`docker image rm` them once none is left)"
+        f"left: the deployer's own images ({', '.join(OWN.values())}), shared by every deployment on this "
+        "engine (`docker image rm` them once none is left)"
     )
     return lines
 
