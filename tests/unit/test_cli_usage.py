@@ -122,5 +122,8 @@ def test_shell_completion_completes_commands_and_prints_its_script():
     completed = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["now", "list", "verify", "fetch", "restore", "prune"]
-    script = subprocess.run([exe, "--show-completion", "bash"], capture_output=True, text=True, timeout=60)
+    # the shell is detected from the parent processes: a bash that runs it (and does not exec it)
+    script = subprocess.run(
+        ["bash", "-c", f"'{exe}' --show-completion; exit $?"], capture_output=True, text=True, timeout=60
+    )
     assert script.returncode == 0 and "_deployer_completion()" in script.stdout
