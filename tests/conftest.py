@@ -172,3 +172,24 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         else:
             print(message, file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- where the time goes ----------------------------------------------------------------------
+# The integration tier prints the seconds each module took (setup, call and teardown, module
+# fixtures included), slowest first: the figure the 25-minute budget is spent by.
+_MODULE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    module = report.nodeid.split("::", 1)[0]
+    _MODULE_SECONDS[module] = _MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    timed = {m: s for m, s in _MODULE_SECONDS.items() if "tests/unit" not in m}
+    if not timed or sum(timed.values()) < 60:
+        return
+    terminalreporter.section("seconds per module")
+    for module, seconds in sorted(timed.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}  {module}")
+    terminalreporter.write_line(f"{sum(timed.values()):8.1f}  in all")
