@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -239,31 +238,10 @@ def _confirm_deletion(name: str, where: str, doubts: list[str]) -> None:
         raise InputError(f"{typed!r} is not {name!r}: nothing was changed")
 
 
-@app.command()
-@handled
-def init(
-    folder: Annotated[Path, typer.Argument(help="Project folder with backend/ and frontend/.")] = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite deployer.toml and the Dockerfiles.")] = False,
-    ci: Annotated[
-        str | None,
-        typer.Option("--ci", help="Also write the app's CI/CD workflows: github (ci.yml, cd.yml, rollback.yml)."),
-    ] = None,
-) -> None:
-    """Write a commented deployer.toml and Dockerfiles for a Spring Boot + Next.js project."""
-    from deployer.flows import init as setup
-
-    for item in setup.init(folder, force=force, ci=ci):
-        print(f"{item.action:9} {item.path}")
-    print(setup.NEXT_STEPS)
-    if ci:
-        if not setup.has_ci_config(folder / "deployer.toml"):
-            print("Add to deployer.toml (the workflows use it):" + setup.ci_config())
-        print(setup.NEXT_STEPS_CI)
-
-
 def _register_groups() -> None:
-    from deployer.cli import backup, config_group, edge, lock, operate, safety, ship
+    from deployer.cli import backup, config_group, edge, lock, operate, safety, scaffold, ship
 
+    app.command()(scaffold.init)
     app.command()(ship.push)
     app.command()(ship.promote)
     app.command()(operate.logs)

@@ -180,7 +180,8 @@ def build_service(ctx: Context, service: Service, version: str, *, step: str = S
         str(service.build),
         tag,
         dockerfile=dockerfile,
-        buildargs={"BASE_IMAGE": ctx.config.base_image, **dict(service.build_args)},
+        # the templates' HEALTHCHECK probes the service's health path: set in deployer.toml alone
+        buildargs={"BASE_IMAGE": ctx.config.base_image, "HEALTHCHECK_PATH": service.health, **dict(service.build_args)},
         step=step,
         labels={names.LABEL_PROJECT: ctx.config.name},  # `deployer prune` removes its dangling layers
     )

@@ -1,9 +1,12 @@
-"""`deployer init [DIR] [--ci github]`: a commented deployer.toml and the two Dockerfiles
-for an existing app, and with --ci github the app's CI/CD workflows.
+"""`deployer init [DIR] [--backend spring|generic] [--frontend nextjs|none] [--ci github]`:
+a commented deployer.toml and the Dockerfiles for an existing app, and with --ci github the
+app's CI/CD workflows.
 
 The config is the annotated example (examples/deployer.toml) with this project's
-names and paths, so the reference and the generated file never drift apart. The
-workflows are package data (deployer/assets/ci/github/), written as they are.
+names and paths, so the reference and the generated file never drift apart. A generic
+backend keeps its own Dockerfile and gets plain DB_* keys; without a front end the backend
+takes every path. The example's limits and smoke paths stay commented out. The workflows
+are package data (deployer/assets/ci/github/), written as they are.
 """
 
 from __future__ import annotations
@@ -34,22 +37,60 @@ SUBSTITUTIONS = (
 
 
 # The example's external upstream is a placeholder host: in a new project it would send
-# the app's /ai/ requests nowhere. It is written commented out, to be filled in.
-EXAMPLE_UPSTREAM = '[routes."/ai/"]'
+# the app's /ai/ requests nowhere. It and the example's limits are written commented out,
+# to be filled in.
+EXAMPLE_ROUTES = ('[routes."/api/ai/"]', '[routes."/ai/"]')
+
+BACKENDS = ("spring", "generic")
+FRONTENDS = ("nextjs", "none")
+
+# A backend that is not Spring Boot: its own Dockerfile, a /health path, and the database
+# login in plain keys (the password as the file /run/secrets/DB_PASSWORD).
+GENERIC_BACKEND = (
+    ('health = "/actuator/health"', 'health = "/health"'),
+    ('required_env = ["SPRING_DATASOURCE_PASSWORD"]', 'required_env = ["DB_PASSWORD"]'),
+    ('secrets = ["SPRING_DATASOURCE_PASSWORD"]', 'secrets = ["DB_PASSWORD"]'),
+    (
+        'db_login = { user = "SPRING_DATASOURCE_USERNAME", password = "SPRING_DATASOURCE_PASSWORD" }',
+        'db_login = { user = "DB_USER", password = "DB_PASSWORD" }',
+    ),
+)
+
+
+def _table(lines: list[str], header: str) -> tuple[int, int]:
+    """Where the TOML table `header` starts, and where the next table starts."""
+    if header not in lines:
+        raise RuntimeError(f"examples/deployer.toml no longer contains {header!r}")
+    at = lines.index(header)
+    end = at + 1
+    while end < len(lines) and not lines[end].startswith("["):
+        end += 1
+    return at, end
 
 
 def _commented_out(text: str, header: str) -> str:
     """The TOML table `header` (up to the next blank line or table) as comments."""
     lines = text.split("\n")
-    if header not in lines:
-        raise RuntimeError(f"examples/deployer.toml no longer contains {header!r}")
-    at = lines.index(header)
-    end = at + 1
-    while end < len(lines) and lines[end].strip() and not lines[end].startswith("["):
-        end += 1
+    at, end = _table(lines, header)
+    end = next((i for i in range(at + 1, end) if not lines[i].strip()), end)
     body = [f"# {line}" if not line.startswith("#") else line for line in lines[at:end]]
-    note = ["# (written commented out: set your own server's URL, then uncomment)"]
+    note = ["# (written commented out: set your own values, then uncomment)"]
     return "\n".join(lines[:at] + note + body + lines[end:])
+
+
+def _in_table(text: str, header: str, old: str, new: str) -> str:
+    lines = text.split("\n")
+    at, end = _table(lines, header)
+    body = "\n".join(lines[at:end])
+    if old not in body:
+        raise RuntimeError(f"examples/deployer.toml's {header} no longer contains {old!r}")
+    return "\n".join([*lines[:at], body.replace(old, new, 1), *lines[end:]])
+
+
+def _without_table(text: str, header: str) -> str:
+    lines = text.split("\n")
+    at, end = _table(lines, header)
+    return "\n".join(lines[:at] + lines[end:])
 
 
 @dataclass(frozen=True)
@@ -64,7 +105,7 @@ def project_name(folder: Path) -> str:
     return name if len(name) >= 2 else "app"
 
 
-def config_text(name: str) -> str:
+def config_text(name: str, *, backend: str = "spring", frontend: str = "nextjs") -> str:
     text = example_config().read_text(encoding="utf-8")
     for old, new in SUBSTITUTIONS:
         if old not in text:
@@ -79,26 +120,35 @@ def config_text(name: str) -> str:
         return re.sub(r"\bshop\b", name, line)
 
     text = re.sub(r"(?m)^(#.*)$", ours, text)
-    text = _commented_out(text, EXAMPLE_UPSTREAM)
+    for header in EXAMPLE_ROUTES:
+        text = _commented_out(text, header)
+    if backend == "generic":
+        for old, new in GENERIC_BACKEND:
+            text = _in_table(text, "[services.backend]", old, new)
+    if frontend == "none":  # the backend answers every path
+        text = _without_table(text, "[services.frontend]")
+        text = _in_table(text, "[services.backend]", 'routes = ["/api/"]', 'routes = ["/"]')
     header = f"# deployer.toml for {name}, written by `deployer init`. Every key is explained below.\n"
     return header + text.split("\n", 3)[3]
 
 
-def env_files() -> dict[str, str]:
+def env_files(backend: str = "spring") -> dict[str, str]:
     password = secrets.token_hex(18)
-    return {
-        "db.env": f"POSTGRES_USER=app\nPOSTGRES_PASSWORD={password}\n",
-        "backend.env": (
+    if backend == "generic":
+        app = f"DB_HOST=db\nDB_PORT=5432\nDB_NAME=app\nDB_USER=app\nDB_PASSWORD={password}\n"
+    else:
+        app = (
             "SPRING_DATASOURCE_URL=jdbc:postgresql://db:5432/app\n"
             f"SPRING_DATASOURCE_USERNAME=app\nSPRING_DATASOURCE_PASSWORD={password}\n"
-        ),
-    }
+        )
+    return {"db.env": f"POSTGRES_USER=app\nPOSTGRES_PASSWORD={password}\n", "backend.env": app}
 
 
 # What the build contexts leave out: dependencies and build outputs the image makes itself
 # (the backend keeps build/libs/, where CI puts the jar the template then copies), and secrets.
 DOCKERIGNORE = {
     "backend": "build/*\n!build/libs/\n.gradle/\ntarget/\n.idea/\n*.iml\n.git\n*.env\n",
+    "generic": ".git\n*.env\n",
     "frontend": "node_modules\n.next\nout\n.git\nnpm-debug.log*\n.env*.local\n*.env\n",
 }
 # The files init writes that hold secrets, and the webhook file CD writes: never in git.
@@ -125,30 +175,51 @@ def backup_of(path: Path) -> Path:
     return candidate
 
 
-def init(folder: Path, *, force: bool, ci: str | None = None) -> list[Written]:
+def check_choices(*, ci: str | None, backend: str, frontend: str) -> None:
+    """Bad input (exit 2) before anything is read or written."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend {backend!r}: one of {', '.join(BACKENDS)}")
+    if frontend not in FRONTENDS:
+        raise InputError(f"--frontend {frontend!r}: one of {', '.join(FRONTENDS)}")
     if ci is not None and ci not in CI:
         raise InputError(f"--ci {ci!r}: the deployer writes workflows for {', '.join(CI)}")
-    missing = [d for d in ("backend", "frontend") if not (folder / d).is_dir()]
+    if ci and (backend, frontend) != ("spring", "nextjs"):
+        raise InputError(
+            f"--ci {ci} writes workflows that build a Spring Boot backend with Gradle and a Next.js front end; "
+            "with --backend generic or --frontend none, write the CI yourself (docs/ci-cd.md gives its steps)"
+        )
+
+
+def init(
+    folder: Path, *, force: bool, ci: str | None = None, backend: str = "spring", frontend: str = "nextjs"
+) -> list[Written]:
+    check_choices(ci=ci, backend=backend, frontend=frontend)
+    folders = ["backend"] + (["frontend"] if frontend == "nextjs" else [])
+    missing = [d for d in folders if not (folder / d).is_dir()]
     if missing:
         raise InputError(
-            f"{folder}: no {missing[0]}/ folder (init writes files for a Spring Boot API in backend/ and a "
-            "Next.js front end in frontend/; any other service is a [services.<name>] table of deployer.toml)"
+            f"{folder}: no {missing[0]}/ folder (init writes files for an API in backend/ and, unless "
+            "--frontend none, a Next.js front end in frontend/; any other service is a [services.<name>] "
+            "table of deployer.toml)"
         )
-    files = {
-        folder / "deployer.toml": config_text(project_name(folder)) + (ci_config() if ci else ""),
-        folder / "backend" / "Dockerfile": asset("templates", "spring-boot.Dockerfile").read_text(),
-        folder / "frontend" / "Dockerfile": asset("templates", "nextjs.Dockerfile").read_text(),
-    }
+    text = config_text(project_name(folder), backend=backend, frontend=frontend)
+    files = {folder / "deployer.toml": text + (ci_config() if ci else "")}
+    if backend == "spring":  # a generic backend builds with its own Dockerfile
+        files[folder / "backend" / "Dockerfile"] = asset("templates", "spring-boot.Dockerfile").read_text()
+    if frontend == "nextjs":
+        files[folder / "frontend" / "Dockerfile"] = asset("templates", "nextjs.Dockerfile").read_text()
     flows = {folder / ".github" / "workflows" / name: text for name, text in workflows(ci).items()}
 
-    ignores = {folder / d / ".dockerignore": text for d, text in DOCKERIGNORE.items()}
+    ignores = {folder / "backend" / ".dockerignore": DOCKERIGNORE["backend" if backend == "spring" else "generic"]}
+    if frontend == "nextjs":
+        ignores[folder / "frontend" / ".dockerignore"] = DOCKERIGNORE["frontend"]
     if ci:  # the actions are pinned by commit: dependabot proposes each update
         ignores[folder / ".github" / "dependabot.yml"] = asset("ci", "dependabot.yml").read_text(encoding="utf-8")
     ignores = {p: t for p, t in ignores.items() if not p.exists()}  # the team's own is kept
     git = gitignore(folder / ".gitignore")
     if git is not None:
         ignores[folder / ".gitignore"] = git
-    secrets_files = {folder / name: text for name, text in env_files().items()}
+    secrets_files = {folder / name: text for name, text in env_files(backend).items()}
     for path in [*files, *flows, *secrets_files, *ignores]:  # before anything is written
         _check_target(folder, path)
     written = []
@@ -263,35 +334,3 @@ def has_ci_config(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
     return "registry" in data and "environments" in data
-
-
-NEXT_STEPS_CI = """
-CI/CD (docs/ci-cd.md):
-  1. Set the hosts in deployer.toml's [environments.staging] and [environments.production],
-     and [registry] url to ghcr.io/<the repository's owner, lowercase>.
-  2. Create the GitHub environments staging and production (production: required reviewers;
-     both: deployment branches limited to main), with the secrets DB_ENV and BACKEND_ENV
-     (the env files' text), STAGING_SSH_KEY (a repository secret) and PRODUCTION_SSH_KEY
-     (an environment secret of production, never a repository secret), and the repository
-     variable DEPLOY_KNOWN_HOSTS (the workflows install this deployer's version;
-     DEPLOYER_SPEC, if set, names another).
-  3. Require the CI checks backend, frontend and images on main (branch protection).
-"""
-
-NEXT_STEPS = """
-What the apps need:
-  - The backend answers its health path: add Spring Boot Actuator
-    (org.springframework.boot:spring-boot-starter-actuator) for /actuator/health.
-  - The database password arrives as a file under /run/secrets (services.backend.secrets):
-    add spring.config.import=optional:configtree:/run/secrets/ to application.properties.
-  - The front end answers /healthz (a Next.js route that returns 200).
-Next steps:
-  1. Keep db.env and backend.env out of git (they hold the database password).
-  2. Check the config, with no engine:  deployer config check
-     (ports, health paths and routes are the ones to read in deployer.toml)
-  3. Build the images:        deployer build v1
-     (or in CI: build the jar to backend/build/libs/ first; the Dockerfile then skips the JDK)
-  4. Start the edge and db:   deployer up
-  5. Release:                 deployer release v1
-  6. Roll back at any time:   deployer rollback
-"""

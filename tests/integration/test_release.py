@@ -482,6 +482,7 @@ def test_build_passes_each_services_build_args_and_base_image(project):
     context.mkdir()
     (context / "Dockerfile").write_text(
         "ARG BASE_IMAGE=debian:trixie-slim\nFROM ${BASE_IMAGE}\nARG GREETING=unset\nLABEL greeting=${GREETING}\n"
+        "ARG HEALTHCHECK_PATH=unset\nLABEL health=${HEALTHCHECK_PATH}\n"
     )
     project.write_config(
         services=f"""
@@ -499,5 +500,6 @@ def test_build_passes_each_services_build_args_and_base_image(project):
     assert built.returncode == 0, built.stderr
     image = project.docker.images.get(f"{project.name}-backend:v1")
     assert image.labels["greeting"] == "hello from the config"
+    assert image.labels["health"] == "/health", "the templates' HEALTHCHECK gets the service's health path"
     base = project.docker.images.get(project.app_image)
     assert image.attrs["RootFS"]["Layers"] == base.attrs["RootFS"]["Layers"]  # FROM the image the config named

@@ -182,3 +182,44 @@ def test_init_fits_a_stock_app_and_keeps_secrets_out_of_git_and_images(tmp_path)
     assert f"unchanged {folder / 'backend' / 'Dockerfile'}" in again.stdout  # the same text: no backup
     assert not list((folder / "backend").glob("*.bak*"))
     assert [p.name for p in folder.glob("*.bak*")] == ["deployer.toml.bak"]  # a new project.id: kept
+
+
+def test_init_for_a_generic_backend_and_no_front_end(tmp_path):
+    folder = tmp_path / "api"
+    (folder / "backend").mkdir(parents=True)
+    (folder / "backend" / "Dockerfile").write_text("FROM scratch\n")  # the team's own, kept
+    result = init(folder, "--backend", "generic", "--frontend", "none")
+    assert result.returncode == 0, result.stderr
+    assert (folder / "backend" / "Dockerfile").read_text() == "FROM scratch\n"
+    assert not (folder / "frontend").exists()
+    cfg = config.load(folder / "deployer.toml")
+    (backend,) = cfg.services.values()
+    assert backend.name == "backend" and backend.health == "/health" and backend.routes == ("/",)
+    assert backend.secrets == ("DB_PASSWORD",) and backend.dockerfile == (folder / "backend" / "Dockerfile").resolve()
+    env = (folder / "backend.env").read_text()
+    assert "DB_HOST=db\n" in env and "DB_USER=app\n" in env and "SPRING" not in env
+    password = env.split("DB_PASSWORD=")[1].strip()
+    assert f"POSTGRES_PASSWORD={password}" in (folder / "db.env").read_text()
+    assert cfg.verify_paths() == ["/health"], "no example smoke path: the health path the route reaches"
+    assert "Spring" not in result.stdout and "/run/secrets/DB_PASSWORD" in result.stdout
+    assert "Next.js" not in result.stdout and "backend/Dockerfile." in result.stdout
+
+
+def test_init_writes_no_example_limits_and_refuses_what_it_cannot_write(tmp_path):
+    folder = make_project(tmp_path)
+    text = setup.config_text("shop")
+    assert '\n# [routes."/api/ai/"]\n' in text and '\n# [routes."/ai/"]\n' in text
+    for args, words in (
+        (("--backend", "rust"), "--backend 'rust': one of spring, generic"),
+        (("--frontend", "vue"), "--frontend 'vue': one of nextjs, none"),
+        (("--backend", "generic", "--ci", "github"), "--ci github writes workflows that build a Spring Boot"),
+    ):
+        result = init(folder, *args)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+        assert sorted(folder.rglob("*")) == [folder / "backend", folder / "frontend"], "nothing written"
+    result = init(tmp_path / "empty-api", "--frontend", "none")
+    assert result.returncode == 2 and "no backend/ folder" in result.stderr
+    spring_alone = init(folder, "--frontend", "none")
+    assert spring_alone.returncode == 0, spring_alone.stderr
+    assert not (folder / "frontend" / "Dockerfile").exists()
+    assert "spring-boot-starter-actuator" in spring_alone.stdout

@@ -15,7 +15,8 @@ ARG BASE_IMAGE=debian:trixie-slim
 #   NPM_INSTALL       dependency install command (default: `npm ci`, needs package-lock.json;
 #                     use "npm install --no-audit --no-fund" without a lockfile).
 #   HEALTHCHECK_PATH  path probed by HEALTHCHECK (default /healthz; give your app a
-#                     dynamic route handler there).
+#                     dynamic route handler there). `deployer build` passes the service's
+#                     `health`, so the path is set in deployer.toml alone.
 #
 # All stages start FROM ${BASE_IMAGE}: the identical first RUN layers are shared
 # through the build cache, so node is installed once.

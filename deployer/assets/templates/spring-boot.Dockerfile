@@ -16,6 +16,8 @@ ARG BASE_IMAGE=debian:trixie-slim
 #   BUILD_IMAGE     base of the jar stage only (defaults to BASE_IMAGE); e.g.
 #                   eclipse-temurin:21-jdk when the jar is built inside Docker.
 #   JAVA_PACKAGE    apt package for the runtime JRE (default openjdk-21-jre-headless).
+#   HEALTHCHECK_PATH  path probed by HEALTHCHECK (default /actuator/health). `deployer build`
+#                   passes the service's `health`, so the path is set in deployer.toml alone.
 #   BUILD_PACKAGES  apt packages for the jar stage, installed only when no CI jar is
 #                   present (the JDK is skipped if javac exists; the JDBC driver is
 #                   for the bundled example's build.sh). Set it to "" to install nothing.
@@ -75,8 +77,10 @@ COPY --from=jar /out/app.jar /app/app.jar
 
 # Container-aware heap sizing; die (and let Docker restart) instead of limping on OOM.
 # Override at run time with -e JAVA_OPTS="..."; JAVA_TOOL_OPTIONS also works as usual.
+ARG HEALTHCHECK_PATH=/actuator/health
 ENV JAVA_OPTS="-XX:MaxRAMPercentage=75 -XX:+ExitOnOutOfMemoryError" \
-    PORT=8080
+    PORT=8080 \
+    HEALTHCHECK_PATH=${HEALTHCHECK_PATH}
 
 USER 10001:10001
 EXPOSE 8080
@@ -84,8 +88,8 @@ EXPOSE 8080
 # curl when the base has it (eclipse-temurin does), else a bash /dev/tcp probe:
 # no extra packages needed on debian:trixie-slim.
 HEALTHCHECK --interval=5s --timeout=4s --start-period=60s --retries=3 \
-  CMD if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null "http://127.0.0.1:${PORT:-8080}/actuator/health"; \
-      else bash -c 'exec 3<>"/dev/tcp/127.0.0.1/${PORT:-8080}" && printf "GET /actuator/health HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && read -r _ code _ <&3 && [ "$code" = 200 ]'; fi
+  CMD if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null "http://127.0.0.1:${PORT:-8080}${HEALTHCHECK_PATH}"; \
+      else bash -c 'exec 3<>"/dev/tcp/127.0.0.1/${PORT:-8080}" && printf "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" "$HEALTHCHECK_PATH" >&3 && read -r _ code _ <&3 && [ "$code" = 200 ]'; fi
 
 # exec: java is PID 1 and receives SIGTERM directly (graceful shutdown).
 ENTRYPOINT ["sh", "-c", "exec java $JAVA_OPTS -jar /app/app.jar \"$@\"", "java"]
