@@ -1,6 +1,6 @@
 """From a clean checkout of the example to v2 live in production: builds, staging, promotion.
 
-    .venv/bin/python bench/cd_pipeline.py [--json bench/results/cd-pipeline.json]
+    .venv/bin/python bench/cd_pipeline.py [--watch 30s] [--json bench/results/cd-pipeline.json]
 
 What it does, timing each command as cd.yml runs it (tests/pipeline.py makes the hosts):
 
@@ -18,7 +18,9 @@ What it does, timing each command as cd.yml runs it (tests/pipeline.py makes the
      `promote v2 --from staging --to production`: v2 is live in production.
 
 The total is the sum of the steps from 1 to the end of 5, with the hosts already running
-(they stand for servers that exist). Everything is removed at the end, also on failure.
+(they stand for servers that exist). The last three steps are the commit-to-production
+figure of a change. `--watch` sets the example's post-release watch window (none by
+default), which each release and promotion then waits out. Everything is removed at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def timed(label: str, argv: list[str], env: dict[str, str], cwd: Path, figures: 
         sys.exit(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
-def checkout(folder: Path, pipeline: Pipeline) -> Path:
+def checkout(folder: Path, pipeline: Pipeline, watch: str = "0") -> Path:
     archive = subprocess.run(
         ["git", "archive", "HEAD", "examples", "deployer/assets/templates"], cwd=ROOT, capture_output=True, check=True
     )
@@ -62,7 +64,7 @@ def checkout(folder: Path, pipeline: Pipeline) -> Path:
         f'\n[environments.{env}]\nengine.host = "{host.docker_host}"\nproject.id = "{env}{pipeline.name}"\n'
         for env, host in (("staging", pipeline.staging), ("production", pipeline.production))
     )
-    text += "\n[watch]\nwindow = 0\n" if "[watch]" not in text else ""
+    text = text.replace('window = "3m"', f'window = "{watch}"')  # the post-release watch of each release
     config.write_text(text)
     return config
 
@@ -75,6 +77,7 @@ def change(folder: Path, version: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--watch", default="0", help='the post-release watch window, e.g. "30s" (default 0: none)')
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     figures: dict[str, float] = {}
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         deployer = [sys.executable, "-m", "deployer"]
         try:
             begun = time.monotonic()
-            config = checkout(folder, pipeline)
+            config = checkout(folder, pipeline, args.watch)
             figures["clean checkout"] = round(time.monotonic() - begun, 1)
             env["DEPLOYER_CONFIG"] = str(config)
             change(folder, "v1")

@@ -1,15 +1,18 @@
-"""How long `deployer up` (a first up of a fresh project) and `deployer status --json` take,
-side by side against another checkout of the deployer in the same run (after one round of
-each that is not counted: it builds any of the deployer's own images a checkout lacks).
+"""How long `deployer up` (a first up of a fresh project), `deployer status --json`,
+`deployer switch` and `deployer --help` take, side by side against another checkout of the
+deployer in the same run (after one round of each that is not counted: it builds any of the
+deployer's own images a checkout lacks).
 
 Each round, for each checkout in turn: a fresh throwaway project (tests/stack.py) is brought
-up with that checkout's CLI (timed), v1 is released, `status --json` runs `--status` times
-(each timed), and the project is removed. The checkouts alternate within each round, so a
+up with that checkout's CLI (timed), v1 and v2 are released, `status --json` runs `--status`
+times, `switch` `--switches` times (blue and green in turn) and `--help` `--helps` times
+(each timed, the CLI's whole wall time), and the project is removed. The checkouts alternate within each round, so a
 busy spell on this shared machine touches both. The other checkout is any folder holding the
 `deployer` package (a git worktree of an earlier commit: `git worktree add ../before <rev>`);
 its CLI runs with this interpreter, from that folder and with PYTHONPATH set to it.
 
     .venv/bin/python bench/up_status.py --against ../before --rounds 3 --status 5
+    .venv/bin/python bench/up_status.py --against ../before --rounds 2 --status 10 --switches 10 --helps 10
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(checkout: Path, config: Path, *args: str) -> float:
+def timed(checkout: Path, config: Path | None, *args: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     began = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "deployer", *args, "--config", str(config)],
+        [sys.executable, "-m", "deployer", *args, *(["--config", str(config)] if config else [])],
         capture_output=True, text=True, env=env, timeout=300, cwd=checkout,  # `-m` puts the cwd first
     )  # fmt: skip
     took = time.monotonic() - began
@@ -41,18 +44,31 @@ def timed(checkout: Path, config: Path, *args: str) -> float:
     return took
 
 
-def one_round(checkout: Path, docker_client, app_image: str, statuses: int) -> tuple[float, list[float]]:
+def one_round(checkout: Path, docker_client, app_image: str, counts: dict[str, int]) -> dict[str, list[float]]:
     from stack import Stack
 
     with TemporaryDirectory() as folder:
         stack = Stack(f"b{uuid.uuid4().hex[:8]}", Path(folder), docker_client, app_image)
         try:
             stack.tag("v1")
-            up = timed(checkout, stack.config, "up")
+            stack.tag("v2")
+            out = {"up": [timed(checkout, stack.config, "up")]}
             timed(checkout, stack.config, "release", "v1", "--no-backup")
-            return up, [timed(checkout, stack.config, "status", "--json") for _ in range(statuses)]
+            timed(checkout, stack.config, "release", "v2", "--no-backup")
+            out["status --json"] = [timed(checkout, stack.config, "status", "--json") for _ in range(counts["status"])]
+            out["switch"] = [
+                timed(checkout, stack.config, "switch", "--to", ("blue", "green")[n % 2])
+                for n in range(counts["switch"])
+            ]
+            out["--help"] = [timed(checkout, None, "--help") for _ in range(counts["help"])]
+            return out
         finally:
             stack.destroy()
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -60,6 +76,8 @@ def main() -> None:
     parser.add_argument("--against", type=Path, required=True, help="another checkout (holds deployer/)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--status", type=int, default=5, help="status calls per round")
+    parser.add_argument("--switches", type=int, default=0, help="switches per round")
+    parser.add_argument("--helps", type=int, default=0, help="--help calls per round")
     args = parser.parse_args()
     if not (args.against / "deployer" / "__init__.py").is_file():
         raise SystemExit(f"--against {args.against}: no deployer package there")
@@ -70,21 +88,23 @@ def main() -> None:
     client = docker.from_env()
     app_image = built_image(client, TESTS_ROOT / "tests" / "app", "deployer-testapp")
     checkouts = {"this": ROOT, "against": args.against.resolve()}
-    ups: dict[str, list[float]] = {k: [] for k in checkouts}
-    statuses: dict[str, list[float]] = {k: [] for k in checkouts}
+    counts = {"status": args.status, "switch": args.switches, "help": args.helps}
+    figures: dict[str, dict[str, list[float]]] = {k: {} for k in checkouts}
     for checkout in checkouts.values():  # not counted: builds any own image a checkout lacks
-        one_round(checkout, client, app_image, 1)
+        one_round(checkout, client, app_image, {"status": 1, "switch": 0, "help": 0})
     for n in range(args.rounds):
         for label, checkout in checkouts.items():
-            up, status = one_round(checkout, client, app_image, args.status)
-            ups[label].append(up)
-            statuses[label] += status
-            print(f"round {n + 1} {label}: up {up:.2f}s, status {', '.join(f'{s:.2f}' for s in status)}", flush=True)
-    for label in checkouts:
-        print(
-            f"{label:8} up median {statistics.median(ups[label]):.2f}s (n={len(ups[label])}), "
-            f"status --json median {statistics.median(statuses[label]):.2f}s (n={len(statuses[label])})"
-        )
+            got = one_round(checkout, client, app_image, counts)
+            for command, times in got.items():
+                figures[label].setdefault(command, []).extend(times)
+            said = ", ".join(f"{c} {statistics.median(t):.3f}s" for c, t in got.items() if t)
+            print(f"round {n + 1} {label}: {said}", flush=True)
+    print("\n| command | checkout | median (s) | p95 (s) | n |\n|---|---|--:|--:|--:|")
+    for command in figures["this"]:
+        for label in checkouts:
+            times = figures[label].get(command) or []
+            if times:
+                print(f"| {command} | {label} | {statistics.median(times):.3f} | {p95(times):.3f} | {len(times)} |")
 
 
 if __name__ == "__main__":

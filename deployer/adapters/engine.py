@@ -82,6 +82,16 @@ class Engine:
             self._client = client
         return self._client
 
+    def unix_api(self) -> Any:
+        """The Engine API on a unix socket without the SDK (engine_api.py), or None over TCP."""
+        url = self.base_url() or "unix:///var/run/docker.sock"  # the SDK's default, as from_env's
+        if not url.startswith("unix://"):
+            return None
+        from deployer.adapters.engine_api import Api
+
+        ENGINE_HOST.set(self.where)
+        return Api(url.removeprefix("unix://"), self.where, self.timeout)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -101,15 +111,16 @@ class Engine:
         env: dict[str, str] | None = None,
         user: str = "",
     ) -> ExecResult:
-        """Run argv in a running container and return its exit code and output.
-
-        If the command is interrupted (Ctrl-C, SIGTERM) while the program runs, this waits
-        for the program to end before the interrupt goes on: an edge script that is
-        switching traffic finishes (or undoes itself), so what runs next can read the truth."""
+        """Run argv in a running container and return its exit code and output. Interrupted
+        (Ctrl-C, SIGTERM) while the program runs, it waits for the program to end before the
+        interrupt goes on: an edge script that is switching traffic finishes (or undoes
+        itself), so what runs next can read the truth. On a unix socket, without the SDK."""
+        debug(f"exec {container} {argv[:2]}")
+        if fast := self.unix_api():
+            return fast.exec(container, argv, step=step, env=env or {}, user=user)
         from docker.errors import APIError
 
         api = self.sdk.api
-        debug(f"exec {container} {argv[:2]}")
         with self._exec_errors(container, argv, step, "cannot run"):
             exec_id = api.exec_create(container, argv, environment=env or {}, user=user, stdout=True, stderr=True)["Id"]
         try:
@@ -215,6 +226,8 @@ class Engine:
         return found
 
     def inspect(self, name: str) -> dict[str, Any] | None:
+        if fast := self.unix_api():
+            return fast.inspect(name, step=Step.INSPECT)
         from docker.errors import NotFound
 
         try:
@@ -223,8 +236,7 @@ class Engine:
             return None
 
     def container(self, name: str) -> Container | None:
-        attrs = self.inspect(name)
-        return Container.from_attrs(attrs) if attrs else None
+        return Container.from_attrs(attrs) if (attrs := self.inspect(name)) else None
 
     def logs(self, name: str, lines: int = 30) -> str:
         try:
@@ -267,30 +279,6 @@ class Engine:
             return self.sdk.api.inspect_image(ref)["Id"]
         except (ImageNotFound, NotFound):
             return None
-
-    def build(
-        self, context: str, tag: str, *, dockerfile: str | None, buildargs: dict, step: str, labels=None, nocache=False
-    ) -> str:
-        """Build with the classic builder; returns the image ID. `labels` go on the image; `nocache`
-        runs every step again (apt then fetches today's packages)."""
-        from docker.errors import APIError, BuildError
-
-        debug(f"build {tag} from {context}")
-        try:
-            options = {"rm": True, "forcerm": True, "labels": labels, "nocache": nocache}
-            image, _ = self.sdk.images.build(
-                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, **options
-            )
-        except BuildError as exc:
-            tail = "\n".join(
-                str(chunk.get("stream", chunk.get("error", ""))).rstrip() for chunk in list(exc.build_log)[-15:]
-            )
-            raise EngineError(
-                f"building {tag} failed: {exc.msg}", step=step, logs=masking.mask(tail), command="build"
-            ) from None
-        except APIError as exc:
-            raise EngineError(f"building {tag} failed: {reason(exc)}", step=step, command="build") from None
-        return image.id
 
     # -- networks ---------------------------------------------------------------------------
     def ensure_network(self, name: str, *, internal: bool, labels: dict[str, str], step: str) -> None:
@@ -335,8 +323,7 @@ class Engine:
             return why[0]
         return f"still used by {', '.join(users)}" if users else why[0]
 
-    def version(self) -> str:
-        """The engine's version (`docker version`'s Server.Version)."""
+    def version(self) -> str:  # `docker version`'s Server.Version
         return self.sdk.version().get("Version", "")
 
     def memory_in_use(self, name: str) -> int | None:

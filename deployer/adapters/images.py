@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from deployer.adapters import progress
 from deployer.adapters.engine import Engine, debug
 from deployer.adapters.failures import reason as _reason
 from deployer.core import masking, references
@@ -94,13 +95,16 @@ def stream(source: Engine, target: Engine, refs: list[str], *, step: str) -> Mov
     except APIError as exc:
         raise EngineError(f"cannot save {', '.join(refs)} on {source.where}: {_reason(exc)}", step=step) from None
 
-    def chunks() -> Iterator[bytes]:
+    def chunks(update: progress.Update) -> Iterator[bytes]:
         for chunk in response.iter_content(CHUNK, decode_unicode=False):
             sent[0] += len(chunk)
+            update(sent[0], None)
             yield chunk
 
     try:
-        for line in target.sdk.api.load_image(chunks(), quiet=True):
+        with progress.TRANSFER[0](f"{', '.join(refs)} to {target.where}") as update:
+            loading = list(target.sdk.api.load_image(chunks(update), quiet=True))
+        for line in loading:
             if isinstance(line, dict) and (line.get("error") or line.get("errorDetail")):
                 raise EngineError(
                     f"loading {', '.join(refs)} into {target.where} failed: "
@@ -154,17 +158,25 @@ def credentials(host: str, *, env_values: dict[str, str] | None, anonymous: bool
     return auth
 
 
-def _progress_errors(lines: Any) -> tuple[list[str], str]:
-    """(errors, digest) of a push or pull progress stream."""
+def _progress_errors(lines: Any, title: str) -> tuple[list[str], str]:
+    """(errors, digest) of a push or pull progress stream; its bytes go to progress.TRANSFER."""
     errors, digest = [], ""
-    for line in lines:
-        if not isinstance(line, dict):
-            continue
-        if line.get("error") or line.get("errorDetail"):
-            errors.append(masking.mask(str(line.get("error") or line.get("errorDetail"))))
-        aux = line.get("aux") or {}
-        if isinstance(aux, dict) and aux.get("Digest"):
-            digest = aux["Digest"]
+    with progress.TRANSFER[0](title) as update:
+        layers = progress.Layers(update)
+        for line in lines:
+            if isinstance(line, dict):
+                layers.event(line)
+                errors, digest = _said(line, errors, digest)
+    return errors, digest
+
+
+def _said(line: dict, errors: list[str], digest: str) -> tuple[list[str], str]:
+    """An event's error (masked) or the pushed image's digest, added to what was said before."""
+    if line.get("error") or line.get("errorDetail"):
+        errors = [*errors, masking.mask(str(line.get("error") or line.get("errorDetail")))]
+    aux = line.get("aux") or {}
+    if isinstance(aux, dict) and aux.get("Digest"):
+        digest = aux["Digest"]
     return errors, digest
 
 
@@ -176,7 +188,8 @@ def push(engine: Engine, image_id: str, repository: str, version: str, auth: dic
     debug(f"push {repository}:{version} from {engine.where}")
     try:
         errors, digest = _progress_errors(
-            engine.sdk.api.push(repository, tag=version, stream=True, decode=True, auth_config=auth)
+            engine.sdk.api.push(repository, tag=version, stream=True, decode=True, auth_config=auth),
+            f"push {repository}:{version}",
         )
     except APIError as exc:
         raise EngineError(f"pushing {repository}:{version} failed: {_reason(exc)}", step=step) from None
@@ -197,7 +210,8 @@ def pull(engine: Engine, reference: str, auth: dict | None, *, repository: str, 
     debug(f"pull {reference} on {engine.where}")
     try:
         errors, _ = _progress_errors(
-            engine.sdk.api.pull(repository, tag=rest, stream=True, decode=True, auth_config=auth)
+            engine.sdk.api.pull(repository, tag=rest, stream=True, decode=True, auth_config=auth),
+            f"pull {reference} on {engine.where}",
         )
     except APIError as exc:
         raise EngineError(f"pulling {reference} on {engine.where} failed: {_reason(exc)}", step=step) from None

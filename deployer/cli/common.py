@@ -55,6 +55,11 @@ def output(*, quiet: bool, verbose: bool) -> None:
     _QUIET[0] = quiet
     if verbose:
         os.environ["DEPLOYER_DEBUG"] = "1"
+    from deployer.adapters import progress as reports
+    from deployer.cli.progress import build_log, transfer
+
+    reports.BUILD_LOG[0] = functools.partial(build_log, quiet=quiet)
+    reports.TRANSFER[0] = functools.partial(transfer, quiet=quiet)
 
 
 def say(message: str) -> None:
@@ -150,6 +155,9 @@ def context(config_path: Path | None, env: str | None = None, *, check_paths: bo
 
     acting_on(env)
     loaded = config_mod.load(config_path, check_paths=check_paths, environment=env)
+    from deployer.adapters.build import check_environment
+
+    check_environment()  # the builder and the cache settings: bad input before anything builds
     for warning in loaded.warnings:
         say(f"warning: {warning}")
     ctx = mode.context(loaded, say_in(env or ""))

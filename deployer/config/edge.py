@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import ssl
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +180,8 @@ def check_pair(r: Reader, cert: Path, key: Path) -> None:
         raise r.error("edge.tls.key", f"{key} is encrypted: the edge needs it unencrypted (chmod 600)")
     if key.stat().st_mode & stat.S_IROTH:
         raise r.error("edge.tls.key", f"{key} is readable by every user on this machine: run `chmod 600 {key}`")
+
+    import ssl  # here: only a config with TLS files pays for it
 
     def no_password() -> bytes:
         raise ValueError("encrypted")

@@ -7,7 +7,6 @@ all start with it. The labels are how the host tells the truth about what runs.
 from __future__ import annotations
 
 import re
-import secrets
 
 # The grammar of what names a release: its colour, its id and its services' names. The
 # edge's Lua (assets/edge/lua/deployer/state.lua) and shell scripts are held to these by
@@ -39,6 +38,8 @@ LABEL_TIMEOUT = "deployer.timeout"
 
 
 def new_release_id() -> str:
+    import secrets  # here: a switch, which makes no release, does not pay for it
+
     return secrets.token_hex(4)
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deployer.adapters import progress
 from deployer.core import dumps, dumpstate
 from deployer.core.masking import mask
 from deployer.core.steps import Step
@@ -146,11 +147,14 @@ def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:
     except OSError as exc:
         raise BackupError(f"cannot write {partial}: {exc.strerror}", step=Step.FETCH) from None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh, progress.TRANSFER[0](f"fetch {name}") as update:
+            got = [0]
 
             def sink(chunk: bytes) -> None:
                 fh.write(chunk)
                 digest.update(chunk)
+                got[0] += len(chunk)
+                update(got[0], info.get("size") or None)
 
             done = ctx.engine.exec_stream(agent, [*AGENT, "fetch", name], sink, step=Step.FETCH)
             if done.exit_code != 0:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import time
 
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay
-
 from deployer.adapters.engine import Container
 from deployer.core import probe as probe_rule
 from deployer.core.steps import Step
@@ -51,6 +49,8 @@ def wait_healthy(ctx: Context, colour: str, release_id: str) -> Healthy:
     """Probe every service's health path on this release until all pass; give up at the
     deadline, or soon after a container dies. The exec that sees them pass runs the smoke
     probes too (`smoke` judges them), which saves the smoke check its own exec."""
+    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay  # a switch needs none
+
     t = ctx.config.timeouts
     probes = [
         probe_rule.Probe(probe_rule.health_url(colour, s, release_id), colour, release_id) for s in ctx.config.services

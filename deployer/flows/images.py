@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deployer.adapters import build as builds
 from deployer.adapters.engine import Engine
 from deployer.assets import ROOT as ASSETS
 from deployer.config import Service
@@ -114,12 +116,14 @@ def own_image(
     }
     with tempfile.TemporaryDirectory(prefix="deployer-build-") as tmp:
         _copy(files, root, Path(tmp))
-        engine.build(
+        builds.build(
+            engine,
             tmp,
             tag,
-            dockerfile="assets/agent/Dockerfile" if name == "agent" else None,
+            dockerfile=str(Path(tmp) / "assets/agent/Dockerfile") if name == "agent" else None,
             buildargs={"BASE_IMAGE": base_image},
             step=step,
+            say=say,
             labels=labels,
             nocache=refresh,
         )
@@ -176,16 +180,47 @@ def build_service(ctx: Context, service: Service, version: str, *, step: str = S
         )
     dockerfile = str(service.dockerfile) if service.dockerfile else None
     tag = service.image_ref(version)
-    ctx.engine.build(
+    builds.build(
+        ctx.engine,
         str(service.build),
         tag,
         dockerfile=dockerfile,
+        say=ctx.say,
         # the templates' HEALTHCHECK probes the service's health path: set in deployer.toml alone
         buildargs={"BASE_IMAGE": ctx.config.base_image, "HEALTHCHECK_PATH": service.health, **dict(service.build_args)},
         step=step,
-        labels={names.LABEL_PROJECT: ctx.config.name},  # `deployer prune` removes its dangling layers
+        # `deployer prune` removes its dangling layers; the OCI labels say what it was built from
+        labels={names.LABEL_PROJECT: ctx.config.name, **oci_labels(service.build, version)},
     )
     return tag
+
+
+def oci_labels(context: Path, version: str) -> dict[str, str]:
+    """org.opencontainers.image.{version,revision,source}: the release version, and the git
+    commit and remote of the build context when it is in a git work tree (the remote's
+    credentials, if its URL has any, are left out)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    labels = {"org.opencontainers.image.version": version}
+    git = shutil.which("git")
+    if git is None:
+        return labels
+
+    def ask(*args: str) -> str:
+        try:
+            done = subprocess.run([git, "-C", str(context), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    if revision := ask("rev-parse", "HEAD"):
+        labels["org.opencontainers.image.revision"] = revision
+    if remote := ask("config", "--get", "remote.origin.url"):
+        parts = urlsplit(remote)
+        if parts.scheme and "@" in parts.netloc:
+            remote = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+        labels["org.opencontainers.image.source"] = remote
+    return labels
 
 
 def ensure_app_images(ctx: Context, version: str, *, build: bool) -> None:

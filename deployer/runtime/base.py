@@ -3,14 +3,16 @@ runtime/swarm.py. Nothing here imports a flow, so the flows can name it (flows/c
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.adapters.edge import Edge
 from deployer.adapters.models import Container
 from deployer.adapters.operate import Source
 from deployer.core.state import EdgeState
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 @dataclass(frozen=True)

@@ -127,14 +127,11 @@ def test_labels_aliases_and_a_database_that_is_never_published(shared):
     assert "test-secret-pw" not in json.dumps(db.attrs)
 
 
-def test_never_healthy_release_fails_and_live_keeps_serving(project):
-    project.tag("v1")
-    project.tag("v2", backend_env={"NEVER_HEALTHY": "1"})
-    project.write_config(deadline=6)
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
+def test_never_healthy_release_fails_and_live_keeps_serving(shared):
+    shared.tag("v2-never", backend_env={"NEVER_HEALTHY": "1"})
+    shared.write_config(deadline=6)
 
-    failed = project.cli("release", "v2", "--no-backup")
+    failed = shared.cli("release", "v2-never", "--no-backup")
     assert failed.returncode == 1
     assert "step 'health'" in failed.stderr
     assert "green was not healthy after 6s" in failed.stderr
@@ -145,30 +142,32 @@ def test_never_healthy_release_fails_and_live_keeps_serving(project):
     ), failed.stderr
     assert "_deployer/health" not in failed.stderr
     assert "--- last lines ---" in failed.stderr and "listening on" in failed.stderr
-    assert project.serving("/api/version") == ("v1", "blue")
-    assert project.containers("green") == []  # the failed release is gone
-    assert project.cli("lock", "status").stdout.strip() == "free"
-    status = json.loads(project.ok("status", "--json").stdout)
+    assert shared.serving("/api/version") == ("v1", "blue")
+    assert shared.containers("green") == []  # the failed release is gone
+    assert shared.cli("lock", "status").stdout.strip() == "free"
+    status = json.loads(shared.ok("status", "--json").stdout)
     last = status["releases"][-1]
-    assert (last["action"], last["outcome"], last["step"], last["version"]) == ("release", "failed", "health", "v2")
+    assert (last["action"], last["outcome"], last["step"], last["version"]) == (
+        "release",
+        "failed",
+        "health",
+        "v2-never",
+    )
     assert "not healthy" in last["reason"] and last["seconds"] >= 6
 
 
-def test_a_port_mismatch_fails_early_and_names_both_ports(project):
-    project.tag("v1")
-    project.tag("v2", backend_env={"LISTEN_PORT": "8090"})  # the app listens on 8090; the config says 8080
-    project.write_config(deadline=90)
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
+def test_a_port_mismatch_fails_early_and_names_both_ports(shared):
+    shared.tag("v2-port", backend_env={"LISTEN_PORT": "8090"})  # the app listens on 8090; the config says 8080
+    shared.write_config(deadline=90)
     started = time.monotonic()
-    failed = project.cli("release", "v2", "--no-backup")
+    failed = shared.cli("release", "v2-port", "--no-backup")
     assert failed.returncode == 1 and "step 'health'" in failed.stderr
     assert (
         "green cannot become healthy: backend listens on port 8090 in its container, "
         "not on services.backend.port = 8080" in failed.stderr
     ), failed.stderr
     assert time.monotonic() - started < 75  # once it listened elsewhere for 30 s: before the 90 s deadline
-    assert project.serving("/api/version") == ("v1", "blue")
+    assert shared.serving("/api/version") == ("v1", "blue")
 
 
 def test_a_failed_release_keeps_the_old_standby_for_rollback(project):
@@ -269,22 +268,19 @@ def test_a_release_is_judged_on_its_own_containers_not_on_the_old_standby(projec
     assert failed.returncode == 1 and "blue was not healthy after 4s" in failed.stderr
 
 
-def test_crashing_release_gives_up_before_the_deadline(project):
-    project.tag("v1")
-    project.tag("v2", backend_env={"CRASH_AFTER": "1", "STARTUP_DELAY": "30"})
-    project.write_config(deadline=60)
-    project.ok("up")
-    project.ok("release", "v1", "--no-backup")
+def test_crashing_release_gives_up_before_the_deadline(shared):
+    shared.tag("v2-crash", backend_env={"CRASH_AFTER": "1", "STARTUP_DELAY": "30"})
+    shared.write_config(deadline=60)
 
     started = time.monotonic()
-    failed = project.cli("release", "v2", "--no-backup")
+    failed = shared.cli("release", "v2-crash", "--no-backup")
     took = time.monotonic() - started
     assert failed.returncode == 1
     assert "cannot become healthy" in failed.stderr and "exited" in failed.stderr
     assert "crashing as asked by CRASH_AFTER" in failed.stderr
     assert took < 30, f"waited {took:.0f}s for a crashed container"
-    assert project.serving("/api/version") == ("v1", "blue")
-    assert project.containers("green") == []
+    assert shared.serving("/api/version") == ("v1", "blue")
+    assert shared.containers("green") == []
 
 
 def test_switch_refuses_a_colour_without_a_release(shared):
@@ -475,31 +471,3 @@ def test_a_port_change_belongs_to_the_new_release_and_a_switch_back_still_works(
         client.stop.set()
         client.join(timeout=10)
     assert client.ok > 20 and client.failed == 0, client.errors[:10]
-
-
-def test_build_passes_each_services_build_args_and_base_image(project):
-    context = project.folder / "backend"
-    context.mkdir()
-    (context / "Dockerfile").write_text(
-        "ARG BASE_IMAGE=debian:trixie-slim\nFROM ${BASE_IMAGE}\nARG GREETING=unset\nLABEL greeting=${GREETING}\n"
-        "ARG HEALTHCHECK_PATH=unset\nLABEL health=${HEALTHCHECK_PATH}\n"
-    )
-    project.write_config(
-        services=f"""
-        [services.backend]
-        image = "{project.name}-backend"
-        port = 8080
-        health = "/health"
-        routes = ["/"]
-        build = "backend"
-        build_args = {{ BASE_IMAGE = "{project.app_image}", GREETING = "hello from the config" }}
-        """
-    )
-    project.images.append(f"{project.name}-backend:v1")
-    built = project.cli("build", "v1")
-    assert built.returncode == 0, built.stderr
-    image = project.docker.images.get(f"{project.name}-backend:v1")
-    assert image.labels["greeting"] == "hello from the config"
-    assert image.labels["health"] == "/health", "the templates' HEALTHCHECK gets the service's health path"
-    base = project.docker.images.get(project.app_image)
-    assert image.attrs["RootFS"]["Layers"] == base.attrs["RootFS"]["Layers"]  # FROM the image the config named

@@ -102,11 +102,19 @@ def test_ci_builds_tests_and_outputs_the_pushed_digests():
     assert set(ci["on"]) == {"pull_request", "merge_group", "workflow_call"}  # one run per change
     jobs = ci["jobs"]
     assert "./gradlew --no-daemon check" in run_lines(jobs["backend"])  # tests and lint
-    assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test", "npm run build"))
+    assert all(cmd in run_lines(jobs["frontend"]) for cmd in ("npm ci", "npm run lint", "npm test"))
+    assert "npm run build" not in run_lines(jobs["frontend"]), "Next.js is built once, in its image"
     images, push = jobs["images"], jobs["push"]
     assert set(images["needs"]) == set(push["needs"]) == {"backend", "frontend"}
     assert step(images, "build")["run"] == step(push, "build")["run"] == 'deployer build "$VERSION"'
     assert 'deployer push "$VERSION" --json' in step(push, "push")["run"]
+    for job in (images, push):  # BuildKit with the Actions cache
+        uses = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+        assert {"docker/setup-buildx-action", "crazy-max/ghaction-github-runtime"} <= set(uses)
+        assert step(job, "build")["env"]["DEPLOYER_CACHE_TO"] == "type=gha,scope=images,mode=max"
+    attested = [s["with"] for s in push["steps"] if s.get("uses", "").startswith("actions/attest-build-provenance@")]
+    assert [a["subject-name"].split(".")[-1] for a in attested] == ["backend_name }}", "frontend_name }}"]
+    assert all(a["push-to-registry"] is True for a in attested)
     assert push["outputs"]["images"] == "${{ steps.push.outputs.images }}"
     assert ci["on"]["workflow_call"]["outputs"]["images"]["value"] == "${{ jobs.push.outputs.images }}"
 
@@ -115,7 +123,12 @@ def test_ci_pushes_images_only_from_main_and_only_that_job_may_write_packages():
     jobs = load(TEMPLATES / "ci.yml")["jobs"]
     images, push = jobs["images"], jobs["push"]
     assert push["if"] == "github.ref == 'refs/heads/main' && github.event_name == 'push'"
-    assert push["permissions"] == {"contents": "read", "packages": "write"}
+    assert push["permissions"] == {
+        "contents": "read",
+        "packages": "write",
+        "id-token": "write",
+        "attestations": "write",
+    }
     # Pull requests and the merge queue build with the workflow's read-only token, never push:
     # a job's permissions are granted when it runs, whatever its steps' conditions.
     assert images["if"] == "github.event_name != 'push'" and "permissions" not in images

@@ -19,7 +19,8 @@ ARG BASE_IMAGE=debian:trixie-slim
 #                     `health`, so the path is set in deployer.toml alone.
 #
 # All stages start FROM ${BASE_IMAGE}: the identical first RUN layers are shared
-# through the build cache, so node is installed once.
+# through the build cache, so node is installed once. It needs BuildKit (`deployer
+# build` uses it) for its cache mounts.
 
 # ---------------------------------------------------------------- deps
 FROM ${BASE_IMAGE} AS deps
@@ -37,8 +38,10 @@ RUN set -eu; if ! command -v npm >/dev/null 2>&1; then \
     fi; npm --version
 ARG NPM_INSTALL="npm ci --no-audit --no-fund"
 WORKDIR /app
+# The manifests before the sources: a source change does not install again; npm's
+# download cache is a cache mount (BuildKit), so a changed lockfile fetches only what changed.
 COPY package.json package-lock.json* ./
-RUN ${NPM_INSTALL}
+RUN --mount=type=cache,target=/root/.npm ${NPM_INSTALL}
 
 # ---------------------------------------------------------------- build
 FROM ${BASE_IMAGE} AS build
@@ -57,7 +60,10 @@ ENV NEXT_TELEMETRY_DISABLED=1 \
     NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
-RUN set -eu; npm run build; \
+# Next.js's own build cache (.next/cache) is a cache mount: a one-line change recompiles
+# only what it touches.
+RUN --mount=type=cache,target=/app/.next/cache \
+    set -eu; npm run build; \
     test -f .next/standalone/server.js || { echo "error: set output: 'standalone' in next.config.js" >&2; exit 1; }; \
     mkdir -p public
 

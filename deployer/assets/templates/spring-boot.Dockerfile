@@ -6,8 +6,10 @@ ARG BASE_IMAGE=debian:trixie-slim
 #
 # Build context: normally your CI has already built the jar at build/libs/*.jar
 # (Gradle `bootJar`; a `*-plain.jar` next to it is ignored). If no jar is there,
-# the "jar" stage installs a JDK and builds one with ./build.sh (or ./gradlew
-# bootJar / ./mvnw package) - that is how examples/backend is built.
+# the "jar" stage builds one with ./build.sh (or ./gradlew bootJar / ./mvnw package)
+# - that is how examples/backend is built. It needs BuildKit (`deployer build` uses
+# it): the JDK is a layer of its own before the sources, and apt's, Gradle's and
+# Maven's downloads are cache mounts, so a one-line change rebuilds only the jar.
 #
 # ARGs:
 #   BASE_IMAGE      base for both stages. Default debian:trixie-slim, where the JRE
@@ -18,9 +20,9 @@ ARG BASE_IMAGE=debian:trixie-slim
 #   JAVA_PACKAGE    apt package for the runtime JRE (default openjdk-21-jre-headless).
 #   HEALTHCHECK_PATH  path probed by HEALTHCHECK (default /actuator/health). `deployer build`
 #                   passes the service's `health`, so the path is set in deployer.toml alone.
-#   BUILD_PACKAGES  apt packages for the jar stage, installed only when no CI jar is
-#                   present (the JDK is skipped if javac exists; the JDBC driver is
-#                   for the bundled example's build.sh). Set it to "" to install nothing.
+#   BUILD_PACKAGES  apt packages for the jar stage (the JDK is skipped if javac exists;
+#                   the JDBC driver is for the bundled example's build.sh). Set it to ""
+#                   to install nothing, when CI always puts the jar in build/libs.
 #
 # Run-time knobs: JAVA_OPTS (JVM flags, replaces the defaults below), PORT (8080,
 # used by the HEALTHCHECK), and any Spring configuration through env variables.
@@ -29,28 +31,35 @@ ARG BUILD_IMAGE=${BASE_IMAGE}
 # ---------------------------------------------------------------- jar stage
 FROM ${BUILD_IMAGE} AS jar
 ARG BUILD_PACKAGES="openjdk-21-jdk-headless libpostgresql-jdbc-java"
+# Before the sources, so that a change to them does not run it again: the JDK (skipped
+# where javac exists) and the build's packages, from apt's cache mounts (BuildKit).
+RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,target=/var/lib/apt/lists,sharing=locked \
+    set -eu; \
+    rm -f /etc/apt/apt.conf.d/docker-clean; \
+    need=""; \
+    for p in $BUILD_PACKAGES; do \
+        case "$p" in openjdk-*-jdk*) if command -v javac >/dev/null 2>&1; then continue; fi;; esac; \
+        dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; \
+    done; \
+    if [ -n "$need" ]; then \
+        mkdir -p /usr/share/man/man1; \
+        apt-get update; \
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need; \
+    fi
 WORKDIR /src
 COPY . .
-RUN set -eu; \
+# The jar CI built, or one built here with Gradle's and Maven's caches mounted.
+RUN --mount=type=cache,target=/root/.gradle \
+    --mount=type=cache,target=/root/.m2 \
+    set -eu; \
     jars() { ls "$@" 2>/dev/null | grep -v -- '-plain\.jar$' || true; }; \
     if [ -z "$(jars build/libs/*.jar)" ]; then \
         echo "no build/libs/*.jar in the context: building it here"; \
-        if [ -x ./build.sh ] || [ -x ./gradlew ] || [ -x ./mvnw ]; then :; else \
-            echo "error: put the jar in build/libs/ or provide ./build.sh, ./gradlew or ./mvnw" >&2; exit 1; fi; \
-        need=""; \
-        for p in $BUILD_PACKAGES; do \
-            case "$p" in openjdk-*-jdk*) if command -v javac >/dev/null 2>&1; then continue; fi;; esac; \
-            dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; \
-        done; \
-        if [ -n "$need" ]; then \
-            mkdir -p /usr/share/man/man1; \
-            apt-get update; \
-            DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $need; \
-            rm -rf /var/lib/apt/lists/* /var/cache/apt/*; \
-        fi; \
         if [ -x ./build.sh ]; then ./build.sh; \
         elif [ -x ./gradlew ]; then ./gradlew --no-daemon bootJar; \
-        else ./mvnw -B -DskipTests package && mkdir -p build/libs && cp $(jars target/*.jar) build/libs/; fi; \
+        elif [ -x ./mvnw ]; then ./mvnw -B -DskipTests package && mkdir -p build/libs && cp $(jars target/*.jar) build/libs/; \
+        else echo "error: put the jar in build/libs/ or provide ./build.sh, ./gradlew or ./mvnw" >&2; exit 1; fi; \
     fi; \
     set -- $(jars build/libs/*.jar); \
     if [ "$#" -ne 1 ]; then echo "error: expected exactly one jar in build/libs, found: $*" >&2; exit 1; fi; \

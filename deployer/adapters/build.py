@@ -1,0 +1,189 @@
+"""Image builds: BuildKit through `docker buildx build` (python-on-whales wraps it), on the
+engine the deployer talks to.
+
+With buildx's `docker` driver the engine's own BuildKit builds: cache mounts
+(`RUN --mount=type=cache`), the layer cache across builds, and cache import and export
+(DEPLOYER_CACHE_FROM / DEPLOYER_CACHE_TO, in buildx's notation: a registry cache, or
+`type=gha` in GitHub Actions with a builder that exports). The build's own output goes line
+by line to the log the CLI set (progress.BUILD_LOG: folded on a terminal, plain lines on a pipe), and a
+failure carries its last lines. The classic builder (the docker SDK) runs only where the
+buildx plugin is missing, or with DEPLOYER_BUILDER=classic, and that is said once; it builds
+the same Dockerfiles with their cache mounts left out."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deployer.adapters import progress
+from deployer.adapters.failures import reason
+from deployer.core import masking
+from deployer.errors import EngineError, InputError
+
+if TYPE_CHECKING:
+    from deployer.adapters.engine import Engine
+
+TAIL = 60  # lines of the build's output an error carries
+
+
+CACHE_SETTINGS = ("DEPLOYER_CACHE_FROM", "DEPLOYER_CACHE_TO")
+
+
+def check_environment() -> None:
+    """Bad input (exit 2) before anything builds: DEPLOYER_BUILDER, and the cache settings in
+    buildx's notation (`type=registry,ref=...`; the import may list several, split by `;`)."""
+    builder()
+    for name in CACHE_SETTINGS:
+        for spec in cache_specs(name):
+            pairs = [item.partition("=") for item in spec.split(",")]
+            if any(not key.strip() or not eq or not value.strip() for key, eq, value in pairs):
+                raise InputError(f"{name}={spec!r}: each part is key=value, as in type=registry,ref=IMAGE")
+            if "type" not in {key.strip() for key, _, _ in pairs}:
+                raise InputError(f"{name}={spec!r}: names no type= (registry, gha, local, inline, ...)")
+        if name == "DEPLOYER_CACHE_TO" and len(cache_specs(name)) > 1:
+            raise InputError(f"{name}: one cache to export to, not {len(cache_specs(name))}")
+
+
+def cache_specs(name: str) -> list[str]:
+    return [spec.strip() for spec in os.environ.get(name, "").split(";") if spec.strip()]
+
+
+@cache
+def builder() -> str:
+    """'buildx', or 'classic' where the buildx plugin is missing (or DEPLOYER_BUILDER=classic)."""
+    asked = os.environ.get("DEPLOYER_BUILDER", "").strip().lower()
+    if asked not in ("", "buildx", "classic"):
+        raise InputError(f"DEPLOYER_BUILDER={asked!r}: buildx (the default) or classic")
+    if asked == "classic":
+        return "classic"
+    docker = shutil.which("docker")
+    if docker is None:
+        return "classic"
+    try:
+        found = subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "classic"
+    return "buildx" if found.returncode == 0 else "classic"
+
+
+def build(
+    engine: Engine,
+    context: str,
+    tag: str,
+    *,
+    dockerfile: str | None,
+    buildargs: dict[str, str],
+    step: str,
+    say: Callable[[str], object],
+    labels: dict[str, str] | None = None,
+    nocache: bool = False,
+) -> str:
+    """Build `tag` from `context`; returns the image ID. `labels` go on the image; `nocache`
+    runs every step again (apt then fetches today's packages)."""
+    if builder() == "classic":
+        _say_classic_once(say)
+        return _classic(engine, context, tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels,
+                        nocache=nocache)  # fmt: skip
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    docker = DockerClient(host=engine.base_url())
+    cache_from, cache_to = cache_specs("DEPLOYER_CACHE_FROM"), cache_specs("DEPLOYER_CACHE_TO")
+    tail: deque[str] = deque(maxlen=TAIL)
+    with progress.BUILD_LOG[0](tag) as show:
+        try:
+            lines = docker.buildx.build(
+                context,
+                file=dockerfile,
+                tags=[tag],
+                build_args=buildargs,
+                labels=labels or {},
+                cache=not nocache,
+                cache_from=cache_from or None,
+                cache_to=cache_to[0] if cache_to else None,
+                load=True,
+                progress="plain",
+                stream_logs=True,
+            )
+            for line in lines:
+                line = masking.mask(line.rstrip("\n"))
+                tail.append(line)
+                show(line)
+        except DockerException as exc:
+            raise EngineError(
+                f"building {tag} failed: docker buildx build exited with {exc.return_code}",
+                step=step,
+                logs="\n".join(tail),
+                command="buildx build",
+            ) from None
+    image = engine.image_id(tag)
+    if image is None:
+        raise EngineError(f"building {tag} ended, but the engine has no image {tag}", step=step, command="buildx build")
+    return image
+
+
+_SAID: list[bool] = []
+
+
+def _say_classic_once(say: Callable[[str], object]) -> None:
+    if not _SAID:
+        _SAID.append(True)
+        why = (
+            "DEPLOYER_BUILDER=classic" if os.environ.get("DEPLOYER_BUILDER") else "the docker buildx plugin is missing"
+        )
+        say(
+            f"warning: building with the classic builder ({why}): slower, with no cache mounts "
+            "(a Dockerfile's RUN --mount=type=cache options are left out) and no cache import or export"
+        )
+
+
+def _classic(engine: Engine, context: str, tag: str, *, dockerfile, buildargs, step: str, labels, nocache: bool) -> str:
+    from docker.errors import APIError, BuildError
+
+    with _without_cache_mounts(context, dockerfile) as dockerfile:
+        try:
+            options = {"rm": True, "forcerm": True, "labels": labels, "nocache": nocache}
+            image, _ = engine.sdk.images.build(
+                path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, **options
+            )
+        except BuildError as exc:
+            tail = "\n".join(
+                str(chunk.get("stream", chunk.get("error", ""))).rstrip() for chunk in list(exc.build_log)[-15:]
+            )
+            raise EngineError(
+                f"building {tag} failed: {exc.msg}", step=step, logs=masking.mask(tail), command="build"
+            ) from None
+        except APIError as exc:
+            raise EngineError(f"building {tag} failed: {reason(exc)}", step=step, command="build") from None
+    return image.id
+
+
+CACHE_MOUNT = re.compile(r"--mount=type=cache\S*\s+(\\\n\s*)?")
+
+
+@contextmanager
+def _without_cache_mounts(context: str, dockerfile: str | None) -> Iterator[str | None]:
+    """The Dockerfile with its `RUN --mount=type=cache,...` options left out (a copy, outside
+    the context): the classic builder cannot read them, and without them the same steps run,
+    only without the cache. Any other Dockerfile as it is."""
+    path = Path(dockerfile) if dockerfile else Path(context) / "Dockerfile"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        text = ""
+    if "--mount=type=cache" not in text:
+        yield dockerfile
+        return
+    with tempfile.TemporaryDirectory(prefix="deployer-classic-") as tmp:
+        plain = Path(tmp) / "Dockerfile"
+        plain.write_text(CACHE_MOUNT.sub("", text), encoding="utf-8")
+        yield str(plain)

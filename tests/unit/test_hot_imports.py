@@ -1,0 +1,65 @@
+"""The commands an operator runs under pressure start fast: `switch`, `rollback`, `status`
+and `--help` import only what they use. Each runs here in a fresh interpreter against an
+engine socket that does not exist (the command fails at its first engine call, exit 1), and
+the modules it imported are compared with the heavy ones it must not pay for."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployer.flows import init as setup
+
+HEAVY = {
+    "docker": "the docker SDK (requests, urllib3): execs and inspections go through engine_api.py",
+    "requests": "requests, under the docker SDK",
+    "python_on_whales": "python-on-whales (compose and builds only)",
+    "jinja2": "jinja2 (the edge's templates, rendered by up)",
+    "rich.progress": "rich's progress bars",
+    "rich.live": "rich's live view (builds only)",
+    "httpx": "httpx (health waits and registry calls)",
+}
+
+RUN = """
+import json, sys
+sys.argv = ["deployer", *sys.argv[1:]]
+from deployer.cli import _run
+code = _run()
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("hot")
+    (folder / "backend").mkdir()
+    (folder / "frontend").mkdir()
+    setup.init(folder, force=False)
+    return folder
+
+
+def imported(project: Path, *args: str) -> tuple[int, set[str], str]:
+    env = {"PATH": "/usr/bin:/bin", "DOCKER_HOST": f"unix://{project}/no-engine.sock", "HOME": str(project)}
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env, cwd=project, timeout=60
+    )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer["code"], set(answer["modules"]), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("switch", "--to", "blue"), ("rollback",), ("--help",), ("status", "--json")],
+    ids=["switch", "rollback", "help", "status"],
+)
+def test_a_hot_command_imports_no_heavy_module_it_does_not_use(project, args):
+    code, modules, stderr = imported(project, *args)
+    if args != ("--help",):
+        assert code == 1 and "cannot reach the Docker engine" in stderr, stderr  # it did reach for the engine
+    allowed = {"docker", "requests"} if args[0] == "status" else set()  # status lists containers through the SDK
+    paid = {m: why for m, why in HEAVY.items() if m in modules and m not in allowed}
+    assert paid == {}, f"deployer {' '.join(args)} imported: {paid}"
