@@ -40,8 +40,9 @@ CACHE_SETTINGS = ("DEPLOYER_CACHE_FROM", "DEPLOYER_CACHE_TO")
 
 def check_environment() -> None:
     """Bad input (exit 2) before anything builds: DEPLOYER_BUILDER, and the cache settings in
-    buildx's notation (`type=registry,ref=...`; the import may list several, split by `;`)."""
-    builder()
+    buildx's notation (`type=registry,ref=...`; the import may list several, split by `;`).
+    It runs no program: every command calls it, and only a build looks for the plugin."""
+    asked_builder()
     for name in CACHE_SETTINGS:
         for spec in cache_specs(name):
             pairs = [item.partition("=") for item in spec.split(",")]
@@ -57,13 +58,18 @@ def cache_specs(name: str) -> list[str]:
     return [spec.strip() for spec in os.environ.get(name, "").split(";") if spec.strip()]
 
 
-@cache
-def builder() -> str:
-    """'buildx', or 'classic' where the buildx plugin is missing (or DEPLOYER_BUILDER=classic)."""
+def asked_builder() -> str:
+    """DEPLOYER_BUILDER: '' (buildx where it is), 'buildx' or 'classic'; anything else is bad input."""
     asked = os.environ.get("DEPLOYER_BUILDER", "").strip().lower()
     if asked not in ("", "buildx", "classic"):
         raise InputError(f"DEPLOYER_BUILDER={asked!r}: buildx (the default) or classic")
-    if asked == "classic":
+    return asked
+
+
+@cache
+def builder() -> str:
+    """'buildx', or 'classic' where the buildx plugin is missing (or DEPLOYER_BUILDER=classic)."""
+    if asked_builder() == "classic":
         return "classic"
     docker = shutil.which("docker")
     if docker is None:
