@@ -38,13 +38,14 @@ class Stack:
         disk: str = "prune_after_release = false",
         expose_colour: bool = True,
         backend: str = "",
+        database: str = 'env_file = "db.env"',
     ) -> None:
         """The project's deployer.toml: backend (/api/) and frontend (/) from the test app,
         unless `services` gives other [services.*] tables; `edge` adds keys to [edge];
         `watch` and `disk` are the bodies of [watch] and [disk] (by default no watch after the
         switch and no pruning after a release, unless a test asks). The public route shows
         the answering colour (edge.expose_colour) unless `expose_colour` is False; `backend`
-        adds keys to the default backend's table."""
+        adds keys to the default backend's table; `database` is the body of [database]."""
         if services is None:
             services = f"""
                 [services.backend]
@@ -84,7 +85,7 @@ class Stack:
             + textwrap.dedent(
                 f"""
                 [database]
-                env_file = "db.env"
+                {database}
 
                 [timeouts]
                 health_deadline = {deadline}

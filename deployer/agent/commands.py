@@ -91,6 +91,7 @@ def parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in ("schedule", "health", "status", "list"):
         sub.add_parser(name, add_help=False)
+    sub.add_parser("server", add_help=False).add_argument("--step", default=Step.STATUS.value)
     sub.add_parser("info", add_help=False).add_argument("name")
     d = sub.add_parser("dump", add_help=False)
     d.add_argument("--label", default="manual")
@@ -221,6 +222,11 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
     if c == "list":
         rows = [dumpstate.row(j, at) for j in agent.folder.judged(at)]
         return {"database": agent.config.database, "dumps": rows, "writing": agent.folder.writing()}
+    if c == "server":
+        from deployer.agent.postgres import Postgres
+
+        with Postgres(agent.config, agent.password) as pg:
+            return pg.server(agent.config.database, step=args.step)
     if c == "info":
         return dumpstate.row(agent.folder.get(args.name, at), at)
     if c == "dump":

@@ -25,11 +25,16 @@ from deployer.errors import BackupError
 
 PREFIX = "deployer-pg-"
 CHUNK = 1 << 20
-PORT = "5432"
 
 VERSIONS = """
 select current_setting('server_version') || '|' ||
   coalesce((select extversion from pg_extension where extname = 'vector'), 'none')
+"""
+# The server, and pgvector: its installed version, else whether the server can install it.
+SERVER = """
+select current_setting('server_version') || '|' ||
+  coalesce((select extversion from pg_extension where extname = 'vector'),
+           (select 'available ' || default_version from pg_available_extensions where name = 'vector'), 'none')
 """
 EXISTS = "select count(*) from pg_database where datname = :'target'"
 CREATE = 'create database :"target"'
@@ -68,11 +73,12 @@ class Postgres:
             "LANG": "C.UTF-8",
             "HOME": "/nonexistent",
             "PGHOST": self.config.db_host,
-            "PGPORT": PORT,
+            "PGPORT": str(self.config.db_port),
             "PGUSER": self.config.db_user,
             "PGPASSFILE": passfile,
             "PGCONNECT_TIMEOUT": "10",
             "PGAPPNAME": "deployer-backup",
+            **({"PGSSLMODE": self.config.db_sslmode} if self.config.db_sslmode else {}),
         }
         return self
 
@@ -83,10 +89,12 @@ class Postgres:
 
     @property
     def where(self) -> str:
-        return f"{self.config.db_host}:{PORT}"
+        return f"{self.config.db_host}:{self.config.db_port}"
 
     def _unreachable(self, stderr: str) -> str | None:
         if re.search(r"could not translate host name|Connection refused|timeout expired|No route to host", stderr):
+            if self.config.external:
+                return f"the external database at {self.where} does not answer: {tail(stderr, 300)}"
             container = names.infra_container(self.config.project, "db")
             return f"the database at {self.where} does not answer (is {container} running?): {tail(stderr, 300)}"
         return None
@@ -113,6 +121,19 @@ class Postgres:
                 f"pg_dump {client} cannot dump the newer server {server}: update the agent image", step=step
             )
         return server.split(" ")[0], client.split(" ")[0], vector or "none"
+
+    def server(self, database: str, *, step: str) -> dict[str, str]:
+        """Where the database is, its server's version and pgvector's state, for `status` and
+        the release's preflight (an external database: flows/dbguard.py)."""
+        version, _, vector = self.psql(SERVER, database, step=step).strip().partition("|")
+        return {
+            "where": f"{self.where}/{database}",
+            "host": self.config.db_host,
+            "port": str(self.config.db_port),
+            "sslmode": self.config.db_sslmode,
+            "server": version.split(" ")[0],
+            "pgvector": vector,
+        }
 
     def exists(self, database: str, *, step: str) -> bool:
         return self.psql(EXISTS, "postgres", step=step, target=database).strip() == "1"

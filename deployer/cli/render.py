@@ -74,7 +74,15 @@ def status(data: dict[str, Any]) -> None:
     )
     hint = "  (run `deployer up`)" if edge["status"] == "missing" else ""
     console.print(f"edge: {edge['status']}/{edge['health']}{ports}{hint}", highlight=False)
-    console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
+    if db["status"] == "external":
+        said = (
+            f"PostgreSQL {db.get('server')}, pgvector {db.get('pgvector')}"
+            if db["health"] == "reachable"
+            else f"{db['health']}: {db.get('error')}"
+        )
+        console.print(f"database: external at {db['where']}: {said}", highlight=False)
+    else:
+        console.print(f"database: {db['status']}/{db['health']} {_mib(db.get('memory'))}{_on(db)}")
     console.print(f"backup service: {backup['status']}/{backup['health']}{_on(backup)}")
     _image_ages(console, data)
     dump = data.get("backup")

@@ -177,7 +177,7 @@ def _parse(
     engine, r.remote = Engine(host=host, mode=swarm_config.mode(r)), host is not None
     services = _services(r)
     edge = edge_config.read(r, services)
-    database = data.database(r)
+    database = data.database(r, engine.mode)
     timeouts = Timeouts(
         health_deadline=r.number("timeouts.health_deadline", default=Timeouts.health_deadline, low=1, high=3600),
         health_interval=r.number("timeouts.health_interval", default=Timeouts.health_interval, low=0.05, high=60),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 from deployer.config.envfile import read as read_env
+from deployer.config.envfile import read_mode_checked, register_secrets
 from deployer.config.model import Backup, Database, Limits
 from deployer.config.reader import Reader
 from deployer.config.webhook import read as read_webhook
-from deployer.core import durations
+from deployer.core import dburl, durations
+from deployer.errors import ConfigError
 
 # A repository name as docker accepts it (lowercase path components, optional registry host:port).
 IMAGE_NAME = re.compile(
@@ -26,11 +28,17 @@ def limits(r: Reader, prefix: str) -> Limits:
     return Limits(cpus=r.optional_number(f"{prefix}.cpus", low=0.01, high=1024, unit="CPUs"), memory=memory)
 
 
-def database(r: Reader) -> Database:
+def database(r: Reader, mode: str = "compose") -> Database:
+    url_file = r.path("database.url_file", must_exist=True, kind="file")
+    if url_file is not None:
+        return _external(r, url_file, mode)
     image = r.matching("database.image", IMAGE_REF, "an image reference such as my-pgvector:17") or None
     env_file = r.path("database.env_file", must_exist=True, kind="file")
     if env_file is None:
-        raise r.error("database.env_file", "missing: a file with POSTGRES_USER and POSTGRES_PASSWORD")
+        raise r.error(
+            "database.env_file",
+            "missing: a file with POSTGRES_USER and POSTGRES_PASSWORD (or url_file: an external one)",
+        )
     if r.check_paths:
         with r.files():
             values = read_env(env_file, where=r.file, key="database.env_file").values
@@ -39,6 +47,45 @@ def database(r: Reader) -> Database:
                     raise r.error("database.env_file", f"{env_file} must set {key}")
     name = r.ident("database.name", default=Database.name)
     return Database(name=name, env_file=env_file, image=image, limits=limits(r, "database"))
+
+
+BUNDLED_ONLY = ("env_file", "image", "cpus", "memory")  # keys of the database container the deployer runs
+
+
+def _external(r: Reader, url_file, mode: str) -> Database:
+    """[database] url_file: an external PostgreSQL, so no database container and none of its keys."""
+    for key in BUNDLED_ONLY:
+        if r.get(f"database.{key}") is not None:
+            raise r.error(
+                f"database.{key}",
+                "is a setting of the database container, and url_file names an external database: remove one",
+            )
+    if mode == "swarm":
+        raise r.error("database.url_file", "an external database is not supported on a swarm yet (one host only)")
+    name = r.ident("database.name", default=Database.name)
+    if not r.check_paths:  # a command that reads no secret file still learns the database's name
+        try:
+            return Database(name=read_url(url_file, where=r.file).database, env_file=None, url_file=url_file)
+        except ConfigError:
+            return Database(name=name, env_file=None, url_file=url_file)
+    with r.files():
+        url = read_url(url_file, where=r.file)
+        if r.get("database.name") is not None and name != url.database:
+            raise r.error("database.name", f"is {name!r} but url_file names the database {url.database!r}")
+        name = url.database
+    return Database(name=name, env_file=None, url_file=url_file)
+
+
+def read_url(path, *, where: object, key: str = "database.url_file") -> dburl.DbUrl:
+    """The external database's login, from its file: the file's owner and mode are checked as an
+    env file's, and the password is masked in all output from here on."""
+    text = read_mode_checked(path, where=where, key=key)
+    try:
+        url = dburl.parse(text)
+    except ValueError as exc:
+        raise ConfigError(where, key, f"{path} {exc}") from None
+    register_secrets({"PASSWORD": url.password})
+    return url
 
 
 def backup(r: Reader) -> Backup:

@@ -47,6 +47,7 @@ OVERRIDABLE = (
     "services.*.memory",
     "services.*.max_in_flight",  # production's capacity is not staging's
     "database.env_file",
+    "database.url_file",  # staging's database is not production's
     "database.cpus",
     "database.memory",
     "backup.dir",

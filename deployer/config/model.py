@@ -109,10 +109,17 @@ class Edge:
 
 @dataclass(frozen=True)
 class Database:
-    env_file: Path  # POSTGRES_USER, POSTGRES_PASSWORD: never in argv or logs
+    env_file: Path | None  # POSTGRES_USER, POSTGRES_PASSWORD: never in argv or logs
     name: str = "app"
     image: str | None = None  # None: build ours (Debian's PostgreSQL 17 with pgvector)
     limits: Limits = field(default_factory=Limits)
+    # An external PostgreSQL (another host, a managed service): a file holding its libpq URL
+    # (core/dburl.py), read when used. The deployer then runs no database container.
+    url_file: Path | None = None
+
+    @property
+    def external(self) -> bool:
+        return self.url_file is not None
 
 
 @dataclass(frozen=True)

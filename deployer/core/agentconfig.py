@@ -28,6 +28,9 @@ class AgentConfig:
     keep_monthly: int
     webhook_timeout: float
     dumps: str = DUMPS
+    db_port: int = 5432
+    db_sslmode: str = ""  # libpq's sslmode towards an external database ('' for the bundled one)
+    external: bool = False  # the database is not a container of the deployment ([database] url_file)
 
     def render(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -38,12 +41,16 @@ class AgentConfig:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def for_config(config, db_user: str) -> AgentConfig:
+def for_config(config, db_user: str, url=None) -> AgentConfig:
+    """`url`: an external database's login (core/dburl.py), else the bundled container's."""
     b = config.backup
     return AgentConfig(
         project=config.name,
-        database=config.database.name,
-        db_host="db",
+        database=url.database if url else config.database.name,
+        db_host=url.host if url else "db",
+        db_port=url.port if url else 5432,
+        db_sslmode=url.sslmode if url else "",
+        external=url is not None,
         db_user=db_user,
         schedule=b.schedule,
         keep_last=b.keep_last,

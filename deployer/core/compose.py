@@ -242,7 +242,8 @@ def infra(
     edge_image_id: str = "",
     migrate_requests: bool = True,
 ) -> dict[str, Any]:
-    """The edge, the database and the backup service (compose project <name>-infra).
+    """The edge, the database and the backup service (compose project <name>-infra); no
+    database with an external one ([database] url_file).
 
     `db_env` holds the database env file's values except the password, which is a secret
     (POSTGRES_PASSWORD_FILE). `dumps_on_host` is a folder of the Docker host for the dumps;
@@ -327,7 +328,14 @@ def infra(
     services["edge"]["labels"][EDGE_SPEC] = _spec_hash(services["edge"], edge_image_id)
     # External: the deployer creates them, labelled (core/volumes.py; flows/volumes.py). Compose would
     # ask to recreate, data lost, a volume it made whose labels then change.
-    declared = {k: {"name": name, "external": True} for k, name in ownership.volumes(project, dumps_on_host).items()}
+    external_db = config.database.external
+    if external_db:
+        # No database container: the backup agent reaches the external server over the edge
+        # network, which (unlike the internal data network) has a route out.
+        del services["db"]
+        services["backup"]["networks"] = ["edge"]
+    volumes = ownership.volumes(project, dumps_on_host, db=not external_db)
+    declared = {k: {"name": name, "external": True} for k, name in volumes.items()}
     return escape(
         {
             "services": services,

@@ -9,10 +9,11 @@ from typing import Any
 from deployer.core import names
 
 
-def volumes(project: str, dumps_on_host: str | None = None) -> dict[str, str]:
+def volumes(project: str, dumps_on_host: str | None = None, *, db: bool = True) -> dict[str, str]:
     """The infrastructure's volumes, by their key in the compose file: edge-state (route
-    state, lock, history), db-data and, unless the dumps live in a host folder, dumps."""
-    keys = ("edge-state", "db-data") + (() if dumps_on_host else ("dumps",))
+    state, lock, history), db-data (unless the database is external: `db` False) and, unless
+    the dumps live in a host folder, dumps."""
+    keys = ("edge-state",) + (("db-data",) if db else ()) + (() if dumps_on_host else ("dumps",))
     return {k: names.volume(project, k) for k in keys}
 
 

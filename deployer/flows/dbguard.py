@@ -43,6 +43,10 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
     `--refresh-images`), which only `--recreate-db` replaces."""
     engine, config = ctx.engine, ctx.config
     current = engine.inspect(names.infra_container(config.name, "db"))
+    if config.database.external:  # no database container: an external server ([database] url_file)
+        if current is not None:
+            _leave_bundled(ctx, recreate=recreate)
+        return False
     if current is None:
         return True
     have = ((current.get("Config") or {}).get("Labels") or {}).get(HASH_LABEL, "")
@@ -79,6 +83,29 @@ def before_up(ctx: Context, data: dict[str, Any], secrets: dict[str, str], *, re
     name = backups.take(ctx, label="before recreating the database", step=Step.UP)
     ctx.say(f"database: {name} written and verified; recreating the database container")
     return True
+
+
+def _leave_bundled(ctx: Context, *, recreate: bool) -> None:
+    """The config now names an external database, and the bundled one's container still exists:
+    `up` removes that container (its volume stays) only when asked, after a verified dump of it
+    (the backup agent still running is the one that reaches it)."""
+    container = names.infra_container(ctx.config.name, "db")
+    if not recreate:
+        raise InputError(
+            f"[database] url_file names an external database, and this deployment's database container {container} "
+            "still exists: `deployer up` would remove it. Nothing was changed. Move the data first "
+            '(docs/database.md, "Moving to an external database"), then run `deployer up --recreate-db`, which '
+            "dumps it and removes the container (its volume stays)"
+        )
+    from deployer.flows import backups
+
+    found = ctx.engine.container(container)
+    if found is not None and found.running:
+        ctx.say("database: the config names an external database: dumping the bundled one before its container goes")
+        name = backups.take(ctx, label="before leaving the bundled database", step=Step.UP)
+        ctx.say(f"database: {name} written and verified; the bundled database's container is removed, its volume kept")
+    else:
+        ctx.say("database: the bundled database's container is not running: it is removed, its volume kept")
 
 
 def _changes(ctx: Context, current: dict[str, Any], spec: dict[str, Any], *, known: bool, rebuilt: bool) -> str:
@@ -150,13 +177,17 @@ def preflight(ctx: Context, env: dict[str, dict[str, str]]) -> None:
     `env`: the services' env files as the release read them."""
     config = ctx.config
     logins = [s for s in config.services.values() if s.db_login]
-    if not logins:
+    if not logins and not config.database.external:
         return
     container = names.infra_container(config.name, "backup")
     found = ctx.engine.container(container)
     if found is None or not found.running:
         ctx.say("preflight: the backup service is not running, so the database logins are not checked")
         return
+    host, port, sslmode = "db", 5432, ""
+    if config.database.external:
+        server = external_server(ctx, step=Step.PREFLIGHT)
+        host, port, sslmode = server["host"], int(server["port"]), server.get("sslmode", "")
     for s in logins:
         user, password, database, keys = _login(s, env.get(s.name, {}), config.database.name)
         # The password goes in a PGPASSFILE, written through the Engine API's archive upload
@@ -172,8 +203,9 @@ def preflight(ctx: Context, env: dict[str, dict[str, str]]) -> None:
             ["sh", "-c", _PSQL, "preflight", folder],
             step=Step.PREFLIGHT,
             env={
-                "PGHOST": "db",
-                "PGPORT": "5432",
+                "PGHOST": host,
+                "PGPORT": str(port),
+                **({"PGSSLMODE": sslmode} if sslmode else {}),
                 "PGUSER": user,
                 "PGPASSFILE": f"{folder}/pgpass",
                 "PGDATABASE": database,
@@ -190,7 +222,35 @@ def preflight(ctx: Context, env: dict[str, dict[str, str]]) -> None:
                 f"{database!r}: {why}. Nothing was started; fix the env file (or the database's password) first",
                 step=Step.PREFLIGHT,
             )
-    ctx.say(f"preflight: the database login of {', '.join(s.name for s in logins)} connects")
+    if logins:
+        ctx.say(f"preflight: the database login of {', '.join(s.name for s in logins)} connects")
+
+
+def external_server(ctx: Context, *, step: str) -> dict[str, str]:
+    """[database] url_file: the external database answers the deployer's own login, and has
+    pgvector (installed, or installable by a migration). Raises LoginError, naming the server."""
+    from deployer.flows import agent_call
+
+    try:
+        server = agent_call.ask(ctx, "server", "--step", step, step=step)
+    except DeployerError as exc:
+        raise LoginError(
+            f"the external database ([database] url_file) does not answer the deployer's login: {exc}. Nothing "
+            "was started",
+            step=step,
+        ) from None
+    if server.get("pgvector") == "none":
+        raise LoginError(
+            f"the external database at {server.get('where')} (PostgreSQL {server.get('server')}) cannot install "
+            "pgvector (no extension `vector` among its available extensions): install it on that server first. "
+            "Nothing was started",
+            step=step,
+        )
+    ctx.say(
+        f"preflight: the external database at {server.get('where')} answers (PostgreSQL {server.get('server')}, "
+        f"pgvector {server.get('pgvector')})"
+    )
+    return server
 
 
 # psql with the passfile, then the folder removed, whatever psql's outcome; psql's exit code.
@@ -199,7 +259,7 @@ _PSQL = 'psql -w -X -At -c "select 1"; code=$?; rm -rf "$1"; exit $code'
 
 def _passfile(user: str, password: str, database: str) -> bytes:
     fields = (passfile_field(v) for v in (database, user, password))
-    return ("db:5432:" + ":".join(fields) + "\n").encode()
+    return ("*:*:" + ":".join(fields) + "\n").encode()
 
 
 def _login(service, values: dict[str, str], default_db: str) -> tuple[str, str, str, str]:

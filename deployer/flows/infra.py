@@ -9,23 +9,23 @@ settings as a compose config, and the dumps stay on the Docker host.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from deployer.adapters import compose as compose_adapter
 from deployer.adapters import oneoff
-from deployer.adapters import volumes as volumes_adapter
 from deployer.adapters.lifecycle import kernel
 from deployer.assets import asset
 from deployer.config import envfile
+from deployer.config.data import read_url
 from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
-from deployer.errors import BackupError, ConfigError, EngineError, InputError
-from deployer.flows import agent_call, dbguard, edge_roll, images, prune, tls
+from deployer.errors import ConfigError, EngineError, InputError
+from deployer.flows import agent_call, dbguard, edge_roll, images, tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear, oneoff_labels
-from deployer.flows.teardown import teardown
 
 SECRET_DB_PASSWORD = f"{compose.SECRET_ENV_PREFIX}DB_PASSWORD"
 SECRET_WEBHOOK = f"{compose.SECRET_ENV_PREFIX}WEBHOOK"
@@ -48,8 +48,8 @@ def spec(
 ) -> tuple[dict, dict]:
     """(compose file, secrets) of the infrastructure (core/compose.py infra says what each is)."""
     config = ctx.config
-    db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
-    agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres"))
+    db_env, url = db_login(config)
+    agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres"), url)
     data = compose.infra(
         config,
         edge_image=edge_image,
@@ -67,6 +67,15 @@ def spec(
     )
     secrets = {SECRET_DB_PASSWORD: db_env.get("POSTGRES_PASSWORD", ""), SECRET_WEBHOOK: config.backup.webhook or ""}
     return data, secrets
+
+
+def db_login(config) -> tuple[dict[str, str], Any]:
+    """(the database env file's values, None) for the bundled database; for an external one
+    ([database] url_file), (its user and password as POSTGRES_USER/POSTGRES_PASSWORD, its URL)."""
+    if config.database.external:
+        url = read_url(config.database.url_file, where=config.path)
+        return {"POSTGRES_USER": url.user, "POSTGRES_PASSWORD": url.password}, url
+    return envfile.read(config.database.env_file, where=config.path, key="database.env_file").values, None
 
 
 def _test_sysctls() -> dict[str, str] | None:
@@ -150,13 +159,19 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         clear(ctx, wait_for=(oneoffs.MIGRATE,) if recreate_db else ())
         # Everything that can refuse comes first (the site's `nginx -t`, the database image), so
         # a refusal leaves nothing behind, not even the networks.
-        say(f"images: edge, database and backup agent on {engine.where}" + (", without the cache" if refresh else ""))
+        external = config.database.external
+        say(
+            f"images: edge, {'' if external else 'database and '}backup agent on {engine.where}"
+            + (", without the cache" if refresh else "")
+        )
         base = config.base_image
         if refresh:
             images.pull_base(engine, base, say, step=Step.UP)
         edge_image = images.own_image(engine, "edge", base_image=base, say=say, refresh=refresh)
         check_site(ctx, rendered, edge_image)
-        if config.database.image:
+        if external:
+            db_image = "none"  # no database container (compose.infra leaves it out)
+        elif config.database.image:
             db_image = config.database.image
             if not engine.image_id(db_image):
                 raise EngineError(f"database image {db_image} does not exist on {engine.where}", step=Step.UP)
@@ -291,52 +306,3 @@ def adopt_releases(ctx: Context) -> list[str]:
         ctx.edge.write_record(colour, record, step=Step.UP)
         adopted.append(f"{colour} {group[0].version}")
     return adopted
-
-
-NO_FINAL_DUMP = (
-    "the database is not running, so no final dump can be taken before its volume goes; nothing was "
-    "removed: `deployer up` starts it again with its data (then run this again), or add --no-backup "
-    "to remove the volume without a dump"
-)
-
-
-def volume_doubts(ctx: Context) -> list[str]:
-    """Before `down --volumes`: why a volume it would remove cannot be shown to be this
-    deployment's (refused unless the project name is typed); empty when all can."""
-    check_owner(ctx)
-    return ownership.doubts(ctx)
-
-
-def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
-    """Remove every release and the infrastructure. With volumes=True also the database's and
-    the edge's volumes, after a final verified dump (unless backup=False); the dumps stay.
-    Volumes not shown to be this deployment's are refused (exit 2) unless `typed` (the
-    project name was typed at the prompt).
-
-    The lock is held until the infrastructure and the volumes are gone: closed in the edge
-    before the edge goes (flows/lock.py), so no command can take it in between."""
-    config, engine, say = ctx.config, ctx.engine, ctx.say
-    check_owner(ctx)
-    if volumes and not typed and (doubts := ownership.doubts(ctx)):
-        raise ownership.refusal(doubts)
-    data, secrets = spec(ctx)
-    db = engine.container(names.infra_container(config.name, "db"))
-    if (
-        volumes
-        and backup
-        and not (db and db.running)
-        and volumes_adapter.exists(engine, names.volume(config.name, "db-data"))
-    ):
-        raise BackupError(NO_FINAL_DUMP, step=Step.DOWN)
-    with held(ctx, "down") as lease:
-        teardown(ctx, lease, final_dump=bool(volumes and backup and db and db.running))
-        compose_adapter.down(engine, names.infra_project(config.name), data, step=Step.DOWN, secrets=secrets)
-        for name in (names.edge_network(config.name), names.data_network(config.name)):
-            if why := engine.remove_network(name):
-                say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
-        if volumes:
-            for what in ownership.REMOVED:
-                volumes_adapter.remove(engine, names.volume(config.name, what), step=Step.DOWN)
-    say("removed, database volume too" if volumes else "removed (database volume kept)")
-    for line in prune.left_after_down(ctx, dumps=config.backup.dir or names.volume(config.name, "dumps")):
-        say(line)

@@ -52,7 +52,8 @@ def run(
             image,
             list(s.migrate),
             name=f"{config.name}-migrate-{release_id}-{s.name}",
-            network=names.data_network(config.name),
+            # an external database is reached over the edge network: the data network has no route out
+            network=(names.edge_network if config.database.external else names.data_network)(config.name),
             environment=environment,
             secrets={k: own.get(k, "") for k in s.secrets},
             labels=oneoff_labels(

@@ -25,6 +25,11 @@ def check(ctx: Context, service: str | None, colour: str, since: str | None = No
     known = [*ctx.config.services, *INFRA]
     if service is not None and service not in known:
         raise InputError(f"no service {service!r} in {ctx.config.path.name} (one of {', '.join(known)})")
+    if service == "db" and ctx.config.database.external:
+        raise InputError(
+            "the database is external ([database] url_file): it has no container here; its server's own "
+            "tools give its logs and a shell"
+        )
     if colour not in COLOUR_WORDS:
         raise InputError(f"--colour must be one of {', '.join(COLOUR_WORDS)}: {colour!r}")
     if since is not None and not parse_duration(since):

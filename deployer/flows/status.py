@@ -52,7 +52,8 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
             "other_releases": seen.other_releases(colour, release),
             "traffic": traffic.get(colour),
         }
-    result.update(colours=colours, edge=seen.part("edge"), database=seen.part("db"))
+    database = _external(ctx, seen.backup_running) if ctx.config.database.external else seen.part("db")
+    result.update(colours=colours, edge=seen.part("edge"), database=database)
     result["backup_service"] = seen.part("backup")
     return result
 
@@ -90,6 +91,25 @@ def _backup(ctx: Context) -> dict[str, Any] | None:
     from deployer.flows import backups
 
     return backups.summary(ctx)
+
+
+def _external(ctx: Context, asked: bool) -> dict[str, Any]:
+    """An external database ([database] url_file), as the backup agent reaches it: its
+    server's version and pgvector, or why it does not answer."""
+    from deployer.config.data import read_url
+    from deployer.errors import DeployerError
+    from deployer.flows import agent_call
+
+    url = read_url(ctx.config.database.url_file, where=ctx.config.path)
+    part: dict[str, Any] = {"status": "external", "health": "unknown", "where": url.where}
+    if not asked:
+        part["error"] = "the backup service is not running, so the database was not asked"
+        return part
+    try:
+        server = agent_call.ask(ctx, "server", step=Step.STATUS)
+    except DeployerError as exc:
+        return {**part, "health": "unreachable", "error": str(exc)}
+    return {**part, "health": "reachable", "server": server.get("server"), "pgvector": server.get("pgvector")}
 
 
 def _lock(ctx: Context) -> dict[str, Any]:

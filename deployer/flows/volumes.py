@@ -21,6 +21,11 @@ from deployer.flows.context import Context
 REMOVED = ("db-data", "edge-state")  # what `down --volumes` removes (the dumps stay)
 
 
+def removed(config) -> tuple[str, ...]:
+    """What `down --volumes` removes: never a database volume when the database is external."""
+    return ("edge-state",) if config.database.external else REMOVED
+
+
 def create(ctx: Context, data: dict[str, Any], *, step: str) -> None:
     """Create the compose file's external volumes that do not exist yet, labelled."""
     labels = ownership.volume_labels(ctx.config.name, ctx.config.deployment)

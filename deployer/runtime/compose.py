@@ -127,14 +127,14 @@ class ComposeRuntime:
         return about
 
     def volume_doubts(self) -> list[str]:
-        from deployer.flows import infra
+        from deployer.flows import teardown
 
-        return infra.volume_doubts(self.ctx)
+        return teardown.volume_doubts(self.ctx)
 
     def down(self, *, volumes: bool, backup: bool = True, typed: bool = False) -> None:
-        from deployer.flows import infra
+        from deployer.flows import teardown
 
-        infra.down(self.ctx, volumes=volumes, backup=backup, typed=typed)
+        teardown.down(self.ctx, volumes=volumes, backup=backup, typed=typed)
 
     def observe(self):
         from deployer.runtime.compose_status import ComposeObserved

@@ -26,6 +26,7 @@ from deployer.core import stack as stack_rule
 from deployer.core.steps import Step
 from deployer.errors import BackupError, EngineError
 from deployer.flows import images, infra
+from deployer.flows import teardown as down_flow
 from deployer.flows import tls as flows_tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context
@@ -196,7 +197,7 @@ def down(
         db = cluster.local_container(stack_rule.service_name(stack_rule.db_stack(project), "backup"))
         db_node, tool = _db_node(ctx, cluster) if volumes else ("", "")
         if volumes and backup and not db:
-            raise BackupError(infra.NO_FINAL_DUMP, step=Step.DOWN)
+            raise BackupError(down_flow.NO_FINAL_DUMP, step=Step.DOWN)
         teardown(ctx, lease, final_dump=volumes and backup)
         stacks = [stack_rule.infra_stack(project), stack_rule.db_stack(project)]
         for stack in stacks:
