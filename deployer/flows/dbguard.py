@@ -253,6 +253,23 @@ def external_server(ctx: Context, *, step: str) -> dict[str, str]:
     return server
 
 
+def login_rotated(ctx: Context, password: str) -> bool:
+    """The external database's password in url_file is not the one the running backup agent
+    was given (a rotation): compose sees no secret's content, so `up` makes the agent again.
+    Only digests are compared: the password itself never leaves the container."""
+    import hashlib
+
+    container = names.infra_container(ctx.config.name, "backup")
+    found = ctx.engine.container(container)
+    if found is None or not found.running:
+        return False
+    result = ctx.engine.exec(container, ["sha256sum", "/run/secrets/db_password"], step=Step.UP)
+    if not result.ok or hashlib.sha256(password.encode()).hexdigest() == result.stdout.split(" ")[0]:
+        return False
+    ctx.say("backup agent: the external database's password changed in url_file: the agent is made again with it")
+    return True
+
+
 # psql with the passfile, then the folder removed, whatever psql's outcome; psql's exit code.
 _PSQL = 'psql -w -X -At -c "select 1"; code=$?; rm -rf "$1"; exit $code'
 

@@ -217,12 +217,15 @@ def _converge(
     (a ports change restarts it with its ports holder; an edge of the earlier layout moves)."""
     project = names.infra_project(ctx.config.name)
     services = ["ports"] + (["db"] if with_db else [])
+    rotated = ctx.config.database.external and dbguard.login_rotated(ctx, secrets[SECRET_DB_PASSWORD])
 
     def compose_up(extra: list[str]) -> None:
         # The backup agent starts first, unwaited; then the rest, waited for healthy; then the
         # agent is asked its health once (its container's first check comes 5 s after start).
         try:
-            compose_adapter.up(ctx.engine, project, data, step=Step.UP, secrets=secrets, services=["backup"])
+            compose_adapter.up(
+                ctx.engine, project, data, step=Step.UP, secrets=secrets, services=["backup"], recreate=rotated
+            )
             compose_adapter.up(
                 ctx.engine, project, data, step=Step.UP, secrets=secrets, wait=True, services=services + extra
             )

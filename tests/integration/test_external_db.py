@@ -106,6 +106,16 @@ def test_the_move_to_an_external_database_loses_no_row_and_down_never_touches_it
     shop_dumps = [d for d in json.loads(project.ok("backup", "list", "--json").stdout) if d["database"] == "shop"]
     assert shop_dumps, "the release took no dump of the external database"
 
+    # A password rotation: the server's, then url_file's; `up` makes the agent again with it.
+    rotated = f"rot-{secrets.token_hex(8)}"
+    psql(server, f"alter user app password '{rotated}'", db="shop")
+    url.write_text(f"postgresql://app:{rotated}@{host}:{port}/shop\n")
+    again = project.ok("up")
+    assert "password changed in url_file" in again.stdout + again.stderr
+    assert "the agent is made again" not in project.ok("up").stdout  # only when it differs
+    taken = project.ok("backup", "now").stdout.strip().splitlines()[-1]
+    assert next(d for d in json.loads(project.ok("backup", "list", "--json").stdout) if d["name"] == taken)["ok"]
+
     # An external server that does not answer stops the next release at preflight; live stays.
     server.stop(timeout=10)
     project.tag("v3")
