@@ -13,13 +13,15 @@ and the deployer CLI runs the rest through `docker exec` (flows/backups.py).
     prune [--dry-run] [--damaged]
     fetch NAME                      the dump's bytes on stdout
     restore NAME --database D [--maintenance-work-mem 512MB]
+    drill                           restore the newest dump into a scratch server and check it
+    server [--step S]               the database's server: where, version, pgvector
     cancel PID                      stop another agent command of this container (SIGTERM)
 
 Output: stdout carries JSON lines: {"pid": n} first, {"say": text} progress, {"beat": n}
 every 10 s while it works, and last {"result": ...} or {"error": text, "step": s,
-"input": bool, "notified": bool | null}. A failed `dump` (whatever failed: the free-space
-check, the database, the disk, a bug) is POSTed to the webhook and recorded for `status`;
-`notified` says whether the webhook took it (null: no webhook, or not a dump). `fetch`
+"input": bool, "notified": bool | null}. A failed `dump` or `drill` (whatever failed: the
+free-space check, the database, the disk, a bug) is POSTed to the webhook and recorded for
+`status`; `notified` says whether the webhook took it (null: no webhook, or neither). `fetch`
 writes the dump on stdout and its JSON lines on stderr.
 Exit codes: 0 done, 1 failed, 2 bad input, 130 stopped.
 """
@@ -92,6 +94,7 @@ def parser() -> Parser:
     for name in ("schedule", "health", "status", "list"):
         sub.add_parser(name, add_help=False)
     sub.add_parser("server", add_help=False).add_argument("--step", default=Step.STATUS.value)
+    sub.add_parser("drill", add_help=False)
     sub.add_parser("info", add_help=False).add_argument("name")
     d = sub.add_parser("dump", add_help=False)
     d.add_argument("--label", default="manual")
@@ -168,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         error, step, code, bad_input = _explain(exc, getattr(args, "step", None) or args.command)
         notified = None
-        if args.command == "dump" and agent is not None and not bad_input:
+        if args.command in ("dump", "drill") and agent is not None and not bad_input:
             notified = report.failure(agent, step, error)  # the webhook, and `status`
         return _failed(channel, error, step, code, bad_input, notified)
 
@@ -227,6 +230,10 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
 
         with Postgres(agent.config, agent.password) as pg:
             return pg.server(agent.config.database, step=args.step)
+    if c == "drill":
+        from deployer.agent import drill
+
+        return asdict(drill.drill(agent, say=channel.say))
     if c == "info":
         return dumpstate.row(agent.folder.get(args.name, at), at)
     if c == "dump":

@@ -125,5 +125,7 @@ def status(agent: Agent) -> dict[str, Any]:
         "health": {"ok": ok, "message": message},
         "last_run": state.get("last_run"),
         "last_error": state.get("last_error"),
+        "last_drill": state.get("last_drill"),
+        "drill_schedule": agent.config.drill_schedule,
         "schedule_started": state.get("started"),
     }

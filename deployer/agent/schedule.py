@@ -1,7 +1,8 @@
 """The backup schedule (PID 1 of the backup container), its health, and its status.
 
 At every time of the cron expression (UTC; a sixth field is seconds) it dumps, verifies
-and prunes. Between runs it re-verifies the newest dump before its full check turns
+and prunes. At every time of [backup] drill_schedule it restores the newest dump into a
+scratch server and checks it (deployer/agent/drill.py). Between runs it re-verifies the newest dump before its full check turns
 stale, and now and then the dump whose check is oldest. It survives every error: each
 is logged, written to the status file and POSTed to the webhook, and the loop goes on.
 SIGTERM stops it at once; the dump it was writing is removed.
@@ -89,6 +90,41 @@ def housekeeping(agent: Agent) -> None:
         report.failure(agent, step or Step.RE_VERIFY, message)
 
 
+_last_drill_try: datetime | None = None  # a drill whose record could not be written is not retried at once
+
+
+def drill_in(agent: Agent) -> float:
+    """Seconds until the next restore drill ([backup] drill_schedule), or WAKE when there is none."""
+    if not agent.config.drill_schedule:
+        return WAKE
+    state = report.read_status(agent.folder).get("last_drill") or {}
+    try:
+        last = datetime.fromisoformat(state["at"]) if state.get("at") else None
+    except ValueError:
+        last = None
+    last = max(filter(None, (last, _last_drill_try)), default=None)
+    started = report.read_first_start(agent.folder) or now()
+    return timing.drill_wait(agent.config.drill_schedule, last, started, now())
+
+
+def drill_if_due(agent: Agent) -> None:
+    """Run the restore drill when its time has come; a failure is reported (log, status,
+    webhook) and the loop goes on."""
+    global _last_drill_try
+    try:
+        if drill_in(agent) > 0:
+            return
+        from deployer.agent import drill
+
+        _last_drill_try = now()
+        drill.drill(agent, say=report.log)
+    except Stopped:
+        raise
+    except BaseException as exc:
+        message, step = _describe(exc)
+        report.failure(agent, step or Step.DRILL, message)
+
+
 def run(agent: Agent) -> int:
     stop_on_signals()
     try:
@@ -117,12 +153,14 @@ def run(agent: Agent) -> int:
                 continue
             report.update_status(agent.folder, next_run=dumps.iso(due))
             while (left := (due - now()).total_seconds()) > 0:
-                time.sleep(min(left, WAKE))
+                time.sleep(max(0.0, min(left, WAKE, drill_in(agent))))
+                drill_if_due(agent)
                 if left > WAKE:
                     housekeeping(agent)
             report.first_start(agent.folder, began)  # once the folder can hold it (a full disk)
             run_once(agent)
             housekeeping(agent)
+            drill_if_due(agent)
             health.write_deadline(agent)
     except Stopped as stop:
         report.log(f"stopped ({stop}): no dump was left half-written")

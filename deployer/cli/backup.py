@@ -90,6 +90,28 @@ def verify(
 
 @app.command()
 @handled
+def drill(
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Restore the newest dump into a scratch server in the backup service and check it (as the
+    scheduled drill does): rows, pg_amcheck, pgvector. A failure exits 1 and is notified."""
+    from deployer.flows import backups
+
+    with context(config, env, check_paths=False) as ctx:
+        done = backups.drill(ctx)
+    if as_json:
+        print(json.dumps(done, indent=2))
+        return
+    print(
+        f"{done['dump']}: restored and checked in {done['seconds']:.1f} s: {done['tables']} tables, "
+        f"{done['rows']} rows, pg_amcheck {done['amcheck']}, pgvector {done['pgvector']}"
+    )
+
+
+@app.command()
+@handled
 def fetch(
     name: Annotated[str, typer.Argument(help="The dump to copy to this machine.")],
     config: ConfigOption = None,

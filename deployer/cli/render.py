@@ -96,6 +96,7 @@ def status(data: dict[str, Any]) -> None:
         if dump.get("overdue"):
             schedule += "  [red]OVERDUE[/red]"
         console.print(schedule)
+        _drill(console, dump)
         _backup_trouble(console, dump)
     pending = data.get("pending")
     if pending:
@@ -134,6 +135,25 @@ def status(data: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _drill(console, dump: dict[str, Any]) -> None:
+    """The last restore drill (deployer/agent/drill.py), or that none ran yet."""
+    last = dump.get("last_drill")
+    if not last:
+        when = f" (schedule {dump['drill_schedule']!r}, UTC)" if dump.get("drill_schedule") else " (drills are off)"
+        console.print(f"last restore drill: none yet{when}", highlight=False)
+    elif last.get("ok"):
+        console.print(
+            f"last restore drill: {_when(last['at'])}, {last['dump']}: ok in {last['seconds']:.1f} s "
+            f"({last['tables']} tables, {last['rows']} rows, pg_amcheck {last['amcheck']})",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"last restore drill: {_when(last['at'])}, {last.get('dump') or '-'}: [red]FAILED[/red]: {last.get('error')}",
+            highlight=False,
+        )
 
 
 def _backup_trouble(console, dump: dict[str, Any]) -> None:

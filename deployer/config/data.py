@@ -96,6 +96,13 @@ def backup(r: Reader) -> Backup:
         problem = timing.problem(schedule)
         if problem:
             raise r.error("backup.schedule", problem)
+    drill = r.string("backup.drill_schedule", default=Backup.drill_schedule)  # "": no drills
+    if drill and drill != Backup.drill_schedule:
+        from deployer.core import schedule as timing
+
+        problem = timing.problem(drill)
+        if problem:
+            raise r.error("backup.drill_schedule", problem)
     webhook = read_webhook(r, "backup.webhook")
     keep = {
         k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
@@ -109,5 +116,6 @@ def backup(r: Reader) -> Backup:
         before_release=r.boolean("backup.before_release", default=Backup.before_release),
         webhook=webhook,
         webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
+        drill_schedule=drill,
         **keep,
     )

@@ -141,6 +141,9 @@ class Backup:
     keep_daily: int = 7
     keep_weekly: int = 4
     keep_monthly: int = 6
+    # The restore drill: the newest dump restored into a scratch server and checked (cron, UTC;
+    # "" turns it off), an hour after the default dump on Sundays.
+    drill_schedule: str = "0 4 * * 0"
     webhook: str | None = None
     webhook_timeout: float = 5.0
 

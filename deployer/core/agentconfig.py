@@ -31,6 +31,7 @@ class AgentConfig:
     db_port: int = 5432
     db_sslmode: str = ""  # libpq's sslmode towards an external database ('' for the bundled one)
     external: bool = False  # the database is not a container of the deployment ([database] url_file)
+    drill_schedule: str = ""  # cron (UTC) of the restore drills; '' for none
 
     def render(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -58,4 +59,5 @@ def for_config(config, db_user: str, url=None) -> AgentConfig:
         keep_weekly=b.keep_weekly,
         keep_monthly=b.keep_monthly,
         webhook_timeout=b.webhook_timeout,
+        drill_schedule=b.drill_schedule,
     )

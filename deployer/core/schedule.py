@@ -46,3 +46,9 @@ def deadline(expr: str, last_success: datetime | None, started: datetime) -> dat
 
 def overdue(expr: str, last_success: datetime | None, started: datetime, now: datetime) -> bool:
     return now > deadline(expr, last_success, started)
+
+
+def drill_wait(expr: str, last: datetime | None, started: datetime, now: datetime) -> float:
+    """Seconds until a restore drill is due (0: due now): the first time of its schedule after
+    the last drill, or after the schedule first started when none ran yet."""
+    return max(0.0, (next_run(expr, max(last, started) if last else started) - now).total_seconds())

@@ -34,6 +34,7 @@ class Step(StrEnum):
     STATUS = "status"
     # the parts of other commands that an error can name
     DUMP = "dump"
+    DRILL = "drill"
     EXEC = "exec"
     HISTORY = "history"
     INSPECT = "inspect"

@@ -86,6 +86,11 @@ def listing(ctx: Context) -> dict[str, Any]:
     return ask(ctx, "list", step=Step.LIST)
 
 
+def drill(ctx: Context) -> dict[str, Any]:
+    """`deployer backup drill`: the schedule's restore drill, now (deployer/agent/drill.py)."""
+    return ask(ctx, "drill", step=Step.DRILL)
+
+
 def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[str]]:
     """The agent's full check; with restore, also a restore into a scratch server."""
     done = ask(ctx, "verify", *([name] if name else []), step=Step.VERIFY)
@@ -253,4 +258,6 @@ def summary(ctx: Context) -> dict[str, Any] | None:
         "health": status.get("health"),
         "last_run": status.get("last_run"),
         "last_error": status.get("last_error"),
+        "last_drill": status.get("last_drill"),
+        "drill_schedule": status.get("drill_schedule"),
     }

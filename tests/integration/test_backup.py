@@ -313,3 +313,39 @@ def test_a_dump_without_metadata_is_listed_unverified_never_pruned_and_verify_re
     assert row["server_version"].startswith("17") and row["label"] == "metadata rebuilt by verify"
     stack.ok("backup", "prune", "--damaged")
     assert [d["name"] for d in _dumps(stack)] == [orphan]
+
+
+def test_a_restore_drill_checks_the_newest_dump_and_a_failed_one_is_reported(stack):
+    name = _take(stack, "--label", "drilled")
+    done = json.loads(stack.ok("backup", "drill", "--json").stdout)
+    assert done["dump"] == name and done["ok"] and done["error"] == ""
+    assert done["amcheck"] == "clean" and done["pgvector"][0].isdigit() and done["rows"] >= 3000, done
+    assert _summary(stack)["last_drill"] == done
+    assert f"{name}: ok in" in stack.ok("status").stdout
+    assert not [p.name for p in _folder(stack).iterdir() if p.name.startswith(".drill-")]  # the scratch cluster went
+
+    # The newest dump damaged: the drill fails (exit 1, step drill), status and the agent's report say so.
+    flip_byte(_folder(stack) / f"{name}.dump")
+    failed = stack.cli("backup", "drill")
+    assert failed.returncode == 1 and "step 'drill'" in failed.stderr and "damaged" in failed.stderr, failed.stderr
+    summary = _summary(stack)
+    assert summary["last_drill"]["ok"] is False and summary["last_drill"]["dump"] == name
+    assert summary["last_error"]["step"] == "drill"  # report.failure: the same path that POSTs the webhook
+    assert "FAILED" in stack.ok("status").stdout
+    stack.ok("backup", "prune", "--damaged")
+
+
+def test_the_schedule_runs_the_restore_drill_at_its_times(stack):
+    _take(stack, "--label", "for the scheduled drill")
+    before = (_summary(stack).get("last_drill") or {}).get("at")
+    stack.write_config(extra=BACKUP + 'drill_schedule = "* * * * * */5"\n')
+    try:
+        stack.ok("up")  # the agent's settings changed: it is made again with the new schedule
+        drilled = wait(
+            lambda: (d := _summary(stack).get("last_drill")) and d["at"] != before and d["ok"] and d, 60, "a drill"
+        )
+        assert drilled["rows"] >= 3000
+        assert f"drill of {drilled['dump']}: ok" in _agent(stack).logs().decode()
+    finally:
+        stack.write_config(extra=BACKUP)
+        stack.ok("up")

@@ -198,6 +198,7 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ('[engine]\nhost = "ssh://deploy@host:0"', "engine.host", "not between 1 and 65535"),
         ('[backup]\nschedule = "every day"', "backup.schedule", "not a valid cron"),
         ('[backup]\nschedule = "0 0 30 2 *"', "backup.schedule", "never fires"),
+        ('[backup]\ndrill_schedule = "weekly"', "backup.drill_schedule", "not a valid cron"),
         ('[backup]\nwebhook = "ftp://x"', "backup.webhook", "http"),
         ("[backup]\nkeep_last = 0", "backup.keep_last", "at least 1"),
         ('[backup]\ndir = "/srv/d:/etc"', "backup.dir", "may not contain ':'"),

@@ -119,3 +119,39 @@ def test_a_garbled_status_file_or_marker_is_rewritten_not_fatal(tmp_path):
     assert report.first_start(a.folder, T) == T
     report.update_status(a.folder, next_run="soon")
     assert report.read_status(a.folder)["next_run"] == "soon"
+
+
+def test_a_restore_drill_is_due_at_the_first_time_of_its_schedule_after_the_last_one():
+    sundays = "0 4 * * 0"  # T is a Monday, 03:00
+    first = datetime(2024, 5, 12, 4, 0, tzinfo=UTC)
+    # none ran yet: the first Sunday after the schedule first started
+    assert schedule.drill_wait(sundays, None, T, T) == (first - T).total_seconds()
+    assert schedule.drill_wait(sundays, None, T, first) == 0
+    # one ran at 04:00:07 that Sunday: the next is due a week later, not again at once
+    ran = first + timedelta(seconds=7)
+    assert schedule.drill_wait(sundays, ran, T, ran) == (timedelta(days=7) - timedelta(seconds=7)).total_seconds()
+    # the service was down over a drill time: due at once when it is back
+    assert schedule.drill_wait(sundays, ran, T, ran + timedelta(days=8)) == 0
+
+
+ONE_SERVICE = """
+[project]
+name = "shop"
+[services.web]
+image = "shop-web"
+port = 3000
+health = "/healthz"
+routes = ["/"]
+[database]
+env_file = "db.env"
+"""
+
+
+def test_the_drill_schedule_reaches_the_agent_and_can_be_turned_off(make_config):
+    from deployer.core import agentconfig
+
+    told = agentconfig.for_config(make_config(ONE_SERVICE), "app")
+    assert told.drill_schedule == "0 4 * * 0"
+    assert AgentConfig.parse(told.render()).drill_schedule == "0 4 * * 0"
+    off = make_config(ONE_SERVICE + '[backup]\ndrill_schedule = ""\n')
+    assert off.backup.drill_schedule == "" and agentconfig.for_config(off, "app").drill_schedule == ""
