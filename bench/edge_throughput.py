@@ -114,8 +114,9 @@ def logged_peer_site(site: str, edge_site: str, release: str) -> str:
     start = edge_site.index("log_format deployer_json")
     end = edge_site.index("';\n", start) + 3
     fmt = edge_site[start:end]
-    fixed = {"$deployer_route": "live", "$deployer_colour": "blue", "$deployer_release": release,
-             "$deployer_service": "backend"}  # fmt: skip
+    fixed = {"$deployer_route": "live", "$deployer_prefix": "/api/", "$deployer_colour": "blue",
+             "$deployer_release": release, "$deployer_service": "backend",
+             "$deployer_request_id": "$request_id"}  # fmt: skip
     for var, value in fixed.items():
         fmt = fmt.replace(var, value)
     log = next(line for line in edge_site.splitlines() if line.startswith(EDGE_LOG))
@@ -128,8 +129,8 @@ def unrouted_edge_site(edge_site: str, address: str, port: int, release: str) ->
     values, and no metrics are counted. Everything else is the edge's: its headers, its
     forwarded headers, its limits, its access log. The edge's share of the gap that is not
     its log nor its headers is then the edge against this one."""
-    fixed = (f"set $deployer_route live; set $deployer_colour blue; set $deployer_release {release}; "
-             f"set $deployer_service backend;")  # fmt: skip
+    fixed = (f"set $deployer_route live; set $deployer_prefix /api/; set $deployer_colour blue; "
+             f"set $deployer_release {release}; set $deployer_service backend;")  # fmt: skip
     site, n = re.subn(r"^(\s*)server 0\.0\.0\.1;.*\n\s*balancer_by_lua_block \{[^\n]*\}\n",
                       rf"\g<1>server {address}:{port};\n", edge_site, flags=re.M)  # fmt: skip
     site, m = re.subn(r'rewrite_by_lua_block \{ require\("deployer\.router"\)\.route\("live"[^\n]*\}', fixed, site)

@@ -48,6 +48,12 @@ REFUSE_AMBIGUOUS = quote(f"~^0 (?:{PLAIN}|{SLASH}|{ESCAPE})*+[^?]")
 REFUSE_PATH_PARAM = quote("~^0 [^?;]*+;")
 
 
+# A request id (X-Request-ID) the edge keeps: 1 to 128 characters of [A-Za-z0-9._:-]. Any
+# other (none, empty, too long, other characters) is replaced by nginx's $request_id (32 hex
+# digits). Header values hold no newline, before which PCRE's `$` would also match.
+REQUEST_ID = quote("~^[A-Za-z0-9._:-]{1,128}$")
+
+
 def path_params(prefix: str) -> str:
     """The map key that lets a path under `prefix` end in path parameters: after the
     prefix, a ";" with no "/" after it (up to the query), as a servlet container appends
@@ -106,6 +112,7 @@ class Site:
     ca_bundle: str = CA_BUNDLE
     refuse_ambiguous: str = REFUSE_AMBIGUOUS  # map keys of $deployer_refused
     refuse_path_param: str = REFUSE_PATH_PARAM
+    request_id: str = REQUEST_ID  # the map key of a client's X-Request-ID that the edge keeps
     # The grammar of core/names.py, as PCRE: the preview server's /_deployer/health/ paths.
     colour: str = "|".join(names.COLOURS)
     release_id: str = names.RELEASE_ID.pattern

@@ -29,7 +29,8 @@ Standard library only. Behaviour is controlled through environment variables:
   GET .../download/N  N KiB of body (Content-Length), written 16 KiB at a time, DOWNLOAD_INTERVAL
                   seconds apart (default 0.1): a large answer that streams slowly
   Every JSON answer carries "raw": the request target exactly as the app received it,
-  and "forwarded": the Host, X-Forwarded-*, Forwarded and X-Real-IP headers it received.
+  and "forwarded": the Host, X-Forwarded-*, Forwarded, X-Real-IP and X-Request-ID headers it
+  received. Every answer returns the X-Request-ID it received, as many apps do.
 """
 
 import base64
@@ -89,6 +90,7 @@ FORWARDED = (
     "x-forwarded-prefix",
     "forwarded",
     "x-real-ip",
+    "x-request-id",
 )
 
 _ready = threading.Event()
@@ -130,6 +132,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-App-Version", VERSION)
         self.send_header("X-App-Colour", COLOUR)
         self.send_header("X-App-Service", SERVICE)
+        if "X-Request-ID" in self.headers:
+            self.send_header("X-Request-ID", self.headers["X-Request-ID"])
         if _draining.is_set():
             # Ask keep-alive clients to go elsewhere while we drain.
             self.send_header("Connection", "close")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import threading
 import time
@@ -15,6 +16,13 @@ import pytest
 pytestmark = pytest.mark.docker
 
 PORT_RANGE = "61000 61250"  # 251 ports: one connection per request would exhaust them at once
+
+
+def access_lines(project) -> list[dict]:
+    """The edge's access log so far, parsed (a line that is not JSON fails here)."""
+    time.sleep(1.5)  # the log buffer is flushed every second
+    out = project.edge.logs(stdout=True, stderr=False).decode()
+    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
 
 
 def time_wait(project) -> int:
@@ -105,10 +113,7 @@ def test_a_pooled_connection_the_app_closed_costs_a_retry_not_an_answer(shared):
     assert statuses == [("/api/drop-next", 200), ("/api/version", 200)] * 10
     # The edge did meet the closed connections (the test checks the path it meant to): the
     # access log gives each upstream attempt's time, so a retried request has two.
-    time.sleep(1.5)  # the log buffer is flushed every second
-    lines = [
-        json.loads(x) for x in project.edge.logs(stdout=True, stderr=False).decode().splitlines() if x.startswith("{")
-    ]
+    lines = access_lines(project)
     retried = [x for x in lines if x["path"] == "/api/version" and x["route"] == "live" and "," in x["upstream_time"]]
     assert len(retried) >= 10, [x["upstream_time"] for x in lines if x["path"] == "/api/version"]
     # and a public request's error line (which quotes the query string) is not written
@@ -120,11 +125,7 @@ def test_access_log_has_one_json_line_per_request_and_no_secret(shared):
     project.get("/api/logged?token=s3cret-query-value", headers={"Authorization": "Bearer s3cret-header-value"})
     project.get("/api/status/404")
     project.get("/missing-page")
-    time.sleep(1.5)  # the log buffer is flushed every second
-    lines = [
-        json.loads(x) for x in project.edge.logs(stdout=True, stderr=False).decode().splitlines() if x.startswith("{")
-    ]
-    mine = [x for x in lines if x["path"] in ("/api/logged", "/api/status/404", "/missing-page")]
+    mine = [x for x in access_lines(project) if x["path"] in ("/api/logged", "/api/status/404", "/missing-page")]
     assert len(mine) == 3
     logged = next(x for x in mine if x["path"] == "/api/logged")
     release_id = next(c for c in project.containers("blue")).labels["deployer.release"]
@@ -134,6 +135,44 @@ def test_access_log_has_one_json_line_per_request_and_no_secret(shared):
     assert {x["path"]: x["status"] for x in mine} == {"/api/logged": 200, "/api/status/404": 404, "/missing-page": 200}
     text = project.edge.logs().decode()
     assert "s3cret-query-value" not in text and "s3cret-header-value" not in text
+
+
+def test_each_request_has_one_id_from_the_client_through_the_app_to_the_access_log(shared):
+    """X-Request-ID: a client's own is kept when it is 1 to 128 characters of [A-Za-z0-9._:-];
+    none, or any other, is replaced by the edge's (32 hex digits). The app gets it, the client
+    gets it back once (the test app returns it too), and the request's log line has it with
+    the route's prefix and the edge's timing split. The edge's own answers carry it too."""
+    project = shared
+    sent = {"none": None, "kept": "client-1.2_3:4", "long": "a" * 200, "space": "a b", "quote": 'a"b'}
+    ids = {}
+    for case, value in sent.items():
+        answer = project.get(f"/api/reqid/{case}", headers={} if value is None else {"X-Request-ID": value})
+        got = answer.headers.get_list("x-request-id")
+        assert answer.status_code == 200 and len(got) == 1, (case, got)
+        assert answer.json()["forwarded"]["x-request-id"] == got[0], case
+        ids[f"/api/reqid/{case}"] = got[0]
+    assert ids.pop("/api/reqid/kept") == "client-1.2_3:4"
+    assert all(re.fullmatch("[0-9a-f]{32}", x) for x in ids.values()) and len(set(ids.values())) == 4, ids
+    ids["/api/reqid/kept"] = "client-1.2_3:4"
+    own = project.get("/_deployer/x", headers={"X-Request-ID": "own-404"})  # nginx's own answer
+    assert own.status_code == 404 and own.headers.get_list("x-request-id") == ["own-404"]
+    project.ok("maintenance", "on")  # the router's own answer
+    try:
+        page = project.get("/api/reqid/maintenance")
+    finally:
+        project.ok("maintenance", "off")
+    assert page.status_code == 503 and re.fullmatch("[0-9a-f]{32}", page.headers["x-request-id"])
+
+    logged = {x["path"]: x for x in access_lines(project) if x["path"].startswith(("/api/reqid/", "/_deployer/x"))}
+    for path, request_id in ids.items():
+        line = logged[path]
+        assert line["request_id"] == request_id and (line["route"], line["prefix"]) == ("live", "/api/"), line
+        connect, header, upstream = (float(line[k]) for k in ("connect_time", "header_time", "upstream_time"))
+        assert 0 <= connect <= header <= upstream <= line["time_total"] + 0.001, line
+    for path, request_id in (("/_deployer/x", "own-404"), ("/api/reqid/maintenance", page.headers["x-request-id"])):
+        line = logged[path]
+        assert line["request_id"] == request_id and line["prefix"] == "", line
+        assert line["connect_time"] == line["header_time"] == line["upstream_time"] == "", line  # no upstream
 
 
 def nginx_workers(project) -> dict[str, str]:

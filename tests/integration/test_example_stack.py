@@ -96,9 +96,24 @@ def demo_once(project) -> None:
     assert "live now answers {'version': 'v2', 'colour': 'green'}" in out
     assert "live now answers {'version': 'v1', 'colour': 'blue'}" in out
     # the front end through the edge, after the switch back
-    page = project.get("/")
-    assert page.status_code == 200 and "v1" in page.text
+    page = project.get("/", headers={"X-Request-ID": "demo-page-1"})
+    assert page.status_code == 200 and "v1" in page.text and page.headers["x-request-id"] == "demo-page-1"
+    assert_request_id_logged(project, "demo-page-1")
     assert_no_delayed_ack_stall(project)
+
+
+def assert_request_id_logged(project, request_id: str) -> None:
+    """The page's X-Request-ID is in the front end's log line of the page and in the backend's
+    line of the front end's call to it: the front end passes it on."""
+    for _ in range(50):
+        logs = {"backend": "", "frontend": ""}
+        for c in project.containers("blue"):
+            logs[c.labels["deployer.service"]] = logs.get(c.labels["deployer.service"], "") + c.logs().decode()
+        backend = re.search(rf"GET /api/items 200 \d+ms id={request_id}\n", logs["backend"])
+        if backend and re.search(rf"GET / \d+ items id={request_id}\n", logs["frontend"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"id {request_id} not logged by both: {logs['frontend'][-500:]} {logs['backend'][-500:]}")
 
 
 def assert_no_delayed_ack_stall(project, requests: int = 60) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -232,7 +233,7 @@ def test_the_excess_gets_429_with_retry_after_and_everyone_else_2xx(stack):
     calm.start()
     ctx = tls_context(stack.first[0])
     conn = http.client.HTTPSConnection("127.0.0.1", stack.https, context=ctx, timeout=10)
-    statuses, retry = [], set()
+    statuses, retry, ids = [], set(), set()
     deadline = time.monotonic() + 2.5
     while time.monotonic() < deadline and len(statuses) < 400:
         conn.request("GET", "/api/ai/chat", headers={"Host": HOST})
@@ -241,6 +242,7 @@ def test_the_excess_gets_429_with_retry_after_and_everyone_else_2xx(stack):
         statuses.append(r.status)
         if r.status == 429:
             retry.add(r.getheader("Retry-After"))
+            ids.add(r.getheader("X-Request-ID"))  # the edge's own answer has an id too
         else:
             assert r.getheader("Retry-After") is None
     # The flooding client still reaches every route without a limit.
@@ -253,6 +255,7 @@ def test_the_excess_gets_429_with_retry_after_and_everyone_else_2xx(stack):
     assert statuses.count(429) >= 20 and set(statuses) == {200, 429}, statuses[:20]
     assert ok <= 6 + 5 * 3, ok  # burst, then 5 per second
     assert retry == {"1"}
+    assert len(ids) == statuses.count(429) and all(re.fullmatch("[0-9a-f]{32}", i or "") for i in ids), ids
     assert unlimited.status == 200
     assert [a["status"] for a in other] == [200] * 6, other  # another client, behind the trusted LB
 
@@ -290,6 +293,7 @@ def test_the_budget_caps_the_external_upstream_across_clients(stack):
     answered = [json.loads(b) for s, _, b in mine if s == 200] + [a["body"] for a in others if a["status"] == 200]
     assert 1 <= len(answered) <= 1 + 2 + int(elapsed / 2) + 1, (len(answered), elapsed)
     assert all(a["service"] == "gpu" and a["raw"] == "/gpu/infer" for a in answered)
+    assert all(re.fullmatch("[0-9a-f]{32}", a["forwarded"]["x-request-id"]) for a in answered)  # external too
     refused = [retry for s, retry, _ in mine if s == 429] + [a["retry"] for a in others if a["status"] == 429]
     assert len(refused) >= 20 - len(answered) and set(refused) == {"2"}, (mine, others)
 

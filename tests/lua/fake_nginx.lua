@@ -161,6 +161,9 @@ function M.reset()
             get_headers = function()
                 return M.headers
             end,
+            set_header = function(name, value)
+                M.headers[name] = value
+            end,
             read_body = function() end,
             get_body_data = function()
                 return M.request_body
@@ -202,6 +205,10 @@ function M.reset()
         location = {
             capture_multi = function(requests)
                 local answers = {}
+                M.subrequest_headers = {} -- the request's headers the subrequests got
+                for name, value in pairs(M.headers) do
+                    M.subrequest_headers[name] = value
+                end
                 for i, r in ipairs(requests) do
                     answers[i] = { status = M.subrequests[r[1]] or 404 }
                 end

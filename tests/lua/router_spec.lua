@@ -81,6 +81,15 @@ describe("the router", function()
         assert.is_nil(edge.exited)
     end)
 
+    it("names the route's prefix for the log: the longest that matched", function()
+        for _, case in ipairs({ { "/api/admin/users", "/api/admin/" }, { "/api/x", "/api/" }, { "/shop", "/" } }) do
+            request("live", case[1])
+            assert.equals(case[2], ngx.var.deployer_prefix)
+        end
+        request("preview", "/api/x")
+        assert.equals("/api/", ngx.var.deployer_prefix)
+    end)
+
     it("shows which colour answered only when exposed or to the deployer's own checks", function()
         request("live", "/")
         assert.is_nil(ngx.var.deployer_colour_out)
@@ -213,6 +222,7 @@ describe("the router", function()
             assert.equals("deep=1", edge.uri_args)
             assert.same({ "health", "blue", "api", 8080 }, { ctx.route, ctx.colour, ctx.service, ctx.port })
             assert.equals("1a2b3c4d", ngx.var.deployer_release_out)
+            assert.is_nil(ngx.var.deployer_prefix) -- no route's prefix: the log's is empty
         end)
 
         it("answers 404 for a colour without a release, another release or an unknown service", function()
@@ -249,6 +259,13 @@ describe("the router", function()
             health_all("blue", "1a2b3c4d")
             assert.equals(200, edge.exited)
             assert.equals("admin 200\napi 204\nweb 302\n", edge.body)
+        end)
+
+        it("gives every service's subrequest the request's one id", function()
+            answered({ admin = 200, api = 200, web = 200 })
+            edge.request({ h_colour = "blue", h_release = "", deployer_request_id = "0123456789abcdef0123456789abcdef" })
+            router.health_all()
+            assert.equals("0123456789abcdef0123456789abcdef", edge.subrequest_headers["X-Request-ID"])
         end)
 
         it("is 503 when one service failed", function()

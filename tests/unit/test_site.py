@@ -4,6 +4,7 @@ accepts it is checked by `nginx -t` in the integration tests.)"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -211,3 +212,70 @@ def test_every_tcp_listener_can_be_shared_with_the_edge_that_replaces_it():
     )
     assert "no `location = /drain`" in site.cannot_drain(routes)
     assert "@deployer_last" in site.cannot_drain(routes + "location = /drain {}\n")
+
+
+def request_id_of(text: str):
+    """The site's $deployer_request_id map as nginx reads it: the client's X-Request-ID when
+    it matches the one regular expression, else nginx's own id."""
+    block = text[text.index("map $http_x_request_id $deployer_request_id {") :]
+    lines = [line.strip() for line in block[: block.index("\n}")].splitlines()[1:]]
+    assert lines[1] == "default $request_id;"
+    key, value = lines[0].rsplit(" ", 1)
+    assert value == "$http_x_request_id;" and key[:2] == '"~' and key[-1] == '"' and "\\" not in key
+    keep = re.compile(key[2:-1])
+    return lambda sent: sent if keep.search(sent) else "<edge's own>"
+
+
+@pytest.mark.parametrize(
+    "sent, kept",
+    [
+        ("0123456789abcdef0123456789abcdef", True),
+        ("a", True),
+        ("req-1.2_3:4", True),
+        ("A" * 128, True),
+        ("", False),
+        ("A" * 129, False),
+        ("a b", False),
+        ('a"b', False),
+        ("a,b", False),  # two X-Request-ID headers, as nginx joins them
+        ("a/b", False),
+        ("ü", False),
+    ],
+)
+def test_a_clients_request_id_is_kept_only_when_it_is_short_and_plain(sent, kept):
+    assert request_id_of(render(Edge()))(sent) == (sent if kept else "<edge's own>")
+
+
+def test_every_proxied_request_and_every_answer_carries_the_request_id():
+    text = render(FULL)
+    # A proxy_set_header in a location drops all of its server's: each place that sets the
+    # forwarded headers (the three servers, and the external route's location in HTTP and
+    # HTTPS) sets the id.
+    assert text.count("proxy_set_header Host ") == 5
+    assert text.count("proxy_set_header X-Request-ID $deployer_request_id;") == 5
+    servers = text.split("\nserver {")[1:]
+    proxying = [s for s in servers if "proxy_pass" in s]
+    assert len(proxying) == 3
+    for server in proxying:
+        assert "\n    add_header X-Request-ID $deployer_request_id always;" in server
+        assert "\n    proxy_hide_header X-Request-ID;" in server  # an app's own is not sent twice
+    # at server level only: an add_header (or proxy_hide_header) in a location would drop them
+    assert not re.search(r"^ {8,}(add_header|proxy_hide_header) ", text, flags=re.M)
+
+
+def test_the_access_log_line_is_json_with_the_id_the_route_and_the_upstream_times():
+    text = render(FULL)
+    start = text.index("log_format deployer_json escape=json")
+    line = "".join(re.findall(r"'([^']*)'", text[start : text.index("';\n", start) + 1]))
+    numbers = {"status": "200", "request_time": "0.012", "bytes_sent": "345"}
+    logged = json.loads(re.sub(r"\$([a-z_0-9]+)", lambda m: numbers.get(m[1], m[1]), line))
+    assert logged == {
+        "time": "time_iso8601", "request_id": "deployer_request_id", "route": "deployer_route",
+        "prefix": "deployer_prefix", "colour": "deployer_colour", "release": "deployer_release",
+        "service": "deployer_service", "method": "request_method", "path": "uri", "status": 200,
+        "connect_time": "upstream_connect_time", "header_time": "upstream_header_time",
+        "upstream_time": "upstream_response_time", "time_total": 0.012, "bytes": 345,
+    }  # fmt: skip
+    # The router's variables are declared where nobody asks: "" where it set none. An
+    # external route names its prefix itself.
+    assert 'set $deployer_prefix "";' in text and 'set $deployer_prefix "/ai/";' in text

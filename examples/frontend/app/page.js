@@ -1,3 +1,4 @@
+import { headers } from 'next/headers';
 import Items from './items';
 
 // Rendered on every request: APP_VERSION / APP_COLOUR come from the container's env
@@ -6,12 +7,14 @@ export const dynamic = 'force-dynamic';
 
 // Server-side call to the backend of the same release (BACKEND_URL, e.g. http://backend-blue-1a2b3c4d:8080).
 // Browser code never uses BACKEND_URL: it calls relative /api/... through the edge.
-async function initialItems() {
+// The call carries the page request's X-Request-ID, so the backend logs the same id.
+async function initialItems(requestId) {
   const base = process.env.BACKEND_URL;
   if (!base) return { items: [], error: null };
   try {
     const res = await fetch(`${base.replace(/\/$/, '')}/api/items?limit=50`, {
       cache: 'no-store',
+      headers: requestId ? { 'X-Request-ID': requestId } : {},
       signal: AbortSignal.timeout(2000),
     });
     if (!res.ok) return { items: [], error: `backend answered ${res.status}` };
@@ -24,7 +27,10 @@ async function initialItems() {
 export default async function Page() {
   const version = process.env.APP_VERSION || 'dev';
   const colour = process.env.APP_COLOUR || 'unknown';
-  const { items, error } = await initialItems();
+  // The edge's X-Request-ID (its access log has the same): one log line per page.
+  const requestId = (await headers()).get('x-request-id');
+  const { items, error } = await initialItems(requestId);
+  console.log(`GET / ${error || `${items.length} items`} id=${requestId || '-'}`);
   return (
     <main>
       <h1>Deployer example</h1>

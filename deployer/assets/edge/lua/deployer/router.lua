@@ -21,8 +21,9 @@ local function fail(status, message)
     return ngx.exit(status)
 end
 
--- `remote`: the client's address (the deployer's own checks come from 127.0.0.1).
-local function choose(route_kind, rec, name, expose, remote)
+-- `remote`: the client's address (the deployer's own checks come from 127.0.0.1); `prefix`:
+-- the route's (the access log's "prefix"), none for a health path.
+local function choose(route_kind, rec, name, expose, remote, prefix)
     local service = rec.services[name]
     if not service then
         return fail(502, "no such service in this release")
@@ -37,6 +38,9 @@ local function choose(route_kind, rec, name, expose, remote)
     var.deployer_release = rec.release
     var.deployer_service = name
     var.deployer_route = route_kind
+    if prefix then
+        var.deployer_prefix = prefix
+    end
     -- Who answered is shown on the preview server, on the live server only to requests
     -- from inside the edge (the deployer's own checks) or when edge.expose_colour is set.
     if expose or remote == "127.0.0.1" then
@@ -95,7 +99,7 @@ function M.route(route_kind, expose, last)
     local uri = var.uri
     for _, r in ipairs(rec.routes) do
         if uri:sub(1, #r.prefix) == r.prefix then
-            return choose(route_kind, rec, r.service, expose, remote)
+            return choose(route_kind, rec, r.service, expose, remote, r.prefix)
         end
     end
     return unrouted(route_kind, 404, "not found")
@@ -157,6 +161,8 @@ function M.health_all()
     for i, name in ipairs(names) do
         requests[i] = { "/_deployer/health/" .. rec.colour .. "-" .. rec.release .. "/" .. name }
     end
+    -- The subrequests share the request's headers, not its variables: one id for them all.
+    ngx.req.set_header("X-Request-ID", var.deployer_request_id)
     local answers = { ngx.location.capture_multi(requests) }
     local ok, lines = #names > 0, {}
     for i, name in ipairs(names) do

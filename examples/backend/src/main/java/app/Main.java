@@ -121,8 +121,9 @@ public final class Main {
 
     private void handle(HttpExchange ex) throws IOException {
         inFlight.incrementAndGet();
+        long began = System.nanoTime();
+        String path = ex.getRequestURI().getPath();
         try {
-            String path = ex.getRequestURI().getPath();
             String method = ex.getRequestMethod();
             Map<String, String> q = query(ex.getRequestURI().getRawQuery());
             switch (path) {
@@ -149,6 +150,13 @@ public final class Main {
             send(ex, 500, Json.obj("error", "internal error"));
         } finally {
             ex.close();
+            // One line per request (not the health checks), with the edge's X-Request-ID: the
+            // same id is in the edge's access log. The query string is not logged.
+            if (path == null || !path.startsWith("/actuator/")) {
+                String id = ex.getRequestHeaders().getFirst("X-Request-ID");
+                Log.info(ex.getRequestMethod() + " " + path + " " + ex.getResponseCode() + " "
+                        + (System.nanoTime() - began) / 1_000_000 + "ms id=" + (id == null ? "-" : id));
+            }
             inFlight.decrementAndGet();
         }
     }
