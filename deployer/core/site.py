@@ -48,10 +48,10 @@ REFUSE_AMBIGUOUS = quote(f"~^0 (?:{PLAIN}|{SLASH}|{ESCAPE})*+[^?]")
 REFUSE_PATH_PARAM = quote("~^0 [^?;]*+;")
 
 
-# A request id (X-Request-ID) the edge keeps: 1 to 128 characters of [A-Za-z0-9._:-]. Any
+# A request id (X-Request-ID) the edge keeps: 1 to 200 characters of [A-Za-z0-9._-]. Any
 # other (none, empty, too long, other characters) is replaced by nginx's $request_id (32 hex
 # digits). Header values hold no newline, before which PCRE's `$` would also match.
-REQUEST_ID = quote("~^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID = quote("~^[A-Za-z0-9._-]{1,200}$")
 
 
 def path_params(prefix: str) -> str:

@@ -138,12 +138,12 @@ def test_access_log_has_one_json_line_per_request_and_no_secret(shared):
 
 
 def test_each_request_has_one_id_from_the_client_through_the_app_to_the_access_log(shared):
-    """X-Request-ID: a client's own is kept when it is 1 to 128 characters of [A-Za-z0-9._:-];
+    """X-Request-ID: a client's own is kept when it is 1 to 200 characters of [A-Za-z0-9._-];
     none, or any other, is replaced by the edge's (32 hex digits). The app gets it, the client
     gets it back once (the test app returns it too), and the request's log line has it with
     the route's prefix and the edge's timing split. The edge's own answers carry it too."""
     project = shared
-    sent = {"none": None, "kept": "client-1.2_3:4", "long": "a" * 200, "space": "a b", "quote": 'a"b'}
+    sent = {"none": None, "kept": "client-1.2_3", "long": "a" * 201, "colon": "a:b", "space": "a b", "quote": 'a"b'}
     ids = {}
     for case, value in sent.items():
         answer = project.get(f"/api/reqid/{case}", headers={} if value is None else {"X-Request-ID": value})
@@ -151,9 +151,9 @@ def test_each_request_has_one_id_from_the_client_through_the_app_to_the_access_l
         assert answer.status_code == 200 and len(got) == 1, (case, got)
         assert answer.json()["forwarded"]["x-request-id"] == got[0], case
         ids[f"/api/reqid/{case}"] = got[0]
-    assert ids.pop("/api/reqid/kept") == "client-1.2_3:4"
-    assert all(re.fullmatch("[0-9a-f]{32}", x) for x in ids.values()) and len(set(ids.values())) == 4, ids
-    ids["/api/reqid/kept"] = "client-1.2_3:4"
+    assert ids.pop("/api/reqid/kept") == "client-1.2_3"
+    assert all(re.fullmatch("[0-9a-f]{32}", x) for x in ids.values()) and len(set(ids.values())) == 5, ids
+    ids["/api/reqid/kept"] = "client-1.2_3"
     own = project.get("/_deployer/x", headers={"X-Request-ID": "own-404"})  # nginx's own answer
     assert own.status_code == 404 and own.headers.get_list("x-request-id") == ["own-404"]
     project.ok("maintenance", "on")  # the router's own answer
