@@ -239,13 +239,14 @@ def _confirm_deletion(name: str, where: str, doubts: list[str]) -> None:
 
 
 def _register_groups() -> None:
-    from deployer.cli import backup, config_group, edge, lock, operate, safety, scaffold, ship
+    from deployer.cli import backup, config_group, edge, lock, operate, safety, scaffold, ship, top
 
     app.command()(scaffold.init)
     app.command()(ship.push)
     app.command()(ship.promote)
     app.command()(operate.logs)
     app.command("exec")(operate.exec)
+    app.command()(top.top)
     app.add_typer(lock.app, name="lock")
     app.add_typer(backup.app, name="backup")
     app.add_typer(edge.app, name="edge")

@@ -51,6 +51,7 @@ class Step(StrEnum):
     SAFETY_DUMP = "safety dump"
     SCHEDULED_PRUNE = "scheduled prune"
     TLS = "tls"
+    TOP = "top"
     UNLOCK = "unlock"
     WRITE_FILES = "write files"
 
