@@ -42,20 +42,24 @@ def check_environment() -> None:
     """Bad input (exit 2) before anything builds: DEPLOYER_BUILDER, and the cache settings in
     buildx's notation (`type=registry,ref=...`; the import may list several, split by `;`).
     It runs no program: every command calls it, and only a build looks for the plugin."""
+    from deployer.core import buildcache
+
     asked_builder()
     for name in CACHE_SETTINGS:
         for spec in cache_specs(name):
-            pairs = [item.partition("=") for item in spec.split(",")]
-            if any(not key.strip() or not eq or not value.strip() for key, eq, value in pairs):
-                raise InputError(f"{name}={spec!r}: each part is key=value, as in type=registry,ref=IMAGE")
-            if "type" not in {key.strip() for key, _, _ in pairs}:
-                raise InputError(f"{name}={spec!r}: names no type= (registry, gha, local, inline, ...)")
+            if why := buildcache.problem(spec):
+                raise InputError(f"{name}={spec!r}: {why}")
         if name == "DEPLOYER_CACHE_TO" and len(cache_specs(name)) > 1:
             raise InputError(f"{name}: one cache to export to, not {len(cache_specs(name))}")
 
 
 def cache_specs(name: str) -> list[str]:
     return [spec.strip() for spec in os.environ.get(name, "").split(";") if spec.strip()]
+
+
+def _as_dict(spec: str) -> dict[str, str]:
+    """`type=registry,ref=IMAGE` as {"type": "registry", "ref": "IMAGE"} (checked before)."""
+    return {key.strip(): value.strip() for key, _, value in (item.partition("=") for item in spec.split(","))}
 
 
 def asked_builder() -> str:
@@ -92,9 +96,13 @@ def build(
     say: Callable[[str], object],
     labels: dict[str, str] | None = None,
     nocache: bool = False,
+    cache_from: tuple[str, ...] = (),
+    cache_to: str | None = None,
 ) -> str:
     """Build `tag` from `context`; returns the image ID. `labels` go on the image; `nocache`
-    runs every step again (apt then fetches today's packages)."""
+    runs every step again (apt then fetches today's packages). `cache_from`/`cache_to`:
+    [build] of the config; DEPLOYER_CACHE_FROM/DEPLOYER_CACHE_TO, when set, take their place
+    (a CI job's own cache)."""
     if builder() == "classic":
         _say_classic_once(say)
         return _classic(engine, context, tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels,
@@ -103,7 +111,8 @@ def build(
     from python_on_whales.exceptions import DockerException
 
     docker = DockerClient(host=engine.base_url())
-    cache_from, cache_to = cache_specs("DEPLOYER_CACHE_FROM"), cache_specs("DEPLOYER_CACHE_TO")
+    imports = cache_specs("DEPLOYER_CACHE_FROM") or list(cache_from)
+    exports = cache_specs("DEPLOYER_CACHE_TO") or ([cache_to] if cache_to else [])
     tail: deque[str] = deque(maxlen=TAIL)
     with progress.BUILD_LOG[0](tag) as show:
         try:
@@ -114,8 +123,9 @@ def build(
                 build_args=buildargs,
                 labels=labels or {},
                 cache=not nocache,
-                cache_from=cache_from or None,
-                cache_to=cache_to[0] if cache_to else None,
+                # a list is python-on-whales's form for several imports, of dicts only
+                cache_from=[_as_dict(spec) for spec in imports] or None,
+                cache_to=exports[0] if exports else None,
                 load=True,
                 progress="plain",
                 stream_logs=True,

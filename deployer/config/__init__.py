@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from deployer.config import build as build_config
 from deployer.config import data, envfile, environments, safety
 from deployer.config import edge as edge_config
 from deployer.config import registry as registry_config
@@ -50,6 +51,7 @@ SECTIONS = (
     "smoke",
     "backup",
     "registry",
+    "build",
     "environments",
     "swarm",
     *safety.SECTIONS,
@@ -188,6 +190,7 @@ def _parse(
     smoke = tuple(r.prefixes("smoke.paths", default=[]))
     backup = data.backup(r)
     registry = registry_config.read(r)
+    build = build_config.read(r)
     swarm = swarm_config.read(r, engine.mode, services, edge, registry)
     services, backup, safe = safety.read(r, services, backup)
     config = Config(
@@ -204,6 +207,7 @@ def _parse(
         base_image=r.matching("project.base_image", IMAGE_REF, "an image reference", default=Config.base_image),
         deployment=deployment,
         registry=registry,
+        build=build,
         swarm=swarm,
         environment=environment,
         environments=defined,

@@ -185,6 +185,15 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class Build:
+    """[build]: the build cache `deployer build` imports and exports, in buildx's notation
+    (DEPLOYER_CACHE_FROM/DEPLOYER_CACHE_TO, when set, take their place)."""
+
+    cache_from: tuple[str, ...] = ()  # such as type=registry,ref=registry.example.com/shop/cache
+    cache_to: str | None = None  # such as type=registry,ref=...,mode=max
+
+
+@dataclass(frozen=True)
 class DbLogin:
     """services.*.db_login: the env file keys holding a service's database login (the
     release's preflight tries it): user and password, or a postgres:// URL."""
@@ -246,6 +255,7 @@ class Config:
     deployment: str = ""
     swarm: Swarm | None = None  # set exactly when engine.mode = "swarm"
     registry: Registry | None = None  # [registry]; None: images move by save/load over ssh
+    build: Build = field(default_factory=Build)
     environment: str = ""  # the [environments.<name>] in use ("" for the base config)
     environments: tuple[str, ...] = ()  # every environment the config defines
     watch: Watch = field(default_factory=Watch)

@@ -191,6 +191,8 @@ def build_service(ctx: Context, service: Service, version: str, *, step: str = S
         step=step,
         # `deployer prune` removes its dangling layers; the OCI labels say what it was built from
         labels={names.LABEL_PROJECT: ctx.config.name, **oci_labels(service.build, version)},
+        cache_from=ctx.config.build.cache_from,
+        cache_to=ctx.config.build.cache_to,
     )
     return tag
 

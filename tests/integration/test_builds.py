@@ -106,3 +106,37 @@ def test_build_passes_each_services_build_args_and_base_image(project):
     assert image.labels["health"] == "/health", "the templates' HEALTHCHECK gets the service's health path"
     base = project.docker.images.get(project.app_image)
     assert image.attrs["RootFS"]["Layers"] == base.attrs["RootFS"]["Layers"]  # FROM the image the config named
+
+
+def test_the_configs_build_cache_reaches_buildx_and_the_environment_takes_its_place(project):
+    """[build] cache_from/cache_to go to `docker buildx build`; DEPLOYER_CACHE_FROM, when set
+    (a CI job's own cache), replaces cache_from. No registry answers here, so buildx says it
+    tried the import and builds on; the inline export needs none."""
+    write_project(project)
+    project.images.append(f"{project.name}-backend:v1")
+    ref = f"127.0.0.1:9/{project.name}-cache"
+    with open(project.config, "a") as fh:
+        fh.write(f'\n[build]\ncache_from = ["type=registry,ref={ref}"]\ncache_to = "type=inline"\n')
+    built = project.cli("build", "v1")
+    assert built.returncode == 0, built.stderr
+    assert f"importing cache manifest from {ref}" in built.stderr and "exporting cache" in built.stderr
+    import os
+    import subprocess
+    import sys
+
+    other = f"127.0.0.1:9/{project.name}-ci"
+    env = {**os.environ, "DEPLOYER_CACHE_FROM": f"type=registry,ref={other}"}
+    again = subprocess.run(
+        [sys.executable, "-m", "deployer", "build", "v1", "--config", str(project.config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"importing cache manifest from {other}" in again.stderr and ref not in again.stderr
+
+    text = project.config.read_text().replace('cache_to = "type=inline"', 'cache_to = "mode=max"')
+    project.config.write_text(text)  # no type=: bad input, named, before anything builds
+    bad = project.cli("build", "v2")
+    assert bad.returncode == 2 and "build.cache_to" in bad.stderr and "type=" in bad.stderr, bad.stderr

@@ -199,6 +199,10 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ('[backup]\nschedule = "every day"', "backup.schedule", "not a valid cron"),
         ('[backup]\nschedule = "0 0 30 2 *"', "backup.schedule", "never fires"),
         ('[backup]\ndrill_schedule = "weekly"', "backup.drill_schedule", "not a valid cron"),
+        ('[build]\ncache_from = ["ref=ghcr.io/me/cache"]', "build.cache_from", "names no type="),
+        ("[build]\ncache_from = 3", "build.cache_from", "must be a list"),
+        ('[build]\ncache_to = "type=registry,,ref=x"', "build.cache_to", "key=value"),
+        ("[build]\nkeep = 1", "build.keep", "unknown key"),
         ('[backup]\nwebhook = "ftp://x"', "backup.webhook", "http"),
         ("[backup]\nkeep_last = 0", "backup.keep_last", "at least 1"),
         ('[backup]\ndir = "/srv/d:/etc"', "backup.dir", "may not contain ':'"),
@@ -397,3 +401,11 @@ def test_a_health_path_that_another_services_route_takes_is_warned(tmp_path, exa
     routed = config.load(write(tmp_path, hidden.replace('routes = ["/"]', 'routes = ["/", "/api/healthz"]')))
     assert routed.warnings == () and routed.route_owner("/api/healthz") == "frontend"
     assert config.load(example).warnings == ()
+
+
+def test_the_build_cache_settings_are_read(tmp_path):
+    cfg = config.load(
+        write(tmp_path, MINIMAL + '[build]\ncache_from = "type=gha,scope=s"\ncache_to = "type=inline"\n')
+    )
+    assert cfg.build.cache_from == ("type=gha,scope=s",) and cfg.build.cache_to == "type=inline"
+    assert config.load(write(tmp_path, MINIMAL)).build.cache_from == ()

@@ -15,6 +15,7 @@ from deployer.config.model import (
     DEFAULT_BASE_IMAGE,
     DEFAULT_HEADERS,
     Backup,
+    Build,
     Config,
     Database,
     Disk,
@@ -50,6 +51,7 @@ MODELS: dict[str, type] = {
     "notify": Notify,
     "disk": Disk,
     "registry": Registry,
+    "build": Build,
     "swarm": Swarm,
 }
 RENAMED = {"project.id": (Config, "deployment"), "smoke.paths": (Config, "smoke")}

@@ -47,12 +47,16 @@ def test_top_shapes_one_reading_per_colour_and_route():
     assert (green["role"], green["release"], blue["role"], blue["version"]) == ("live", "aaaaaaaa", "-", None)
     assert green["live"]["rate"] == round(1000 / 60, 2) and green["live"]["error_rate"] == 0.01
     assert green["live"]["p50_ms"] == pytest.approx(55.6, abs=0.1) and green["live"]["p99_ms"] == 500.0
-    assert green["preview"] == blue["live"] == {
-        "requests": 0,
-        "rate": 0.0,
-        "error_rate": 0.0,
-        "p50_ms": None,
-        "p99_ms": None,
-    }
+    assert (
+        green["preview"]
+        == blue["live"]
+        == {
+            "requests": 0,
+            "rate": 0.0,
+            "error_rate": 0.0,
+            "p50_ms": None,
+            "p99_ms": None,
+        }
+    )
     nothing = topview.snapshot("", 10, EdgeState(), "2026-12-07T09:00:00Z")
     assert nothing["live"] is None and nothing["window_s"] == 10
