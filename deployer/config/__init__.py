@@ -74,6 +74,7 @@ SERVICE_KEYS = {
     "build_args",
     "stop_grace",
     "max_in_flight",
+    "strip_prefix",
     "cpus",
     "memory",
     "secrets",
@@ -268,6 +269,7 @@ def _services(r: Reader) -> dict[str, Service]:
             build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=Service.stop_grace, low=1, high=600),
             max_in_flight=_max_in_flight(r, prefix, has_routes=bool(body.get("routes"))),
+            strip_prefix=r.boolean(f"{prefix}.strip_prefix", default=False),
             limits=data.limits(r, prefix),
             secrets=secrets,
             **swarm_config.service(r, prefix),
@@ -317,6 +319,8 @@ def _check_routes(config: Config) -> None:
                     f"{prefix!r} is also a route of services.{owner[prefix]} (each prefix goes to one service)",
                 )
             owner[prefix] = service.name
+        if service.strip_prefix and not service.routes:
+            raise ConfigError(config.path, f"services.{service.name}.strip_prefix", "the service has no routes to strip")
     if not owner:
         raise ConfigError(config.path, "services", "no service has routes: the edge would serve nothing")
     if not config.smoke and not config.verify_paths():
@@ -334,7 +338,7 @@ def _hidden_health(config: Config) -> list[str]:
     is private by design, and not warned."""
     found = []
     for s in config.routed:
-        path = s.health.partition("?")[0]
+        path = config.public_health(s).partition("?")[0]
         prefix, owner = config.route_of(path) or ("", s.name)
         if owner != s.name and any(path.startswith(p) for p in s.routes):
             found.append(

@@ -30,6 +30,9 @@ class Service:
     build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=value; BASE_IMAGE overrides the default
     stop_grace: int = 30
     max_in_flight: int | None = None  # public requests at once to one colour of it (None: no cap)
+    # The edge takes the matched route prefix off the path before the app sees it (/api/items
+    # reaches an app that serves /items), and says what it took in X-Forwarded-Prefix.
+    strip_prefix: bool = False
     limits: Limits = field(default_factory=Limits)
     secrets: tuple[str, ...] = ()  # env file keys delivered as files under /run/secrets, not as env
     replicas: int = 1  # swarm mode: containers of this service per release (deployer/config/swarm.py)
@@ -289,4 +292,12 @@ class Config:
         health path of each service whose own routes reach it."""
         if self.smoke:
             return list(self.smoke)
-        return [s.health for s in self.routed if self.route_owner(s.health.partition("?")[0]) == s.name]
+        paths = [self.public_health(s) for s in self.routed]
+        return [p for s, p in zip(self.routed, paths, strict=True) if self.route_owner(p.partition("?")[0]) == s.name]
+
+    def public_health(self, service: Service) -> str:
+        """A service's health path as a client asks for it: under its first route when the
+        edge strips that prefix (strip_prefix), else as it is."""
+        if service.strip_prefix and service.routes:
+            return service.routes[0].rstrip("/") + service.health
+        return service.health

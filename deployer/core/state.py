@@ -9,6 +9,7 @@ Three small files in the edge volume (`state/`), each replaced whole by an atomi
                       service <name> <host> <port> <health path>
                       route <prefix> <service>
                       inflight <service> <n>   (services.*.max_in_flight, when set)
+                      strip <service>          (services.*.strip_prefix)
     maintenance   present while maintenance mode is on: the 503 page's message and
                   Retry-After (core/maintenance.py); the public route answers with it
     watch         present while a release is watched after its switch: its colour,
@@ -56,12 +57,14 @@ class Record:
     targets: tuple[Target, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()  # (prefix, service)
     inflight: tuple[tuple[str, int], ...] = ()  # (service, its cap of public requests at once)
+    strip: tuple[str, ...] = ()  # services whose route prefix the edge takes off the path
 
     def render(self) -> str:
         lines = [("release", self.release), ("version", self.version)]
         lines += [("service", t.service, t.host, str(t.port), t.health) for t in self.targets]
         lines += [("route", prefix, service) for prefix, service in self.routes]
         lines += [("inflight", service, str(cap)) for service, cap in self.inflight]
+        lines += [("strip", service) for service in self.strip]
         for tokens in lines:
             for token in tokens:
                 if not TOKEN.fullmatch(token):
@@ -74,6 +77,7 @@ class Record:
         targets: list[Target] = []
         routes: list[tuple[str, str]] = []
         inflight: list[tuple[str, int]] = []
+        strip: list[str] = []
         for line in text.splitlines():
             kind, _, rest = line.strip().partition(" ")
             parts = rest.split()
@@ -87,9 +91,11 @@ class Record:
                 routes.append((parts[0], parts[1]))
             elif kind == "inflight" and len(parts) == 2 and parts[1].isdigit():
                 inflight.append((parts[0], int(parts[1])))
+            elif kind == "strip" and len(parts) == 1:
+                strip.append(parts[0])
         if not release:
             return None
-        return cls(colour, release, version, tuple(targets), tuple(routes), tuple(inflight))
+        return cls(colour, release, version, tuple(targets), tuple(routes), tuple(inflight), tuple(strip))
 
     @property
     def services(self) -> list[str]:
@@ -103,7 +109,8 @@ def record_for(config, colour: str, release_id: str, version: str) -> Record:
     )
     routes = tuple((prefix, s.name) for s in config.services.values() for prefix in s.routes)
     inflight = tuple((s.name, s.max_in_flight) for s in config.services.values() if s.max_in_flight)
-    return Record(colour, release_id, version, targets, routes, inflight)
+    strip = tuple(s.name for s in config.services.values() if s.strip_prefix and s.routes)
+    return Record(colour, release_id, version, targets, routes, inflight, strip)
 
 
 @dataclass(frozen=True)

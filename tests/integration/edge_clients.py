@@ -16,6 +16,15 @@ from pathlib import Path
 HOST = "app.test"
 
 
+def access_lines(project) -> list[dict]:
+    """The edge's access log so far, parsed (a line that is not JSON fails here)."""
+    import time
+
+    time.sleep(1.5)  # the log buffer is flushed every second
+    out = project.edge.logs(stdout=True, stderr=False).decode()
+    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+
+
 def make_cert(folder: Path, stem: str, cn: str = "app.test") -> tuple[Path, Path]:
     """A self-signed certificate (EC P-256) for `cn` and 127.0.0.1, made with openssl."""
     cert, key = folder / f"{stem}.crt", folder / f"{stem}.key"

@@ -12,17 +12,11 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+from edge_clients import access_lines
 
 pytestmark = pytest.mark.docker
 
 PORT_RANGE = "61000 61250"  # 251 ports: one connection per request would exhaust them at once
-
-
-def access_lines(project) -> list[dict]:
-    """The edge's access log so far, parsed (a line that is not JSON fails here)."""
-    time.sleep(1.5)  # the log buffer is flushed every second
-    out = project.edge.logs(stdout=True, stderr=False).decode()
-    return [json.loads(x) for x in out.splitlines() if x.startswith("{")]
 
 
 def time_wait(project) -> int:

@@ -17,7 +17,7 @@ import uuid
 from urllib.parse import unquote
 
 import pytest
-from edge_clients import request
+from edge_clients import access_lines, request
 
 pytestmark = pytest.mark.docker
 
@@ -209,3 +209,26 @@ def test_the_deployers_own_probes_are_not_refused(stack):
     """From inside the edge (the deployer's checks), a path parameter passes on unchanged."""
     code, out = stack.edge.exec_run(["curl", "-sS", "--path-as-is", "http://127.0.0.1:80/api/items;v=1"])
     assert code == 0 and json.loads(out)["raw"] == "/api/items;v=1", out
+
+
+def test_strip_prefix_hands_the_app_its_own_path_and_the_limits_still_see_the_clients(project):
+    """services.backend.strip_prefix: the backend serves / and sits under /api/. The limit
+    of /api/ai/ counts on the path the client sent; a prefix sent percent-encoded is
+    refused (the limit chose on the decoded path, the app would see another)."""
+    project.write_config(backend="strip_prefix = true", extra='[routes."/api/ai/"]\nrate_limit = "1r/m"\nburst = 1\n')
+    project.release_all("v1")  # its smoke path /api/version reaches the backend as /version
+    port = project.port(80)
+    for target, raw in (("/api/users?id=1", "/users?id=1"), ("/api/", "/"), ("/api/a%20b", "/a%20b")):
+        r, body = request(port, target, headers={"X-Forwarded-Prefix": "/evil"})
+        answer = json.loads(body)
+        assert r.status == 200 and answer["service"] == "backend" and answer["raw"] == raw, (target, body)
+        assert answer["forwarded"]["x-forwarded-prefix"] == "/api"
+    r, body = request(port, "/index.html", headers={"X-Forwarded-Prefix": "/evil"})
+    front = json.loads(body)
+    assert front["service"] == "frontend" and front["raw"] == "/index.html"
+    assert "x-forwarded-prefix" not in front["forwarded"]  # a client's own is never passed on
+    r, _ = request(port, "/%61pi/users")
+    assert r.status == 400
+    assert [outcome(port, "/api/ai/chat")[0] for _ in range(3)] == ["backend", "backend", "limited"]
+    line = next(x for x in reversed(access_lines(project)) if x["path"] == "/api/users")
+    assert line["prefix"] == "/api/" and line["service"] == "backend"

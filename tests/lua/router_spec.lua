@@ -28,6 +28,7 @@ describe("the router", function()
     local function request(kind, uri, var, expose, last)
         var = var or {}
         var.uri = uri
+        var.request_uri = var.request_uri or uri -- the target as the client sent it
         var.realip_remote_addr = var.realip_remote_addr or "203.0.113.9"
         edge.request(var)
         router.route(kind, expose, last)
@@ -79,6 +80,39 @@ describe("the router", function()
             { ngx.var.deployer_route, ngx.var.deployer_colour, ngx.var.deployer_release, ngx.var.deployer_service }
         )
         assert.is_nil(edge.exited)
+    end)
+
+    describe("with strip_prefix", function()
+        before_each(function()
+            serve({ live = "blue", blue = BLUE .. "\nstrip api", green = GREEN })
+        end)
+
+        for _, case in ipairs({
+            { "/api/users?id=1", "/users?id=1", "/api" },
+            { "/api/", "/", "/api" },
+            { "/api/?q=1", "/?q=1", "/api" },
+            { "/v1.0/items", "/items", "/v1.0" },
+            { "/api/admin/x", "/api/admin/x", nil }, -- admin's route: admin strips nothing
+            { "/api", "/api", nil }, -- under / (web): as sent
+        }) do
+            it(case[1] .. " reaches the app as " .. case[2], function()
+                request("live", case[1])
+                assert.equals(case[2], ngx.var.deployer_target)
+                assert.equals(case[3], ngx.var.deployer_forwarded_prefix)
+                assert.is_nil(edge.exited)
+            end)
+        end
+
+        it("passes the client's own target on, percent-encoding and all, under any route", function()
+            request("live", "/a b", { request_uri = "/a%20b?x=%2F" })
+            assert.equals("/a%20b?x=%2F", ngx.var.deployer_target)
+        end)
+
+        it("refuses a route prefix the client sent percent-encoded", function()
+            request("live", "/api/users", { request_uri = "/%61pi/users" })
+            assert.equals(400, ngx.status)
+            assert.is_nil(ngx.var.deployer_target)
+        end)
     end)
 
     it("names the route's prefix for the log: the longest that matched", function()

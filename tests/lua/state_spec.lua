@@ -64,6 +64,7 @@ describe("the route state", function()
             { prefix = "/", service = "web" },
         }, green.routes)
         assert.same({ web = { cap = 50, name = "green|web" } }, green.inflight)
+        assert.same({ api = true }, green.strip)
     end)
 
     it("orders the routes longest prefix first, so the most specific one wins", function()

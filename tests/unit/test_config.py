@@ -203,6 +203,16 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ("[build]\ncache_from = 3", "build.cache_from", "must be a list"),
         ('[build]\ncache_to = "type=registry,,ref=x"', "build.cache_to", "key=value"),
         ("[build]\nkeep = 1", "build.keep", "unknown key"),
+        (
+            '[services.worker]\nimage = "w"\nport = 9000\nhealth = "/h"\nstrip_prefix = true',
+            "services.worker.strip_prefix",
+            "no routes",
+        ),
+        (
+            '[services.worker]\nimage = "w"\nport = 9000\nhealth = "/h"\nstrip_prefix = "yes"',
+            "services.worker.strip_prefix",
+            "true or false",
+        ),
         ('[backup]\nwebhook = "ftp://x"', "backup.webhook", "http"),
         ("[backup]\nkeep_last = 0", "backup.keep_last", "at least 1"),
         ('[backup]\ndir = "/srv/d:/etc"', "backup.dir", "may not contain ':'"),
@@ -404,8 +414,6 @@ def test_a_health_path_that_another_services_route_takes_is_warned(tmp_path, exa
 
 
 def test_the_build_cache_settings_are_read(tmp_path):
-    cfg = config.load(
-        write(tmp_path, MINIMAL + '[build]\ncache_from = "type=gha,scope=s"\ncache_to = "type=inline"\n')
-    )
+    cfg = config.load(write(tmp_path, MINIMAL + '[build]\ncache_from = "type=gha,scope=s"\ncache_to = "type=inline"\n'))
     assert cfg.build.cache_from == ("type=gha,scope=s",) and cfg.build.cache_to == "type=inline"
     assert config.load(write(tmp_path, MINIMAL)).build.cache_from == ()

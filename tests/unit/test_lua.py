@@ -59,5 +59,6 @@ def test_the_lua_specs_read_the_route_state_as_core_writes_it():
         ),
         (("/api/", "api"), ("/", "web"), ("/api/v2/", "api")),
         (("web", 50),),
+        ("api",),
     )
     assert record.render() == (SPECS / "fixtures" / "green").read_text()

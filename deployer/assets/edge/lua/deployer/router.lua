@@ -41,6 +41,23 @@ local function choose(route_kind, rec, name, expose, remote, prefix)
     if prefix then
         var.deployer_prefix = prefix
     end
+    if route_kind ~= "health" then
+        -- The request target the app gets: the client's own (nginx passes on no other), less
+        -- the route's prefix for a service with strip_prefix. A prefix the client sent
+        -- percent-encoded is refused: the limits chose on the decoded path, the app would not.
+        local target, strip = var.request_uri, prefix and rec.strip[name] and prefix:gsub("/$", "")
+        if strip and strip ~= "" then
+            if target:sub(1, #strip) ~= strip then
+                return fail(400, "bad request: the path's route prefix is percent-encoded")
+            end
+            target = target:sub(#strip + 1)
+            if target:sub(1, 1) ~= "/" then
+                target = "/" .. target
+            end
+            var.deployer_forwarded_prefix = strip
+        end
+        var.deployer_target = target
+    end
     -- Who answered is shown on the preview server, on the live server only to requests
     -- from inside the edge (the deployer's own checks) or when edge.expose_colour is set.
     if expose or remote == "127.0.0.1" then

@@ -10,6 +10,7 @@
 --                  service <name> <host> <port> <health path>
 --                  route <prefix> <service>
 --                  inflight <service> <n>   (services.*.max_in_flight: inflight.lua)
+--                  strip <service>          (services.*.strip_prefix: router.lua)
 --   maintenance  present while maintenance mode is on: the 503 page's message and
 --                Retry-After (lua/deployer/maintenance.lua renders it)
 --
@@ -126,7 +127,7 @@ function M.load()
 end
 
 local function parse_record(colour, text)
-    local rec = { colour = colour, services = {}, routes = {}, inflight = {} }
+    local rec = { colour = colour, services = {}, routes = {}, inflight = {}, strip = {} }
     for line in text:gmatch("[^\n]+") do
         local kind, rest = line:match("^(%a+) (.*)$")
         if kind == "release" and is("release", rest) then
@@ -142,6 +143,10 @@ local function parse_record(colour, text)
             local name, cap = rest:match("^(%S+) (%d+)$")
             if is("service", name) and tonumber(cap) > 0 then
                 rec.inflight[name] = { cap = tonumber(cap), name = colour .. "|" .. name }
+            end
+        elseif kind == "strip" then
+            if is("service", rest) then
+                rec.strip[rest] = true
             end
         elseif kind == "route" then
             local prefix, service = rest:match("^(/%S*) (%S+)$")
