@@ -134,24 +134,13 @@ def test_a_restore_drill_is_due_at_the_first_time_of_its_schedule_after_the_last
     assert schedule.drill_wait(sundays, ran, T, ran + timedelta(days=8)) == 0
 
 
-ONE_SERVICE = """
-[project]
-name = "shop"
-[services.web]
-image = "shop-web"
-port = 3000
-health = "/healthz"
-routes = ["/"]
-[database]
-env_file = "db.env"
-"""
-
-
 def test_the_drill_schedule_reaches_the_agent_and_can_be_turned_off(make_config):
+    from conftest import TWO
+
     from deployer.core import agentconfig
 
-    told = agentconfig.for_config(make_config(ONE_SERVICE), "app")
+    told = agentconfig.for_config(make_config(TWO), "app")
     assert told.drill_schedule == "0 4 * * 0"
     assert AgentConfig.parse(told.render()).drill_schedule == "0 4 * * 0"
-    off = make_config(ONE_SERVICE + '[backup]\ndrill_schedule = ""\n')
+    off = make_config(TWO + '[backup]\ndrill_schedule = ""\n')
     assert off.backup.drill_schedule == "" and agentconfig.for_config(off, "app").drill_schedule == ""

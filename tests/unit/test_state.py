@@ -79,29 +79,13 @@ def test_the_dump_of_the_files_parses_back(shop):
 
 
 def test_strip_prefix_reaches_the_route_state_and_reads_back(make_config):
+    from conftest import TWO
+
     from deployer.core.state import record_for
 
-    config = make_config(
-        """
-        [project]
-        name = "shop"
-        [services.api]
-        image = "shop-api"
-        port = 8080
-        health = "/health"
-        routes = ["/api/"]
-        strip_prefix = true
-        [services.web]
-        image = "shop-web"
-        port = 3000
-        health = "/healthz"
-        routes = ["/"]
-        [database]
-        env_file = "db.env"
-        """
-    )
+    config = make_config(TWO.replace('routes = ["/api/"]', 'routes = ["/api/"]\nstrip_prefix = true'))
     record = record_for(config, "blue", "1a2b3c4d", "v1")
-    assert record.strip == ("api",) and "strip api\n" in record.render()
+    assert record.strip == ("backend",) and "strip backend\n" in record.render()
     assert Record.parse("blue", record.render()) == record
-    # the default smoke checks ask for the api's health path as a client does: under /api
+    # the default smoke checks ask for the backend's health path as a client does: under /api
     assert config.verify_paths() == ["/api/health", "/healthz"] and config.warnings == ()
