@@ -47,6 +47,7 @@ from deployer.core.steps import Step
 from deployer.errors import DeployerError, InputError
 
 BEAT = 10.0
+PROGRESS_EVERY = 1.0  # seconds between progress lines of a dump or a restore
 CHANGES_DEADLINE = ("dump", "verify", "record", "prune", "restore")
 
 
@@ -57,6 +58,7 @@ class Channel:
         self.stream = stream
         self._lock = threading.Lock()
         self._done = threading.Event()
+        self._progress_at = 0.0
 
     def send(self, **message: Any) -> None:
         line = mask(json.dumps(message, default=str)) + "\n"
@@ -69,6 +71,13 @@ class Channel:
 
     def say(self, text: str) -> None:
         self.send(say=text)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Bytes a dump wrote or a restore read so far (at most one line a second)."""
+        now = time.monotonic()
+        if now - self._progress_at >= PROGRESS_EVERY:
+            self._progress_at = now
+            self.send(bytes=done, of=total)
 
     def beat(self) -> None:
         def loop() -> None:
@@ -245,6 +254,7 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
             verify=not args.no_verify,
             lock_wait=args.lock_wait_timeout,
             say=channel.say,
+            progress=channel.progress,
         )
         return dumpstate.row(j, checks.now())
     if c == "verify":
@@ -265,7 +275,14 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
         return None
     if c == "restore":
         _test_pause("restore", channel.say)
-        done = restore.restore(agent, args.name, args.database, memory=args.maintenance_work_mem, say=channel.say)
+        done = restore.restore(
+            agent,
+            args.name,
+            args.database,
+            memory=args.maintenance_work_mem,
+            say=channel.say,
+            progress=channel.progress,
+        )
         return asdict(done)
     if c == "cancel":
         return cancel(args.pid)

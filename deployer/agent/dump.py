@@ -53,8 +53,10 @@ def take(
     verify: bool = True,
     lock_wait: int = dumps.LOCK_WAIT,
     say=lambda message: None,
+    progress=lambda done, total=None: None,
 ) -> Judged:
-    """Dump `database` (the configured one by default); returns the new dump, judged."""
+    """Dump `database` (the configured one by default); returns the new dump, judged.
+    `progress(bytes written)` is called as the dump grows."""
     database = database or agent.config.database
     folder = agent.folder
     cleaned = folder.clean()
@@ -68,7 +70,14 @@ def take(
         digest = hashlib.sha256()
         try:
             with folder.partial(created) as (name, fh):
-                pg.dump(database, fh, lock_wait=lock_wait, on_chunk=digest.update, step=step)
+                written = [0]
+
+                def chunk(data: bytes) -> None:
+                    digest.update(data)
+                    written[0] += len(data)
+                    progress(written[0])
+
+                pg.dump(database, fh, lock_wait=lock_wait, on_chunk=chunk, step=step)
                 fh.flush()
                 os.fsync(fh.fileno())
                 size = os.fstat(fh.fileno()).st_size

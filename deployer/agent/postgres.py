@@ -189,8 +189,11 @@ class Postgres:
                 self._unreachable(stderr) or f"pg_dump of {database} failed (exit {code}): {tail(stderr)}", step=step
             )
 
-    def restore(self, path: Path, database: str, *, memory: str, step: str) -> None:
-        """All or nothing: one transaction, stop at the first error; read from the file as it is."""
+    def restore(
+        self, path: Path, database: str, *, memory: str, step: str, progress=lambda done, total=None: None
+    ) -> None:
+        """All or nothing: one transaction, stop at the first error; read from the file as it is.
+        `progress(bytes read, the dump's size)`: pg_restore's offset in the dump, from /proc."""
         argv = [
             "pg_restore",
             "--dbname",
@@ -203,13 +206,38 @@ class Postgres:
             str(path),
         ]
         env = {**self.env, "PGOPTIONS": f"-c maintenance_work_mem={memory}"}
-        out = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
-        if out.returncode != 0:
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+            size = path.stat().st_size
+            while proc.poll() is None:
+                progress(_offset(proc.pid, path), size)
+                try:
+                    proc.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    pass
+            errors.seek(0)
+            stderr = errors.read()[-8000:].decode(errors="replace")
+        if proc.returncode != 0:
             raise BackupError(
-                self._unreachable(out.stderr)
-                or f"pg_restore into {database} failed and was rolled back (exit {out.returncode}): {tail(out.stderr, 1200)}",
+                self._unreachable(stderr)
+                or f"pg_restore into {database} failed and was rolled back (exit {proc.returncode}): {tail(stderr, 1200)}",
                 step=step,
             )
+
+
+def _offset(pid: int, path: Path) -> int:
+    """How far process `pid` has read the file `path` (its descriptor's position; 0 when
+    /proc does not say)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        for fd in fds.iterdir():
+            if os.readlink(fd) == str(path):
+                for line in (Path(f"/proc/{pid}/fdinfo") / fd.name).read_text().splitlines():
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def read_archive(path: Path) -> str | None:

@@ -28,7 +28,14 @@ class Restored:
 
 
 def restore(
-    agent: Agent, name: str, database: str, *, memory: str, step: str = Step.RESTORE, say=lambda m: None
+    agent: Agent,
+    name: str,
+    database: str,
+    *,
+    memory: str,
+    step: str = Step.RESTORE,
+    say=lambda m: None,
+    progress=lambda done, total=None: None,
 ) -> Restored:
     folder = agent.folder
     j = checks.recorded(folder, name, step)
@@ -50,7 +57,7 @@ def restore(
         if not exists:
             say(f"database {database} does not exist: creating it")
             pg.create(database, step=step)
-        pg.restore(folder.file(name, "dump"), database, memory=memory, step=step)
+        pg.restore(folder.file(name, "dump"), database, memory=memory, step=step, progress=progress)
         say(f"restored {name} into {database} (maintenance_work_mem={memory})")
         tables = pg.table_counts(database, step=step)
     return Restored(name, database, safety, not exists, tables)

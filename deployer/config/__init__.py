@@ -266,7 +266,7 @@ def _services(r: Reader) -> dict[str, Service]:
             required_env=required_env,
             build=r.path(f"{prefix}.build", must_exist=True, kind="dir"),
             dockerfile=r.path(f"{prefix}.dockerfile", must_exist=True, kind="file"),
-            build_args=_build_args(r, prefix, has_build=body.get("build") is not None),
+            build_args=build_config.build_args(r, prefix, has_build=body.get("build") is not None),
             stop_grace=r.integer(f"{prefix}.stop_grace", default=Service.stop_grace, low=1, high=600),
             max_in_flight=_max_in_flight(r, prefix, has_routes=bool(body.get("routes"))),
             strip_prefix=r.boolean(f"{prefix}.strip_prefix", default=False),
@@ -290,24 +290,6 @@ def _max_in_flight(r: Reader, prefix: str, *, has_routes: bool) -> int | None:
     return value
 
 
-def _build_args(r: Reader, prefix: str, *, has_build: bool) -> tuple[tuple[str, str], ...]:
-    """services.*.build_args: plain build arguments (they stay in the image's history, so
-    never secrets); BASE_IMAGE replaces the Dockerfiles' default base."""
-    table = r.table(f"{prefix}.build_args", required=False)
-    if table and not has_build:
-        raise r.error(f"{prefix}.build_args", f"needs {prefix}.build (the build context they are passed to)")
-    args = []
-    for name in table:
-        key = f"{prefix}.build_args.{name}"
-        if not ENV_KEY.fullmatch(name):
-            raise r.error(key, "a build argument's name is letters, digits and '_'")
-        value = r.string(key, default="")
-        if name == "BASE_IMAGE" and not IMAGE_REF.fullmatch(value):
-            raise r.error(key, f"must be an image reference such as eclipse-temurin:21-jre, not {value!r}")
-        args.append((name, value))
-    return tuple(args)
-
-
 def _check_routes(config: Config) -> None:
     owner: dict[str, str] = {}
     for service in config.services.values():
@@ -320,7 +302,9 @@ def _check_routes(config: Config) -> None:
                 )
             owner[prefix] = service.name
         if service.strip_prefix and not service.routes:
-            raise ConfigError(config.path, f"services.{service.name}.strip_prefix", "the service has no routes to strip")
+            raise ConfigError(
+                config.path, f"services.{service.name}.strip_prefix", "the service has no routes to strip"
+            )
     if not owner:
         raise ConfigError(config.path, "services", "no service has routes: the edge would serve nothing")
     if not config.smoke and not config.verify_paths():

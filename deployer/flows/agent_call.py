@@ -26,8 +26,9 @@ def container(ctx: Context) -> str:
 class _Reply:
     """The agent's JSON lines: progress goes to `say`, the last line is the answer."""
 
-    def __init__(self, say) -> None:
+    def __init__(self, say, update=lambda done, total: None) -> None:
         self.say = say
+        self.update = update  # bytes a dump wrote or a restore read (adapters/progress.py TRANSFER)
         self.pid: int | None = None
         self.result: Any = None
         self.error: dict[str, Any] | None = None
@@ -50,6 +51,8 @@ class _Reply:
             self.pid = message["pid"]
         elif "say" in message:
             self.say(str(message["say"]))
+        elif "bytes" in message and isinstance(message["bytes"], int):
+            self.update(message["bytes"], message.get("of") if isinstance(message.get("of"), int) else None)
         elif "result" in message:
             self.result = message["result"]
         elif "error" in message:
@@ -91,11 +94,20 @@ def healthy(ctx: Context, step: str) -> None:
         raise BackupError(f"the backup service {name} is not healthy: {said}", step=step)
 
 
-def ask(ctx: Context, *args: str, step: str) -> Any:
-    """Run one agent command and return its answer; its errors become ours."""
+def ask(ctx: Context, *args: str, step: str, progress: str = "") -> Any:
+    """Run one agent command and return its answer; its errors become ours. `progress`: the
+    title of the bytes a dump or a restore reports as it goes (shown as a transfer's are)."""
     name = running(ctx, step)
-    reply = _Reply(ctx.say)
     pause = {k: v for k, v in os.environ.items() if k == "DEPLOYER_TEST_PAUSE"}  # test hook: agent/commands.py
+    if progress:
+        from deployer.adapters.progress import TRANSFER
+
+        with TRANSFER[0](progress) as update:
+            return _ask(ctx, name, args, step, _Reply(ctx.say, update), pause)
+    return _ask(ctx, name, args, step, _Reply(ctx.say), pause)
+
+
+def _ask(ctx: Context, name: str, args: tuple[str, ...], step: str, reply: _Reply, pause: dict[str, str]) -> Any:
     try:
         done = ctx.engine.exec_stream(name, [*AGENT, *args], reply.feed, step=step, env=pause)
     except KeyboardInterrupt:

@@ -58,7 +58,7 @@ def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = Tr
     agent, or from here when the agent did not get it there."""
     args = ["dump", "--label", label, "--step", str(step)] + ([] if verify else ["--no-verify"])
     try:
-        return ask(ctx, *args, step=step)["name"]
+        return ask(ctx, *args, step=step, progress=f"dump of {ctx.config.database.name}")["name"]
     except (InputError, Cancelled):  # bad input, or the user's own cancel: nothing to report
         raise
     except DeployerError as exc:
@@ -210,7 +210,7 @@ def restore(ctx: Context, name: str, database: str | None) -> dict[str, Any]:
         oneoffs.clear(ctx)  # never restore under a migration a killed release left running
         refuse_a_running_restore(ctx, Step.RESTORE)  # nor beside a restore a killed one left
         args = ["restore", name, "--database", database, "--maintenance-work-mem", memory]
-        return ask(ctx, *args, step=Step.RESTORE)
+        return ask(ctx, *args, step=Step.RESTORE, progress=f"restore of {name} into {database}")
 
 
 def prune(ctx: Context, *, dry_run: bool, damaged: bool = False) -> dict[str, Any]:

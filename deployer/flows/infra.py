@@ -305,7 +305,11 @@ def adopt_releases(ctx: Context) -> list[str]:
             for t in targets
             if t.service in ctx.config.services and ctx.config.services[t.service].max_in_flight
         )
-        strip = tuple(t.service for t in targets if t.service in ctx.config.services and ctx.config.services[t.service].strip_prefix)
+        strip = tuple(
+            t.service
+            for t in targets
+            if t.service in ctx.config.services and ctx.config.services[t.service].strip_prefix
+        )
         record = Record(colour, release_id, group[0].version, targets, routes, inflight, strip)
         ctx.edge.write_record(colour, record, step=Step.UP)
         adopted.append(f"{colour} {group[0].version}")

@@ -349,3 +349,20 @@ def test_the_schedule_runs_the_restore_drill_at_its_times(stack):
     finally:
         stack.write_config(extra=BACKUP)
         stack.ok("up")
+
+
+def test_a_dump_and_a_restore_report_their_bytes_as_they_go(stack):
+    """The agent's progress lines, which the CLI shows as a transfer's (a bar on a terminal, a
+    line every 5 s on a pipe): the bytes a dump wrote, and how far pg_restore read the dump."""
+    code, out = _agent(stack).exec_run([*AGENT, "dump", "--label", "progress"])
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+    assert code == 0, out.decode()
+    name = lines[-1]["result"]["name"]
+    written = [m["bytes"] for m in lines if "bytes" in m]
+    assert written and 0 < written[-1] <= _row(stack, name)["size"], lines
+    code, out = _agent(stack).exec_run([*AGENT, "restore", name, "--database", "progress_copy"])
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.startswith("{")]
+    assert code == 0, out.decode()
+    read = [(m["bytes"], m["of"]) for m in lines if "bytes" in m]
+    assert read and all(of == _row(stack, name)["size"] and 0 <= done <= of for done, of in read), read
+    psql(_db(stack), "drop database progress_copy", db="postgres")

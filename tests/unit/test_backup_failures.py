@@ -84,7 +84,7 @@ def test_the_cli_posts_what_the_agent_could_not(monkeypatch, shop):
         sent.clear()
         exc.notified = notified
 
-        def ask(ctx, *args, step, exc=exc):
+        def ask(ctx, *args, step, progress="", exc=exc):
             raise exc
 
         monkeypatch.setattr(backups, "ask", ask)

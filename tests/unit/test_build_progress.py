@@ -182,3 +182,14 @@ def test_the_classic_builder_gets_the_templates_without_their_cache_mounts():
         assert len(runs) == stripped.count("\nRUN ")  # every step is still there
     with build._without_cache_mounts(str(templates), None) as same:  # no cache mount: the file as it is
         assert same is None
+
+
+def test_the_agents_progress_lines_reach_the_transfer_display():
+    from deployer.flows.agent_call import _Reply
+
+    seen, said = [], []
+    reply = _Reply(said.append, lambda done, total: seen.append((done, total)))
+    reply.feed(b'{"pid": 7}\n{"bytes": 1048576, "of": null}\n{"say": "dump x: 1 MB"}\n{"bytes": 5, "of": 10}\n')
+    reply.feed(b'{"bytes": "x"}\n{"result": {"name": "x"}}\n')
+    assert seen == [(1048576, None), (5, 10)] and said == ["dump x: 1 MB"]
+    assert reply.outcome(0, "", "backup") == {"name": "x"}
