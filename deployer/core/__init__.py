@@ -11,5 +11,6 @@ steps      the steps of a release, named once for progress, errors, timings and 
 history    history entries
 lockrecord the lock's holder record and its lease
 metrics    the edge's metrics: parsed, summed and turned into rates and quantiles
+accesslog  the edge's access log read back: its lines parsed, the slowest kept, the timing split
 schedule   when the next backup is due
 """

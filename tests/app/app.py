@@ -15,7 +15,7 @@ Standard library only. Behaviour is controlled through environment variables:
   (file)          while /tmp/unhealthy exists, /health answers 503 (tests turn a colour sick)
   CRASH_AFTER     seconds after which the process exits with code 3
   SLOW_PATH       path (or path suffix, e.g. /api/slow) that answers slowly (default /slow)
-  SLOW_SECONDS    how long the slow path sleeps (default 2)
+  SLOW_SECONDS    how long the slow path sleeps (default 2); `?ms=N` on the slow path: N ms
   EVENT_INTERVAL  seconds between server-sent events (default 0.5)
   EVENT_COUNT     number of server-sent events per stream (default 20)
   GET .../ws      with Upgrade: websocket, the same events as WebSocket text frames, then a close
@@ -28,6 +28,8 @@ Standard library only. Behaviour is controlled through environment variables:
   GET .../status/NNN  answers with status NNN
   GET .../download/N  N KiB of body (Content-Length), written 16 KiB at a time, DOWNLOAD_INTERVAL
                   seconds apart (default 0.1): a large answer that streams slowly
+  A request to the slow path logs one line, with its id: `slow request id=<X-Request-ID> ...`
+  (only those: other tests read the last lines of a quiet log).
   Every JSON answer carries "raw": the request target exactly as the app received it,
   and "forwarded": the Host, X-Forwarded-*, Forwarded, X-Real-IP and X-Request-ID headers it
   received. Every answer returns the X-Request-ID it received, as many apps do.
@@ -178,6 +180,15 @@ class Handler(BaseHTTPRequestHandler):
     def _is_slow(self, path):
         return path == SLOW_PATH or path.endswith(SLOW_PATH) or path.startswith(SLOW_PATH + "/")
 
+    def _pause(self, path):
+        """The slow path's sleep (`?ms=N`, else SLOW_SECONDS), logged with the request's id."""
+        if self._is_slow(path):
+            query = dict(p.partition("=")[::2] for p in self.path.partition("?")[2].split("&"))
+            ms = query.get("ms", "")
+            seconds = int(ms) / 1000 if ms.isdigit() else SLOW_SECONDS
+            log(f"slow request id={self.headers.get('X-Request-ID', '-')} {self.command} {path} {seconds:g}s")
+            time.sleep(seconds)
+
     def _read_body(self):
         te = self.headers.get("Transfer-Encoding", "").lower()
         if "chunked" in te:
@@ -235,8 +246,7 @@ class Handler(BaseHTTPRequestHandler):
         if not head and "/download/" in path and path.rsplit("/download/", 1)[1].isdigit():
             self._download(int(path.rsplit("/download/", 1)[1]))
             return
-        if self._is_slow(path):
-            time.sleep(SLOW_SECONDS)
+        self._pause(path)
         status_code = path.rsplit("/status/", 1)[1] if "/status/" in path else ""
         if status_code.isdigit() and 200 <= int(status_code) <= 599:
             self._send_json(int(status_code), self._info(path), head)
@@ -337,8 +347,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             received = self._read_body()
             path = self._path()
-            if self._is_slow(path):
-                time.sleep(SLOW_SECONDS)
+            self._pause(path)
             info = self._info(path)
             info["received"] = received
             self._send_json(200, info)

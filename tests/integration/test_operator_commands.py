@@ -5,8 +5,10 @@ reading tests run first, the rollback test last."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -104,6 +106,56 @@ def test_exec_runs_in_a_colour_and_passes_the_exit_code_through(stack):
     one_line_exit_2(stack.raw_cli("exec", "nosuch", "--", "ls"), "nosuch")
     one_line_exit_2(stack.cli("exec", "backend"), "after `--`")
     one_line_exit_2(stack.raw_cli("exec", "backend", "--colour", "red", "--", "ls"), "--colour")
+
+
+def test_logs_finds_the_slow_requests_and_where_one_request_s_time_went(stack):
+    """`logs --slow` lists the edge's slowest requests, slowest first, with their timing split;
+    `logs --request` shows one request's edge line and the app's lines that name its id. (After
+    the tests that read the backend's last lines: its slow path logs a line.)"""
+    run = uuid.uuid4().hex[:8]
+    slow_id, fast_id, front_id = f"slow-{run}", f"fast-{run}", f"front.{run}"
+    assert stack.get("/api/slow?ms=400", headers={"X-Request-ID": slow_id}).status_code == 200
+    assert stack.get("/api/version", headers={"X-Request-ID": fast_id}).status_code == 200
+    assert stack.get("/slow?ms=250", headers={"X-Request-ID": front_id}).status_code == 200  # the front end's
+
+    deadline = time.monotonic() + 20  # the edge writes its access log out within a second or two
+    while True:
+        found = json.loads(stack.ok("logs", "--slow", "200ms", "--since", "5m", "--json").stdout)
+        ids = [e["request_id"] for e in found]
+        if (slow_id in ids and front_id in ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert slow_id in ids and front_id in ids and fast_id not in ids, ids
+    assert ids.index(slow_id) < ids.index(front_id)  # slowest first
+    slow = found[ids.index(slow_id)]
+    assert (slow["service"], slow["prefix"], slow["status"], slow["path"]) == ("backend", "/api/", 200, "/api/slow")
+    assert float(slow["upstream_time"]) >= 0.4 and float(slow["header_time"]) >= 0.4 and slow["time_total"] >= 0.4
+    assert float(slow["connect_time"]) < 0.2  # the split says where the time went: the app, not the network
+
+    def ids_of(*args: str) -> list[str]:
+        return [e["request_id"] for e in json.loads(stack.ok("logs", "--slow", "200ms", *args, "--json").stdout)]
+
+    assert slow_id in ids_of("--service", "backend") and front_id not in ids_of("--service", "backend")
+    assert front_id in ids_of("--service", "frontend") and slow_id not in ids_of("--service", "frontend")
+    assert ids_of("--tail", "1") == [ids[0]]
+    plain = stack.ok("logs", "--slow", "200ms", "--since", "5m")  # on a pipe: tab-separated columns
+    cells = next(x for x in plain.stdout.splitlines() if slow_id in x).split("\t")
+    assert cells[1:5] == [slow_id, "backend", "/api/", "200"] and cells[-1] == "GET /api/slow", cells
+    assert all(c.endswith(" ms") for c in cells[5:9]) and int(cells[7].split()[0]) >= 400, cells
+
+    one = stack.ok("logs", "--request", slow_id)
+    assert f'"request_id": "{slow_id}"' in one.stdout and "backend on green" in one.stdout, one.stdout
+    assert f"backend: [testapp] slow request id={slow_id} GET /api/slow" in one.stdout, one.stdout
+    fast = stack.ok("logs", "--request", fast_id, "--since", "5m")  # the app logs no line of it
+    assert f'"request_id": "{fast_id}"' in fast.stdout and "backend: " not in fast.stdout
+    assert "no line of backend in green" in fast.stderr, fast.stderr
+
+    unknown = stack.cli("logs", "--request", f"none-{run}", "--since", "5m")
+    assert unknown.returncode == 1 and "step 'logs'" in unknown.stderr and f"none-{run}" in unknown.stderr
+    assert unknown.stdout == ""
+    one_line_exit_2(stack.cli("logs", "--request", "bad id"), "--request")
+    one_line_exit_2(stack.cli("logs", "--slow", "1s", "--service", "nosuch"), "--service", "nosuch")
+    one_line_exit_2(stack.cli("logs", "--slow", "1s", "-f"), "--follow", "--slow")
 
 
 def test_rollback_to_the_standby_to_a_version_and_to_kept_images(stack):

@@ -127,3 +127,33 @@ def test_shell_completion_completes_commands_and_prints_its_script():
         ["bash", "-c", f"'{exe}' --show-completion; exit $?"], capture_output=True, text=True, timeout=60
     )
     assert script.returncode == 0 and "_deployer_completion()" in script.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--slow", "1s", "-f"], "-f/--follow does not go with --slow"),
+        (["--slow", "1s", "--request", "abc"], "--request does not go with --slow"),
+        (["--slow", "1s", "backend"], "SERVICE does not go with --slow (name a service with --service)"),
+        (["--slow", "1s", "--colour", "blue"], "--colour does not go with --slow"),
+        (["--slow", "soon"], "--slow must be a duration"),
+        (["--slow", "-1s"], "--slow must be a duration"),
+        (["--request", "a:b"], "--request must be 1 to 200 characters"),
+        (["--request", "x" * 201], "--request must be 1 to 200 characters"),
+        (["--request", "abc", "-f"], "-f/--follow does not go with --request"),
+        (["--request", "abc", "--tail", "3"], "--tail does not go with --request"),
+        (["--request", "abc", "--service", "backend"], "--service does not go with --request"),
+        (["--request", "abc", "--json"], "--json does not go with --request"),
+        (["--service", "backend"], "--service goes with --slow"),
+        (["backend", "--json"], "--json goes with --slow"),
+    ],
+)
+def test_logs_search_flags_that_do_not_go_together_are_one_line(args, words, tmp_path):
+    """Checked before the config is read (there is none here): exit 2, one line, nothing done."""
+    result = subprocess.run(
+        [sys.executable, "-m", "deployer", "logs", *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("ERROR (InputError): ") and words in lines[0], lines[0]
+    assert result.stdout == "" and "Traceback" not in result.stderr
