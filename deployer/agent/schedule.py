@@ -97,14 +97,15 @@ def drill_in(agent: Agent) -> float:
     """Seconds until the next restore drill ([backup] drill_schedule), or WAKE when there is none."""
     if not agent.config.drill_schedule:
         return WAKE
-    state = report.read_status(agent.folder).get("last_drill") or {}
     try:
+        state = report.read_status(agent.folder).get("last_drill") or {}
         last = datetime.fromisoformat(state["at"]) if state.get("at") else None
-    except ValueError:
-        last = None
-    last = max(filter(None, (last, _last_drill_try)), default=None)
-    started = report.read_first_start(agent.folder) or now()
-    return timing.drill_wait(agent.config.drill_schedule, last, started, now())
+        last = max(filter(None, (last, _last_drill_try)), default=None)
+        started = report.read_first_start(agent.folder) or now()
+        return timing.drill_wait(agent.config.drill_schedule, last, started, now())
+    except Exception as exc:  # an odd status file or a croniter surprise must not stop the schedule
+        report.log(f"cannot tell when the next restore drill is due: {exc}")
+        return WAKE
 
 
 def drill_if_due(agent: Agent) -> None:
