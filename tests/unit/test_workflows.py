@@ -95,6 +95,11 @@ def test_cd_releases_to_staging_then_promotes_to_production_by_digest_after_appr
     assert "deployer build" not in run_lines(production) and "deployer release" not in run_lines(production)
     names = [s.get("id") for s in production["steps"]]
     assert names.index("up") < names.index("promote")
+    # An external database's URL, when the environment has one, becomes db.url (url_file)
+    for job in (staging, production):
+        files = next(s for s in job["steps"] if "db.env" in s.get("run", ""))
+        assert files["env"]["DB_URL"] == "${{ secrets.DB_URL }}"
+        assert """if [ -n "$DB_URL" ]; then printf '%s\\n' "$DB_URL" > db.url; fi""" in files["run"]
 
 
 def test_ci_builds_tests_and_outputs_the_pushed_digests():
