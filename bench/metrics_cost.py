@@ -48,6 +48,7 @@ http {
     lua_package_path "/l/?.lua;;";
     lua_shared_dict deployer_metrics 32m;
     lua_shared_dict deployer_clients 16m;
+    lua_shared_dict deployer_services 4m;
     lua_shared_dict deployer_inflight 1m;
     lua_shared_dict deployer_state 1m;
     lua_shared_dict bench 1m;
