@@ -64,14 +64,18 @@ M.FAMILIES = {
 --   s <service> <prefix>                    its sum, in seconds
 --   f <pid> <service> <prefix> <colour>     a worker's requests in flight
 
--- One record per (service, prefix, colour), built once: its keys' common parts.
-local records = {}
+-- One record per (service, prefix, colour), with its keys' common parts: built once, so that a
+-- request builds no string.
+local records = {} -- service -> prefix -> colour -> record
 local function record(service, prefix, colour)
-    local key = service .. " " .. prefix .. " " .. colour
-    local rec = records[key]
+    local by_prefix = records[service] or {}
+    records[service] = by_prefix
+    local by_colour = by_prefix[prefix] or {}
+    by_prefix[prefix] = by_colour
+    local rec = by_colour[colour]
     if not rec then
-        rec = { key = key, hist = service .. " " .. prefix }
-        records[key] = rec
+        rec = { key = service .. " " .. prefix .. " " .. colour, hist = service .. " " .. prefix }
+        by_colour[colour] = rec
     end
     return rec
 end
