@@ -59,7 +59,12 @@ http {
         listen 8080;
         location / {
             # what the router and the balancer (ctx.tries) leave for the metrics
-            rewrite_by_lua_block { local c = ngx.ctx; c.route, c.colour, c.release, c.tries = "live", "blue", "aaaa1111", 1 }
+            # (and, in a tree that has them, the per-service figures' record: router.lua's enter)
+            rewrite_by_lua_block {
+                local c = ngx.ctx; c.route, c.colour, c.release, c.tries = "live", "blue", "aaaa1111", 1
+                local has, services = pcall(require, "deployer.service_metrics")
+                if has then services.enter("api", "/api/", "blue") end
+            }
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_pass http://app;
