@@ -48,6 +48,7 @@ http {
     lua_package_path "/l/?.lua;;";
     lua_shared_dict deployer_metrics 32m;
     lua_shared_dict deployer_clients 16m;
+    lua_shared_dict deployer_services 4m;
     lua_shared_dict deployer_inflight 1m;
     lua_shared_dict deployer_state 1m;
     lua_shared_dict bench 1m;
@@ -58,7 +59,12 @@ http {
         listen 8080;
         location / {
             # what the router and the balancer (ctx.tries) leave for the metrics
-            rewrite_by_lua_block { local c = ngx.ctx; c.route, c.colour, c.release, c.tries = "live", "blue", "aaaa1111", 1 }
+            # (and, in a tree that has them, the per-service figures' record: router.lua's enter)
+            rewrite_by_lua_block {
+                local c = ngx.ctx; c.route, c.colour, c.release, c.tries = "live", "blue", "aaaa1111", 1
+                local has, services = pcall(require, "deployer.service_metrics")
+                if has then services.enter("api", "/api/", "blue") end
+            }
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_pass http://app;

@@ -71,6 +71,12 @@ def lua_image(docker_client) -> str:
     return built_image(docker_client, ROOT / "tests" / "lua", "deployer-testlua", files=["Dockerfile"])
 
 
+@pytest.fixture(scope="session")
+def prometheus_image(docker_client) -> str:
+    """Debian's Prometheus (tests/prometheus), built once per content of its Dockerfile."""
+    return built_image(docker_client, ROOT / "tests" / "prometheus", "deployer-testprom", files=["Dockerfile"])
+
+
 @pytest.fixture
 def project(tmp_path, docker_client, test_app_image):
     from stack import Stack

@@ -20,6 +20,12 @@ import re
 from dataclasses import dataclass, field
 
 SAMPLE = re.compile(r"([a-z_0-9]+)\{([^}]*)\} ([0-9.eE+-]+|\+Inf)")
+# The families read here, cumulative or windowed; the view's others (the per-service ones for
+# Prometheus: docs/observability.md) are not per colour and release, and are left out.
+FAMILY = re.compile(
+    r"deployer_(?:window_)?(requests_total|request_duration_seconds_bucket|upstream_header_seconds_bucket"
+    r"|client_addresses|top_client_5xx|top_client_slow)"
+)
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 WINDOW = re.compile(r"# window ([0-9]+) seconds")
 JUDGED = ("2xx", "3xx", "4xx", "5xx")  # answers of the release's own upstream
@@ -109,21 +115,25 @@ def parse(text: str) -> tuple[int | None, list[Series]]:
         if not m:
             continue
         name, labels, value = m.groups()
+        family = FAMILY.fullmatch(name)
+        if not family:
+            continue
+        name = family.group(1)
         tags = dict(LABEL.findall(labels))
         key = (tags.get("route", ""), tags.get("colour", ""), tags.get("release", ""))
         s = series.setdefault(key, Series(*key))
         n = int(float(value))
-        if name.endswith("requests_total"):
+        if name == "requests_total":
             s.classes[tags.get("class", "")] = s.classes.get(tags.get("class", ""), 0) + n
-        elif name.endswith("request_duration_seconds_bucket"):
+        elif name == "request_duration_seconds_bucket":
             s.buckets[_bound(tags.get("le"))] = n
-        elif name.endswith("upstream_header_seconds_bucket"):
+        elif name == "upstream_header_seconds_bucket":
             s.upstream[_bound(tags.get("le"))] = n
-        elif name.endswith("client_addresses"):
+        elif name == "client_addresses":
             s.addresses = n
-        elif name.endswith("top_client_5xx"):
+        elif name == "top_client_5xx":
             s.top_errors = n
-        elif name.endswith("top_client_slow"):
+        elif name == "top_client_slow":
             s.top_slow[_bound(tags.get("above"))] = n
     return window, list(series.values())
 

@@ -263,6 +263,19 @@ function M.state(files)
     end
 end
 
+-- A request to `handler` (a view: metrics_view.render) with the variables `var`: the body's
+-- lines as a set, and in order.
+function M.lines(handler, var)
+    M.request(var)
+    handler()
+    local set, list = {}, {}
+    for line in M.body:gmatch("[^\n]+") do
+        set[line] = true
+        list[#list + 1] = line
+    end
+    return set, list
+end
+
 -- The logs at `level` (ngx.WARN, ...) joined by newlines.
 function M.logged(level)
     local lines = {}

@@ -34,14 +34,7 @@ describe("the metrics", function()
 
     -- The view's lines as a set, and in order; `args`: arg_window, arg_top.
     local function scrape(args)
-        edge.request(args)
-        view.render()
-        local lines, list = {}, {}
-        for line in edge.body:gmatch("[^\n]+") do
-            lines[line] = true
-            list[#list + 1] = line
-        end
-        return lines, list
+        return edge.lines(view.render, args)
     end
 
     local function has(lines, line)

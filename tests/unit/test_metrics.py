@@ -60,3 +60,20 @@ def test_top_shapes_one_reading_per_colour_and_route():
     )
     nothing = topview.snapshot("", 10, EdgeState(), "2026-12-07T09:00:00Z")
     assert nothing["live"] is None and nothing["window_s"] == 10
+
+
+def test_the_per_service_families_never_mix_into_a_colours_figures():
+    """The cumulative view also holds the families for Prometheus (service_metrics.lua): no
+    route and release labels, and names that end as the watch's do. They are left out."""
+    labels = 'route="live",colour="green",release="aaaaaaaa"'
+    text = f"""# TYPE deployer_requests_total counter
+deployer_requests_total{{{labels},class="2xx"}} 5
+# TYPE deployer_service_requests_total counter
+deployer_service_requests_total{{service="api",prefix="/api/",colour="green",class="5xx"}} 7
+deployer_service_request_duration_seconds_bucket{{service="api",prefix="/api/",le="+Inf"}} 7
+deployer_service_upstream_errors_total{{service="api",prefix="/api/",colour="green"}} 7
+deployer_service_in_flight{{service="api",prefix="/a\\"}}b/",colour="green"}} 1
+"""
+    window, series = metrics.parse(text)
+    assert window is None
+    assert [(s.route, s.colour, s.release, s.classes) for s in series] == [("live", "green", "aaaaaaaa", {"2xx": 5})]

@@ -25,9 +25,12 @@
 --   /_deployer/metrics?window=60   the last N seconds (N <= 120), from 5-second slots;
 --                                  `deployer status` and the post-release watch read this
 --   ...&top=K (either view)        the live route's per-client figures (clients.lua)
+-- The cumulative view also holds the public traffic's figures per service and configured
+-- route prefix (service_metrics.lua, for Prometheus and Grafana: docs/observability.md).
 
 local inflight = require("deployer.inflight")
 local clients = require("deployer.clients")
+local services = require("deployer.service_metrics") -- per service and prefix, beside these
 
 local M = {}
 
@@ -120,6 +123,7 @@ function M.log()
     end
     local route = ctx.route
     if not route then
+        services.orphan() -- an internal redirect emptied ngx.ctx
         return
     end
     local status = ngx.status
@@ -151,6 +155,9 @@ function M.log()
         class = EDGE[status]
     end
     p[class] = (p[class] or 0) + 1
+    if ctx.svc then -- public traffic of a configured route (router.lua)
+        services.log(ctx.svc, status, b, seconds, asked)
+    end
     if upstream then
         local ub = bucket(upstream)
         p.u[ub] = (p.u[ub] or 0) + 1
@@ -192,6 +199,7 @@ local function flush()
             clients.flush(series, p.cl, slot, SLOT_TTL)
         end
     end
+    services.flush()
     ngx.update_time()
     dict:set("flushed|" .. ngx.worker.id(), ngx.now())
 end

@@ -3,6 +3,7 @@
 --   /_deployer/metrics             cumulative, since the edge started
 --   /_deployer/metrics?window=N    the last N seconds (N <= 120), from the 5-second slots
 --   ...&top=K                      the live route's per-client figures (clients.lua)
+-- The cumulative view also has the per-service families of service_metrics.lua.
 
 local metrics = require("deployer.metrics")
 local clients = require("deployer.clients")
@@ -130,6 +131,7 @@ function M.render()
         clients.render(out, prefix, labels, first, math.min(math.floor(top), 100), BUCKETS, metrics.TRACK)
     end
     if not window then
+        require("deployer.service_metrics").render(out, BUCKETS)
         out[#out + 1] = "# TYPE deployer_dns_waits_total counter"
         out[#out + 1] = "deployer_dns_waits_total " .. require("deployer.dns").waits()
     end

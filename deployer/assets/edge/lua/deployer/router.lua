@@ -7,6 +7,7 @@
 local state = require("deployer.state")
 local dns = require("deployer.dns")
 local inflight = require("deployer.inflight")
+local services = require("deployer.service_metrics")
 
 local M = {}
 
@@ -57,6 +58,9 @@ local function choose(route_kind, rec, name, expose, remote, prefix)
             var.deployer_forwarded_prefix = strip
         end
         var.deployer_target = target
+    end
+    if route_kind == "live" then
+        services.enter(name, prefix, rec.colour) -- in flight from here (a wait for a slot too)
     end
     -- Who answered is shown on the preview server, on the live server only to requests
     -- from inside the edge (the deployer's own checks) or when edge.expose_colour is set.
@@ -130,6 +134,7 @@ function M.external()
     ngx.var.deployer_route = "external"
     ngx.var.deployer_colour = "none"
     ngx.var.deployer_service = "external"
+    services.enter("external", ngx.var.deployer_prefix, "none")
 end
 
 -- /_deployer/health/<colour>[-<release>]/<service>: that service's own health path on
