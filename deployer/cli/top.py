@@ -12,6 +12,7 @@ import typer
 from deployer.cli.common import ConfigOption, EnvOption, context, handled
 
 COLUMNS = ("colour", "role", "version", "route", "req/s", "5xx", "p50 ms", "p99 ms")
+SERVICE_COLUMNS = ("service", "req/s", "5xx", "p50 ms", "p99 ms", "in flight", "upstream errors")
 
 
 @handled
@@ -34,27 +35,35 @@ def top(
 
     with context(config, env, check_paths=False) as ctx:
         ctx.edge.require()
+        reader = flow.Reader(ctx)
         try:
+            if once:  # two readings a second apart: the services' rates need a change to measure
+                reader.sample()
+                time.sleep(1)
             if as_json or once or not sys.stdout.isatty():
                 while True:
-                    reading = flow.sample(ctx)
+                    reading = reader.sample()
                     print(json.dumps(reading, sort_keys=True) if as_json else _plain(reading), flush=True)
                     if once:
                         return
                     time.sleep(interval)
-            _live(ctx, flow, interval)
+            _live(reader, interval)
         except KeyboardInterrupt:  # how a live view ends, not a failure
             return
 
 
-def _live(ctx, flow, interval: float) -> None:
-    from rich.console import Console
+def _live(reader, interval: float) -> None:
+    from rich.console import Console, Group
     from rich.live import Live
 
-    with Live(_table(flow.sample(ctx)), console=Console(), auto_refresh=False, screen=False) as live:
+    def view():
+        reading = reader.sample()
+        return Group(_table(reading), _services(reading))
+
+    with Live(view(), console=Console(), auto_refresh=False, screen=False) as live:
         while True:
             time.sleep(interval)
-            live.update(_table(flow.sample(ctx)), refresh=True)
+            live.update(view(), refresh=True)
 
 
 def _rows(reading: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -92,7 +101,35 @@ def _table(reading: dict[str, Any]):
     return table
 
 
+def _service_rows(reading: dict[str, Any]) -> list[tuple[str, ...]]:
+    def shown(value: Any, text: str) -> str:
+        return "-" if value is None else text
+
+    return [
+        (
+            name,
+            shown(s["rate"], f"{s['rate'] or 0:.1f}"),
+            shown(s["error_rate"], f"{100 * (s['error_rate'] or 0):.1f}%"),
+            shown(s["p50_ms"], f"{s['p50_ms']:g}" if s["p50_ms"] is not None else ""),
+            shown(s["p99_ms"], f"{s['p99_ms']:g}" if s["p99_ms"] is not None else ""),
+            str(s["in_flight"]),
+            shown(s["upstream_errors"], str(s["upstream_errors"])),
+        )
+        for name, s in reading.get("services", {}).items()
+    ]
+
+
+def _services(reading: dict[str, Any]):
+    from rich.table import Table
+
+    table = Table(*SERVICE_COLUMNS, title="public traffic per service", title_justify="left")
+    for row in _service_rows(reading):
+        table.add_row(*row)
+    return table
+
+
 def _plain(reading: dict[str, Any]) -> str:
     lines = [_title(reading), "\t".join(COLUMNS)]
     lines += ["\t".join(row) for row in _rows(reading)]
+    lines += ["\t".join(SERVICE_COLUMNS)] + ["\t".join(row) for row in _service_rows(reading)]
     return "\n".join(lines) + "\n"

@@ -39,6 +39,10 @@ def test_top_reads_each_colour_and_shows_a_switch_as_it_happens(project):
         assert green["live"]["rate"] > 5 and green["live"]["error_rate"] == 0, green
         assert green["live"]["p50_ms"] is not None and green["live"]["p50_ms"] <= green["live"]["p99_ms"]
         assert blue["live"]["requests"] == 0
+        backend = once["services"]["backend"]  # the public traffic per service, between two readings
+        assert backend["rate"] > 5 and backend["error_rate"] == 0 and backend["upstream_errors"] == 0, backend
+        assert backend["p99_ms"] is not None and backend["in_flight"] >= 0
+        assert once["services"].get("frontend", {"rate": 0})["rate"] == 0
 
         project.ok("switch", "--to", "blue")
         deadline = time.monotonic() + 30
@@ -62,5 +66,6 @@ def test_top_reads_each_colour_and_shows_a_switch_as_it_happens(project):
 
     plain = project.ok("top", "--once").stdout  # on a pipe: a title and tab-separated rows
     assert "live: blue v1" in plain and "blue\tlive\tv1\tlive\t" in plain
+    assert "service\treq/s" in plain and "\nbackend\t" in plain
     bad = project.cli("top", "--interval", "0.1")
     assert bad.returncode == 2 and "--interval" in bad.stderr and "Traceback" not in bad.stderr

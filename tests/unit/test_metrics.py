@@ -77,3 +77,37 @@ deployer_service_in_flight{{service="api",prefix="/a\\"}}b/",colour="green"}} 1
     window, series = metrics.parse(text)
     assert window is None
     assert [(s.route, s.colour, s.release, s.classes) for s in series] == [("live", "green", "aaaaaaaa", {"2xx": 5})]
+
+
+SERVICES = """# TYPE deployer_service_requests_total counter
+deployer_service_requests_total{{service="api",prefix="/api/",colour="green",class="2xx"}} {ok}
+deployer_service_requests_total{{service="api",prefix="/a\\"}}b/",colour="green",class="5xx"}} {bad}
+deployer_service_requests_total{{service="web",prefix="/",colour="green",class="2xx"}} 3
+# TYPE deployer_service_request_duration_seconds histogram
+deployer_service_request_duration_seconds_bucket{{service="api",prefix="/api/",le="0.1"}} {fast}
+deployer_service_request_duration_seconds_bucket{{service="api",prefix="/api/",le="+Inf"}} {all}
+deployer_service_upstream_errors_total{{service="api",prefix="/api/",colour="green"}} {bad}
+deployer_service_in_flight{{service="api",prefix="/api/",colour="green"}} 2
+deployer_service_in_flight{{service="api",prefix="/a\\"}}b/",colour="green"}} 1
+"""
+
+
+def test_top_figures_each_service_from_the_change_of_its_counters():
+    from deployer.core import topview
+
+    before = topview.service_counts(SERVICES.format(ok=100, bad=0, fast=100, all=100))
+    after = topview.service_counts(SERVICES.format(ok=190, bad=10, fast=190, all=200))
+    assert before["api"]["in_flight"] == 3 and set(before) == {"api", "web"}  # an odd prefix parses
+    first = topview.services(None, before, 0)
+    assert first["api"] == {
+        "rate": None,
+        "error_rate": None,
+        "p50_ms": None,
+        "p99_ms": None,
+        "upstream_errors": None,
+        "in_flight": 3,
+    }
+    api = topview.services(before, after, 10.0)["api"]
+    assert (api["rate"], api["error_rate"], api["upstream_errors"], api["in_flight"]) == (10.0, 0.1, 10, 3)
+    assert api["p50_ms"] == pytest.approx(100 * 50 / 90, abs=0.1) and api["p99_ms"] is not None
+    assert topview.services(before, after, 10.0)["web"]["rate"] == 0.0
