@@ -104,6 +104,7 @@ def drill(agent: Agent, *, step: str = Step.DRILL, say=lambda message: None) -> 
     except BackupError as exc:
         done = Drill(at=at, dump=name, ok=False, seconds=round(time.monotonic() - started, 1), error=str(exc)[-1000:])
         report.update_status(agent.folder, last_drill=asdict(done))
+        exc.step = step  # "no dump yet" and a damaged dump are the drill's failures, reported as such
         raise
     done = Drill(**{**asdict(result), "seconds": round(time.monotonic() - started, 1)})
     report.update_status(agent.folder, last_drill=asdict(done))

@@ -97,11 +97,14 @@ def _external(ctx: Context, asked: bool) -> dict[str, Any]:
     """An external database ([database] url_file), as the backup agent reaches it: its
     server's version and pgvector, or why it does not answer."""
     from deployer.config.data import read_url
-    from deployer.errors import DeployerError
+    from deployer.errors import ConfigError, DeployerError
     from deployer.flows import agent_call
 
-    url = read_url(ctx.config.database.url_file, where=ctx.config.path)
-    part: dict[str, Any] = {"status": "external", "health": "unknown", "where": url.where}
+    try:  # status reads no secret it does not need: a missing url_file only leaves "where" unknown
+        where = read_url(ctx.config.database.url_file, where=ctx.config.path).where
+    except ConfigError as exc:
+        where = f"unknown ({exc})"
+    part: dict[str, Any] = {"status": "external", "health": "unknown", "where": where}
     if not asked:
         part["error"] = "the backup service is not running, so the database was not asked"
         return part
