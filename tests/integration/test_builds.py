@@ -64,7 +64,10 @@ def test_buildkit_builds_and_a_one_line_change_reuses_the_dependency_layer(proje
     )
     assert "installed-now" not in second.stderr, "the dependency step did not run again"
     v1, v2 = layers(project, f"{project.name}-backend:v1"), layers(project, f"{project.name}-backend:v2")
-    assert v1[:-2] == v2[:-2] and v1[-1] != v2[-1], "the same layers up to the source"
+    # The same layers up to the source's: the COPY of src.txt differs, and the RUN after it
+    # either adds no layer (an empty diff) or one that may be the same in both.
+    shared = next((i for i, (a, b) in enumerate(zip(v1, v2, strict=False)) if a != b), min(len(v1), len(v2)))
+    assert v1 != v2 and shared >= len(v1) - 2, ("the same layers up to the source", v1, v2)
     # A dependency change runs the install again, with what the cache mount kept.
     (project.folder / "backend" / "deps.txt").write_text(f"two-{project.name}\n")
     third = project.cli("build", "v3")
