@@ -139,3 +139,20 @@ def test_the_agent_is_told_the_external_server_and_not_its_password(tmp_path):
     )
     assert "pa#ss" not in told.render() and "pa%23ss" not in told.render()
     assert agentconfig.AgentConfig.parse(told.render()) == told
+
+
+def test_status_shows_an_external_database_whose_url_file_cannot_be_read(tmp_path):
+    """status reads no secret it does not need: an unreadable url_file leaves the address
+    unknown, named, instead of failing the command."""
+    from types import SimpleNamespace
+
+    from deployer.flows import status
+
+    cfg = config.load(write(tmp_path, '[database]\nurl_file = "db.url"\n'))
+    (tmp_path / "db.url").chmod(0o644)  # as a careless copy leaves it
+    part = status._external(SimpleNamespace(config=cfg), asked=False)
+    assert part["status"] == "external" and part["health"] == "unknown"
+    assert part["where"].startswith("unknown (") and "chmod 600" in part["where"]
+    assert "backup service is not running" in part["error"]
+    (tmp_path / "db.url").chmod(0o600)
+    assert status._external(SimpleNamespace(config=cfg), asked=False)["where"] == "db.internal.example:6432/shop"
