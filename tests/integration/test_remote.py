@@ -158,6 +158,11 @@ def test_up_release_under_load_switch_and_status_on_a_remote_host(remote):
     assert status["edge"]["health"] == "healthy"
     assert [e["action"] for e in status["releases"]][-3:] == ["release", "release", "switch"]
 
+    # top reads the remote edge the same way: its route state and its metrics, over the tunnel
+    top = json.loads(ok(remote, "top", "--once", "--json").stdout)
+    assert top["live"] == "blue" and top["colours"]["green"]["role"] == "standby"
+    assert top["colours"]["green"]["version"] == "v2" and "backend" in top["services"]
+
 
 def test_logs_exec_and_rollback_over_ssh(remote):
     host, config, name = remote
