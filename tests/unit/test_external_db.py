@@ -8,20 +8,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import TWO
 
 from deployer import config
 from deployer.core import agentconfig, compose, dburl, masking
 from deployer.errors import ConfigError
 
-BASE = """
-[project]
-name = "shop"
-[services.backend]
-image = "shop-backend"
-port = 8080
-health = "/actuator/health"
-routes = ["/"]
-"""
+BASE = TWO.split("[database]")[0]  # the shared config, its [database] written by each test
 URL = "postgresql://app:pa%23ss-word-1@db.internal.example:6432/shop?sslmode=require\n"
 
 
