@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployer.adapters import progress
+from deployer.adapters import docker_cli, progress
 from deployer.adapters.failures import reason
 from deployer.core import masking
 from deployer.errors import EngineError, InputError
@@ -75,14 +73,7 @@ def builder() -> str:
     """'buildx', or 'classic' where the buildx plugin is missing (or DEPLOYER_BUILDER=classic)."""
     if asked_builder() == "classic":
         return "classic"
-    docker = shutil.which("docker")
-    if docker is None:
-        return "classic"
-    try:
-        found = subprocess.run([docker, "buildx", "version"], capture_output=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return "classic"
-    return "buildx" if found.returncode == 0 else "classic"
+    return "buildx" if docker_cli.has_buildx() else "classic"
 
 
 def build(
@@ -107,40 +98,32 @@ def build(
         _say_classic_once(say)
         return _classic(engine, context, tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels,
                         nocache=nocache)  # fmt: skip
-    from python_on_whales import DockerClient
-    from python_on_whales.exceptions import DockerException
-
-    docker = DockerClient(host=engine.base_url())
+    docker = docker_cli.client(engine)
     imports = cache_specs("DEPLOYER_CACHE_FROM") or list(cache_from)
     exports = cache_specs("DEPLOYER_CACHE_TO") or ([cache_to] if cache_to else [])
     tail: deque[str] = deque(maxlen=TAIL)
-    with progress.BUILD_LOG[0](tag) as show:
-        try:
-            lines = docker.buildx.build(
-                context,
-                file=dockerfile,
-                tags=[tag],
-                build_args=buildargs,
-                labels=labels or {},
-                cache=not nocache,
-                # a list is python-on-whales's form for several imports, of dicts only
-                cache_from=[_as_dict(spec) for spec in imports] or None,
-                cache_to=exports[0] if exports else None,
-                load=True,
-                progress="plain",
-                stream_logs=True,
-            )
-            for line in lines:
-                line = masking.mask(line.rstrip("\n"))
-                tail.append(line)
-                show(line)
-        except DockerException as exc:
-            raise EngineError(
-                f"building {tag} failed: docker buildx build exited with {exc.return_code}",
-                step=step,
-                logs="\n".join(tail),
-                command="buildx build",
-            ) from None
+    with (
+        progress.BUILD_LOG[0](tag) as show,
+        docker_cli.calling(f"building {tag}", step=step, command="docker buildx build", logs=lambda: "\n".join(tail)),
+    ):
+        lines = docker.buildx.build(
+            context,
+            file=dockerfile,
+            tags=[tag],
+            build_args=buildargs,
+            labels=labels or {},
+            cache=not nocache,
+            # a list is python-on-whales's form for several imports, of dicts only
+            cache_from=[_as_dict(spec) for spec in imports] or None,
+            cache_to=exports[0] if exports else None,
+            load=True,
+            progress="plain",
+            stream_logs=True,
+        )
+        for line in lines:
+            line = masking.mask(line.rstrip("\n"))
+            tail.append(line)
+            show(line)
     image = engine.image_id(tag)
     if image is None:
         raise EngineError(f"building {tag} ended, but the engine has no image {tag}", step=step, command="buildx build")

@@ -8,28 +8,12 @@ import json
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from deployer.adapters import docker_cli
 from deployer.adapters.engine import Engine, debug
-from deployer.core import masking
-from deployer.errors import EngineError
-
-
-def warm_up() -> None:
-    """Import python-on-whales (about 0.2 s of CPU on the test machine) in a thread, while
-    the command waits on the engine (the lock, the images): a release's `compose up` then
-    starts at once. Importing it again later waits for this import, never repeats it."""
-
-    def load() -> None:
-        try:
-            import python_on_whales  # noqa: F401
-        except Exception:  # the real import in up() reports it
-            pass
-
-    threading.Thread(target=load, name="deployer-compose-import", daemon=True).start()
 
 
 @contextmanager
@@ -39,8 +23,6 @@ def _client(engine: Engine, project: str, spec: dict[str, Any], secrets: dict[st
     Secret values are set in this process's environment for the length of the call
     only (compose reads them from there and copies them into the containers); the file
     holds none, and lives in a private temporary folder."""
-    from python_on_whales import DockerClient
-
     with tempfile.TemporaryDirectory(prefix="deployer-compose-") as tmp:
         path = os.path.join(tmp, "compose.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -49,7 +31,7 @@ def _client(engine: Engine, project: str, spec: dict[str, Any], secrets: dict[st
         saved = {k: os.environ.get(k) for k in (secrets or {})}
         os.environ.update(secrets or {})
         try:
-            yield DockerClient(host=engine.base_url(), compose_files=[path], compose_project_name=project)
+            yield docker_cli.client(engine, compose_files=[path], compose_project_name=project)
         finally:
             for k, v in saved.items():
                 if v is None:
@@ -74,27 +56,25 @@ def up(
     """`services`: only these (and what they depend on), else all. `beside`: only these, and
     their running containers are kept whatever changed (`--no-deps --no-recreate`: with
     `scales`, a new container of the new file starts beside the old one)."""
-    from python_on_whales.exceptions import DockerException
-
     debug(f"compose up {project} {' '.join(services or [])}")
     _ = engine.sdk  # fail early, with a clear message, on an unreachable engine
-    with _client(engine, project, spec, secrets) as docker:
-        try:
-            docker.compose.up(
-                services or None,
-                detach=True,
-                force_recreate=recreate,
-                recreate=not beside,
-                dependencies=not beside,
-                scales=scales or {},
-                remove_orphans=True,
-                pull="never",
-                quiet=True,
-                wait=wait,
-                wait_timeout=120 if wait else None,
-            )
-        except DockerException as exc:
-            raise _compose_error(f"compose up of {project} failed", exc, step) from None
+    with (
+        _client(engine, project, spec, secrets) as docker,
+        docker_cli.calling(f"compose up of {project}", step=step, command="docker compose up"),
+    ):
+        docker.compose.up(
+            services or None,
+            detach=True,
+            force_recreate=recreate,
+            recreate=not beside,
+            dependencies=not beside,
+            scales=scales or {},
+            remove_orphans=True,
+            pull="never",
+            quiet=True,
+            wait=wait,
+            wait_timeout=120 if wait else None,
+        )
 
 
 def down(
@@ -106,15 +86,13 @@ def down(
     volumes: bool = False,
     secrets: dict[str, str] | None = None,
 ) -> None:
-    from python_on_whales.exceptions import DockerException
-
     debug(f"compose down {project}")
     _ = engine.sdk
-    with _client(engine, project, spec, secrets) as docker:
-        try:
-            docker.compose.down(remove_orphans=True, volumes=volumes, quiet=True)
-        except DockerException as exc:
-            raise _compose_error(f"compose down of {project} failed", exc, step) from None
+    with (
+        _client(engine, project, spec, secrets) as docker,
+        docker_cli.calling(f"compose down of {project}", step=step, command="docker compose down"),
+    ):
+        docker.compose.down(remove_orphans=True, volumes=volumes, quiet=True)
 
 
 def config_hash(
@@ -123,14 +101,8 @@ def config_hash(
     """The hash compose gives a service of this file (`docker compose config --hash`): what it
     compares with a container's com.docker.compose.config-hash label to decide whether
     `up` recreates it. '' when compose cannot tell."""
-    from python_on_whales.exceptions import DockerException
-    from python_on_whales.utils import run
-
     with _client(engine, project, spec, secrets) as docker:
-        try:
-            out = run(docker.compose.docker_compose_cmd + ["config", "--hash", service])
-        except DockerException:
-            return ""
+        out = docker_cli.output(docker.compose.docker_compose_cmd + ["config", "--hash", service])
     parts = str(out or "").split()
     return parts[1] if len(parts) == 2 and parts[0] == service else ""
 
@@ -146,15 +118,3 @@ def busy_port(text: str) -> int | None:
     """The host port the engine could not publish because something else holds it."""
     match = _BUSY_PORT.search(text or "")
     return int(match[1]) if match else None
-
-
-def _compose_error(message: str, exc: Any, step: str) -> EngineError:
-    stderr = masking.mask((getattr(exc, "stderr", None) or str(exc)).strip()[-2000:])
-    return EngineError(
-        message,
-        step=step,
-        logs=stderr,
-        command="docker compose",
-        exit_code=getattr(exc, "return_code", None),
-        stderr=stderr,
-    )

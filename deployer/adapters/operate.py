@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from deployer.adapters import docker_cli
 from deployer.adapters.engine import Engine
 from deployer.adapters.failures import reason
 from deployer.core import masking
@@ -110,16 +111,4 @@ def run_exec(engine: Engine, container: str, argv: list[str], *, interactive: bo
 
 
 def _interactive(engine: Engine, container: str, argv: list[str], *, step: str) -> int:
-    from python_on_whales import DockerClient
-    from python_on_whales.exceptions import DockerException
-
-    client = DockerClient(host=engine.base_url())
-    try:
-        client.container.execute(container, argv, interactive=True, tty=True)
-    except DockerException as exc:
-        return int(exc.return_code or 1)
-    except FileNotFoundError:
-        raise EngineError(
-            "an interactive exec needs the docker command on this machine (or run without a terminal)", step=step
-        ) from None
-    return 0
+    return docker_cli.interactive_exec(engine, container, argv, step=step)

@@ -19,6 +19,7 @@ import tempfile
 import time
 from typing import Any
 
+from deployer.adapters import docker_cli
 from deployer.adapters.edge import Edge
 from deployer.adapters.engine import Engine, debug
 from deployer.adapters.failures import reason as _reason
@@ -151,10 +152,6 @@ class Swarm:
     def deploy(self, stack: str, data: dict[str, Any], *, step: str) -> None:
         """`docker stack deploy` of this data (a JSON file in a private folder); returns at once:
         the caller waits on the tasks."""
-        from python_on_whales import DockerClient
-        from python_on_whales.exceptions import DockerException
-        from python_on_whales.utils import run
-
         debug(f"stack deploy {stack}")
         _ = self.engine.sdk
         with tempfile.TemporaryDirectory(prefix="deployer-stack-") as tmp:
@@ -162,14 +159,10 @@ class Swarm:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(data, fh)
-            try:
-                cli = DockerClient(host=self.engine.base_url()).stack.docker_cmd
-                run([*cli, "stack", "deploy", "--compose-file", path, "--resolve-image", "never",
-                     "--with-registry-auth", "--detach=true", "--quiet", stack], capture_stdout=True)  # fmt: skip
-            except DockerException as exc:
-                stderr = masking.mask((getattr(exc, "stderr", None) or str(exc)).strip()[-2000:])
-                raise EngineError(f"docker stack deploy of {stack} failed", step=step, logs=stderr,
-                                  command="docker stack deploy", stderr=stderr) from None  # fmt: skip
+            cli = docker_cli.client(self.engine).stack.docker_cmd
+            docker_cli.run([*cli, "stack", "deploy", "--compose-file", path, "--resolve-image", "never",
+                            "--with-registry-auth", "--detach=true", "--quiet", stack],
+                           what=f"docker stack deploy of {stack}", step=step, command="docker stack deploy")  # fmt: skip
 
     def remove_stack(self, stack: str) -> None:
         """Remove every service of a stack (swarm stops its tasks with their stop grace)."""

@@ -8,6 +8,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from deployer.adapters import compose as compose_adapter
+from deployer.adapters import docker_cli
 from deployer.adapters.edge import Edge
 from deployer.adapters.models import Container
 from deployer.adapters.operate import CONTAINER, Source
@@ -29,7 +30,7 @@ class ComposeRuntime:
         return Edge(self.ctx.engine, self.ctx.config.name, self.ctx.config.deployment)
 
     def prepare(self) -> None:
-        compose_adapter.warm_up()  # its import overlaps the waits on the engine before `compose up`
+        docker_cli.warm_up()  # its import overlaps the waits on the engine before `compose up`
 
     def pin(self, version: str, pinned: Any = None) -> dict[str, str]:
         return {}  # the engine runs the tag that artifacts.ensure checked

@@ -108,6 +108,40 @@ def test_exec_runs_in_a_colour_and_passes_the_exit_code_through(stack):
     one_line_exit_2(stack.raw_cli("exec", "backend", "--colour", "red", "--", "ls"), "--colour")
 
 
+def test_exec_on_a_terminal_gives_the_command_a_terminal_and_its_exit_code(stack):
+    """With a terminal on stdin, `exec` hands it to `docker exec -it` (the docker command owns
+    the terminal): the command in the container sees a tty, and its exit code comes back."""
+    import os
+    import pty
+    import sys
+
+    main, child = pty.openpty()
+    try:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "exec", "backend", "--", "sh", "-c", "test -t 0 && echo on-a-tty; exit 4"],
+            stdin=child, stdout=child, stderr=subprocess.PIPE, cwd=stack.folder,
+        )  # fmt: skip
+        os.close(child)
+        child = -1
+        seen = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed: every process holding it has ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+        code = run.wait(timeout=60)
+    finally:
+        os.close(main)
+        if child != -1:
+            os.close(child)
+    assert code == 4, (seen, run.stderr.read())
+    assert b"on-a-tty" in seen, seen
+
+
 def test_logs_finds_the_slow_requests_and_where_one_request_s_time_went(stack):
     """`logs --slow` lists the edge's slowest requests, slowest first, with their timing split;
     `logs --request` shows one request's edge line and the app's lines that name its id. (After

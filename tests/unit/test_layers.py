@@ -98,6 +98,28 @@ def test_only_the_adapters_reach_the_engine():
     assert reaching == []
 
 
+def test_one_module_per_transport():
+    """Each way to the engine is opened in one module: the SDK's client in engine.py, the
+    standard library's HTTP on the engine's socket in engine_api.py, and the docker command
+    (python-on-whales, `docker buildx`) in docker_cli.py. The other adapters call these."""
+    rules = {
+        "engine.py": r"docker\.(DockerClient|APIClient|from_env)\b",
+        "engine_api.py": r"\bhttp\.client\b",
+        "docker_cli.py": r"python_on_whales|\[docker, \"buildx\"",
+    }
+    found = {
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for path in PACKAGE.rglob("*.py")
+        if "agent" not in path.relative_to(PACKAGE).parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for home, pattern in rules.items()
+        if re.search(pattern, line) and path.relative_to(PACKAGE).as_posix() != f"adapters/{home}"
+    }
+    assert sorted(found) == []
+    for home, pattern in rules.items():
+        assert re.search(pattern, (PACKAGE / "adapters" / home).read_text()), f"{home} no longer holds its transport"
+
+
 def test_no_import_loop():
     graph = {m: {i for i in imports if i in modules() and i != m} for m, imports in modules().items()}
     seen: dict[str, int] = {}
