@@ -123,6 +123,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+# -- the slowest modules first --------------------------------------------------------------
+# On several workers (`-n 2 --dist loadfile`, one module per worker at a time) a long module
+# collected late would run alone at the end. These start first; the order inside a module,
+# and of the others, is kept.
+SLOW_MODULES = ("test_swarm.py", "test_release.py", "test_cd.py", "test_guards.py", "test_edge.py", "test_refresh.py")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    def weight(item) -> int:
+        name = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+        return SLOW_MODULES.index(name) if name in SLOW_MODULES else len(SLOW_MODULES)
+
+    items.sort(key=weight)  # stable: each module's own order holds
+
+
 # -- nothing left behind ---------------------------------------------------------------------
 # Every test removes the containers, networks and volumes it made, even when it fails. The
 # session checks it: what exists on the engine at the end and did not at the start fails

@@ -42,8 +42,9 @@ def external_server(project, docker_client, password: str):
     )
     wait(lambda: server.exec_run(["pg_isready", "-q", "-d", "shop"]).exit_code == 0, 60, "the external server")
     # pg_isready answers during initdb's own temporary start: wait for the real server's port
-    wait(lambda: _published(server), 30, "the external server's published port")
-    return server, gateway, _published(server)
+    # (the port the wait saw: asking again could meet a psql that a loaded engine fails once)
+    port = wait(lambda: _published(server), 30, "the external server's published port")
+    return server, gateway, port
 
 
 def _published(server) -> str:
