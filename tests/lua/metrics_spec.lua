@@ -122,6 +122,18 @@ describe("the metrics", function()
         assert.equals(0, ngx.shared.deployer_inflight:get(slot))
     end)
 
+    it("gives the slot back when an internal redirect emptied the request's context", function()
+        local inflight = require("deployer.inflight")
+        inflight.start()
+        local slot = inflight.take("blue|api", 1)
+        -- nginx's own 500 went to @deployer_no_room: ngx.ctx is new, the variables are kept
+        edge.request({ deployer_inflight = slot, deployer_route = "live", deployer_service = "api" })
+        ngx.status = 503
+        metrics.log()
+        assert.equals(0, ngx.shared.deployer_inflight:get(slot))
+        assert.equals("blue|api|100", inflight.take("blue|api", 1))
+    end)
+
     it("counts the live route's slow and 5xx requests per client address, not the preview's", function()
         served({ status = 500, addr = "\192\0\2\1" })
         served({ seconds = 0.5, header = "0.4", addr = "\192\0\2\2" })

@@ -32,6 +32,9 @@ describe("the router", function()
         var.realip_remote_addr = var.realip_remote_addr or "203.0.113.9"
         edge.request(var)
         router.route(kind, expose, last)
+        if not edge.exited and not edge.exec then
+            router.admit() -- the access phase, after the limits
+        end
         return ngx.ctx
     end
 
@@ -221,6 +224,7 @@ describe("the router", function()
         it("takes a slot for a public request and answers 503 with Retry-After over the cap", function()
             local first = request("live", "/api/a")
             assert.equals("blue|api|100", first.inflight)
+            assert.equals("blue|api|100", ngx.var.deployer_inflight) -- where a redirect keeps it
             local before = edge.clock
             request("live", "/api/b")
             assert.equals(503, edge.exited)

@@ -122,8 +122,12 @@ function M.log()
         inflight.leave(ctx.inflight) -- the slot router.lua took (services.*.max_in_flight)
     end
     local route = ctx.route
-    if not route then
-        services.orphan() -- an internal redirect emptied ngx.ctx
+    if not route then -- an internal redirect emptied ngx.ctx: the router's variables hold on
+        local slot = ngx.var.deployer_inflight
+        if slot and slot ~= "" then
+            inflight.leave(slot)
+        end
+        services.orphan()
         return
     end
     local status = ngx.status

@@ -77,16 +77,33 @@ local function choose(route_kind, rec, name, expose, remote, prefix)
     ctx.port = service.port
     ctx.host = service.host
     -- services.*.max_in_flight: public traffic only (not the preview, the health paths or
-    -- the deployer's own probes). The 503 counts as the colour's answer, as users saw it.
+    -- the deployer's own probes). The slot is taken by M.admit, once the limits passed.
     local cap = rec.inflight[name]
     if cap and route_kind == "live" then
-        local slot = inflight.take(cap.name, cap.cap)
-        if slot == false then
-            ngx.header["Retry-After"] = "1"
-            return fail(503, "the service is busy: try again")
-        end
-        ctx.inflight = slot
+        ctx.cap = cap
     end
+end
+
+-- Access phase (after limit_req and limit_conn): a slot of services.*.max_in_flight for a
+-- request the router gave a cap. Taken here, not in the rewrite phase, so that a request
+-- the limits refuse never holds one: a refused upload's log phase waits until nginx has
+-- discarded the body it never read, and its slot would wait with it. The 503 counts as the
+-- colour's answer, as users saw it.
+function M.admit()
+    local ctx = ngx.ctx
+    local cap = ctx.cap
+    if not cap then
+        return
+    end
+    local slot = inflight.take(cap.name, cap.cap)
+    if slot == false then
+        ngx.header["Retry-After"] = "1"
+        return fail(503, "the service is busy: try again")
+    end
+    ctx.inflight = slot
+    -- and where an internal redirect (nginx's own 500 to @deployer_no_room), which empties
+    -- ngx.ctx, cannot lose it: metrics.log gives it back from there
+    ngx.var.deployer_inflight = slot
 end
 
 local function unrouted(route_kind, status, message)
