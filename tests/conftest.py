@@ -77,6 +77,12 @@ def prometheus_image(docker_client) -> str:
     return built_image(docker_client, ROOT / "tests" / "prometheus", "deployer-testprom", files=["Dockerfile"])
 
 
+@pytest.fixture(scope="session")
+def chromium_image(docker_client) -> str:
+    """Debian's headless Chromium (tests/chromium), built once per content of its Dockerfile."""
+    return built_image(docker_client, ROOT / "tests" / "chromium", "deployer-testchromium", files=["Dockerfile"])
+
+
 @pytest.fixture
 def project(tmp_path, docker_client, test_app_image):
     from stack import Stack

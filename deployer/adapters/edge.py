@@ -263,6 +263,10 @@ class Edge:
     def append_history(self, line: str, *, step: str) -> None:
         self.run(scripts.append_history(line), step=step)
 
+    def note_dump(self, line: str, *, step: str) -> None:
+        """A dump (history.dump_note) on the status page's list of the last ones."""
+        self.run(scripts.note_dump(line), step=step)
+
     def history(self, last: int = 10) -> list[dict[str, Any]]:
         out = self.run(scripts.read_history(last), step=Step.READ_HISTORY).stdout
         return history_rule.parse([line for line in out.splitlines() if line.strip()])

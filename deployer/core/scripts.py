@@ -18,6 +18,7 @@ from deployer.core import state as route_state
 from deployer.core.edgelayout import CANDIDATE, HOME, SITE, STATE
 
 HISTORY = f"{HOME}/history.jsonl"
+DUMPS, DUMPS_KEPT = f"{HOME}/dumps.jsonl", 20  # the status page's last dumps (lua/deployer/page.lua)
 LOCK = f"{HOME}/lock"
 PREVIOUS = "__PREVIOUS__"  # placeholder in a switch's history line, filled in by the script
 CONTROL = f"--unix-socket {edgelayout.CONTROL} http://edge"  # the edge's control server (site.conf.j2)
@@ -177,6 +178,12 @@ def append_history(line: str) -> str:
 
 def read_history(last: int) -> str:
     return f"tail -n {int(last)} {HISTORY} 2>/dev/null || true"
+
+
+def note_dump(line: str) -> str:
+    """One dump's line added to DUMPS, of which the last DUMPS_KEPT stay (readable by nginx)."""
+    new = f"{{ tail -n {DUMPS_KEPT - 1} {DUMPS} 2>/dev/null; printf '%s\\n' {shlex.quote(line)}; }} > {DUMPS}.tmp"
+    return f"{new} && chmod 644 {DUMPS}.tmp && mv -f {DUMPS}.tmp {DUMPS}"
 
 
 # -- site ---------------------------------------------------------------------------------

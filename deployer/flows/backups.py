@@ -58,7 +58,9 @@ def take(ctx: Context, *, label: str, step: str = Step.BACKUP, verify: bool = Tr
     agent, or from here when the agent did not get it there."""
     args = ["dump", "--label", label, "--step", str(step)] + ([] if verify else ["--no-verify"])
     try:
-        return ask(ctx, *args, step=step, progress=f"dump of {ctx.config.database.name}")["name"]
+        row = ask(ctx, *args, step=step, progress=f"dump of {ctx.config.database.name}")
+        note(ctx, row, step=step)
+        return row["name"]
     except (InputError, Cancelled):  # bad input, or the user's own cancel: nothing to report
         raise
     except DeployerError as exc:
@@ -95,6 +97,7 @@ def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[
     """The agent's full check; with restore, also a restore into a scratch server."""
     done = ask(ctx, "verify", *([name] if name else []), step=Step.VERIFY)
     name, report = done["name"], list(done["report"])
+    note(ctx, done.get("dump"), step=Step.VERIFY)
     if restore:
         from deployer.flows import scratch
 
@@ -107,18 +110,22 @@ def verify(ctx: Context, name: str | None, *, restore: bool) -> tuple[str, list[
     return name, report
 
 
+def note(ctx: Context, row: Any, *, step: str) -> None:
+    """A dump the CLI took or checked, on the status page's list of the last ones (the edge's
+    volume: lua/deployer/page.lua). Best effort: without an edge (before `up`) there is no
+    page, and the dumps folder stays the record."""
+    from deployer.core.history import dump_note
+
+    if isinstance(row, dict) and row.get("name"):
+        try:
+            ctx.edge.note_dump(dump_note(row), step=step)
+        except DeployerError:
+            pass
+
+
 def _record(ctx: Context, name: str, *, ok: bool, detail: str) -> None:
-    ask(
-        ctx,
-        "record",
-        name,
-        "--kind",
-        "restore",
-        "--ok" if ok else "--failed",
-        "--detail",
-        mask(detail)[-300:],
-        step=Step.VERIFY,
-    )
+    args = ["--kind", "restore", "--ok" if ok else "--failed", "--detail", mask(detail)[-300:]]
+    note(ctx, ask(ctx, "record", name, *args, step=Step.VERIFY), step=Step.VERIFY)
 
 
 def fetch(ctx: Context, name: str, output: Path | None) -> tuple[Path, str]:

@@ -50,6 +50,7 @@ BAKED = {
         f"listen unix:{L.CONTROL};",
         f"edge-log-relay {L.ACCESS_FIFO} nginx",
     ],
+    "lua/deployer/page.lua": [f'local HOME = "{L.HOME}/"'],
     "lua/deployer/state.lua": [f"small files in {L.STATE} (write", f'local DIR = "{L.STATE}/"'],
     "lua/deployer/tls.lua": [
         f"a new folder under {L.TLS}/, point",

@@ -239,6 +239,7 @@ local function collect()
     end
     return requests, errors, hist, sums, flight
 end
+M.collect = collect -- page.lua's hour of samples
 
 -- The cumulative view's families (metrics_view.lua). `buckets`: metrics.lua's bounds.
 function M.render(out, buckets)

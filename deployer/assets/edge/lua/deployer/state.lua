@@ -33,6 +33,7 @@ local GRAMMAR = {
     service = { 1, 24, "^[a-z]$", "^[a-z][a-z0-9-]*[a-z0-9]$" },
 }
 local FILES = { "live", COLOURS[1], COLOURS[2], "maintenance" }
+M.COLOURS = COLOURS
 
 local shared = ngx.shared.deployer_state
 local worker_gen, worker_state = nil, nil

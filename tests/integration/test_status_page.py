@@ -1,0 +1,159 @@
+"""The status page (docs/observability.md#the-status-page) in a real browser: Debian's headless
+Chromium (tests/chromium) loads it from a real edge during real traffic, a release and a switch,
+and the DOM its script leaves shows the charts drawn from the edge's figures, with a mark at
+the release and at the switch, the colours with their versions, the release's dump and the
+history.
+
+Chromium runs in the edge's network namespace (that of its ports holder), as a browser on the
+Docker host (or at the end of an ssh tunnel) reaches the admin port at 127.0.0.1: no host port.
+With DEPLOYER_PAGE_SCREENSHOT=<path>, the screenshot is kept there (docs/status-page.png).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deployer.core import edgelayout
+
+pytestmark = pytest.mark.docker
+
+ADMIN = f"http://127.0.0.1:{edgelayout.PREVIEW_PORT}/_deployer/page/"
+BROWSER = (
+    "chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars"
+    " --disable-crash-reporter --user-data-dir=/tmp/profile --virtual-time-budget=8000"
+)
+SCRIPT = (
+    f"{BROWSER} --dump-dom {ADMIN} > /tmp/dom.html 2>/tmp/dom.err"
+    f" && {BROWSER} --window-size=960,1240 --screenshot=/tmp/page.png {ADMIN} 2>/tmp/shot.err"
+    " ; cat /tmp/dom.html; cat /tmp/dom.err /tmp/shot.err >&2"
+)
+BASELINE = 148  # page.js: a chart's y of 0 (H - BOTTOM)
+
+
+def _traffic(url: str, stop: threading.Event, sent: list[int]) -> None:
+    """Both services, and now and then one of the backend's own 503s."""
+    with httpx.Client(base_url=url, timeout=5) as client:
+        for i in range(20_000):  # bounded; the test stops it long before
+            if stop.is_set():
+                return
+            client.get("/api/status/503" if i % 40 == 39 else "/api/version" if i % 3 else "/")
+            sent[0] += 1
+            time.sleep(0.02)
+
+
+def _json(project, name: str) -> dict:
+    code, out = project.edge.exec_run(["curl", "-sf", "--max-time", "5", ADMIN + name])
+    assert code == 0, out
+    return json.loads(out)
+
+
+def _wait_for_a_row(project, since: float) -> None:
+    """Until the backend has a row of the last hour later than `since` (edge time) with traffic."""
+    deadline = time.monotonic() + 25
+    while True:
+        rows = _json(project, "series.json")["services"].get("backend", [])
+        if any(r[0] > since and r[1] and r[1] > 0 for r in rows):
+            return
+        assert time.monotonic() < deadline, f"no point with traffic after {since}: {rows}"
+        time.sleep(1)
+
+
+def _chart(dom: str, chart: str) -> str:
+    found = re.search(rf'<svg id="{chart}"[^>]*>(.*?)</svg>', dom, re.S)
+    assert found, f"no {chart} in the page"
+    return found.group(1)
+
+
+def test_the_status_page_draws_the_last_hour_with_a_mark_at_a_release_and_a_switch(
+    project, docker_client, chromium_image
+):
+    started = time.monotonic()
+    project.tag("v1")
+    project.tag("v2")
+    project.ok("up")
+    project.ok("release", "v1", "--no-backup")
+    stop, sent = threading.Event(), [0]
+    load = threading.Thread(target=_traffic, args=(project.live_url, stop, sent), daemon=True)
+    load.start()
+    try:
+        # a point of the sampler (one every 10 s) with traffic before the release, and one after
+        # the switch, so that both marks fall among the drawn points
+        _wait_for_a_row(project, since=0)
+        project.ok("release", "v2")  # with its dump, which the page lists
+        project.ok("switch", "--to", "blue")
+        switched = _json(project, "status.json")["now"]
+        _wait_for_a_row(project, since=switched)
+    finally:
+        stop.set()
+        load.join(timeout=10)
+    assert sent[0] > 100
+
+    for path in ("/_deployer/page/", "/_deployer/page/status.json"):  # never on the public route
+        assert project.get(path).status_code == 404, path
+    status = _json(project, "status.json")
+    assert (status["live"], status["standby"]) == ("blue", "green")
+    assert status["colours"]["blue"]["version"] == "v1" and status["colours"]["green"]["version"] == "v2"
+    actions = [json.loads(line)["action"] for line in status["history"]]
+    assert actions[-3:] == ["release", "release", "switch"], actions
+    dump = json.loads(status["dumps"][-1])
+    assert dump["label"] == "pre-release v2" and dump["state"] == "verified", dump
+    assert "sha256" not in dump and "test-secret-pw" not in json.dumps(status)
+
+    browser = docker_client.containers.run(
+        chromium_image,
+        ["sh", "-c", SCRIPT],
+        name=f"{project.name}-chromium",  # Stack.destroy() removes it too
+        network_mode=f"container:{project.ports_holder.id}",
+        detach=True,
+    )
+    try:
+        code = browser.wait(timeout=120)["StatusCode"]
+        dom = browser.logs(stdout=True, stderr=False).decode(errors="replace")
+        errors = browser.logs(stdout=False, stderr=True).decode(errors="replace")
+        assert code == 0, f"chromium exited {code}:\n{errors[-3000:]}"
+        archive, _ = browser.get_archive("/tmp/page.png")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(archive))) as tar:
+            member = tar.extractfile("page.png")
+            assert member is not None
+            png = member.read()
+    finally:
+        browser.remove(force=True)
+
+    assert re.search(r'<body[^>]*data-loaded="1"', dom), dom[:3000]
+    for chart in ("chart-rate", "chart-errors", "chart-p99"):
+        svg = _chart(dom, chart)
+        paths = re.findall(r'<path class="series" data-service="([a-z-]+)" d="([^"]+)"', svg)
+        drawn = dict(paths)
+        assert "backend" in drawn and "frontend" in drawn, (chart, paths)
+        points = [(float(x), float(y)) for x, y in re.findall(r"[ML]([\d.]+),([\d.]+)", drawn["backend"])]
+        assert len(points) >= 2 and min(y for _, y in points) < BASELINE - 1, (chart, drawn["backend"])
+        marks = re.findall(r'<g class="mark" data-kind="([a-z-]+)"><line x1="([\d.]+)"', svg)
+        kinds = [kind for kind, _ in marks]
+        assert kinds.count("release") == 2 and kinds.count("switch") == 1, (chart, kinds)
+        release_x = [float(x) for kind, x in marks if kind == "release"][-1]  # v2's, in the history's order
+        switch_x = next(float(x) for kind, x in marks if kind == "switch")
+        assert points[0][0] < release_x <= switch_x < points[-1][0], (chart, marks, drawn["backend"])  # among them
+        assert "switch to blue" in svg and "release v2" in svg
+    colours = re.search(r'<table id="colours">(.*?)</table>', dom, re.S).group(1)
+    assert re.search(r"<td>blue</td><td class=\"live\">live</td><td>v1</td>", colours), colours
+    assert re.search(r"<td>green</td><td>standby</td><td>v2</td>", colours), colours
+    dumps = re.search(r'<table id="dumps">(.*?)</table>', dom, re.S).group(1)
+    assert "pre-release v2" in dumps and '<td class="ok">verified' in dumps, dumps
+    history = re.search(r'<table id="history">(.*?)</table>', dom, re.S).group(1)
+    assert history.count('<td class="ok">ok</td>') >= 3, history
+
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    keep = os.environ.get("DEPLOYER_PAGE_SCREENSHOT")
+    if keep:
+        Path(keep).write_bytes(png)
+    assert time.monotonic() - started < 180
