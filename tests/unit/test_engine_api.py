@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from deployer.adapters.engine_api import Api, demux
+from deployer.adapters.engine_api import Api, answer, demux
 from deployer.errors import EngineError, UnreachableError
 
 
@@ -97,3 +97,35 @@ def test_no_engine_on_the_socket_is_unreachable(tmp_path):
 def test_demux_keeps_the_order_within_each_stream():
     raw = frame(1, b"a") + frame(2, b"x") + frame(1, b"b") + frame(2, b"y") + b"\x01\x00"  # a cut header is dropped
     assert demux(raw) == (b"ab", b"xy")
+
+
+def test_an_answer_is_read_by_its_length_its_chunks_or_to_its_end():
+    """dockerd sends a length, chunks (a large inspection), or, for an exec's output, the
+    raw stream until it closes the connection."""
+    sized = b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"Id":"e"}\nextra'
+    assert answer(sized) == (201, b'{"Id":"e"}\n')
+    chunked = b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n'
+    assert answer(chunked) == (200, b'{"a":1}')
+    stream = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n" + frame(1, b"\r\n\r\nok")
+    assert answer(stream) == (200, frame(1, b"\r\n\r\nok"))
+
+
+@pytest.mark.parametrize("raw", [b"", b"garbage\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"])
+def test_what_is_not_an_answer_is_a_lost_connection(raw):
+    with pytest.raises(ValueError):
+        answer(raw)
+
+
+def test_a_lost_connection_names_the_call(tmp_path):
+    path = str(tmp_path / "mute.sock")
+    server = socketserver.ThreadingUnixStreamServer(path, socketserver.BaseRequestHandler)  # closes at once
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(
+            UnreachableError, match=r"lost the connection to the engine at h: .*\(GET /containers/e/json\)"
+        ):
+            Api(path, "h", timeout=5).inspect("e", step="inspect")
+    finally:
+        server.shutdown()
+        server.server_close()
