@@ -22,6 +22,8 @@ from deployer.errors import EdgeError, InputError, LockError, SwitchError
 
 @dataclass(frozen=True)
 class Switched:
+    """What a switch's exec did."""
+
     previous: str  # the colour that was live before ('' for none)
     already: bool  # the target was live already: nothing changed
     record: Record | None  # the target's release
@@ -29,6 +31,8 @@ class Switched:
 
 @dataclass(frozen=True)
 class Taken:
+    """A lock taken, with the route state read in the same exec."""
+
     state: EdgeState
     stale: str  # the b64 holder record of a stale lock that was taken over, or ''
 

@@ -23,6 +23,8 @@ PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
 
 @dataclass(frozen=True)
 class Probe:
+    """A URL fetched inside the edge, and the colour (and release) that must answer it."""
+
     url: str
     colour: str
     release: str = ""  # also require this release, when given
@@ -30,6 +32,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class Result:
+    """What one probe's URL answered."""
+
     code: int
     colour: str
     release: str
