@@ -13,7 +13,7 @@ from typing import Any
 
 from deployer.adapters.engine import Engine, ExecResult
 from deployer.core import history as history_rule
-from deployer.core import lockrecord, names, scripts
+from deployer.core import lockrecord, names, scripts, switchscript
 from deployer.core import probe as probe_rule
 from deployer.core.state import EdgeState, Pending, Record, parse_dump
 from deployer.core.steps import Step
@@ -212,7 +212,7 @@ class Edge:
         lease: int,
     ) -> tuple[Switched, str]:
         """One exec; returns the outcome and the b64 record of a stale lock it took over ('' if none)."""
-        script = scripts.switch(
+        script = switchscript.switch(
             target, holder.to_json(), holder.token, lease, probes, verify, history_line, timeout, self.deployment
         )
         result = self._run_owned(script, step=Step.SWITCH)
