@@ -108,9 +108,10 @@ def _lease_check() -> str:
     return f"lease=$(cat {LOCK}/lease 2>/dev/null || echo $(( $(stat -c %Y {LOCK} 2>/dev/null || echo 0) + 10 )))"
 
 
-def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
+def take_lock(holder: str, lease_seconds: int, deployment: str, *, taken: str = "") -> str:
     """Prints `stale <b64 record>` when it took over a stale lock; exits LOCK_HELD with
-    `held <seconds left> <b64 record>` when a live holder has it."""
+    `held <seconds left> <b64 record>` when a live holder has it. `taken` runs once the lock
+    is this script's, before its record is written."""
     held = f'echo "held $((lease - now)) $(base64 -w0 {LOCK}/holder 2>/dev/null)"; exit {LOCK_HELD}'
     return "\n".join(
         [
@@ -131,6 +132,7 @@ def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
             f"    if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
             "  fi",
             "fi",
+            *([taken] if taken else []),
             write_atomic(f"{LOCK}/holder", holder),
             f"echo $((now + {int(lease_seconds)})) > {LOCK}/lease",
         ]

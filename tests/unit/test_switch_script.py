@@ -214,3 +214,22 @@ def test_without_probes_through_the_live_route_the_reload_alone_decides(edge, re
     assert done.returncode == (0 if reload_code == "200" else scripts.NOTIFY_FAILED), done
     assert (edge.volume / "state" / "live").read_text() == ("blue\n" if reload_code == "200" else "green\n")
     assert not (edge.volume / "lock").exists()
+
+
+def test_a_stale_lock_is_taken_over_and_said(edge):
+    lock = edge.volume / "lock"
+    lock.mkdir()
+    (lock / "holder").write_text('{"token": "gone"}')
+    (lock / "lease").write_text("1\n")
+    done = edge()
+    assert done.returncode == 0, done
+    assert done.stdout.startswith("stale ") and "switched from green" in done.stdout
+    assert (edge.volume / "state" / "live").read_text() == "blue\n" and not lock.exists()
+
+
+def test_a_switch_that_ends_before_its_probe_is_judged_leaves_no_probe_behind(edge):
+    """`already`: the background probe is stopped and its answers go with the lock's folder."""
+    (edge.volume / "state" / "live").write_text("blue\n")
+    done = edge()
+    assert (done.returncode, done.stdout.splitlines()[0]) == (0, "already")
+    assert not (edge.volume / "lock").exists()
