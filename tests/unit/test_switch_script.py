@@ -148,11 +148,17 @@ def test_an_edge_that_does_not_take_the_new_state_keeps_the_old(edge):
     assert history(edge.volume) == [] and not (edge.volume / "lock").exists()
 
 
-def test_a_held_lock_refuses_and_stays(edge):
-    lock = edge.volume / "lock"
+def another_lock(volume, token: str, lease: int):
+    """A lock another command holds (or held), with its lease's end (epoch seconds)."""
+    lock = volume / "lock"
     lock.mkdir()
-    (lock / "holder").write_text('{"token": "other"}')
-    (lock / "lease").write_text("99999999999\n")
+    (lock / "holder").write_text(f'{{"token": "{token}"}}')
+    (lock / "lease").write_text(f"{lease}\n")
+    return lock
+
+
+def test_a_held_lock_refuses_and_stays(edge):
+    lock = another_lock(edge.volume, "other", 99999999999)
     done = edge()
     assert done.returncode == scripts.LOCK_HELD and "held " in done.stdout, done
     assert (lock / "holder").read_text() == '{"token": "other"}'
@@ -217,10 +223,7 @@ def test_without_probes_through_the_live_route_the_reload_alone_decides(edge, re
 
 
 def test_a_stale_lock_is_taken_over_and_said(edge):
-    lock = edge.volume / "lock"
-    lock.mkdir()
-    (lock / "holder").write_text('{"token": "gone"}')
-    (lock / "lease").write_text("1\n")
+    lock = another_lock(edge.volume, "gone", 1)
     done = edge()
     assert done.returncode == 0, done
     assert done.stdout.startswith("stale ") and "switched from green" in done.stdout
