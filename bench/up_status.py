@@ -13,6 +13,7 @@ its CLI runs with this interpreter, from that folder and with PYTHONPATH set to 
 
     .venv/bin/python bench/up_status.py --against ../before --rounds 3 --status 5
     .venv/bin/python bench/up_status.py --against ../before --rounds 2 --status 10 --switches 10 --helps 10
+    .venv/bin/python bench/up_status.py --against ../before --rounds 2 --status 3 --switches 10 --helps 10 --bytecode
 """
 
 from __future__ import annotations
@@ -31,8 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+# --bytecode: the CLIs may cache their compiled modules, as an installed package has them
+# (pip compiles at install); otherwise the environment decides (PYTHONDONTWRITEBYTECODE=1 makes
+# every run compile the deployer's own modules again, about 0.05 s of a switch here).
+BYTECODE = [False]
+
+
 def timed(checkout: Path, config: Path | None, *args: str) -> float:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    if BYTECODE[0]:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     began = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "deployer", *args, *(["--config", str(config)] if config else [])],
@@ -78,7 +87,9 @@ def main() -> None:
     parser.add_argument("--status", type=int, default=5, help="status calls per round")
     parser.add_argument("--switches", type=int, default=0, help="switches per round")
     parser.add_argument("--helps", type=int, default=0, help="--help calls per round")
+    parser.add_argument("--bytecode", action="store_true", help="let the CLIs cache their bytecode (as installed)")
     args = parser.parse_args()
+    BYTECODE[0] = args.bytecode
     if not (args.against / "deployer" / "__init__.py").is_file():
         raise SystemExit(f"--against {args.against}: no deployer package there")
     import docker

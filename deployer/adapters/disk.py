@@ -17,6 +17,8 @@ from deployer.errors import EngineError
 
 @dataclass(frozen=True)
 class Image:
+    """An image on the engine, as `prune` judges it."""
+
     id: str
     tags: tuple[str, ...]  # repository:tag
     created: int  # epoch seconds
@@ -25,6 +27,8 @@ class Image:
 
 @dataclass(frozen=True)
 class Usage:
+    """The disk use of a folder of the Docker host (None: not known)."""
+
     used: int | None  # bytes under the folder
     free: int | None  # bytes free on its filesystem
     total: int | None

@@ -13,7 +13,7 @@ from typing import Any
 
 from deployer.adapters.engine import Engine, ExecResult
 from deployer.core import history as history_rule
-from deployer.core import lockrecord, names, scripts
+from deployer.core import lockrecord, names, scripts, switchscript
 from deployer.core import probe as probe_rule
 from deployer.core.state import EdgeState, Pending, Record, parse_dump
 from deployer.core.steps import Step
@@ -22,6 +22,8 @@ from deployer.errors import EdgeError, InputError, LockError, SwitchError
 
 @dataclass(frozen=True)
 class Switched:
+    """What a switch's exec did."""
+
     previous: str  # the colour that was live before ('' for none)
     already: bool  # the target was live already: nothing changed
     record: Record | None  # the target's release
@@ -29,6 +31,8 @@ class Switched:
 
 @dataclass(frozen=True)
 class Taken:
+    """A lock taken, with the route state read in the same exec."""
+
     state: EdgeState
     stale: str  # the b64 holder record of a stale lock that was taken over, or ''
 
@@ -208,7 +212,7 @@ class Edge:
         lease: int,
     ) -> tuple[Switched, str]:
         """One exec; returns the outcome and the b64 record of a stale lock it took over ('' if none)."""
-        script = scripts.switch(
+        script = switchscript.switch(
             target, holder.to_json(), holder.token, lease, probes, verify, history_line, timeout, self.deployment
         )
         result = self._run_owned(script, step=Step.SWITCH)

@@ -31,7 +31,9 @@ def debug(what: str) -> None:
 class Engine:
     def __init__(self, host: str | None = None, *, timeout: float = 120, connect_timeout: float = 10) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or None
-        if self.host:  # bad input (exit 2) before anything connects: DOCKER_HOST, DEPLOYER_SSH_COMMAND
+        # Bad input (exit 2) before anything connects: DOCKER_HOST, DEPLOYER_SSH_COMMAND (a
+        # unix socket passes: it needs no import of the ssh adapter)
+        if self.host and not self.host.startswith("unix://"):
             from deployer.adapters.ssh import check_host
 
             check_host(self.host)

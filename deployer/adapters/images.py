@@ -29,6 +29,8 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Moved:
+    """Images moved to another engine, and what it took."""
+
     refs: tuple[str, ...]
     bytes: int
     seconds: float

@@ -13,6 +13,8 @@ from deployer.core import names
 
 @dataclass(frozen=True)
 class ExecResult:
+    """An exec's exit code and output."""
+
     exit_code: int
     stdout: str
     stderr: str

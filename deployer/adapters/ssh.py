@@ -34,6 +34,8 @@ HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://")
 
 @dataclass(frozen=True)
 class Address:
+    """An ssh://[user@]host[:port] engine address, parsed."""
+
     url: str
     host: str
     user: str | None

@@ -22,6 +22,8 @@ from deployer.errors import EngineError
 
 @dataclass(frozen=True)
 class TaskResult:
+    """How a one-shot swarm task ended."""
+
     exit_code: int  # -1: it did not finish in time
     output: str  # stdout and stderr, masked
     seconds: float

@@ -42,6 +42,8 @@ def stop_on_signals() -> None:
 
 @dataclass(frozen=True)
 class Agent:
+    """What the backup agent runs with."""
+
     config: AgentConfig
     folder: Folder
     password: str

@@ -48,6 +48,8 @@ SETTINGS = {
 
 @dataclass(frozen=True)
 class Drill:
+    """A restore drill's outcome: the dump restored, and what the checks found."""
+
     at: str
     dump: str
     ok: bool

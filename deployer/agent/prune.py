@@ -21,6 +21,8 @@ from deployer.errors import BackupError
 
 @dataclass
 class Outcome:
+    """What a retention pass kept, deleted and cleaned."""
+
     keep: dict[str, str] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)

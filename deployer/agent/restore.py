@@ -20,6 +20,8 @@ from deployer.errors import BackupError
 
 @dataclass(frozen=True)
 class Restored:
+    """A restore's outcome: the database, its safety dump, its tables."""
+
     name: str
     database: str
     safety: str | None

@@ -26,6 +26,8 @@ LINE = re.compile(r"(?:export[ \t]+)?([^=\s]+)[ \t]*=[ \t]*(.*)")
 
 @dataclass(frozen=True)
 class EnvFile:
+    """An env file's path and its values."""
+
     path: Path
     values: dict[str, str]
 

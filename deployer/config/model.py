@@ -18,6 +18,8 @@ class Limits:
 
 @dataclass(frozen=True)
 class Service:
+    """[services.<name>]: one of the app's services, run in each colour."""
+
     name: str
     image: str  # repository without tag; the release version is the tag
     port: int
@@ -88,6 +90,8 @@ class Route:
 
 @dataclass(frozen=True)
 class Edge:
+    """[edge]: the edge's ports, its site and its limits."""
+
     public_port: int = 80  # 0 lets Docker pick a free port (tests use this)
     preview_port: int = 8081  # always bound to 127.0.0.1
     public_bind: str = "0.0.0.0"
@@ -112,6 +116,8 @@ class Edge:
 
 @dataclass(frozen=True)
 class Database:
+    """[database]: the PostgreSQL container, or an external database."""
+
     env_file: Path | None  # POSTGRES_USER, POSTGRES_PASSWORD: never in argv or logs
     name: str = "app"
     image: str | None = None  # None: build ours (Debian's PostgreSQL 17 with pgvector)
@@ -127,6 +133,8 @@ class Database:
 
 @dataclass(frozen=True)
 class Timeouts:
+    """[timeouts]: the health wait and each probe's request, in seconds."""
+
     health_deadline: float = 120.0
     health_interval: float = 0.1
     request_timeout: float = 2.0
@@ -134,6 +142,8 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Backup:
+    """[backup]: where the dumps go, their schedule and their retention."""
+
     # A folder of the Docker host for the dumps, as written in the config (relative paths
     # start at the config's folder, for a local engine only); None keeps them in the
     # volume <name>-dumps.
@@ -242,6 +252,8 @@ class Disk:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole deployer.toml, checked, with the environment's overrides merged in."""
+
     path: Path
     name: str
     services: dict[str, Service]

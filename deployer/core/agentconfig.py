@@ -17,6 +17,8 @@ SECRETS = "/run/secrets"
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """The backup agent's settings, passed to its container."""
+
     project: str
     database: str
     db_host: str

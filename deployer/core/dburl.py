@@ -21,6 +21,8 @@ DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 @dataclass(frozen=True)
 class DbUrl:
+    """An external database's libpq URL, parsed."""
+
     user: str
     password: str
     host: str

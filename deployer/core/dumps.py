@@ -118,6 +118,8 @@ class Identity:
 
 @dataclass(frozen=True)
 class Check:
+    """One check of a dump: a full read, or a restore into a scratch server."""
+
     at: str  # ISO time, UTC
     kind: str  # "read" (sha256 + every data block) or "restore" (into a scratch server)
     ok: bool
@@ -140,6 +142,8 @@ def check(at: datetime, kind: str, ok: bool, identity: Identity, detail: str = "
 
 @dataclass(frozen=True)
 class Metadata:
+    """What is known of a dump when it is written."""
+
     name: str
     database: str
     created: str  # ISO time, UTC

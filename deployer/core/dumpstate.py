@@ -35,6 +35,8 @@ class Found:
 
 @dataclass(frozen=True)
 class Judged:
+    """A dump and its state."""
+
     name: str
     state: str  # verified, stale, unverified, damaged
     problem: str  # why it is not verified ('' when it is)

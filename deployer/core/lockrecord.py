@@ -18,6 +18,8 @@ LEASE = 30  # seconds a lock stays live without a renewal; its holder renews it 
 
 @dataclass(frozen=True)
 class Holder:
+    """Who holds the lock: the command, its process and its token."""
+
     user: str
     host: str
     pid: int

@@ -54,6 +54,8 @@ def check_retry_after(seconds: int) -> int:
 
 @dataclass(frozen=True)
 class Maintenance:
+    """The maintenance page's settings and who turned it on."""
+
     message: str = DEFAULT_MESSAGE
     retry_after: int = DEFAULT_RETRY_AFTER
     since: str = ""

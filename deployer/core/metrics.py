@@ -33,6 +33,8 @@ JUDGED = ("2xx", "3xx", "4xx", "5xx")  # answers of the release's own upstream
 
 @dataclass
 class Series:
+    """One colour's (and route's) counters from the edge's metrics."""
+
     route: str
     colour: str
     release: str

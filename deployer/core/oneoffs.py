@@ -47,6 +47,8 @@ def labels(
 
 @dataclass(frozen=True)
 class OneOff:
+    """A one-off container, as its labels and the engine describe it."""
+
     name: str
     kind: str
     running: bool

@@ -23,6 +23,8 @@ PREVIEW = f"http://127.0.0.1:{PREVIEW_PORT}"
 
 @dataclass(frozen=True)
 class Probe:
+    """A URL fetched inside the edge, and the colour (and release) that must answer it."""
+
     url: str
     colour: str
     release: str = ""  # also require this release, when given
@@ -30,6 +32,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class Result:
+    """What one probe's URL answered."""
+
     code: int
     colour: str
     release: str
@@ -63,13 +67,25 @@ def script(probes: list[Probe], timeout: float) -> str:
     exits non-zero unless each answer passes."""
     if not probes:
         return "true"
+    return f"curl {fetch(probes, timeout)} | {judge(probes)}"
+
+
+def fetch(probes: list[Probe], timeout: float) -> str:
+    """curl's arguments for the probes: one `probe <code> <colour>. <release>. <url>` line each."""
     outputs = " ".join(f"-o /dev/null {shlex.quote(p.url)}" for p in probes)
-    expected = " ".join(f"{p.colour}/{p.release or '-'}" for p in probes)
     fmt = "probe %{http_code} %header{x-deployer-colour}. %header{x-deployer-release}. %{url}\\n"
+    return f"-s --max-time {timeout:g} -w '{fmt}' {outputs}"
+
+
+def judge(probes: list[Probe], *, skip: int = 0) -> str:
+    """awk over fetch's lines (after the first `skip` lines of its input): prints them, and
+    exits non-zero unless each answer passes."""
+    expected = " ".join(f"{p.colour}/{p.release or '-'}" for p in probes)
+    after = f"NR > {skip} " if skip else ""
     return (
-        f"curl -s --max-time {timeout:g} -w '{fmt}' {outputs}"
-        f" | awk -v want={shlex.quote(expected)} '"
+        f"awk -v want={shlex.quote(expected)} '"
         'BEGIN { n = split(want, w, " ") } '
+        f"{after}"
         '{ print; i++; split(w[i], e, "/"); c = substr($3, 1, length($3) - 1); r = substr($4, 1, length($4) - 1); '
         'if ($2 < 200 || $2 >= 400 || c != e[1] || (e[2] != "-" && r != e[2])) bad = 1 } '
         "END { if (i != n) bad = 1; exit bad }'"

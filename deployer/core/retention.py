@@ -26,6 +26,8 @@ class Policy:
 
 @dataclass(frozen=True)
 class Candidate:
+    """A dump that retention may keep or delete."""
+
     name: str
     created: datetime
     verified: bool
@@ -33,6 +35,8 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Decision:
+    """What retention keeps (and why) and deletes."""
+
     keep: dict[str, str]  # name -> why
     delete: tuple[str, ...]  # oldest first
     newest_verified: str | None

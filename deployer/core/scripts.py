@@ -44,12 +44,15 @@ def _b64(text: str) -> str:
 
 
 def write_atomic(path: str, content: str) -> str:
-    folder = path.rsplit("/", 1)[0]
-    tmp = f"{path}.tmp.$$"
-    return (
-        f"printf %s {shlex.quote(_b64(content))} | base64 -d > {tmp} && sync {tmp} && mv -f {tmp} {path}"
-        f" && sync {folder}"
-    )
+    """Write, fsync, rename, fsync the folder (printf, no base64 process unless the text has a NUL)."""
+    folder, tmp = path.rsplit("/", 1)[0], f"{path}.tmp.$$"
+    data = f"printf %s {shlex.quote(content)}" if "\0" not in content else f"printf %s {_b64(content)} | base64 -d"
+    return f"{data} > {tmp} && sync {tmp} && mv -f {tmp} {path} && sync {folder}"
+
+
+def read_word(var: str, path: str) -> str:
+    """Set $var to a file's first line ('' without one), with the shell's `read`: no `cat` process."""
+    return f"{var}=; read -r {var} 2>/dev/null < {path}"
 
 
 def _notify() -> str:
@@ -58,8 +61,10 @@ def _notify() -> str:
 
 def check_deployment(deployment: str) -> str:
     """Exit WRONG_DEPLOYMENT (printing the edge's id) unless the edge belongs to this config's deployment."""
-    have = f"$(cat {DEPLOYMENT} 2>/dev/null)"
-    return f'if [ "{have}" != {shlex.quote(deployment)} ]; then echo "deployment {have}"; exit {WRONG_DEPLOYMENT}; fi'
+    return (
+        f"{read_word('have', DEPLOYMENT)}\n"
+        f'if [ "$have" != {shlex.quote(deployment)} ]; then echo "deployment $have"; exit {WRONG_DEPLOYMENT}; fi'
+    )
 
 
 def mark_deployment(deployment: str) -> str:
@@ -104,9 +109,10 @@ def _lease_check() -> str:
     return f"lease=$(cat {LOCK}/lease 2>/dev/null || echo $(( $(stat -c %Y {LOCK} 2>/dev/null || echo 0) + 10 )))"
 
 
-def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
+def take_lock(holder: str, lease_seconds: int, deployment: str, *, taken: str = "") -> str:
     """Prints `stale <b64 record>` when it took over a stale lock; exits LOCK_HELD with
-    `held <seconds left> <b64 record>` when a live holder has it."""
+    `held <seconds left> <b64 record>` when a live holder has it. `taken` runs once the lock
+    is this script's, before its record is written."""
     held = f'echo "held $((lease - now)) $(base64 -w0 {LOCK}/holder 2>/dev/null)"; exit {LOCK_HELD}'
     return "\n".join(
         [
@@ -127,6 +133,7 @@ def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
             f"    if ! mkdir {LOCK} 2>/dev/null; then {_lease_check()}; {held}; fi",
             "  fi",
             "fi",
+            *([taken] if taken else []),
             write_atomic(f"{LOCK}/holder", holder),
             f"echo $((now + {int(lease_seconds)})) > {LOCK}/lease",
         ]
@@ -134,7 +141,9 @@ def take_lock(holder: str, lease_seconds: int, deployment: str) -> str:
 
 
 def _owns(token: str) -> str:
-    return f"grep -q {shlex.quote(token)} {LOCK}/holder 2>/dev/null"
+    """True while the lock's holder record (one line of JSON) names this token."""
+    have = read_word("holder", f"{LOCK}/holder")
+    return f'{{ {have}; case "$holder" in *{shlex.quote(token)}*) ;; *) false;; esac; }}'
 
 
 def renew_lock(token: str, lease_seconds: int) -> str:
@@ -262,45 +271,6 @@ def commit(colour: str, verify: list[probe_rule.Probe], history_line: str, token
             f"rm -f {STATE}/pending && sync {STATE}",
             free_lock(token),
             "echo committed",
-        ]
-    )
-
-
-def switch(
-    target: str,
-    holder: str,
-    token: str,
-    lease_seconds: int,
-    probes: list[probe_rule.Probe],
-    verify: list[probe_rule.Probe],
-    history_line: str,
-    timeout: float,
-    deployment: str = "",
-) -> str:
-    """The whole switch in one exec: take the lock (taking over a stale one), check that the
-    target has a release and that it is healthy, make it live, verify through the live
-    server (restoring on failure), record, free the lock. Prints the target's record last."""
-    unlock = f"{{ {free_lock(token)}; }}"
-    return "\n".join(
-        [
-            take_lock(holder, lease_seconds, deployment),
-            f"old=$(cat {STATE}/live 2>/dev/null || true)",
-            f"if [ ! -s {STATE}/{target} ]; then {unlock}; exit {NO_RELEASE}; fi",
-            # An unfinished release of the target (its process was killed): its route state
-            # names a release that never passed its checks. `deployer lock release` or the
-            # next release puts the previous one back first.
-            f"if grep -qx 'colour {target}' {STATE}/pending 2>/dev/null; then {unlock}; cat {STATE}/pending; exit {PENDING}; fi",
-            f'if [ "$old" = {target} ]; then {unlock}; echo already; cat {STATE}/{target}; exit 0; fi',
-            f"if ! {{ {probe_rule.script(probes, timeout)}; }}; then {unlock}; exit {TARGET_UNHEALTHY}; fi",
-            _set_live(target),
-            f"{NOTIFY} || {{ {_set_live(chr(34) + '$old' + chr(34))}; {unlock}; exit {NOTIFY_FAILED}; }}",
-            f"if ! {{ {probe_rule.script(verify, timeout)}; }}; then",
-            f"  {_set_live(chr(34) + '$old' + chr(34))}; {NOTIFY}; {unlock}; echo restored; exit {VERIFY_FAILED}",
-            "fi",
-            f"printf '%s\\n' {shlex.quote(history_line)} | sed \"s/{PREVIOUS}/$old/\" >> {HISTORY} && sync {HISTORY}",
-            unlock,
-            'echo "switched from ${old:-none}"',
-            f"cat {STATE}/{target}",
         ]
     )
 

@@ -68,6 +68,8 @@ def _literal(prefix: str) -> str:
 
 @dataclass(frozen=True)
 class Limit:
+    """A route's rate, connection and budget limits, as the site renders them."""
+
     n: int
     prefix: str
     regex: str  # matches "<probe flag> <uri>" for requests under the prefix, from users
@@ -81,6 +83,8 @@ class Limit:
 
 @dataclass(frozen=True)
 class External:
+    """A route to an upstream outside the releases."""
+
     n: int
     prefix: str
     upstream: str
@@ -89,6 +93,8 @@ class External:
 
 @dataclass(frozen=True)
 class Header:
+    """A response header the edge adds."""
+
     n: int
     name: str
     upstream_var: str  # $upstream_http_<name>: the app's own value wins
@@ -97,6 +103,8 @@ class Header:
 
 @dataclass(frozen=True)
 class Site:
+    """Everything the site template is rendered with."""
+
     server_names: str
     limits: tuple[Limit, ...]
     external: tuple[External, ...]

@@ -146,6 +146,8 @@ class Pending:
 
 @dataclass(frozen=True)
 class EdgeState:
+    """The route state: the live colour, each colour's release, and the marks in use."""
+
     live: str = ""
     records: dict[str, Record | None] = field(default_factory=dict)
     maintenance: str | None = None

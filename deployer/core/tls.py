@@ -13,7 +13,6 @@ valid yet, and warn when it expires within SOON (config/edge.py, check_dates).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 from deployer.core.edgelayout import CONTROL, TLS
@@ -31,6 +30,8 @@ def bundle(cert: str, key: str) -> bytes:
 
 
 def generation(pem: bytes) -> str:
+    import hashlib  # here: every command reads the config, which imports this module
+
     return "gen-" + hashlib.sha256(pem).hexdigest()[:16]
 
 

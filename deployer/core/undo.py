@@ -22,6 +22,8 @@ LIVE, REMOVED = "live", "removed"
 
 @dataclass(frozen=True)
 class Undo:
+    """What the undo of an unfinished release does."""
+
     outcome: str  # LIVE or REMOVED
     put_back: bool = False  # write the colour's route state back to `standby`
     standby: Record | None = None  # what it gets back (None: the colour had no release)

@@ -184,6 +184,8 @@ def baseline(fig: Figures, release: str) -> Baseline:
 
 @dataclass(frozen=True)
 class Limits:
+    """The watch's limits for the live release."""
+
     error_rate: float
     p99: float  # seconds
     relative: bool  # from the previous release's baseline
@@ -205,6 +207,8 @@ def limits(rules: Rules, base: Baseline | None) -> Limits:
 
 @dataclass(frozen=True)
 class Judgement:
+    """The watch's judgement of a reading, and why."""
+
     verdict: str  # ok, breach, too-few
     reasons: tuple[str, ...]
     figures: Figures

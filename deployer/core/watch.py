@@ -35,6 +35,8 @@ SEP = "@@deployer-watch@@"
 
 @dataclass(frozen=True)
 class Marker:
+    """The watch's marker in the route state: what is watched, until when."""
+
     colour: str  # the watched (live) colour
     release: str
     version: str
@@ -131,6 +133,8 @@ def tick_script(
 
 @dataclass(frozen=True)
 class Tick:
+    """One reading of the watch."""
+
     now: int
     metrics: str
     state: route_state.EdgeState

@@ -52,6 +52,8 @@ class Pinned:
 
 @dataclass(frozen=True)
 class Item:
+    """How one service's image reaches the target engine."""
+
     service: str
     ref: str  # <image>:<version> on the target
     how: str  # there, tag, stream, push, pull, build, missing

@@ -22,6 +22,8 @@ SWITCH, LIVE, RELEASE = "switch", "already live", "release"
 
 @dataclass(frozen=True)
 class Plan:
+    """What a rollback does."""
+
     action: str  # SWITCH to `colour`, `colour` is LIVE already, or RELEASE `version` to the idle colour
     colour: str
     version: str

@@ -29,6 +29,8 @@ def _quiet(message: str) -> None:
 
 @dataclass
 class Context:
+    """What a flow is handed: the config, and the engine, edge and runtime it works with."""
+
     config: Config
     say: Callable[[str], None] = field(default=_quiet)
     runtime: Runtime = field(init=False, repr=False)  # compose or swarm: set by runtime/mode.py

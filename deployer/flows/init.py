@@ -95,6 +95,8 @@ def _without_table(text: str, header: str) -> str:
 
 @dataclass(frozen=True)
 class Written:
+    """A file `init` wrote, overwrote or kept."""
+
     path: Path
     action: str  # "wrote", "overwrote" or "kept"
 

@@ -8,7 +8,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,8 +28,12 @@ def lease_seconds() -> int:
 
 
 def holder(command: str) -> lockrecord.Holder:
+    """This command's lock record; its token is 32 random hex digits (as a uuid4's, without
+    importing uuid, which imports platform: a switch's 2 ms)."""
     user, _, host = who().partition("@")
-    return lockrecord.Holder(user, host or socket.gethostname(), os.getpid(), command, time.time(), uuid.uuid4().hex)
+    return lockrecord.Holder(
+        user, host or socket.gethostname(), os.getpid(), command, time.time(), os.urandom(16).hex()
+    )
 
 
 class Lease:

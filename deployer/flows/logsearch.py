@@ -38,6 +38,8 @@ class Served:
 
 @dataclass
 class Found:
+    """A request's lines: the edge's and the apps'."""
+
     edge: list[dict[str, Any]]  # the edge's lines of the id, oldest first (at most MAX_MATCHES)
     more: int  # how many more the edge logged
     served: list[Served]

@@ -33,6 +33,8 @@ from deployer.flows.images import OWN
 
 @dataclass
 class Pruned:
+    """What `prune` removed, kept and forgot."""
+
     removed: list[str] = field(default_factory=list)
     kept: dict[str, list[str]] = field(default_factory=dict)  # service -> versions kept
     problems: list[str] = field(default_factory=list)

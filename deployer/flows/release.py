@@ -47,6 +47,8 @@ from deployer.flows.runner import Run, background, finished
 
 @dataclass(frozen=True)
 class Released:
+    """A release that went live."""
+
     colour: str
     release: str
     version: str

@@ -22,6 +22,8 @@ from deployer.flows.context import Context, now_text, who
 
 @dataclass(frozen=True)
 class Verdict:
+    """The watch's verdict on a release."""
+
     outcome: str  # passed, no-verdict, rolled-back, stopped
     text: str
     figures: dict[str, Any] = field(default_factory=dict)

@@ -25,6 +25,8 @@ from deployer.flows.lock import holder, lease_seconds
 
 @dataclass(frozen=True)
 class Outcome:
+    """What `switch` did."""
+
     target: str
     previous: str
     already: bool

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Healthy:
+    """A release's health wait that passed."""
+
     seconds: float  # waited for health
     smoke: list[str] | None = None  # the smoke check's failures, from the health wait's last exec
 

@@ -4,22 +4,23 @@ and down are flows/infra.py, the removals flows/cleanup.py, the health wait flow
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from deployer.adapters import compose as compose_adapter
-from deployer.adapters import docker_cli
 from deployer.adapters.edge import Edge
 from deployer.adapters.models import Container
 from deployer.adapters.operate import CONTAINER, Source
-from deployer.core import compose, names
+from deployer.core import names
 from deployer.core import probe as probe_rule
-from deployer.core.state import EdgeState
 from deployer.core.steps import Step
 from deployer.errors import DeployerError
-from deployer.flows import checks, cleanup
+from deployer.flows import checks
 from deployer.flows.context import Context
 from deployer.runtime.base import Healthy
+
+if TYPE_CHECKING:  # a switch, which needs the edge alone, imports none of these
+    from concurrent.futures import Future
+
+    from deployer.core.state import EdgeState
 
 
 class ComposeRuntime:
@@ -30,6 +31,8 @@ class ComposeRuntime:
         return Edge(self.ctx.engine, self.ctx.config.name, self.ctx.config.deployment)
 
     def prepare(self) -> None:
+        from deployer.adapters import docker_cli
+
         docker_cli.warm_up()  # its import overlaps the waits on the engine before `compose up`
 
     def pin(self, version: str, pinned: Any = None) -> dict[str, str]:
@@ -38,6 +41,9 @@ class ComposeRuntime:
     def start(
         self, colour: str, release_id: str, version: str, env: dict[str, dict[str, str]], images: dict[str, str]
     ) -> None:
+        from deployer.adapters import compose as compose_adapter
+        from deployer.core import compose
+
         config = self.ctx.config
         compose_adapter.up(  # env: data, and secrets delivered as files
             self.ctx.engine,
@@ -98,9 +104,13 @@ class ComposeRuntime:
             exc.args = (f"cannot switch to {colour} ({record.version}): it is not healthy: {'; '.join(problems)}",)
 
     def remove(self, colour: str, release_id: str) -> None:
+        from deployer.flows import cleanup
+
         cleanup.remove(self.ctx, self.containers(colour, release_id))
 
     def clear_told(self, keep: set[tuple[str, str]]) -> Future | None:
+        from deployer.flows import cleanup
+
         return cleanup.clear_told(self.ctx, keep)
 
     def retire(
@@ -111,6 +121,8 @@ class ComposeRuntime:
         among: list[Container] | None = None,
         keep: set[tuple[str, str]] | None = None,
     ) -> list[str]:
+        from deployer.flows import cleanup
+
         return cleanup.retire(self.ctx, state, wait=wait, among=among, keep=keep)
 
     def up(self, *, recreate_db: bool = False, refresh: bool = False) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.adapters import build
+from deployer.adapters import build, buildenv
 from deployer.adapters import progress as reports
 from deployer.errors import InputError
 from deployer.flows.images import oci_labels
@@ -156,7 +156,7 @@ def test_a_malformed_cache_setting_is_bad_input_before_anything_builds(monkeypat
     monkeypatch.delenv("DEPLOYER_BUILDER", raising=False)
     monkeypatch.setenv(name, value)
     with pytest.raises(InputError, match=f"^{name}") as refused:
-        build.check_environment()
+        buildenv.check_environment()
     assert words in str(refused.value)
 
 
@@ -164,8 +164,11 @@ def test_cache_settings_in_buildx_notation_pass(monkeypatch):
     build.builder.cache_clear()
     monkeypatch.setenv("DEPLOYER_CACHE_FROM", "type=gha,scope=images; type=registry,ref=ghcr.io/me/cache")
     monkeypatch.setenv("DEPLOYER_CACHE_TO", "type=gha,scope=images,mode=max")
-    build.check_environment()
-    assert build.cache_specs("DEPLOYER_CACHE_FROM") == ["type=gha,scope=images", "type=registry,ref=ghcr.io/me/cache"]
+    buildenv.check_environment()
+    assert buildenv.cache_specs("DEPLOYER_CACHE_FROM") == [
+        "type=gha,scope=images",
+        "type=registry,ref=ghcr.io/me/cache",
+    ]
 
 
 def test_the_classic_builder_gets_the_templates_without_their_cache_mounts():

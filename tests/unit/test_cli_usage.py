@@ -88,7 +88,7 @@ def test_no_help_page_shows_an_escape():
     from typer.main import get_command
     from typer.testing import CliRunner
 
-    from deployer.cli import app
+    from deployer.cli.commands import app
 
     def pages(command: click.Command, path: list[str]):
         yield path

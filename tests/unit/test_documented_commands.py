@@ -10,7 +10,7 @@ import click
 import pytest
 from typer.main import get_command
 
-from deployer.cli import app
+from deployer.cli.commands import app
 
 ROOT = Path(__file__).resolve().parents[2]
 

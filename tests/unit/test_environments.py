@@ -228,7 +228,7 @@ def test_every_command_takes_env():
     import click
     import typer
 
-    from deployer.cli import app
+    from deployer.cli.commands import app
 
     def commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
         out = {}
