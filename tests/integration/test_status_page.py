@@ -98,6 +98,21 @@ def test_the_status_page_draws_the_last_hour_with_a_mark_at_a_release_and_a_swit
         load.join(timeout=10)
     assert sent[0] > 100
 
+    # The page's weight on a first load, as a browser asks for it (gzip): under 200 KB.
+    weight = 0
+    for name in ("", "page.js", "page.css", "series.json", "status.json"):
+        code, out = project.edge.exec_run(
+            ["curl", "-sf", "-H", "Accept-Encoding: gzip", "-D", "-", "-o", "/dev/null", "-w", "%{size_download}",
+             ADMIN + name]
+        )  # fmt: skip
+        assert code == 0, (name, out)
+        head, _, size = out.decode().rpartition("\n")
+        weight += int(size)
+        if name in ("", "series.json", "status.json"):
+            assert "content-encoding: gzip" in head.lower(), (name, head)
+    print(f"the page's first load: {weight} bytes")
+    assert weight < 200_000
+
     for path in ("/_deployer/page/", "/_deployer/page/status.json"):  # never on the public route
         assert project.get(path).status_code == 404, path
     status = _json(project, "status.json")

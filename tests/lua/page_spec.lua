@@ -133,4 +133,28 @@ describe("the status page", function()
         assert.truthy(edge.body:find('"live":null,"standby":null,"maintenance":false,"colours":{},"history":[],"dumps":[]', 1, true), edge.body)
         assert.truthy(series():find('"points":0,', 1, true))
     end)
+    -- The page's weight (issue 38: a first load under 200 KB): a full hour of 2, 4 and the
+    -- config's 16 services, each with traffic in every interval. Prints the size and the CPU
+    -- time of one series.json (here, under LuaJIT with the fake shared dict).
+    it("serves a full hour in a bounded answer", function()
+        for _, n in ipairs({ 2, 4, 16 }) do
+            edge.reset()
+            page = edge.load("page")
+            counts = ngx.shared.deployer_services
+            page.start()
+            for i = 1, 361 do
+                for s = 1, n do
+                    served(string.format("service-%02d", s), 1000 + i, i % 7, i % 20 + 1)
+                end
+                edge.clock = edge.clock + 10
+                edge.run_timers()
+            end
+            local started = os.clock()
+            local body = series()
+            assert.truthy(body:find('"points":360,', 1, true))
+            print(string.format("a full hour of %d services: series.json %d bytes, %.1f ms of CPU", n, #body,
+                (os.clock() - started) * 1000))
+            assert.is_true(#body < 16000 * n, #body) -- about 15 KB a service, before gzip
+        end
+    end)
 end)
