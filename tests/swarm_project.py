@@ -43,11 +43,13 @@ HEALTHCHECK = (
 # Bounded load: one new connection per request, against each URL in turn, for SECONDS.
 # Prints one JSON line: counts, latency, versions, and every failure or slow answer with its time.
 LOAD = r"""
-import json, sys, time, urllib.request
+import json, sys, threading, time, urllib.request
 seconds, urls = float(sys.argv[1]), sys.argv[2:]
 start = time.time(); ok = failed = 0; lat = []; fails = []; slow = []; versions = {}; by_path = {}
+stop = threading.Event()  # "stop" on stdin ends the load before its seconds (finish(load, stop=True))
+threading.Thread(target=lambda: sys.stdin.readline().strip() == "stop" and stop.set(), daemon=True).start()
 i = 0
-while time.time() - start < seconds:
+while time.time() - start < seconds and not stop.is_set():
     url = urls[i % len(urls)]; i += 1
     t = time.time(); err = ""
     try:
@@ -302,13 +304,14 @@ class SwarmProject:
         """Bounded load in a container on the manager (its node's network); `finish(load)` reads it."""
         urls = [u + p for p in paths for u in self.edge_urls]
         image = f"{self.name}-backend:{self.versions[0]}"
-        cmd = ["docker", "exec", self.manager.container.name, "docker", "run", "--rm", "--network", "host",
-               image, "python3", "-c", LOAD, str(seconds), *urls]  # fmt: skip
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cmd = ["docker", "exec", "-i", self.manager.container.name, "docker", "run", "-i", "--rm", "--network",
+               "host", image, "python3", "-c", LOAD, str(seconds), *urls]  # fmt: skip
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     @staticmethod
-    def finish(load: subprocess.Popen, timeout: float = 300) -> dict:
-        out, err = load.communicate(timeout=timeout)
+    def finish(load: subprocess.Popen, timeout: float = 300, *, stop: bool = False) -> dict:
+        """The load's figures once it ends: at its seconds, or at once with `stop`."""
+        out, err = load.communicate("stop\n" if stop else None, timeout=timeout)
         lines = [x for x in out.splitlines() if x.startswith("{")]
         assert lines, f"the load generator printed nothing: {err[-2000:]}"
         return json.loads(lines[-1])
