@@ -68,7 +68,7 @@ def list_(
 @app.command()
 @handled
 def verify(
-    name: Annotated[str | None, typer.Argument(help="The dump (default: the newest).")] = None,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="The dump (default: the newest).")] = None,
     config: ConfigOption = None,
     env: EnvOption = None,
     restore: Annotated[
@@ -113,7 +113,7 @@ def drill(
 @app.command()
 @handled
 def fetch(
-    name: Annotated[str, typer.Argument(help="The dump to copy to this machine.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dump to copy to this machine.")],
     config: ConfigOption = None,
     env: EnvOption = None,
     output: Annotated[
@@ -134,7 +134,7 @@ def fetch(
 @app.command()
 @handled
 def restore(
-    name: Annotated[str, typer.Argument(help="The dump to restore.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The dump to restore.")],
     config: ConfigOption = None,
     env: EnvOption = None,
     database: Annotated[str | None, typer.Option("--database", help="Target database (default: the app's).")] = None,

@@ -84,11 +84,11 @@ def headline(exc: DeployerError) -> str:
     return f"ERROR ({type(exc).__name__}{step}{on}): {exc}"
 
 
-def _click_exit(exc: BaseException) -> bool:
-    """typer.Exit and typer.Abort (click's): they go on to click. Only a command run through
-    typer can raise them, so click is imported whenever one exists."""
-    click = sys.modules.get("click.exceptions")
-    return click is not None and isinstance(exc, (click.Exit, click.Abort))
+def _typer_exit(exc: BaseException) -> bool:
+    """typer.Exit and typer.Abort: they go on to typer. Only a command run through typer can
+    raise them, so typer is imported whenever one exists."""
+    typer = sys.modules.get("typer.exceptions")
+    return typer is not None and isinstance(exc, (typer.Exit, typer.Abort))
 
 
 def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
@@ -110,7 +110,7 @@ def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     except BrokenPipeError:  # the reader left (`deployer config show | head`): what it read is all it wanted
         return 0
     except Exception as exc:  # a bug: still one line, never locals or a traceback
-        if _click_exit(exc) or os.environ.get("DEPLOYER_TRACEBACK"):
+        if _typer_exit(exc) or os.environ.get("DEPLOYER_TRACEBACK"):
             raise
         from deployer.adapters.failures import lost
 

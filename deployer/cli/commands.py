@@ -9,15 +9,11 @@ import sys
 from typing import Annotated
 
 import typer
-import typer.core
+from typer._click.exceptions import NoArgsIsHelpError, NoSuchOption, UsageError
 
 from deployer.cli.common import ConfigOption, EnvOption, context, error, handled, say
 from deployer.cli.hot import switch as run_switch
 from deployer.cli.safety import WatchOption, watch_seconds
-
-# The help is plain text (rich_markup_mode=None), but typer 0.20 still escapes "[required]"
-# for rich when rich is installed, which printed "\[required]" on most help pages.
-typer.core.HAS_RICH = False
 
 app = typer.Typer(
     add_completion=True,
@@ -77,7 +73,11 @@ def up(
 @app.command()
 @handled
 def release(
-    version: Annotated[str, typer.Argument(help="Version to release: the image tag of every service.")],
+    # An argument's metavar, here and in every command: without one, typer 0.28 names it in
+    # lower case ("{version}", "Missing argument 'version'") while each help text says VERSION.
+    version: Annotated[
+        str, typer.Argument(metavar="VERSION", help="Version to release: the image tag of every service.")
+    ],
     config: ConfigOption = None,
     env: EnvOption = None,
     build: Annotated[bool, typer.Option("--build", help="Build missing images from services.*.build.")] = False,
@@ -110,7 +110,8 @@ def switch(
 @handled
 def rollback(
     version: Annotated[
-        str | None, typer.Argument(help="Make live the colour that runs it, or release its kept images.")
+        str | None,
+        typer.Argument(metavar="VERSION", help="Make live the colour that runs it, or release its kept images."),
     ] = None,
     config: ConfigOption = None,
     env: EnvOption = None,
@@ -158,7 +159,7 @@ def status(
 @app.command()
 @handled
 def build(
-    version: Annotated[str, typer.Argument(help="The tag to build.")],
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="The tag to build.")],
     config: ConfigOption = None,
     env: EnvOption = None,
 ) -> None:
@@ -259,39 +260,41 @@ _register_groups()
 def run() -> int:
     """Parse the command line and run the command; returns the exit code.
 
-    Click's own error handling (standalone mode) is off so that a usage error (a bad or
+    Typer's own error handling (standalone mode) is off so that a usage error (a bad or
     missing option or argument, an unknown command) is one line on stderr like every other
     error, exit code 2. `--help`, `--version`, the help shown when a group gets no command,
-    Ctrl-C (130) and typer.Exit keep click's behaviour."""
-    import click
-
+    Ctrl-C (130) and typer.Exit keep typer's behaviour. Typer vendors its click: its usage
+    errors are the classes of typer._click.exceptions, all of them typer.TyperException."""
     try:
         result = app(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `deployer`, `deployer backup`: the help, as before
+    except NoArgsIsHelpError as exc:  # `deployer`, `deployer backup`: the help, as before
         exc.show()
         return exc.exit_code
-    except click.UsageError as exc:
+    except UsageError as exc:
         ctx = exc.ctx
         where = ctx.command_path if ctx is not None else "deployer"
         help_option = ctx.help_option_names[0] if ctx is not None and ctx.help_option_names else "--help"
-        error(f"ERROR: {_once(_one_line(exc.format_message()))} (see {where} {help_option})")
+        error(f"ERROR: {_one_line(_usage_message(exc))} (see {where} {help_option})")
         return exc.exit_code
-    except click.ClickException as exc:
+    except typer.TyperException as exc:
         error(f"ERROR: {_one_line(exc.format_message())}")
         return exc.exit_code
-    except click.Abort:  # typer.prompt at end of input, as in click's standalone mode
+    except typer.Abort:  # typer.prompt at end of input, as in standalone mode
         error("Aborted!")
         return 1
-    # Without standalone mode click returns the command's value (commands return None), or
-    # the code of a typer.Exit / click Exit (--help, --version, Ctrl-C while parsing: 130).
+    # Without standalone mode typer returns the command's value (commands return None), or
+    # the code of a typer.Exit (--help, --version, Ctrl-C while parsing: 130).
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
 
-def _once(message: str) -> str:
-    """Click and typer both add "Did you mean 'status'?" to a misspelt command: say it once."""
-    import re
-
-    return re.sub(r"( Did you mean [^?]*\?)(?:\1)+", r"\1", message)
+def _usage_message(exc: UsageError) -> str:
+    """The message of a usage error. An unknown option is named as a command is ("No such
+    option '--jsn'. Did you mean '--env', '--json'?"), not as typer's click words it ("No such
+    option: --jsn (Possible options: --env, --json)")."""
+    if isinstance(exc, NoSuchOption) and exc.message == f"No such option: {exc.option_name}":
+        close = ", ".join(repr(name) for name in sorted(exc.possibilities or ()))
+        return f"No such option {exc.option_name!r}." + (f" Did you mean {close}?" if close else "")
+    return exc.format_message()
 
 
 def _one_line(message: str) -> str:

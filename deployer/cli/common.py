@@ -34,9 +34,9 @@ EnvOption = Annotated[
 def output(*, quiet: bool, verbose: bool) -> None:
     """The global -q and -v (base.output), one at a time."""
     if quiet and verbose:
-        import click
+        from typer._click.exceptions import UsageError
 
-        raise click.UsageError("-q/--quiet and -v/--verbose go one at a time")
+        raise UsageError("-q/--quiet and -v/--verbose go one at a time")
     _output(quiet=quiet, verbose=verbose)
 
 

@@ -61,10 +61,10 @@ def parse(argv: list[str]) -> dict[str, str] | None:
 def command(argv: list[str]) -> int | None:
     """Run a plain `switch` command line and return its exit code; None for any other."""
     if any(key.startswith("_") and key.endswith("_COMPLETE") for key in os.environ):
-        return None  # a shell's completion request: click answers it
+        return None  # a shell's completion request: typer answers it
     found = parse(argv)
     if found is None:
         return None
     output(quiet="quiet" in found, verbose="verbose" in found)
-    config = found.get("config") or os.environ.get("DEPLOYER_CONFIG") or None  # as click reads its envvar
+    config = found.get("config") or os.environ.get("DEPLOYER_CONFIG") or None  # as typer reads its envvar
     return run(switch, found["to"], Path(config) if config else None, found.get("env"))

@@ -19,7 +19,10 @@ ColourOption = Annotated[
 @handled
 def logs(
     service: Annotated[
-        str | None, typer.Argument(help="A service of the config, or edge, db or backup (default: every service).")
+        str | None,
+        typer.Argument(
+            metavar="SERVICE", help="A service of the config, or edge, db or backup (default: every service)."
+        ),
     ] = None,
     colour: Annotated[
         str | None,
@@ -190,8 +193,10 @@ def _request(request_id: str, since: str | None, config: Path | None, env: str |
 
 @handled
 def exec(
-    service: Annotated[str, typer.Argument(help="A service of the config, or edge, db or backup.")],
-    argv: Annotated[list[str] | None, typer.Argument(help="The program and its arguments, after --.")] = None,
+    service: Annotated[str, typer.Argument(metavar="SERVICE", help="A service of the config, or edge, db or backup.")],
+    argv: Annotated[
+        list[str] | None, typer.Argument(metavar="[ARGV]...", help="The program and its arguments, after --.")
+    ] = None,
     colour: ColourOption = "live",
     config: ConfigOption = None,
     env: EnvOption = None,

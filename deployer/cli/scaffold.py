@@ -12,7 +12,9 @@ from deployer.cli.common import handled
 
 @handled
 def init(
-    folder: Annotated[Path, typer.Argument(help="Project folder with backend/ and frontend/.")] = Path("."),
+    folder: Annotated[
+        Path, typer.Argument(metavar="FOLDER", help="Project folder with backend/ and frontend/.")
+    ] = Path("."),
     force: Annotated[bool, typer.Option("--force", help="Overwrite deployer.toml and the Dockerfiles.")] = False,
     backend: Annotated[
         str,

@@ -14,7 +14,9 @@ from deployer.cli.safety import WatchOption, watch_seconds
 
 @handled
 def push(
-    version: Annotated[str, typer.Argument(help="The version whose images move: the tag of every service's image.")],
+    version: Annotated[
+        str, typer.Argument(metavar="VERSION", help="The version whose images move: the tag of every service's image.")
+    ],
     config: ConfigOption = None,
     env: EnvOption = None,
     as_json: Annotated[
@@ -39,7 +41,7 @@ def push(
 
 @handled
 def promote(
-    version: Annotated[str, typer.Argument(help="The version to promote.")],
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="The version to promote.")],
     from_env: Annotated[str, typer.Option("--from", help="The environment that released it healthy.")],
     to_env: Annotated[str, typer.Option("--to", help="The environment to release it on.")],
     config: ConfigOption = None,

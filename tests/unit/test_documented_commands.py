@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import click
 import pytest
+from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command
 
 from deployer.cli.commands import app
@@ -15,11 +15,11 @@ from deployer.cli.commands import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def commands() -> dict[str, click.Command]:
+def commands() -> dict[str, TyperCommand]:
     """'release', 'backup now', ...: every leaf command by its path."""
-    found: dict[str, click.Command] = {}
+    found: dict[str, TyperCommand] = {}
 
-    def walk(command: click.Command, path: list[str]) -> None:
+    def walk(command: TyperCommand | TyperGroup, path: list[str]) -> None:
         subs = getattr(command, "commands", None)
         if subs:
             for name, sub in subs.items():

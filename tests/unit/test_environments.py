@@ -225,15 +225,15 @@ def test_bad_registries_name_their_key(tmp_path, table, env, key, words):
 
 def test_every_command_takes_env():
     """-e/--env on every command that acts on a deployment (init only writes files)."""
-    import click
     import typer
+    from typer.core import TyperCommand, TyperGroup
 
     from deployer.cli.commands import app
 
-    def commands(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
+    def commands(group: TyperGroup, prefix: str = "") -> dict[str, TyperCommand]:
         out = {}
         for name, command in group.commands.items():
-            if isinstance(command, click.Group):
+            if isinstance(command, TyperGroup):
                 out.update(commands(command, f"{prefix}{name} "))
             else:
                 out[f"{prefix}{name}"] = command

@@ -22,11 +22,12 @@ HEAVY = {
     "rich.progress": "rich's progress bars",
     "rich.live": "rich's live view (builds only)",
     "httpx": "httpx (health waits and registry calls)",
+    "pydantic": "pydantic (typer 0.29 builds a validator of every parameter with it, about 0.05 s a command)",
 }
 # What a plain `switch` does not import either: its command line is parsed by cli/hot.py.
 SWITCH = {
     "typer": "typer: a plain switch needs no command-line library",
-    "click": "click, under typer",
+    "click": "click (typer now vendors its own, as typer._click)",
     "uuid": "uuid (it imports platform): the lock's token is os.urandom's",
     "hashlib": "hashlib (a TLS generation's hash, a compose file's)",
     "concurrent.futures": "thread pools (a release's removals in the background)",
