@@ -25,16 +25,19 @@ def run_detached(
     volumes: dict[str, dict[str, str]] | None = None,
     network: str = "none",
     shm_size: int | None = None,
+    command: list[str] | None = None,
 ) -> None:
     """Start a throwaway container (a scratch database): no published port, on `network`
     ('none': loopback only); `volumes` maps a volume name or host path to
-    {"bind": path inside, "mode": "ro"|"rw"}. Removed again if it cannot start."""
+    {"bind": path inside, "mode": "ro"|"rw"}; `command` replaces the image's.
+    Removed again if it cannot start."""
     from docker.errors import APIError, ImageNotFound
 
     debug(f"run {name} from {image}")
     try:
         engine.sdk.containers.run(
             image,
+            command,
             name=name,
             detach=True,
             network_mode=network,
@@ -67,9 +70,12 @@ def run_once(
     name: str,
     labels: dict[str, str],
     environment: dict[str, str] | None = None,
+    volumes: dict[str, dict[str, str]] | None = None,
+    timeout: float | None = None,
 ) -> ExecResult:
     """Run a throwaway container to completion (no network) and return its exit code and
-    output; it is removed whatever happens. Its environment holds no secret."""
+    output; it is removed whatever happens. Its environment holds no secret. `volumes` as
+    for run_detached; `timeout` (default: the engine's) bounds the wait for its end."""
     from docker.errors import APIError, ImageNotFound
 
     debug(f"run-once {name} from {image} {argv[:2]}")
@@ -83,9 +89,10 @@ def run_once(
             detach=True,
             network_mode="none",
             environment=environment or {},
+            volumes=volumes or {},
             entrypoint=[],
         )
-        code = int(container.wait(timeout=engine.timeout).get("StatusCode", -1))
+        code = int(container.wait(timeout=timeout or engine.timeout).get("StatusCode", -1))
         out = container.logs(stdout=True, stderr=True).decode(errors="replace")
     except (APIError, ImageNotFound) as exc:
         raise EngineError(f"cannot run {image}: {_reason(exc)}", step=step, command="run") from None

@@ -88,7 +88,7 @@ def read_url(path, *, where: object, key: str = "database.url_file") -> dburl.Db
     return url
 
 
-def backup(r: Reader) -> Backup:
+def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backup:
     schedule = r.string("backup.schedule", default=Backup.schedule)
     if schedule != Backup.schedule:
         from deployer.core import schedule as timing  # croniter, only for a schedule of the user's own
@@ -110,6 +110,10 @@ def backup(r: Reader) -> Backup:
     }
     if keep["keep_last"] < 1:
         raise r.error("backup.keep_last", "must be at least 1")
+    pitr = r.boolean("backup.pitr", default=Backup.pitr)
+    if pitr and (mode == "swarm" or external):
+        where = "on a swarm" if mode == "swarm" else "for an external database ([database] url_file)"
+        raise r.error("backup.pitr", f"point-in-time recovery is not supported {where} yet")
     return Backup(
         dir=r.host_folder("backup.dir"),
         schedule=schedule,
@@ -117,5 +121,7 @@ def backup(r: Reader) -> Backup:
         webhook=webhook,
         webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
         drill_schedule=drill,
+        pitr=pitr,
+        pitr_full_keep=r.integer("backup.pitr_full_keep", default=Backup.pitr_full_keep, low=1, high=1000),
         **keep,
     )

@@ -159,6 +159,9 @@ class Backup:
     drill_schedule: str = "0 4 * * 0"
     webhook: str | None = None
     webhook_timeout: float = 5.0
+    # Point-in-time recovery: WAL archived continuously with pgBackRest (docs/database.md).
+    pitr: bool = False
+    pitr_full_keep: int = 2
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import ConfigError, EngineError, InputError
-from deployer.flows import agent_call, dbguard, edge_roll, images, tls
+from deployer.flows import agent_call, dbguard, edge_roll, images, pitr, tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -195,6 +195,8 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step=Step.UP)
         ownership.create(ctx, data, step=Step.UP)  # labelled: whose they are (flows/volumes.py)
         _converge(ctx, data, secrets, shape=shape, replacing=replacing, with_db=with_db, site=rendered)
+        if config.backup.pitr and not external:  # the pgBackRest stanza, and a first full backup
+            say(f"point-in-time recovery: {pitr.setup(ctx) or 'WAL archived continuously'}")
         ctx.edge.mark_deployment(step=Step.UP)
         if ctx.edge.apply_site(rendered, step=Step.UP):
             say("edge: site config applied and reloaded")

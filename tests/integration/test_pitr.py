@@ -1,0 +1,118 @@
+"""Point-in-time recovery with pgBackRest through the real CLI: rows written continuously, a
+moment T noted, a table dropped, and the database restored to T (in a scratch copy first,
+then in place); bad input refused with exit 2 and nothing changed.
+
+One stack for the module, with `[backup] pitr = true`: `up` makes the stanza and the first
+full backup.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from backup_data import psql
+
+pytestmark = pytest.mark.docker
+PITR = "\n[backup]\npitr = true\npitr_full_keep = 1\n"
+WRITER = (
+    "do $$ begin for i in 1..{n} loop insert into ticks default values; commit; perform pg_sleep(0.02); "
+    "end loop; end $$"
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, test_app_image):
+    from stack import Stack
+
+    s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("pitr"), docker_client, test_app_image)
+    try:
+        s.write_config(extra=PITR)
+        up = s.ok("up")
+        assert "first full backup" in up.stdout + up.stderr
+        yield s
+    finally:
+        s.destroy()
+
+
+def _db(stack):
+    return stack.docker.containers.get(f"{stack.name}-infra-db-1")
+
+
+def _ticks(container) -> list[tuple[int, float]]:
+    out = psql(container, "select string_agg(id || ':' || extract(epoch from at), ',' order by id) from ticks")
+    return [(int(i), float(t)) for i, t in (p.split(":") for p in out.split(",") if p)]
+
+
+@pytest.fixture(scope="module")
+def moment(stack):
+    """Rows written continuously (one commit every ~20 ms); T noted in the middle; the
+    writer ends; the table is dropped. Returns (T text, T epoch, every row the table had)."""
+    db = _db(stack)
+    psql(db, "create table ticks (id bigserial primary key, at timestamptz not null default clock_timestamp())")
+    writer = ["sh", "-c", 'psql -XAtq -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "$Q"']
+    db.exec_run(writer, environment={"Q": WRITER.format(n=150)}, detach=True)
+    time.sleep(1.6)
+    text = psql(db, "select to_char(clock_timestamp() at time zone 'utc', 'YYYY-MM-DD HH24:MI:SS')")
+    epoch = float(psql(db, f"select extract(epoch from timestamptz '{text}+00')"))
+    deadline = time.monotonic() + 30
+    while psql(db, "select count(*) from pg_stat_activity where query like 'do $$%'") != "0":
+        assert time.monotonic() < deadline, "the writer did not end"
+        time.sleep(0.2)
+    rows = _ticks(db)
+    assert any(at > epoch for _, at in rows) and any(at < epoch for _, at in rows)
+    psql(db, "drop table ticks")
+    return text, epoch, rows
+
+
+def _expect(restored: list[tuple[int, float]], rows: list[tuple[int, float]], epoch: float) -> None:
+    """Every row committed before T is there, none after: a prefix of the ids, cut at T (a row
+    stamped within 10 ms before T may have committed after it)."""
+    ids = [i for i, _ in restored]
+    assert ids == [i for i, _ in rows[: len(ids)]]
+    assert all(at <= epoch for _, at in restored)
+    assert len(ids) >= len([1 for _, at in rows if at < epoch - 0.01])
+
+
+def test_a_scratch_copy_restored_to_t_shows_the_rows_before_t(stack, moment):
+    text, epoch, rows = moment
+    done = stack.ok("backup", "restore", "--to-time", text, "--into", "scratch")
+    name = done.stdout.split("container ", 1)[1].split()[0]
+    try:
+        scratch = stack.docker.containers.get(name)
+        _expect(_ticks(scratch), rows, epoch)
+        assert "public.ticks" in done.stdout
+    finally:
+        stack.docker.containers.get(name).remove(force=True, v=True)
+    assert psql(_db(stack), "select count(*) from pg_tables where tablename = 'ticks'") == "0"  # untouched
+
+
+def test_restore_to_t_in_place_brings_the_dropped_table_back(stack, moment):
+    text, epoch, rows = moment
+    done = stack.ok("backup", "restore", "--to-time", text, "--yes")
+    kept = done.stdout.split("kept in volume ", 1)[1].split()[0]
+    _expect(_ticks(_db(stack)), rows, epoch)
+    assert stack.docker.volumes.get(kept)
+    psql(_db(stack), "insert into ticks default values")  # promoted: it takes writes
+    gone = stack.ok("backup", "restore", "--drop-old", "--yes")
+    assert f"removed volume {kept}" in gone.stdout
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--to-time", "2001-01-01 00:00:00", "--yes"], "outside the recoverable window"),
+        (["--to-time", "yesterday", "--yes"], "is not a time"),
+        (["--to-time", "2001-01-01 00:00:00"], "add --yes"),
+        (["--to-time", "2001-01-01 00:00:00", "--into", "elsewhere"], "--into"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_changes_nothing(stack, args, words):
+    before = _db(stack).attrs["State"]["StartedAt"]
+    result = stack.cli("backup", "restore", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and words in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert _db(stack).attrs["State"]["StartedAt"] == before
