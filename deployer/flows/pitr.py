@@ -130,8 +130,9 @@ def base(ctx: Context, kind: str, *, step: str = Step.BACKUP) -> dict[str, Any]:
 
 def restore_point(ctx: Context, label: str, *, step: str = Step.BACKUP) -> str:
     """A named restore point (instant): where a release began, for a restore to that moment."""
-    name = f"{label}-{secrets.token_hex(3)}"[:60]
-    psql(ctx, db_container(ctx), f"select pg_create_restore_point('{name}')", step=step)
+    name = f"{label[:50]}-{secrets.token_hex(3)}"
+    quoted = name.replace("'", "''")
+    psql(ctx, db_container(ctx), f"select pg_create_restore_point('{quoted}')", step=step)
     return name
 
 

@@ -75,6 +75,15 @@ def _expect(restored: list[tuple[int, float]], rows: list[tuple[int, float]], ep
     assert len(ids) >= len([1 for _, at in rows if at < epoch - 0.01])
 
 
+def test_a_release_marks_where_it_began_with_a_restore_point(stack):
+    stack.tag("v1")
+    done = stack.ok("release", "v1", "--no-backup")
+    point = (done.stdout + done.stderr).split("restore point ", 1)[1].split()[0]
+    assert point.startswith("pre-release-v1-")
+    history = stack.ok("status", "--json").stdout
+    assert point in history
+
+
 def test_a_scratch_copy_restored_to_t_shows_the_rows_before_t(stack, moment):
     text, epoch, rows = moment
     done = stack.ok("backup", "restore", "--to-time", text, "--into", "scratch")
