@@ -150,7 +150,8 @@ def base(
     with context(config, env) as ctx:
         flow.required(ctx)
         done = flow.base(ctx, kind)
-    print(f"{done['label']}  {done['type']}  {done['size']} bytes in the repository")
+    for row in done:
+        print(f"{row['label']}  {row['type']}  {row['size']} bytes in repository {row['repo']}")
 
 
 @app.command()
@@ -165,6 +166,9 @@ def restore(
         typer.Option("--to-time", help="'YYYY-MM-DD HH:MM:SS' (UTC): restore to that moment ([backup] pitr)."),
     ] = None,
     into: Annotated[str | None, typer.Option("--into", help="'scratch': a copy on the data network, to look.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="The repository: local, or sftp / s3 (off the host) alone.")
+    ] = None,
     drop_old: Annotated[
         bool, typer.Option("--drop-old", help="Remove the data volumes kept by earlier restores to a moment.")
     ] = False,
@@ -175,8 +179,8 @@ def restore(
     from deployer.core import dumps
     from deployer.errors import InputError
 
-    if to_time is not None or into is not None or drop_old:
-        return _restore_pitr(config, env, name, database, to_time, into, drop_old, yes)
+    if to_time is not None or into is not None or drop_old or source is not None:
+        return _restore_pitr(config, env, name, database, to_time, into, source, drop_old, yes)
     if name is None:
         raise InputError("NAME: which dump to restore (or --to-time for a moment)")
     _checked(dumps.check_name, name, "NAME")
@@ -194,7 +198,7 @@ def restore(
         print(f"{table}\t{rows}")
 
 
-def _restore_pitr(config, env, name, database, to_time, into, drop_old, yes) -> None:
+def _restore_pitr(config, env, name, database, to_time, into, source, drop_old, yes) -> None:
     """`restore --to-time T [--into scratch]` and `restore --drop-old` (flows/pitr_restore.py)."""
     from deployer.core import pitr
     from deployer.errors import InputError
@@ -203,6 +207,8 @@ def _restore_pitr(config, env, name, database, to_time, into, drop_old, yes) -> 
         raise InputError("--to-time and --drop-old restore the whole database: no NAME, no --database")
     if into not in (None, "scratch"):
         raise InputError(f"--into: {into!r}: the one place is 'scratch'")
+    if source is not None and source not in pitr.REPOS:
+        raise InputError(f"--from: {source!r} is not one of {', '.join(pitr.REPOS)}")
     if to_time is None and not drop_old:
         raise InputError("--into scratch needs --to-time")
     when = _checked(pitr.parse_time, to_time, "--to-time") if to_time is not None else None
@@ -214,8 +220,10 @@ def _restore_pitr(config, env, name, database, to_time, into, drop_old, yes) -> 
 
     with context(config, env) as ctx:
         flow.required(ctx)
+        repo = pitr.repository_number(ctx.config.backup, source)
         if when is not None:
-            lines = pitr_restore.scratch(ctx, when) if into else pitr_restore.in_place(ctx, when)
+            restore = pitr_restore.scratch if into else pitr_restore.in_place
+            lines = restore(ctx, when, repo=repo)
             for line in lines:
                 print(line)
         if drop_old:

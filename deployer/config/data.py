@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from deployer.config.envfile import read as read_env
 from deployer.config.envfile import read_mode_checked, register_secrets
-from deployer.config.model import Backup, Database, Limits
+from deployer.config.model import Backup, Database, Limits, Offsite
 from deployer.config.reader import Reader
 from deployer.config.webhook import read as read_webhook
 from deployer.core import dburl, durations
@@ -114,7 +115,12 @@ def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backu
     if pitr and (mode == "swarm" or external):
         where = "on a swarm" if mode == "swarm" else "for an external database ([database] url_file)"
         raise r.error("backup.pitr", f"point-in-time recovery is not supported {where} yet")
+    for kind in ("sftp", "s3"):
+        if r.get(f"backup.{kind}") is not None and not pitr:
+            raise r.error(f"backup.{kind}", "a second pgBackRest repository needs backup.pitr = true")
+    offsite = _offsite(r)
     return Backup(
+        offsite=offsite,
         dir=r.host_folder("backup.dir"),
         schedule=schedule,
         before_release=r.boolean("backup.before_release", default=Backup.before_release),
@@ -125,3 +131,45 @@ def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backu
         pitr_full_keep=r.integer("backup.pitr_full_keep", default=Backup.pitr_full_keep, low=1, high=1000),
         **keep,
     )
+
+
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+REPO_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,254}$")
+USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _offsite(r: Reader) -> Offsite | None:
+    """[backup.sftp] or [backup.s3]: pgBackRest's second repository, off the host."""
+    kinds = [k for k in ("sftp", "s3") if r.get(f"backup.{k}") is not None]
+    if not kinds:
+        return None
+    if len(kinds) > 1:
+        raise r.error("backup.s3", "one second repository: [backup.sftp] or [backup.s3], not both")
+    kind = kinds[0]
+    r.table(f"backup.{kind}")
+    path = r.matching(f"backup.{kind}.path", REPO_PATH, "an absolute path", default=Offsite.path)
+    if kind == "sftp":
+        return Offsite(
+            kind=kind,
+            path=path,
+            host=r.matching("backup.sftp.host", HOST, "a host name or address", required=True),
+            port=r.port("backup.sftp.port", default=Offsite.port, allow_zero=False),
+            user=r.matching("backup.sftp.user", USER, "a user name", default=Offsite.user),
+            key_file=_secret_file(r, "backup.sftp.key_file"),
+            known_hosts=_secret_file(r, "backup.sftp.known_hosts"),
+        )
+    return Offsite(
+        kind=kind,
+        path=path,
+        host=r.matching("backup.s3.endpoint", HOST, "a host name", required=True),
+        bucket=r.matching("backup.s3.bucket", HOST, "a bucket name", required=True),
+        region=r.matching("backup.s3.region", HOST, "a region name", required=True),
+        credentials_file=_secret_file(r, "backup.s3.credentials_file"),
+    )
+
+
+def _secret_file(r: Reader, key: str) -> Path:
+    found = r.path(key, must_exist=True, kind="file")
+    if found is None:
+        raise r.error(key, "missing: a file (chmod 600)")
+    return found

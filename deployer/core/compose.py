@@ -334,17 +334,15 @@ def infra(
         del services["db"]
         services["backup"]["networks"] = ["edge"]
     pitr_on = config.backup.pitr and not external_db  # WAL archived with pgBackRest (core/pitr.py)
-    if pitr_on:
-        services["db"] = pitr.db_service(services["db"], config.backup, db_env.get("POSTGRES_USER", "postgres"))
     volumes = ownership.volumes(project, dumps_on_host, db=not external_db, pitr=pitr_on)
-    declared = {k: {"name": name, "external": True} for k, name in volumes.items()}
     secrets = {"db_password": "DB_PASSWORD", "webhook": "WEBHOOK"}
-    return escape(
-        {
-            "services": services,
-            "volumes": declared,
-            "networks": _networks(project),
-            "secrets": {k: {"environment": f"{SECRET_ENV_PREFIX}{v}"} for k, v in secrets.items()},
-            "configs": {"agent": {"content": agent_config}},
-        }
-    )
+    doc = {
+        "services": services,
+        "volumes": {k: {"name": name, "external": True} for k, name in volumes.items()},
+        "networks": _networks(project),
+        "secrets": {k: {"environment": f"{SECRET_ENV_PREFIX}{v}"} for k, v in secrets.items()},
+        "configs": {"agent": {"content": agent_config}},
+    }
+    if pitr_on:
+        pitr.apply(doc, config.backup, db_env.get("POSTGRES_USER", "postgres"), project, SECRET_ENV_PREFIX)
+    return escape(doc)

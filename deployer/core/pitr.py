@@ -12,6 +12,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from deployer.core import names
+from deployer.errors import InputError
+
 STANZA = "main"
 REPO = "/var/lib/pgbackrest"  # the repository volume <name>-pgbackrest, in the database container
 PGDATA = "/var/lib/postgresql/data/pgdata"
@@ -28,9 +31,65 @@ SERVER_FLAGS = {
 }
 
 
+# The second repository's secret files: given to the database container as compose secrets
+# (to a one-off through the Engine API), installed by root for postgres into FILES (0600).
+FILES = "/var/lib/postgresql/.pgbackrest"
+SECRET_FILES = {"sftp": ("pgbackrest_sftp_key", "pgbackrest_known_hosts"), "s3": ("pgbackrest_s3.conf",)}
+INSTALL = (
+    'for f in /run/secrets/pgbackrest_*; do [ -f "$f" ] || continue; '
+    f'install -D -o postgres -g postgres -m 600 "$f" "{FILES}/${{f##*/}}"; done'
+)
+REPOS = {"local": 1, "sftp": 2, "s3": 2}
+
+
+def offsite_env(offsite) -> dict[str, str]:
+    """repo2: the SFTP or S3 repository off the host (its secrets are files, read by path)."""
+    common = {"PGBACKREST_REPO2_PATH": offsite.path, "PGBACKREST_REPO2_BUNDLE": "y"}
+    if offsite.kind == "sftp":
+        key, known = SECRET_FILES["sftp"]
+        return {
+            **common,
+            "PGBACKREST_REPO2_TYPE": "sftp",
+            "PGBACKREST_REPO2_SFTP_HOST": offsite.host,
+            "PGBACKREST_REPO2_SFTP_HOST_PORT": str(offsite.port),
+            "PGBACKREST_REPO2_SFTP_HOST_USER": offsite.user,
+            "PGBACKREST_REPO2_SFTP_PRIVATE_KEY_FILE": f"{FILES}/{key}",
+            "PGBACKREST_REPO2_SFTP_KNOWN_HOST": f"{FILES}/{known}",
+            "PGBACKREST_REPO2_SFTP_HOST_KEY_CHECK_TYPE": "strict",
+            "PGBACKREST_REPO2_SFTP_HOST_KEY_HASH_TYPE": "sha256",
+        }
+    return {
+        **common,
+        "PGBACKREST_REPO2_TYPE": "s3",
+        "PGBACKREST_REPO2_S3_ENDPOINT": offsite.host,
+        "PGBACKREST_REPO2_S3_BUCKET": offsite.bucket,
+        "PGBACKREST_REPO2_S3_REGION": offsite.region,
+        "PGBACKREST_CONFIG_INCLUDE_PATH": FILES,  # pgbackrest_s3.conf: the key and its secret
+    }
+
+
+def repository_number(backup, source: str | None) -> int | None:
+    """--from: the repository to restore from (None: the first that holds a fitting backup)."""
+    if source is None:
+        return None
+    kind = backup.offsite.kind if backup.offsite is not None else None
+    if source != "local" and source != kind:
+        raise InputError(f"--from {source}: no [backup.{source}] repository is configured")
+    return REPOS[source]
+
+
+def repos(backup) -> list[int]:
+    """The repositories: 1 on the host, 2 off it when configured."""
+    return [1, 2] if backup.offsite is not None else [1]
+
+
 def env(backup, user: str) -> dict[str, str]:
     """pgBackRest's settings for the database container (no secret among them)."""
+    offsite = offsite_env(backup.offsite) if backup.offsite is not None else {}
+    if offsite:
+        offsite["PGBACKREST_REPO2_RETENTION_FULL"] = str(backup.pitr_full_keep)
     return {
+        **offsite,
         "PGBACKREST_STANZA": STANZA,
         "PGBACKREST_PG1_PATH": PGDATA,
         "PGBACKREST_PG1_SOCKET_PATH": SOCKET,
@@ -52,24 +111,37 @@ def command() -> list[str]:
     return argv
 
 
-def db_service(service: dict[str, Any], backup, user: str, volume_key: str = "pgbackrest") -> dict[str, Any]:
-    """The database's compose service with archiving on (`[backup] pitr`)."""
-    return {
-        **service,
-        "command": command(),
-        "environment": {**service["environment"], **env(backup, user)},
-        "volumes": [*service["volumes"], f"{volume_key}:{REPO}"],
-    }
+def secret_env(prefix: str, name: str) -> str:
+    """The variable that carries a secret file's content to compose (never an argv)."""
+    return prefix + name.upper().replace(".", "_")
 
 
-def backup_argv(kind: str) -> list[str]:
-    return ["pgbackrest", f"--type={kind}", "backup"]
+def apply(doc: dict[str, Any], backup, user: str, project: str, prefix: str) -> None:
+    """The infrastructure's compose file with archiving on (`[backup] pitr`): the database's
+    command, settings and repository volume; with a repository off the host, its secret
+    files and a network with a route out (the data network has none)."""
+    db = doc["services"]["db"]
+    db["command"] = command()
+    db["environment"] = {**db["environment"], **env(backup, user)}
+    db["volumes"] = [*db["volumes"], f"pgbackrest:{REPO}"]
+    if backup.offsite is None:
+        return
+    names_ = SECRET_FILES[backup.offsite.kind]
+    db["secrets"] = [*db["secrets"], *({"source": n, "target": n, "mode": 0o400} for n in names_)]
+    doc["secrets"].update({n: {"environment": secret_env(prefix, n)} for n in names_})
+    db["networks"] = {**db["networks"], "backup-out": {}}
+    doc["networks"]["backup-out"] = {"external": True, "name": names.backup_out_network(project)}
 
 
-def restore_argv(target: datetime, *, delta: bool) -> list[str]:
-    """Restore to a moment, then promote: the restored server takes writes at once."""
+def backup_argv(kind: str, repo: int = 1) -> list[str]:
+    return ["pgbackrest", f"--repo={repo}", f"--type={kind}", "backup"]
+
+
+def restore_argv(target: datetime, *, delta: bool, repo: int | None = None) -> list[str]:
+    """Restore to a moment, then promote: the restored server takes writes at once. `repo`:
+    from that repository alone (default: the first that holds a fitting backup)."""
     argv = ["pgbackrest", "--type=time", f"--target={target_text(target)}", "--target-action=promote"]
-    return argv + (["--delta"] if delta else []) + ["restore"]
+    return argv + (["--delta"] if delta else []) + ([f"--repo={repo}"] if repo else []) + ["restore"]
 
 
 def parse_time(text: str) -> datetime:

@@ -1,17 +1,22 @@
 """Point-in-time recovery, from the CLI's side: the pgBackRest stanza and its first full
-backup at `up`, base backups (`deployer backup base`), the WAL pushed before a restore, and
+backups at `up`, base backups (`deployer backup base`), the WAL pushed before a restore, and
 the recoverable window. pgBackRest runs in the database container (an exec as postgres),
-or, when that container is down, in a one-off of its image with the repository mounted
-read-only. What runs where, as data: core/pitr.py. Restores: flows/pitr_restore.py.
+or, when that container is down, in a one-off of its image that sees the repositories alone.
+A repository off the host ([backup.sftp], [backup.s3]) gets its secret files as compose
+secrets (the database) or through the Engine API (a one-off), never in an environment.
+What runs where, as data: core/pitr.py. Restores: flows/pitr_restore.py.
 """
 
 from __future__ import annotations
 
 import secrets
+import shlex
 from typing import Any
 
 from deployer.adapters import oneoff
+from deployer.adapters import volumes as ownership
 from deployer.adapters.models import ExecResult
+from deployer.adapters.polling import until
 from deployer.core import names, oneoffs, pitr
 from deployer.core.sql import TABLE_COUNTS
 from deployer.core.steps import Step
@@ -20,6 +25,7 @@ from deployer.flows import oneoffs as leftovers
 from deployer.flows.context import Context
 
 ONEOFF_LIFETIME = 6 * 3600
+READY_SECONDS = 300  # a restored server replays the WAL up to its target before it takes writes
 
 
 def required(ctx: Context) -> None:
@@ -54,26 +60,83 @@ def db_running(ctx: Context) -> bool:
     return found is not None and found.running
 
 
-def run(ctx: Context, argv: list[str], *, step: str, timeout: float | None = None) -> ExecResult:
-    """pgbackrest (argv) as postgres: in the database container when it runs, else in a
-    one-off of its image that sees the repository alone, read-only."""
-    if db_running(ctx):
-        return ctx.engine.exec(db_container(ctx), argv, step=step, user="postgres")
+# -- the repository off the host: its secret files ------------------------------------------------
+def secret_files(ctx: Context) -> dict[str, str]:
+    """The second repository's secret files (name: content), read from this machine."""
+    from deployer.config.envfile import read_mode_checked
+
+    offsite = ctx.config.backup.offsite
+    if offsite is None:
+        return {}
+    paths = (offsite.key_file, offsite.known_hosts) if offsite.kind == "sftp" else (offsite.credentials_file,)
+    key = f"backup.{offsite.kind}"
+    return {
+        n: read_mode_checked(p, where=ctx.config.path, key=key)
+        for n, p in zip(pitr.SECRET_FILES[offsite.kind], paths, strict=True)
+    }
+
+
+def compose_secrets(ctx: Context, prefix: str) -> dict[str, str]:
+    """The secret files as compose's environment for `up` (core/pitr.py apply names them)."""
+    if not ctx.config.backup.pitr:
+        return {}
+    return {pitr.secret_env(prefix, n): text for n, text in secret_files(ctx).items()}
+
+
+def one_off(
+    ctx: Context, argv: list[str], *, step: str, mounts: dict[str, tuple[str, str]], first: str = "", **extra
+) -> ExecResult:
+    """pgbackrest (argv) as postgres in a one-off of the database's image: the second
+    repository's secret files installed first (and the shell command `first`, as root), on
+    the network out when there is one."""
+    from deployer.core.volumes import volume_labels
     from deployer.flows.scratch import db_image
 
+    labels = volume_labels(ctx.config.name, ctx.config.deployment)
+    if repository(ctx) in mounts:  # never an unlabelled one, made by a mount
+        ownership.ensure(ctx.engine, repository(ctx), labels, step=step)
+    script = f"{pitr.INSTALL}; {first or 'true'} && exec {' '.join(shlex.quote(a) for a in [*pitr.AS_POSTGRES, *argv])}"
     return oneoff.run_once(
         ctx.engine,
         db_image(ctx, step),
-        [*pitr.AS_POSTGRES, *argv],
+        ["bash", "-c", script],
         step=step,
         name=f"{ctx.config.name}-pgbackrest-{secrets.token_hex(4)}",
         labels=leftovers.oneoff_labels(ctx, oneoffs.SCRATCH, command="pgbackrest", timeout=ONEOFF_LIFETIME),
         environment=pitr.env(ctx.config.backup, db_user(ctx)),
-        volumes={repository(ctx): {"bind": pitr.REPO, "mode": "ro"}},
-        timeout=timeout,
+        volumes={source: {"bind": target, "mode": mode} for source, (target, mode) in mounts.items()},
+        files={f"secrets/{n}": text.encode() for n, text in secret_files(ctx).items()},
+        network=names.backup_out_network(ctx.config.name) if ctx.config.backup.offsite else "none",
+        **extra,
     )
 
 
+def run(ctx: Context, argv: list[str], *, step: str) -> ExecResult:
+    """pgbackrest (argv) as postgres: in the database container when it runs, else in a
+    one-off of its image that sees the repositories alone (the local one read-only)."""
+    if db_running(ctx):
+        return ctx.engine.exec(db_container(ctx), argv, step=step, user="postgres")
+    return one_off(ctx, argv, step=step, mounts={repository(ctx): (pitr.REPO, "ro")})
+
+
+def probe(ctx: Context, *, step: str = Step.UP) -> None:
+    """`up`: the repository off the host answers, before anything changes (exit 2 otherwise;
+    the network out is made for the probe, and removed again when it was new)."""
+    offsite = ctx.config.backup.offsite
+    if offsite is None or not ctx.config.backup.pitr:
+        return
+    network = names.backup_out_network(ctx.config.name)
+    made = ctx.engine.ensure_network(network, internal=False, labels={names.LABEL_PROJECT: ctx.config.name}, step=step)
+    done = one_off(ctx, ["pgbackrest", "--repo=2", "repo-ls"], step=step, mounts={}, timeout=120)
+    if not done.ok:
+        if made:
+            ctx.engine.remove_network(network)
+        where = f"{offsite.user}@{offsite.host}:{offsite.port}" if offsite.kind == "sftp" else offsite.host
+        detail = " ".join(done.stdout.split())[-300:]
+        raise InputError(f"backup.{offsite.kind}: the repository at {where} does not answer: {detail}")
+
+
+# -- commands ----------------------------------------------------------------------------------
 def checked(result: ExecResult, what: str, step: str) -> str:
     """The output of a command that must succeed; otherwise a BackupError naming it."""
     if not result.ok:
@@ -99,33 +162,55 @@ def table_counts(ctx: Context, container: str, *, step: str) -> list[tuple[str, 
 
 
 def setup(ctx: Context, *, step: str = Step.UP) -> str | None:
-    """After `up`: the stanza exists (made once), and the repository holds a full backup
-    (the first is taken now): a restore to a moment has something to start from. Returns
-    what it did, or None when there was nothing to do."""
+    """After `up`: the stanza exists in every repository (made once), and each holds a full
+    backup (the first is taken now): a restore to a moment has something to start from.
+    Returns what it did, or None when there was nothing to do."""
+    wait_promoted(ctx, db_container(ctx), step)  # a database started on restored data recovers first
     checked(run(ctx, ["pgbackrest", "stanza-create"], step=step), "pgbackrest stanza-create", step)
-    if pitr.backups(info(ctx, step=step)):
-        return None
-    done = base(ctx, "full", step=step)
-    return f"first full backup {done['label']} taken"
+    taken = []
+    for repo in pitr.repos(ctx.config.backup):
+        if not pitr.backups(info(ctx, step=step, repo=repo)):
+            taken += base(ctx, "full", step=step, repos=[repo])
+    return ", ".join(f"first full backup {d['label']} in repository {d['repo']}" for d in taken) or None
 
 
-def info(ctx: Context, *, step: str) -> str:
-    return checked(run(ctx, ["pgbackrest", "info", "--output=json"], step=step), "pgbackrest info", step)
+def info(ctx: Context, *, step: str, repo: int | None = None) -> str:
+    argv = ["pgbackrest", "info", "--output=json", *([f"--repo={repo}"] if repo else [])]
+    return checked(run(ctx, argv, step=step), "pgbackrest info", step)
 
 
-def base(ctx: Context, kind: str, *, step: str = Step.BACKUP) -> dict[str, Any]:
-    """A pgBackRest backup (full, diff or incr) of the running database; its info row."""
+def base(ctx: Context, kind: str, *, step: str = Step.BACKUP, repos: list[int] | None = None) -> list[dict[str, Any]]:
+    """A pgBackRest backup (full, diff or incr) of the running database into each repository
+    (pgBackRest backs up into one at a time); their info rows."""
     if kind not in pitr.KINDS:
         raise InputError(f"--type: {kind!r} is not one of {', '.join(pitr.KINDS)}")
     if not db_running(ctx):
         raise BackupError(f"the database container {db_container(ctx)} is not running (run `deployer up`)", step=step)
-    checked(
-        ctx.engine.exec(db_container(ctx), pitr.backup_argv(kind), step=step, user="postgres"),
-        "pgbackrest backup",
-        step,
-    )
-    newest = pitr.backups(info(ctx, step=step))[-1]
-    return {"label": newest["label"], "type": newest["type"], "size": newest["info"]["repository"]["size"]}
+    done = []
+    for repo in repos or pitr.repos(ctx.config.backup):
+        ran = ctx.engine.exec(db_container(ctx), pitr.backup_argv(kind, repo), step=step, user="postgres")
+        checked(ran, f"pgbackrest backup (repository {repo})", step)
+        newest = pitr.backups(info(ctx, step=step, repo=repo))[-1]
+        size = newest["info"]["repository"]["size"]
+        done.append({"repo": repo, "label": newest["label"], "type": newest["type"], "size": size})
+    return done
+
+
+def wait_promoted(ctx: Context, name: str, step: str) -> None:
+    """Until a server (restored, or started on restored data) has replayed up to its target
+    and takes writes."""
+
+    def promoted() -> bool:
+        found = ctx.engine.container(name)
+        if found is None or not found.running:
+            raise BackupError(f"{name} stopped during its recovery: {ctx.engine.logs(name, 15)}", step=step)
+        argv = ["psql", "-X", "-A", "-t", "-q", "-h", pitr.SOCKET, "-U", db_user(ctx), "-d", "postgres"]
+        out = ctx.engine.exec(name, [*argv, "-c", "select pg_is_in_recovery()"], step=step)
+        return out.ok and out.stdout.strip() == "f"
+
+    # PostgreSQL says nothing when its recovery ends: it is asked.
+    if not until(promoted, seconds=READY_SECONDS, every=0.5):
+        raise BackupError(f"{name} had not finished its recovery after {READY_SECONDS} s", step=step)
 
 
 def restore_point(ctx: Context, label: str, *, step: str = Step.BACKUP) -> str:
@@ -139,14 +224,15 @@ def restore_point(ctx: Context, label: str, *, step: str = Step.BACKUP) -> str:
 def push(ctx: Context, *, step: str) -> None:
     """Make the newest commits recoverable: a committed transaction (a recovery to a moment
     stops at the first commit after it), then `pgbackrest check`, which switches to a new
-    WAL segment and waits until the full one is in the repository."""
+    WAL segment and waits until the full one is in every repository."""
     if not db_running(ctx):
-        return  # nothing new to push: the repository holds all there is
+        return  # nothing new to push: the repositories hold all there is
     psql(ctx, db_container(ctx), "select pg_current_xact_id()", step=step)
     checked(run(ctx, ["pgbackrest", "check"], step=step), "pgbackrest check (archiving the newest WAL)", step)
 
 
-def window(ctx: Context, *, step: str) -> tuple[float, float] | None:
-    """The recoverable window (core/pitr.py window)."""
-    listing = run(ctx, ["pgbackrest", "repo-ls", "--recurse", "--output=json", f"archive/{pitr.STANZA}"], step=step)
-    return pitr.window(info(ctx, step=step), checked(listing, "pgbackrest repo-ls", step))
+def window(ctx: Context, *, step: str, repo: int = 1) -> tuple[float, float] | None:
+    """The recoverable window of one repository (core/pitr.py window)."""
+    argv = ["pgbackrest", f"--repo={repo}", "repo-ls", "--recurse", "--output=json", f"archive/{pitr.STANZA}"]
+    listing = checked(run(ctx, argv, step=step), "pgbackrest repo-ls", step)
+    return pitr.window(info(ctx, step=step, repo=repo), listing)

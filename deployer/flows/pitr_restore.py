@@ -21,36 +21,35 @@ import shlex
 from datetime import UTC, datetime
 
 from deployer.adapters import lifecycle, oneoff, volumes
-from deployer.adapters.polling import until
 from deployer.core import history, names, oneoffs, pitr
 from deployer.core import volumes as ownership
 from deployer.core.steps import Step
 from deployer.errors import BackupError, InputError
 from deployer.flows import oneoffs as leftovers
-from deployer.flows import pitr as repo
+from deployer.flows import pitr as repo_
 from deployer.flows.context import Context, now_text, who
 
-READY_SECONDS = 300  # the restored server replays the WAL up to T before it takes connections
 COPY_SECONDS = 3600
 
 
-def _checked_window(ctx: Context, when: datetime, step: str) -> None:
-    repo.push(ctx, step=step)
-    why = pitr.outside(when, repo.window(ctx, step=step))
+def _checked_window(ctx: Context, when: datetime, repo: int | None, step: str) -> None:
+    repo_.push(ctx, step=step)
+    why = pitr.outside(when, repo_.window(ctx, step=step, repo=repo or 1))
     if why:
         raise InputError(why)
 
 
-def scratch(ctx: Context, when: datetime) -> list[str]:
+def scratch(ctx: Context, when: datetime, *, repo: int | None = None) -> list[str]:
     """A scratch server restored to `when`, started on the data network; what to say."""
     from deployer.flows.scratch import db_image
 
     step = Step.RESTORE
-    repo.required(ctx)
-    _checked_window(ctx, when, step)
+    repo_.required(ctx)
+    _checked_window(ctx, when, repo, step)
     name = f"{ctx.config.name}-pitr-{secrets.token_hex(4)}"
-    restore = " ".join(shlex.quote(a) for a in [*pitr.AS_POSTGRES, *pitr.restore_argv(when, delta=False)])
-    user = repo.db_user(ctx)
+    restore = " ".join(shlex.quote(a) for a in [*pitr.AS_POSTGRES, *pitr.restore_argv(when, delta=False, repo=repo)])
+    user = repo_.db_user(ctx)
+    offsite = ctx.config.backup.offsite is not None
     oneoff.run_detached(
         ctx.engine,
         db_image(ctx, step),
@@ -58,15 +57,17 @@ def scratch(ctx: Context, when: datetime) -> list[str]:
         step=step,
         environment={**pitr.env(ctx.config.backup, user), "PGDATA": pitr.PGDATA, "POSTGRES_USER": user},
         labels=leftovers.oneoff_labels(
-            ctx, oneoffs.SCRATCH, command="backup restore --to-time", timeout=repo.ONEOFF_LIFETIME
+            ctx, oneoffs.SCRATCH, command="backup restore --to-time", timeout=repo_.ONEOFF_LIFETIME
         ),
-        volumes={repo.repository(ctx): {"bind": pitr.REPO, "mode": "ro"}},
+        volumes={repo_.repository(ctx): {"bind": pitr.REPO, "mode": "ro"}},
         network=names.data_network(ctx.config.name),
-        command=["bash", "-c", f"{restore} && exec docker-entrypoint.sh postgres"],
+        command=["bash", "-c", f"{pitr.INSTALL}; {restore} && exec docker-entrypoint.sh postgres"],
+        files={f"secrets/{n}": text.encode() for n, text in repo_.secret_files(ctx).items()},
+        also=(names.backup_out_network(ctx.config.name),) if offsite else (),
     )
     try:
-        _wait_promoted(ctx, name, step)
-        counts = repo.table_counts(ctx, name, step=step)
+        repo_.wait_promoted(ctx, name, step)
+        counts = repo_.table_counts(ctx, name, step=step)
     except BaseException:
         oneoff.remove(ctx.engine, name)
         raise
@@ -75,94 +76,86 @@ def scratch(ctx: Context, when: datetime) -> list[str]:
         *(f"{table}\t{rows}" for table, rows in counts),
         f"reach it as host {name} with the database's login (for example `deployer exec db psql -h {name} "
         f"-U {user} {ctx.config.database.name}`); remove it with `docker rm -f {name}` (the next command "
-        f"that clears one-offs removes it after {repo.ONEOFF_LIFETIME // 3600} h)",
+        f"that clears one-offs removes it after {repo_.ONEOFF_LIFETIME // 3600} h)",
     ]
 
 
-def in_place(ctx: Context, when: datetime) -> list[str]:
+def in_place(ctx: Context, when: datetime, *, repo: int | None = None) -> list[str]:
     """Restore the database itself to `when`; what to say."""
     from deployer.flows import maintenance
     from deployer.flows.lock import held
 
     step = Step.RESTORE
-    repo.required(ctx)
+    repo_.required(ctx)
     with held(ctx, "backup restore --to-time"):
-        _checked_window(ctx, when, step)
+        _checked_window(ctx, when, repo, step)
         edge = ctx.engine.container(ctx.edge.container)
         opened = edge is not None and edge.running and maintenance.current(ctx) is None
         if opened:
             maintenance.on(ctx, f"restoring the database to {pitr.show(when)}", 60)
             ctx.say("maintenance on: the public route answers 503 during the restore")
-        kept = _replace_data(ctx, when, step)
-        counts = repo.table_counts(ctx, repo.db_container(ctx), step=Step.VERIFY)
+        kept, started = _replace_data(ctx, when, repo, step)
+        counts = repo_.table_counts(ctx, repo_.db_container(ctx), step=Step.VERIFY) if started else []
         if opened:
             maintenance.off(ctx)
             ctx.say("maintenance off")
         if edge is not None and edge.running:
             _record(ctx, when, kept)
-    return [
-        f"restored the database to {pitr.show(when)}; its data before the restore is kept in volume {kept} "
-        "(`deployer backup restore --drop-old --yes` removes it)",
-        *(f"{table}\t{rows}" for table, rows in counts),
-    ]
+    kept_text = (
+        f"its data before the restore is kept in volume {kept} (`deployer backup restore --drop-old --yes` removes it)"
+        if kept
+        else "it had no data volume left to keep"
+    )
+    then = "" if started else ". Its container is gone: `deployer up` starts it on the restored data"
+    return [f"restored the database to {pitr.show(when)}; {kept_text}{then}", *(f"{t}\t{n}" for t, n in counts)]
 
 
-def _replace_data(ctx: Context, when: datetime, step: str) -> str:
-    """Stop the database, keep a copy of its volume, restore into it, start it; the copy's name."""
+def _replace_data(ctx: Context, when: datetime, repo: int | None, step: str) -> tuple[str, bool]:
+    """Stop the database, keep a copy of its volume, restore into it, start it: (the copy's
+    name, '' when there was no data volume; whether the database runs again)."""
+    from deployer.adapters.volumes import labels as volume_labels_of
     from deployer.flows.scratch import db_image
 
-    db, data = repo.db_container(ctx), names.volume(ctx.config.name, "db-data")
+    db, data = repo_.db_container(ctx), names.volume(ctx.config.name, "db-data")
     image = db_image(ctx, step)
-    kept = pitr.kept_volume(ctx.config.name, datetime.now(UTC))
+    ours = ownership.volume_labels(ctx.config.name, ctx.config.deployment)
     ctx.say(f"database: stopping {db}")
     lifecycle.stop(ctx.engine, db, 60, step=step)
-    volumes.ensure(ctx.engine, kept, ownership.volume_labels(ctx.config.name, ctx.config.deployment), step=step)
-    ctx.say(f"database: copying its data volume to {kept}")
-    _one_off(ctx, image, ["cp", "-a", "/from/.", "/to/"], {data: "/from", kept: "/to"}, step, "copying the data volume")
-    ctx.say(f"database: restoring to {pitr.show(when)}")
-    mounts = {data: "/var/lib/postgresql/data", repo.repository(ctx): pitr.REPO}
-    argv = [*pitr.AS_POSTGRES, *pitr.restore_argv(when, delta=True)]
-    try:
-        _one_off(ctx, image, argv, mounts, step, "pgbackrest restore")
-    except BackupError as exc:
-        raise BackupError(
-            f"{exc}. The database is stopped; its data before the restore is in volume {kept}", step=step
-        ) from None
-    lifecycle.start(ctx.engine, db, step=step)
-    _wait_promoted(ctx, db, step)
-    return kept
+    kept = ""
+    if volume_labels_of(ctx.engine, data) is not None:
+        kept = pitr.kept_volume(ctx.config.name, datetime.now(UTC))
+        volumes.ensure(ctx.engine, kept, ours, step=step)
+        ctx.say(f"database: copying its data volume to {kept}")
+        _copy(ctx, image, data, kept, step)
+    volumes.ensure(ctx.engine, data, ours, step=step)
+    ctx.say(f"database: restoring to {pitr.show(when)}" + (f" from repository {repo}" if repo else ""))
+    mounts = {data: ("/var/lib/postgresql/data", "rw"), repo_.repository(ctx): (pitr.REPO, "rw")}
+    argv = pitr.restore_argv(when, delta=True, repo=repo)
+    first = f"install -d -o postgres -g postgres -m 700 {pitr.PGDATA}"  # a new data volume has none
+    done = repo_.one_off(ctx, argv, step=step, mounts=mounts, first=first, timeout=COPY_SECONDS)
+    if not done.ok:
+        where = f"; its data before the restore is in volume {kept}" if kept else ""
+        detail = done.stdout.strip()[-600:]
+        raise BackupError(f"pgbackrest restore failed: {detail}. The database is stopped{where}", step=step)
+    if not lifecycle.start(ctx.engine, db, step=step):
+        return kept, False
+    repo_.wait_promoted(ctx, db, step)
+    return kept, True
 
 
-def _one_off(ctx: Context, image: str, argv: list[str], mounts: dict[str, str], step: str, what: str) -> None:
+def _copy(ctx: Context, image: str, source: str, target: str, step: str) -> None:
     done = oneoff.run_once(
         ctx.engine,
         image,
-        argv,
+        ["cp", "-a", "/from/.", "/to/"],
         step=step,
         name=f"{ctx.config.name}-pitr-{secrets.token_hex(4)}",
-        labels=leftovers.oneoff_labels(ctx, oneoffs.SCRATCH, command="backup restore", timeout=repo.ONEOFF_LIFETIME),
-        environment=pitr.env(ctx.config.backup, repo.db_user(ctx)),
-        volumes={source: {"bind": target, "mode": "rw"} for source, target in mounts.items()},
+        labels=leftovers.oneoff_labels(ctx, oneoffs.SCRATCH, command="backup restore", timeout=repo_.ONEOFF_LIFETIME),
+        volumes={source: {"bind": "/from", "mode": "ro"}, target: {"bind": "/to", "mode": "rw"}},
         timeout=COPY_SECONDS,
     )
     if not done.ok:
-        raise BackupError(f"{what} failed: {done.stdout.strip()[-600:]}", step=step)
-
-
-def _wait_promoted(ctx: Context, name: str, step: str) -> None:
-    """Until the restored server has replayed up to the target and takes writes."""
-
-    def promoted() -> bool:
-        found = ctx.engine.container(name)
-        if found is None or not found.running:
-            raise BackupError(f"{name} stopped during its recovery: {ctx.engine.logs(name, 15)}", step=step)
-        argv = ["psql", "-X", "-A", "-t", "-q", "-h", pitr.SOCKET, "-U", repo.db_user(ctx), "-d", "postgres"]
-        out = ctx.engine.exec(name, [*argv, "-c", "select pg_is_in_recovery()"], step=step)
-        return out.ok and out.stdout.strip() == "f"
-
-    # PostgreSQL says nothing when its recovery ends: it is asked.
-    if not until(promoted, seconds=READY_SECONDS, every=0.5):
-        raise BackupError(f"{name} had not finished its recovery after {READY_SECONDS} s", step=step)
+        raise BackupError(f"copying the data volume to {target} failed: {done.stdout.strip()[-600:]}", step=step)
 
 
 def _record(ctx: Context, when: datetime, kept: str) -> None:

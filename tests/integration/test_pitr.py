@@ -13,9 +13,18 @@ import uuid
 
 import pytest
 from backup_data import psql
+from hosts import RemoteHost
 
 pytestmark = pytest.mark.docker
 PITR = "\n[backup]\npitr = true\npitr_full_keep = 1\n"
+SFTP = """
+[backup.sftp]
+host = "{host}"
+user = "root"
+path = "/srv/pgbackrest"
+key_file = "sftp_key"
+known_hosts = "sftp_known_hosts"
+"""
 WRITER = (
     "do $$ begin for i in 1..{n} loop insert into ticks default values; commit; perform pg_sleep(0.02); "
     "end loop; end $$"
@@ -24,15 +33,30 @@ WRITER = (
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, test_app_image):
+    """A stack with two pgBackRest repositories: the volume on this host, and an SFTP one on
+    the dind+sshd test host, reached over the stack's network out (made here before `up`)."""
     from stack import Stack
 
     s = Stack(f"t{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("pitr"), docker_client, test_app_image)
+    host = None
     try:
-        s.write_config(extra=PITR)
+        docker_client.networks.create(f"{s.name}-backup-out", driver="bridge", labels={"deployer.project": s.name})
+        host = RemoteHost(network=f"{s.name}-backup-out", network_aliases=[f"{s.name}-sftp"]).start()
+        key = s.folder / "sftp_key"
+        key.write_bytes(host.identity_file.read_bytes())
+        key.chmod(0o600)
+        public = host.container.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).output.decode().split()
+        known = s.folder / "sftp_known_hosts"
+        known.write_text(f"{s.name}-sftp {public[0]} {public[1]}\n")
+        known.chmod(0o600)
+        s.write_config(extra=PITR + SFTP.format(host=f"{s.name}-sftp"))
         up = s.ok("up")
-        assert "first full backup" in up.stdout + up.stderr
+        assert "first full backup" in up.stdout + up.stderr and "in repository 2" in up.stdout + up.stderr
+        s.sftp = host
         yield s
     finally:
+        if host is not None:
+            host.remove()
         s.destroy()
 
 
@@ -125,3 +149,38 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(stack, args, words)
     assert len(lines) == 1 and words in lines[0], result.stderr
     assert "Traceback" not in result.stderr
     assert _db(stack).attrs["State"]["StartedAt"] == before
+
+
+def test_an_unreachable_repository_at_up_exits_2_and_changes_nothing(stack):
+    before = _db(stack).attrs["State"]["StartedAt"]
+    stack.write_config(extra=PITR + SFTP.format(host="nowhere.invalid"))
+    try:
+        result = stack.cli("up")
+    finally:
+        stack.write_config(extra=PITR + SFTP.format(host=f"{stack.name}-sftp"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [x for x in result.stderr.splitlines() if x.strip() and not x.startswith("·")]
+    assert len(lines) == 1 and "root@nowhere.invalid:22 does not answer" in lines[0], result.stderr
+    assert _db(stack).attrs["State"]["StartedAt"] == before
+
+
+def test_with_the_data_volume_and_the_local_repository_lost_the_sftp_copy_brings_the_rows_back(stack):
+    db = _db(stack)
+    psql(db, "create table kept (id int primary key)")
+    psql(db, "insert into kept select generate_series(1, 500)")
+    time.sleep(1.1)
+    moment = psql(db, "select to_char(clock_timestamp() at time zone 'utc', 'YYYY-MM-DD HH24:MI:SS')")
+    time.sleep(1.1)
+    psql(db, "insert into kept values (501)")  # after the moment: not restored
+    expected = psql(db, "select count(*) from ticks")
+    stack.ok("backup", "base", "--type", "incr")  # the WAL up to here reaches both repositories
+    db.remove(force=True, v=False)
+    for volume in (f"{stack.name}-db-data", f"{stack.name}-pgbackrest"):
+        stack.docker.volumes.get(volume).remove(force=True)
+
+    done = stack.ok("backup", "restore", "--to-time", moment, "--from", "sftp", "--yes")
+    assert "deployer up" in done.stdout
+    stack.ok("up")
+    db = _db(stack)
+    assert psql(db, "select count(*) || ':' || max(id) from kept") == "500:500"
+    assert psql(db, "select count(*) from ticks") == expected

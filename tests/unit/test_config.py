@@ -223,6 +223,13 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ('[smoke]\npaths = ["nope"]', "smoke.paths", "plain URL path"),
         ('[edge]\ndomains = ["a.example", "a.example"]', "edge.domains", "twice"),
         ('[edge.headers]\nX-Note = "a"\nx-note = "b"', "edge.headers.x-note", "ignore case"),
+        ('[backup]\npitr = "yes"', "backup.pitr", "true or false"),
+        ("[backup]\npitr = true\npitr_full_keep = 0", "backup.pitr_full_keep", "between"),
+        ('[backup.sftp]\nhost = "vault"', "backup.sftp", "needs backup.pitr = true"),
+        ("[backup]\npitr = true\n[backup.sftp]\nport = 22", "backup.sftp.host", "missing"),
+        ('[backup]\npitr = true\n[backup.sftp]\nhost = "-x"', "backup.sftp.host", "host name"),
+        ('[backup]\npitr = true\n[backup.sftp]\nhost = "vault"', "backup.sftp.key_file", "missing"),
+        ('[backup]\npitr = true\n[backup.s3]\nendpoint = "s3"\nbucket = "b"', "backup.s3.region", "missing"),
     ],
 )
 def test_bad_sections_name_their_key(tmp_path, extra, key, words):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from deployer.config.model import Backup
+from deployer.config.model import Backup, Offsite
 from deployer.core import pitr
+from deployer.errors import InputError
 
 INFO = json.dumps(
     [
@@ -70,15 +72,54 @@ def test_the_restore_command_targets_the_moment_and_promotes():
     assert "--delta" not in pitr.restore_argv(when, delta=False)
 
 
+def _doc() -> dict:
+    return {
+        "services": {
+            "db": {
+                "environment": {"POSTGRES_DB": "app"},
+                "volumes": ["db-data:/var/lib/postgresql/data"],
+                "secrets": [{"source": "db_password", "target": "db_password", "mode": 0o400}],
+                "networks": {"data": {"aliases": ["db"]}},
+            }
+        },
+        "networks": {"data": {"external": True, "name": "shop-data"}},
+        "secrets": {"db_password": {"environment": "DEPLOYER_SECRET_DB_PASSWORD"}},
+    }
+
+
 def test_the_database_archives_into_the_repository_volume():
-    service = {"environment": {"POSTGRES_DB": "app"}, "volumes": ["db-data:/var/lib/postgresql/data"]}
-    done = pitr.db_service(service, Backup(pitr=True, pitr_full_keep=3), "app")
-    assert done["command"][0] == "postgres"
-    assert "archive_command=pgbackrest --stanza=main archive-push %p" in done["command"]
-    assert done["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "3"
-    assert done["environment"]["PGBACKREST_PG1_USER"] == "app"
-    assert done["volumes"][-1] == "pgbackrest:/var/lib/pgbackrest"
-    assert not any("PASSWORD" in k for k in done["environment"])
+    doc = _doc()
+    pitr.apply(doc, Backup(pitr=True, pitr_full_keep=3), "app", "shop", "DEPLOYER_SECRET_")
+    db = doc["services"]["db"]
+    assert db["command"][0] == "postgres"
+    assert "archive_command=pgbackrest --stanza=main archive-push %p" in db["command"]
+    assert db["environment"]["PGBACKREST_REPO1_RETENTION_FULL"] == "3"
+    assert db["environment"]["PGBACKREST_PG1_USER"] == "app"
+    assert db["volumes"][-1] == "pgbackrest:/var/lib/pgbackrest"
+    assert "backup-out" not in doc["networks"]  # no repository off the host: no route out
+
+
+def test_a_repository_off_the_host_gets_its_files_as_secrets_and_a_route_out():
+    offsite = Offsite(kind="sftp", host="vault", user="pgbackrest", key_file=Path("k"), known_hosts=Path("h"))
+    doc = _doc()
+    pitr.apply(doc, Backup(pitr=True, offsite=offsite), "app", "shop", "DEPLOYER_SECRET_")
+    db = doc["services"]["db"]
+    assert db["environment"]["PGBACKREST_REPO2_TYPE"] == "sftp"
+    assert db["environment"]["PGBACKREST_REPO2_SFTP_HOST"] == "vault"
+    assert db["environment"]["PGBACKREST_REPO2_SFTP_PRIVATE_KEY_FILE"] == f"{pitr.FILES}/pgbackrest_sftp_key"
+    assert {s["source"] for s in db["secrets"]} == {"db_password", "pgbackrest_sftp_key", "pgbackrest_known_hosts"}
+    assert doc["secrets"]["pgbackrest_sftp_key"] == {"environment": "DEPLOYER_SECRET_PGBACKREST_SFTP_KEY"}
+    assert doc["networks"]["backup-out"] == {"external": True, "name": "shop-backup-out"}
+    assert "backup-out" in db["networks"] and "data" in db["networks"]
+    assert pitr.repos(Backup(pitr=True, offsite=offsite)) == [1, 2]
+    assert pitr.repository_number(Backup(pitr=True, offsite=offsite), "sftp") == 2
+    with pytest.raises(InputError, match="no \\[backup.s3\\]"):
+        pitr.repository_number(Backup(pitr=True, offsite=offsite), "s3")
+
+
+def test_the_database_image_installs_the_secret_files_as_core_says():
+    entrypoint = (Path(__file__).resolve().parents[2] / "deployer/assets/db/docker-entrypoint.sh").read_text()
+    assert pitr.INSTALL in entrypoint
 
 
 def test_kept_volumes_are_named_by_their_moment():
