@@ -181,6 +181,7 @@ class Backup:
     pitr: bool = False
     pitr_full_keep: int = 2
     offsite: Offsite | None = None  # [backup.sftp] or [backup.s3]
+    max_lag: float = 600.0  # seconds a finished WAL segment may wait for a repository
 
 
 @dataclass(frozen=True)

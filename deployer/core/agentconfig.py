@@ -34,6 +34,7 @@ class AgentConfig:
     db_sslmode: str = ""  # libpq's sslmode towards an external database ('' for the bundled one)
     external: bool = False  # the database is not a container of the deployment ([database] url_file)
     drill_schedule: str = ""  # cron (UTC) of the restore drills; '' for none
+    max_lag: float = 0  # with [backup] pitr: seconds WAL archiving may lag (core/pitr.py lag); 0: not watched
 
     def render(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -62,4 +63,5 @@ def for_config(config, db_user: str, url=None) -> AgentConfig:
         keep_monthly=b.keep_monthly,
         webhook_timeout=b.webhook_timeout,
         drill_schedule=b.drill_schedule,
+        max_lag=b.max_lag if b.pitr and url is None else 0,
     )

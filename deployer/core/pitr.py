@@ -187,6 +187,17 @@ def newest_file(listing_text: str) -> float | None:
     return float(max(times)) if times else None
 
 
+def newest_segment(listing_text: str) -> tuple[str, float] | None:
+    """(the newest WAL segment, when it reached the repository) in a `repo-ls` of the archive."""
+    listing = json.loads(listing_text or "{}")
+    found = [
+        (k.rsplit("/", 1)[-1][:24], float(v["time"]))
+        for k, v in listing.items()
+        if "/" in k and v.get("type") == "file" and v.get("time") and segment_number(k.rsplit("/", 1)[-1]) is not None
+    ]
+    return max(found) if found else None
+
+
 def window(info_text: str, listing_text: str) -> tuple[float, float] | None:
     """(earliest, latest) recoverable moment as epoch seconds: the end of the oldest backup,
     and the time the newest WAL segment reached the repository. None: nothing to restore."""
@@ -216,3 +227,42 @@ def kept_volume(project: str, stamp: datetime) -> str:
 def is_kept_volume(project: str, name: str) -> bool:
     prefix = f"{project}-db-before-"
     return name.startswith(prefix) and len(name) == len(prefix) + 16
+
+
+# -- how far archiving lags (the backup service watches it: deployer/agent/archiving.py) -----------
+ARCHIVER = (
+    "select pg_walfile_name(pg_current_wal_lsn()) || '|' || coalesce(last_archived_wal, '') || '|' || "
+    "coalesce(extract(epoch from last_archived_time)::bigint::text, '') || '|' || "
+    "coalesce(extract(epoch from last_failed_time)::bigint::text, '') from pg_stat_archiver"
+)
+BEHIND_MARKER = ".deployer-archive-behind"
+
+
+def segment_number(name: str) -> int | None:
+    """A WAL segment's place in its timeline (16 MB segments), or None for another file
+    (a .history, a .partial's name is read up to the segment)."""
+    head = name[:24]
+    if len(head) != 24 or any(c not in "0123456789ABCDEF" for c in head):
+        return None
+    return int(head[8:16], 16) * 0x100 + int(head[16:24], 16)
+
+
+def lag(row: str, now: float, max_lag: float) -> str:
+    """Why archiving is behind ('' when it is not), from ARCHIVER's row: a finished segment
+    is not in every repository yet (the archive command failed for one of them), and the
+    last success is older than max_lag seconds. An idle server that writes nothing new is
+    never behind."""
+    current, last, archived_at, failed_at = (row.strip().split("|") + ["", "", "", ""])[:4]
+    now_at, last_at = segment_number(current), segment_number(last)
+    if now_at is None or not failed_at:
+        return ""
+    waiting = now_at - last_at - 1 if last_at is not None else now_at
+    since = now - float(archived_at) if archived_at else None
+    if waiting < 1 or (since is not None and since <= max_lag):
+        return ""
+    age = f"{since:.0f} s ago" if since is not None else "never"
+    return (
+        f"WAL archiving is behind: {waiting} finished segment(s) wait for a repository (last archived "
+        f"{last or 'none'}, {age}; max_lag {max_lag:g} s): check `deployer exec db pgbackrest info` and the "
+        "repository off the host"
+    )

@@ -8,6 +8,7 @@ full backup.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -106,6 +107,11 @@ def test_a_release_marks_where_it_began_with_a_restore_point(stack):
     assert point.startswith("pre-release-v1-")
     history = stack.ok("status", "--json").stdout
     assert point in history
+    shown = json.loads(history)["pitr"]["repositories"]
+    assert [(r["repository"], r["kind"], r["behind"]) for r in shown] == [(1, "local", False), (2, "sftp", False)]
+    assert all(r["segment"] and r["age_seconds"] < 600 for r in shown)
+    text = stack.ok("status").stdout
+    assert "WAL in repository 1 (local): 0000" in text and "WAL in repository 2 (sftp): 0000" in text
 
 
 def test_a_scratch_copy_restored_to_t_shows_the_rows_before_t(stack, moment):

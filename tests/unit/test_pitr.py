@@ -128,3 +128,21 @@ def test_kept_volumes_are_named_by_their_moment():
     assert pitr.is_kept_volume("shop", name)
     assert not pitr.is_kept_volume("shop", "shop-db-data")
     assert not pitr.is_kept_volume("shop", "shop-db-before-x")
+
+
+def test_archiving_is_behind_when_a_finished_segment_waits_longer_than_max_lag():
+    now = 10_000.0
+    # current segment 0x12, last archived 0x10: segment 0x11 is finished and waits
+    row = "000000010000000000000012|000000010000000000000010|9000|9990"
+    why = pitr.lag(row, now, 600)
+    assert "behind: 1 finished segment(s)" in why and "1000 s ago" in why
+    assert pitr.lag(row, now, 1200) == ""  # not yet for longer than max_lag
+    assert pitr.lag("000000010000000000000011|000000010000000000000010|9000|9990", now, 600) == ""  # in progress
+    assert pitr.lag("000000010000000000000012|000000010000000000000010|9000|", now, 600) == ""  # no failure
+    assert pitr.lag("000000020000000000000012|00000002.history|9000|9990", now, 600) != ""
+    assert pitr.segment_number("00000001000000020000000A") == 0x20A
+
+
+def test_the_healthcheck_reads_the_marker_the_watch_writes():
+    probe = (Path(__file__).resolve().parents[2] / "deployer/agent/probe.py").read_text()
+    assert f'"{pitr.BEHIND_MARKER}"' in probe
