@@ -39,6 +39,18 @@ def required(ctx: Context) -> None:
         )
 
 
+def archiving(ctx: Context) -> None:
+    """Bad input (exit 2) when the database container runs without WAL archiving: it was
+    made before [backup] pitr was turned on."""
+    found = ctx.engine.inspect(db_container(ctx))
+    env = ((found or {}).get("Config") or {}).get("Env") or []
+    if found is not None and not any(e.startswith("PGBACKREST_STANZA=") for e in env):
+        raise InputError(
+            "the database runs without WAL archiving (it was started before [backup] pitr was turned on): "
+            "run `deployer up --recreate-db` first"
+        )
+
+
 def db_container(ctx: Context) -> str:
     return names.infra_container(ctx.config.name, "db")
 
@@ -186,6 +198,7 @@ def base(ctx: Context, kind: str, *, step: str = Step.BACKUP, repos: list[int] |
         raise InputError(f"--type: {kind!r} is not one of {', '.join(pitr.KINDS)}")
     if not db_running(ctx):
         raise BackupError(f"the database container {db_container(ctx)} is not running (run `deployer up`)", step=step)
+    archiving(ctx)
     done = []
     for repo in repos or pitr.repos(ctx.config.backup):
         ran = ctx.engine.exec(db_container(ctx), pitr.backup_argv(kind, repo), step=step, user="postgres")

@@ -45,6 +45,7 @@ def scratch(ctx: Context, when: datetime, *, repo: int | None = None) -> list[st
 
     step = Step.RESTORE
     repo_.required(ctx)
+    repo_.archiving(ctx)
     _checked_window(ctx, when, repo, step)
     name = f"{ctx.config.name}-pitr-{secrets.token_hex(4)}"
     restore = " ".join(shlex.quote(a) for a in [*pitr.AS_POSTGRES, *pitr.restore_argv(when, delta=False, repo=repo)])
@@ -87,6 +88,7 @@ def in_place(ctx: Context, when: datetime, *, repo: int | None = None) -> list[s
 
     step = Step.RESTORE
     repo_.required(ctx)
+    repo_.archiving(ctx)
     with held(ctx, "backup restore --to-time"):
         _checked_window(ctx, when, repo, step)
         edge = ctx.engine.container(ctx.edge.container)

@@ -170,6 +170,28 @@ def test_an_unreachable_repository_at_up_exits_2_and_changes_nothing(stack):
     assert _db(stack).attrs["State"]["StartedAt"] == before
 
 
+def test_turning_archiving_off_is_refused_by_the_database_guard(stack):
+    before = _db(stack).attrs["State"]["StartedAt"]
+    stack.write_config()  # no [backup] pitr
+    try:
+        result = stack.cli("up")
+    finally:
+        stack.write_config(extra=PITR + SFTP.format(host=f"{stack.name}-sftp"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "WAL archiving with pgBackRest ([backup] pitr) is turned off" in result.stderr
+    assert "--recreate-db" in result.stderr
+    assert _db(stack).attrs["State"]["StartedAt"] == before
+
+
+def test_the_sftp_key_is_in_no_inspect_and_no_environment(stack):
+    key = (stack.folder / "sftp_key").read_text().strip().splitlines()[1]
+    assert key not in json.dumps(_db(stack).attrs)
+    env = _db(stack).exec_run(["cat", "/proc/1/environ"]).output.decode(errors="replace")
+    assert key not in env
+    installed = _db(stack).exec_run(["stat", "-c", "%U %a", "/var/lib/postgresql/.pgbackrest/pgbackrest_sftp_key"])
+    assert installed.output.decode().split() == ["postgres", "600"]
+
+
 def test_with_the_data_volume_and_the_local_repository_lost_the_sftp_copy_brings_the_rows_back(stack):
     db = _db(stack)
     psql(db, "create table kept (id int primary key)")
