@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from deployer.agent import archiving, checks, health, prune, report
+from deployer.agent import archiving, basebackup, checks, health, prune, report
 from deployer.agent import dump as dumping
 from deployer.agent.boot import Agent, Stopped, stop_on_signals
 from deployer.core import dumps, dumpstate
@@ -156,8 +156,9 @@ def run(agent: Agent) -> int:
             rounded = now()
             while (left := (due - now()).total_seconds()) > 0:
                 watch = archiving.EVERY if agent.config.max_lag else WAKE  # [backup] pitr: archiving's lag
-                time.sleep(max(0.0, min(left, watch, drill_in(agent))))
+                time.sleep(max(0.0, min(left, watch, drill_in(agent), basebackup.wait(agent, now(), began))))
                 archiving.check(agent)
+                basebackup.if_due(agent, now(), began)
                 drill_if_due(agent)
                 if left > WAKE and (now() - rounded).total_seconds() >= WAKE - watch:
                     housekeeping(agent)

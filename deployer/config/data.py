@@ -97,13 +97,15 @@ def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backu
         problem = timing.problem(schedule)
         if problem:
             raise r.error("backup.schedule", problem)
-    drill = r.string("backup.drill_schedule", default=Backup.drill_schedule)  # "": no drills
-    if drill and drill != Backup.drill_schedule:
-        from deployer.core import schedule as timing
+    crons = {}
+    for key in ("drill_schedule", "pitr_full_schedule", "pitr_diff_schedule", "pitr_incr_schedule"):
+        crons[key] = r.string(f"backup.{key}", default=getattr(Backup, key))  # "": none
+        if crons[key] and crons[key] != getattr(Backup, key):
+            from deployer.core import schedule as timing
 
-        problem = timing.problem(drill)
-        if problem:
-            raise r.error("backup.drill_schedule", problem)
+            problem = timing.problem(crons[key])
+            if problem:
+                raise r.error(f"backup.{key}", problem)
     webhook = read_webhook(r, "backup.webhook")
     keep = {
         k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
@@ -126,7 +128,7 @@ def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backu
         before_release=r.boolean("backup.before_release", default=Backup.before_release),
         webhook=webhook,
         webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
-        drill_schedule=drill,
+        **crons,
         pitr=pitr,
         max_lag=r.number("backup.max_lag", default=Backup.max_lag, low=60, high=7 * 86400),
         pitr_full_keep=r.integer("backup.pitr_full_keep", default=Backup.pitr_full_keep, low=1, high=1000),

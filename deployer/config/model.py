@@ -182,6 +182,11 @@ class Backup:
     pitr_full_keep: int = 2
     offsite: Offsite | None = None  # [backup.sftp] or [backup.s3]
     max_lag: float = 600.0  # seconds a finished WAL segment may wait for a repository
+    # The backup service's pgBackRest base backups (cron, UTC; "" for none): weekly full,
+    # daily differential, no incremental.
+    pitr_full_schedule: str = "0 1 * * 0"
+    pitr_diff_schedule: str = "0 1 * * 1-6"
+    pitr_incr_schedule: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ archive command that the server runs inherits them, and so does every exec.
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from typing import Any
 
@@ -135,6 +136,19 @@ def apply(doc: dict[str, Any], backup, user: str, project: str, prefix: str) -> 
 
 def backup_argv(kind: str, repo: int = 1) -> list[str]:
     return ["pgbackrest", f"--repo={repo}", f"--type={kind}", "backup"]
+
+
+# The backup service runs pgBackRest in the database container through the database itself:
+# `COPY ... TO PROGRAM` (its login is the superuser's), as postgres, with the server's own
+# PGBACKREST_* settings and secret files; the output goes to a file it then reads.
+PROGRAM_LOG = "/tmp/deployer-pgbackrest.log"
+READ_PROGRAM_LOG = f"select pg_read_file('{PROGRAM_LOG}')"
+
+
+def program_sql(argv: list[str]) -> str:
+    """A COPY that runs argv (fixed words of this module, quoted) in the database container."""
+    command = " ".join(shlex.quote(a) for a in argv) + f" > {PROGRAM_LOG} 2>&1"
+    return "copy (select 1) to program '" + command.replace("'", "''") + "'"
 
 
 def restore_argv(target: datetime, *, delta: bool, repo: int | None = None) -> list[str]:

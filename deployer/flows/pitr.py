@@ -193,19 +193,18 @@ def info(ctx: Context, *, step: str, repo: int | None = None) -> str:
 
 def base(ctx: Context, kind: str, *, step: str = Step.BACKUP, repos: list[int] | None = None) -> list[dict[str, Any]]:
     """A pgBackRest backup (full, diff or incr) of the running database into each repository
-    (pgBackRest backs up into one at a time); their info rows."""
+    (or `repos`), taken by the backup service as its schedule takes them
+    (deployer/agent/basebackup.py); their label, type and size."""
+    from deployer.flows.agent_call import ask
+
     if kind not in pitr.KINDS:
         raise InputError(f"--type: {kind!r} is not one of {', '.join(pitr.KINDS)}")
     if not db_running(ctx):
         raise BackupError(f"the database container {db_container(ctx)} is not running (run `deployer up`)", step=step)
     archiving(ctx)
     done = []
-    for repo in repos or pitr.repos(ctx.config.backup):
-        ran = ctx.engine.exec(db_container(ctx), pitr.backup_argv(kind, repo), step=step, user="postgres")
-        checked(ran, f"pgbackrest backup (repository {repo})", step)
-        newest = pitr.backups(info(ctx, step=step, repo=repo))[-1]
-        size = newest["info"]["repository"]["size"]
-        done.append({"repo": repo, "label": newest["label"], "type": newest["type"], "size": size})
+    for repo in repos or [None]:
+        done += ask(ctx, "base", "--type", kind, *(["--repo", str(repo)] if repo else []), step=step)
     return done
 
 

@@ -114,6 +114,10 @@ def test_a_release_marks_where_it_began_with_a_restore_point(stack):
     assert "WAL in repository 1 (local): 0000" in text and "WAL in repository 2 (sftp): 0000" in text
 
 
+def _sftp(stack) -> str:
+    return SFTP.format(host=f"{stack.name}-sftp")
+
+
 def test_a_scratch_copy_restored_to_t_shows_the_rows_before_t(stack, moment):
     text, epoch, rows = moment
     done = stack.ok("backup", "restore", "--to-time", text, "--into", "scratch")
@@ -190,6 +194,24 @@ def test_the_sftp_key_is_in_no_inspect_and_no_environment(stack):
     assert key not in env
     installed = _db(stack).exec_run(["stat", "-c", "%U %a", "/var/lib/postgresql/.pgbackrest/pgbackrest_sftp_key"])
     assert installed.output.decode().split() == ["postgres", "600"]
+
+
+def test_the_backup_service_takes_base_backups_on_its_schedule(stack):
+    """An incremental backup every minute, into both repositories, through the database
+    itself (the first is due once a minute has passed since the module's first `up`). The
+    schedule stays on: a backup the CLI asks for waits for a scheduled one."""
+    stack.write_config(
+        extra=PITR.replace("pitr = true", 'pitr = true\npitr_incr_schedule = "* * * * *"') + _sftp(stack)
+    )
+    stack.ok("up")  # the backup service is made again with the new settings; the database is not
+    deadline = time.monotonic() + 75
+    while True:
+        code, out = _db(stack).exec_run(["pgbackrest", "info", "--output=json"], user="postgres")
+        made = {(b["database"]["repo-key"], b["type"]) for b in json.loads(out)[0]["backup"]} if code == 0 else set()
+        if {(1, "incr"), (2, "incr")} <= made:
+            break
+        assert time.monotonic() < deadline, f"no scheduled incremental backup in both repositories: {made}"
+        time.sleep(1)
 
 
 def test_with_the_data_volume_and_the_local_repository_lost_the_sftp_copy_brings_the_rows_back(stack):

@@ -146,3 +146,21 @@ def test_archiving_is_behind_when_a_finished_segment_waits_longer_than_max_lag()
 def test_the_healthcheck_reads_the_marker_the_watch_writes():
     probe = (Path(__file__).resolve().parents[2] / "deployer/agent/probe.py").read_text()
     assert f'"{pitr.BEHIND_MARKER}"' in probe
+
+
+def test_the_backup_service_runs_pgbackrest_through_the_database_with_fixed_words():
+    sql = pitr.program_sql(pitr.backup_argv("diff", 2))
+    assert sql == (
+        "copy (select 1) to program 'pgbackrest --repo=2 --type=diff backup > /tmp/deployer-pgbackrest.log 2>&1'"
+    )
+
+
+def test_the_agent_settings_carry_the_base_backup_schedules():
+    from deployer.core.agentconfig import AgentConfig
+
+    told = AgentConfig(
+        project="shop", database="app", db_host="db", db_user="app", schedule="0 3 * * *", keep_last=7,
+        keep_daily=7, keep_weekly=4, keep_monthly=6, webhook_timeout=5, pitr_repos=2,
+        pitr_schedules=(("full", "0 1 * * 0"), ("incr", "0 */4 * * *")),
+    )  # fmt: skip
+    assert AgentConfig.parse(told.render()) == told
