@@ -120,6 +120,10 @@ def left_after_down(ctx: Context, *, dumps: str) -> list[str]:
     if config.backup.pitr:
         repository = names.volume(config.name, "pgbackrest")
         lines.append(f"left: the pgBackRest repository in {repository} (`docker volume rm {repository}`)")
+        lines.append(
+            f"left: the data volumes kept by restores to a moment, {config.name}-db-before-* "
+            "(`deployer backup restore --drop-old --yes` before `down`, or `docker volume rm`)"
+        )
     if tags:
         lines.append(f"left: {tags} release image tag(s) of the services (`deployer prune --keep 0` removes them)")
     lines.append(
