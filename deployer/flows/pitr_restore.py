@@ -96,11 +96,18 @@ def in_place(ctx: Context, when: datetime, *, repo: int | None = None) -> list[s
         if opened:
             maintenance.on(ctx, f"restoring the database to {pitr.show(when)}", 60)
             ctx.say("maintenance on: the public route answers 503 during the restore")
-        kept, started = _replace_data(ctx, when, repo, step)
-        counts = repo_.table_counts(ctx, repo_.db_container(ctx), step=Step.VERIFY) if started else []
-        if opened:
+        try:
+            kept, started = _replace_data(ctx, when, repo, step)
+            counts = repo_.table_counts(ctx, repo_.db_container(ctx), step=Step.VERIFY) if started else []
+        except BaseException:
+            if opened:
+                ctx.say("maintenance stays on: `deployer maintenance off` once the database answers again")
+            raise
+        if opened and started:
             maintenance.off(ctx)
             ctx.say("maintenance off")
+        elif opened:
+            ctx.say("maintenance stays on: `deployer maintenance off` after `deployer up`")
         if edge is not None and edge.running:
             _record(ctx, when, kept)
     kept_text = (
