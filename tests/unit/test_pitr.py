@@ -164,3 +164,18 @@ def test_the_agent_settings_carry_the_base_backup_schedules():
         pitr_schedules=(("full", "0 1 * * 0"), ("incr", "0 */4 * * *")),
     )  # fmt: skip
     assert AgentConfig.parse(told.render()) == told
+
+
+def test_the_database_guard_names_pitr_when_archiving_is_turned_on_or_off():
+    from deployer.flows.dbguard import what_changed
+
+    plain = {"Config": {"Image": "db:1", "Env": ["POSTGRES_DB=app"]}, "HostConfig": {}}
+    doc = _doc()
+    doc["services"]["db"]["image"] = "db:1"
+    pitr.apply(doc, Backup(pitr=True), "app", "shop", "DEPLOYER_SECRET_")
+    said = what_changed(plain, doc["services"]["db"])
+    assert said.startswith("WAL archiving with pgBackRest ([backup] pitr) is turned on") and "PGBACKREST" not in said
+    archiving = {
+        "Config": {"Image": "db:1", "Env": [f"{k}={v}" for k, v in doc["services"]["db"]["environment"].items()]}
+    }
+    assert "is turned off" in what_changed(archiving, {"image": "db:1", "environment": {"POSTGRES_DB": "app"}})
