@@ -21,6 +21,7 @@ REPO = "/var/lib/pgbackrest"  # the repository volume <name>-pgbackrest, in the 
 PGDATA = "/var/lib/postgresql/data/pgdata"
 SOCKET = "/var/run/postgresql"
 KINDS = ("full", "diff", "incr")
+LOCKED = "unable to acquire lock"  # pgBackRest's words while another of its commands runs on the stanza
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 # As the postgres user: the repository and the data folder are its own.
 AS_POSTGRES = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]

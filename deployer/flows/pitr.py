@@ -26,6 +26,7 @@ from deployer.flows.context import Context
 
 ONEOFF_LIFETIME = 6 * 3600
 READY_SECONDS = 300  # a restored server replays the WAL up to its target before it takes writes
+LOCK_WAIT = 1800  # a scheduled base backup of a large database holds the stanza's lock this long at most
 
 
 def required(ctx: Context) -> None:
@@ -125,10 +126,26 @@ def one_off(
 
 def run(ctx: Context, argv: list[str], *, step: str) -> ExecResult:
     """pgbackrest (argv) as postgres: in the database container when it runs, else in a
-    one-off of its image that sees the repositories alone (the local one read-only)."""
-    if db_running(ctx):
-        return ctx.engine.exec(db_container(ctx), argv, step=step, user="postgres")
-    return one_off(ctx, argv, step=step, mounts={repository(ctx): (pitr.REPO, "ro")})
+    one-off of its image that sees the repositories alone (the local one read-only). While
+    another pgBackRest command holds the stanza's lock (a base backup of the schedule), it
+    is tried again, for up to LOCK_WAIT seconds."""
+
+    def once() -> ExecResult:
+        if db_running(ctx):
+            return ctx.engine.exec(db_container(ctx), argv, step=step, user="postgres")
+        return one_off(ctx, argv, step=step, mounts={repository(ctx): (pitr.REPO, "ro")})
+
+    last = [once()]
+
+    def free() -> bool:
+        if last[0].ok or pitr.LOCKED not in last[0].stdout + last[0].stderr:
+            return True
+        last[0] = once()
+        return last[0].ok or pitr.LOCKED not in last[0].stdout + last[0].stderr
+
+    # pgBackRest says nothing when its lock is freed: it is asked again.
+    until(free, seconds=LOCK_WAIT, every=2)
+    return last[0]
 
 
 def probe(ctx: Context, *, step: str = Step.UP) -> None:
