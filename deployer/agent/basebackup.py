@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from deployer.errors import BackupError, InputError
 
 STEP = "base backup"
 LOCK = ".deployer-base.lock"
+LOCK_WAIT = 600.0  # seconds a base backup waits for the CLI's pgBackRest command on the stanza
 WAKE = 3600.0
 _tried: dict[str, datetime] = {}  # a run whose record could not be written is not retried at once
 
@@ -61,15 +63,22 @@ def _one_at_a_time(agent: Agent) -> Iterator[None]:
 
 
 def _program(pg: Postgres, argv: list[str], what: str) -> str:
-    try:
-        pg.psql(pitr.program_sql(argv), "postgres", step=STEP)
-    except BackupError as exc:
+    """Run argv in the database container; its output. While another pgBackRest command holds
+    the stanza's lock (the CLI's, at `up` or before a restore), it is tried again."""
+    waited = 0.0
+    while True:
         try:
-            said = " ".join(pg.psql(pitr.READ_PROGRAM_LOG, "postgres", step=STEP).split())[-600:]
-        except BackupError:
-            said = ""
-        raise BackupError(f"{what} failed: {said or exc}", step=STEP) from None
-    return pg.psql(pitr.READ_PROGRAM_LOG, "postgres", step=STEP)
+            pg.psql(pitr.program_sql(argv), "postgres", step=STEP)
+            return pg.psql(pitr.READ_PROGRAM_LOG, "postgres", step=STEP)
+        except BackupError as exc:
+            try:
+                said = " ".join(pg.psql(pitr.READ_PROGRAM_LOG, "postgres", step=STEP).split())[-600:]
+            except BackupError:
+                said = ""
+            if pitr.LOCKED not in said or waited >= LOCK_WAIT:
+                raise BackupError(f"{what} failed: {said or exc}", step=STEP) from None
+        time.sleep(2)
+        waited += 2
 
 
 def _last(agent: Agent, kind: str) -> datetime | None:

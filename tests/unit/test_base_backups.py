@@ -58,3 +58,21 @@ def test_a_failed_base_backup_is_reported_and_not_retried_at_once(tmp_path, monk
 
 def test_no_schedule_no_base_backup(tmp_path):
     assert basebackup.wait(agent(tmp_path, schedules=()), T, T) == basebackup.WAKE
+
+
+def test_a_base_backup_waits_while_another_pgbackrest_command_holds_the_lock(tmp_path, monkeypatch):
+    from deployer.errors import BackupError
+
+    said = iter(["ERROR: [050]: unable to acquire lock on file", "{}"])
+    calls = []
+
+    class Pg:
+        def psql(self, sql, database, *, step):
+            calls.append(sql)
+            if sql.startswith("copy") and len(calls) == 1:
+                raise BackupError("program failed", step=step)
+            return next(said) if sql.startswith("select") else ""
+
+    monkeypatch.setattr(basebackup.time, "sleep", lambda s: None)
+    assert basebackup._program(Pg(), ["pgbackrest", "check"], "pgbackrest check") == "{}"
+    assert [c.split()[0] for c in calls] == ["copy", "select", "copy", "select"]
