@@ -283,19 +283,21 @@ class Engine:
             return None
 
     # -- networks ---------------------------------------------------------------------------
-    def ensure_network(self, name: str, *, internal: bool, labels: dict[str, str], step: str) -> None:
+    def ensure_network(self, name: str, *, internal: bool, labels: dict[str, str], step: str) -> bool:
+        """True when it was made now."""
         from docker.errors import NotFound
 
         try:
             net = self.sdk.networks.get(name)
         except NotFound:
             self.sdk.networks.create(name, driver="bridge", internal=internal, labels=labels)
-            return
+            return True
         if bool(net.attrs.get("Internal")) != internal:
             raise EngineError(
                 f"network {name} exists with internal={net.attrs.get('Internal')}, expected {internal}; remove it first",
                 step=step,
             )
+        return False
 
     def remove_network(self, name: str, *, wait: float = 5) -> str:
         """Remove a network; '' once it is gone, else why it stays. An endpoint can outlive its

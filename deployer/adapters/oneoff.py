@@ -25,18 +25,26 @@ def run_detached(
     volumes: dict[str, dict[str, str]] | None = None,
     network: str = "none",
     shm_size: int | None = None,
+    command: list[str] | None = None,
+    files: dict[str, bytes] | None = None,
+    also: tuple[str, ...] = (),
 ) -> None:
     """Start a throwaway container (a scratch database): no published port, on `network`
-    ('none': loopback only); `volumes` maps a volume name or host path to
-    {"bind": path inside, "mode": "ro"|"rw"}. Removed again if it cannot start."""
+    ('none': loopback only) and the networks `also`; `volumes` maps a volume name or host
+    path to {"bind": path inside, "mode": "ro"|"rw"}; `command` replaces the image's;
+    `files` (paths under /run) are written before it starts, through the Engine API: in no
+    argv, environment or inspect. Removed again if it cannot start."""
     from docker.errors import APIError, ImageNotFound
 
     debug(f"run {name} from {image}")
     try:
-        engine.sdk.containers.run(
+        _started(
+            engine,
+            files,
+            also,
             image,
+            command,
             name=name,
-            detach=True,
             network_mode=network,
             environment=environment or {},
             labels=labels or {},
@@ -46,6 +54,25 @@ def run_detached(
     except (APIError, ImageNotFound) as exc:
         remove(engine, name)
         raise EngineError(f"cannot start {name} from {image}: {_reason(exc)}", step=step, command="run") from None
+
+
+def _started(engine: Engine, files: dict[str, bytes] | None, also: tuple[str, ...], *args, **kwargs) -> Any:
+    """Create, write `files` under /run, join the networks `also`, start."""
+    import time
+
+    from deployer.core.archive import tar_of
+
+    container = engine.sdk.containers.create(*args, **kwargs)
+    try:
+        if files:
+            container.put_archive("/run", tar_of(files, mode=0o400, now=time.time()))
+        for network in also:
+            engine.sdk.networks.get(network).connect(container)
+        container.start()
+    except BaseException:
+        remove(engine, container.id)
+        raise
+    return container
 
 
 def remove(engine: Engine, name: str) -> None:
@@ -67,25 +94,34 @@ def run_once(
     name: str,
     labels: dict[str, str],
     environment: dict[str, str] | None = None,
+    volumes: dict[str, dict[str, str]] | None = None,
+    timeout: float | None = None,
+    files: dict[str, bytes] | None = None,
+    network: str = "none",
 ) -> ExecResult:
-    """Run a throwaway container to completion (no network) and return its exit code and
-    output; it is removed whatever happens. Its environment holds no secret."""
+    """Run a throwaway container to completion (no network unless `network`) and return its
+    exit code and output; it is removed whatever happens. Its environment holds no secret.
+    `volumes` and `files` as for run_detached; `timeout` (default: the engine's) bounds the
+    wait for its end."""
     from docker.errors import APIError, ImageNotFound
 
     debug(f"run-once {name} from {image} {argv[:2]}")
     container = None
     try:
-        container = engine.sdk.containers.run(
+        container = _started(
+            engine,
+            files,
+            (),
             image,
             argv,
             name=name,
             labels=labels,
-            detach=True,
-            network_mode="none",
+            network_mode=network,
             environment=environment or {},
+            volumes=volumes or {},
             entrypoint=[],
         )
-        code = int(container.wait(timeout=engine.timeout).get("StatusCode", -1))
+        code = int(container.wait(timeout=timeout or engine.timeout).get("StatusCode", -1))
         out = container.logs(stdout=True, stderr=True).decode(errors="replace")
     except (APIError, ImageNotFound) as exc:
         raise EngineError(f"cannot run {image}: {_reason(exc)}", step=step, command="run") from None

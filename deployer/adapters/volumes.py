@@ -51,6 +51,15 @@ def users(engine: Engine, name: str) -> list[dict[str, str]]:
     return [c.get("Labels") or {} for c in found]
 
 
+def named(engine: Engine, prefix: str) -> list[str]:
+    """The names of the volumes whose name starts with `prefix`, sorted."""
+    try:
+        found = engine.sdk.api.volumes(filters={"name": prefix}).get("Volumes") or []
+    except Exception as exc:  # docker.errors.APIError, requests errors
+        raise EngineError(f"cannot list volumes on {engine.where}: {_reason(exc)}", step=Step.LIST) from None
+    return sorted(v["Name"] for v in found if v.get("Name", "").startswith(prefix))
+
+
 def exists(engine: Engine, name: str) -> bool:
     return any(v.name == name for v in engine.sdk.volumes.list(filters={"name": name}))
 

@@ -14,6 +14,7 @@ and the deployer CLI runs the rest through `docker exec` (flows/backups.py).
     fetch NAME                      the dump's bytes on stdout
     restore NAME --database D [--maintenance-work-mem 512MB]
     drill                           restore the newest dump into a scratch server and check it
+    base --type full|diff|incr [--repo N]   a pgBackRest base backup ([backup] pitr)
     server [--step S]               the database's server: where, version, pgvector
     cancel PID                      stop another agent command of this container (SIGTERM)
 
@@ -104,6 +105,9 @@ def parser() -> Parser:
         sub.add_parser(name, add_help=False)
     sub.add_parser("server", add_help=False).add_argument("--step", default=Step.STATUS.value)
     sub.add_parser("drill", add_help=False)
+    b = sub.add_parser("base", add_help=False)
+    b.add_argument("--type", default="incr")
+    b.add_argument("--repo", type=int)
     sub.add_parser("info", add_help=False).add_argument("name")
     d = sub.add_parser("dump", add_help=False)
     d.add_argument("--label", default="manual")
@@ -243,6 +247,10 @@ def run(agent: Agent, args: argparse.Namespace, channel: Channel) -> Any:
         from deployer.agent import drill
 
         return asdict(drill.drill(agent, say=channel.say))
+    if c == "base":
+        from deployer.agent import basebackup
+
+        return basebackup.take(agent, args.type, say=channel.say, repo=args.repo)
     if c == "info":
         return dumpstate.row(agent.folder.get(args.name, at), at)
     if c == "dump":

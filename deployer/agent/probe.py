@@ -25,6 +25,12 @@ def main() -> int:
 
         return full(["health"])
     if time.time() <= due:
+        try:  # [backup] pitr: WAL archiving behind by more than max_lag (deployer/agent/archiving.py)
+            with open(os.path.join(FOLDER, ".deployer-archive-behind"), encoding="utf-8") as fh:
+                print(fh.read().strip(), flush=True)
+            return 1
+        except OSError:
+            pass
         print(f"ok: the next good dump is due by {text}", flush=True)
         return 0
     why = ""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from deployer.agent import checks, health, prune, report
+from deployer.agent import archiving, basebackup, checks, health, prune, report
 from deployer.agent import dump as dumping
 from deployer.agent.boot import Agent, Stopped, stop_on_signals
 from deployer.core import dumps, dumpstate
@@ -153,11 +153,16 @@ def run(agent: Agent) -> int:
                 time.sleep(60)
                 continue
             report.update_status(agent.folder, next_run=dumps.iso(due))
+            rounded = now()
             while (left := (due - now()).total_seconds()) > 0:
-                time.sleep(max(0.0, min(left, WAKE, drill_in(agent))))
+                watch = archiving.EVERY if agent.config.max_lag else WAKE  # [backup] pitr: archiving's lag
+                time.sleep(max(0.0, min(left, watch, drill_in(agent), basebackup.wait(agent, now(), began))))
+                archiving.check(agent)
+                basebackup.if_due(agent, now(), began)
                 drill_if_due(agent)
-                if left > WAKE:
+                if left > WAKE and (now() - rounded).total_seconds() >= WAKE - watch:
                     housekeeping(agent)
+                    rounded = now()
             report.first_start(agent.folder, began)  # once the folder can hold it (a full disk)
             run_once(agent)
             housekeeping(agent)

@@ -11,7 +11,9 @@ import typer
 
 from deployer.cli.common import ConfigOption, EnvOption, context, handled, say
 
-app = typer.Typer(no_args_is_help=True, help="Dump, list, verify, fetch, restore and prune database backups.")
+app = typer.Typer(
+    no_args_is_help=True, help="Dump, list, verify, fetch, restore and prune database backups; restore to a moment."
+)
 
 
 def _checked(check, value: str, option: str) -> str:
@@ -133,29 +135,102 @@ def fetch(
 
 @app.command()
 @handled
+def base(
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    kind: Annotated[str, typer.Option("--type", help="full, diff or incr.")] = "incr",
+) -> None:
+    """A pgBackRest backup now (with [backup] pitr): the start of a restore to a moment."""
+    from deployer.core import pitr
+    from deployer.errors import InputError
+    from deployer.flows import pitr as flow
+
+    if kind not in pitr.KINDS:
+        raise InputError(f"--type: {kind!r} is not one of {', '.join(pitr.KINDS)}")
+    with context(config, env) as ctx:
+        flow.required(ctx)
+        done = flow.base(ctx, kind)
+    for row in done:
+        print(f"{row['label']}  {row['type']}  {row['size']} bytes in repository {row['repo']}")
+
+
+@app.command()
+@handled
 def restore(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The dump to restore.")],
+    name: Annotated[
+        str | None, typer.Argument(metavar="NAME", help="The dump to restore (not with --to-time).")
+    ] = None,
     config: ConfigOption = None,
     env: EnvOption = None,
     database: Annotated[str | None, typer.Option("--database", help="Target database (default: the app's).")] = None,
+    to_time: Annotated[
+        str | None,
+        typer.Option("--to-time", help="'YYYY-MM-DD HH:MM:SS' (UTC): restore to that moment ([backup] pitr)."),
+    ] = None,
+    into: Annotated[str | None, typer.Option("--into", help="'scratch': a copy on the data network, to look.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--from", help="The repository: local, or sftp / s3 (off the host) alone.")
+    ] = None,
+    drop_old: Annotated[
+        bool, typer.Option("--drop-old", help="Remove the data volumes kept by earlier restores to a moment.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Really replace the target's data.")] = False,
 ) -> None:
-    """Restore a dump (after a safety dump of the target); all or nothing."""
+    """Restore a dump (after a safety dump of the target), all or nothing; or, with --to-time,
+    the database as it was at a moment (the old data volume is kept until --drop-old)."""
     from deployer.core import dumps
     from deployer.errors import InputError
-    from deployer.flows import backups
 
+    if to_time is not None or into is not None or drop_old or source is not None:
+        return _restore_pitr(config, env, name, database, to_time, into, source, drop_old, yes)
+    if name is None:
+        raise InputError("NAME: which dump to restore (or --to-time for a moment)")
     _checked(dumps.check_name, name, "NAME")
     if database is not None:
         _checked(dumps.check_database, database, "--database")
     if not yes:
         raise InputError(f"restoring {name} replaces the data of {database or 'the database'}: add --yes")
+    from deployer.flows import backups
+
     with context(config, env) as ctx:
         done = backups.restore(ctx, name, database)
     if done.get("safety"):
         say(f"safety dump of {done['database']} taken first: {done['safety']}")
     for table, rows in done["tables"]:
         print(f"{table}\t{rows}")
+
+
+def _restore_pitr(config, env, name, database, to_time, into, source, drop_old, yes) -> None:
+    """`restore --to-time T [--into scratch]` and `restore --drop-old` (flows/pitr_restore.py)."""
+    from deployer.core import pitr
+    from deployer.errors import InputError
+
+    if name is not None or database is not None:
+        raise InputError("--to-time and --drop-old restore the whole database: no NAME, no --database")
+    if into not in (None, "scratch"):
+        raise InputError(f"--into: {into!r}: the one place is 'scratch'")
+    if source is not None and source not in pitr.REPOS:
+        raise InputError(f"--from: {source!r} is not one of {', '.join(pitr.REPOS)}")
+    if to_time is None and not drop_old:
+        raise InputError("--into scratch needs --to-time")
+    when = _checked(pitr.parse_time, to_time, "--to-time") if to_time is not None else None
+    if into is None and not yes:
+        what = f"restoring the database to {pitr.show(when)} replaces its data" if when else "--drop-old removes data"
+        raise InputError(f"{what}: add --yes")
+    from deployer.flows import pitr as flow
+    from deployer.flows import pitr_restore
+
+    with context(config, env) as ctx:
+        flow.required(ctx)
+        repo = pitr.repository_number(ctx.config.backup, source)
+        if when is not None:
+            restore = pitr_restore.scratch if into else pitr_restore.in_place
+            lines = restore(ctx, when, repo=repo)
+            for line in lines:
+                print(line)
+        if drop_old:
+            gone = pitr_restore.drop_old(ctx)
+            print("\n".join(f"removed volume {v}" for v in gone) or "no kept data volumes")
 
 
 @app.command()

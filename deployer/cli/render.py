@@ -98,6 +98,7 @@ def status(data: dict[str, Any]) -> None:
         console.print(schedule)
         _drill(console, dump)
         _backup_trouble(console, dump)
+    _wal(console, data.get("pitr"))
     pending = data.get("pending")
     if pending:
         console.print(
@@ -135,6 +136,19 @@ def status(data: dict[str, Any]) -> None:
                     highlight=False,
                     soft_wrap=True,
                 )
+
+
+def _wal(console, pitr: dict[str, Any] | None) -> None:
+    """Each pgBackRest repository's newest archived WAL segment and its age: the actual RPO."""
+    for r in (pitr or {}).get("repositories", []):
+        where = f"WAL in repository {r['repository']} ({r['kind']})"
+        if r.get("error"):
+            console.print(f"{where}: [red]UNREADABLE[/red]: {r['error']}", highlight=False)
+        elif not r.get("segment"):
+            console.print(f"{where}: none archived yet")
+        else:
+            behind = f"  [red]BEHIND (max_lag {pitr['max_lag']:g} s)[/red]" if r.get("behind") else ""
+            console.print(f"{where}: {r['segment']}, {r['age_seconds']:.0f} s ago{behind}", highlight=False)
 
 
 def _drill(console, dump: dict[str, Any]) -> None:

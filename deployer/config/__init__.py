@@ -189,7 +189,7 @@ def _parse(
     if timeouts.health_interval >= timeouts.health_deadline:
         raise ConfigError(file, "timeouts.health_interval", "must be shorter than timeouts.health_deadline")
     smoke = tuple(r.prefixes("smoke.paths", default=[]))
-    backup = data.backup(r)
+    backup = data.backup(r, engine.mode, external=database.external)
     registry = registry_config.read(r)
     build = build_config.read(r)
     swarm = swarm_config.read(r, engine.mode, services, edge, registry)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from deployer.config.envfile import read as read_env
 from deployer.config.envfile import read_mode_checked, register_secrets
-from deployer.config.model import Backup, Database, Limits
+from deployer.config.model import Backup, Database, Limits, Offsite
 from deployer.config.reader import Reader
 from deployer.config.webhook import read as read_webhook
 from deployer.core import dburl, durations
@@ -88,7 +89,7 @@ def read_url(path, *, where: object, key: str = "database.url_file") -> dburl.Db
     return url
 
 
-def backup(r: Reader) -> Backup:
+def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backup:
     schedule = r.string("backup.schedule", default=Backup.schedule)
     if schedule != Backup.schedule:
         from deployer.core import schedule as timing  # croniter, only for a schedule of the user's own
@@ -96,13 +97,15 @@ def backup(r: Reader) -> Backup:
         problem = timing.problem(schedule)
         if problem:
             raise r.error("backup.schedule", problem)
-    drill = r.string("backup.drill_schedule", default=Backup.drill_schedule)  # "": no drills
-    if drill and drill != Backup.drill_schedule:
-        from deployer.core import schedule as timing
+    crons = {}
+    for key in ("drill_schedule", "pitr_full_schedule", "pitr_diff_schedule", "pitr_incr_schedule"):
+        crons[key] = r.string(f"backup.{key}", default=getattr(Backup, key))  # "": none
+        if crons[key] and crons[key] != getattr(Backup, key):
+            from deployer.core import schedule as timing
 
-        problem = timing.problem(drill)
-        if problem:
-            raise r.error("backup.drill_schedule", problem)
+            problem = timing.problem(crons[key])
+            if problem:
+                raise r.error(f"backup.{key}", problem)
     webhook = read_webhook(r, "backup.webhook")
     keep = {
         k: r.integer(f"backup.{k}", default=getattr(Backup, k), low=0, high=10000)
@@ -110,12 +113,66 @@ def backup(r: Reader) -> Backup:
     }
     if keep["keep_last"] < 1:
         raise r.error("backup.keep_last", "must be at least 1")
+    pitr = r.boolean("backup.pitr", default=Backup.pitr)
+    if pitr and (mode == "swarm" or external):
+        where = "on a swarm" if mode == "swarm" else "for an external database ([database] url_file)"
+        raise r.error("backup.pitr", f"point-in-time recovery is not supported {where} yet")
+    for kind in ("sftp", "s3"):
+        if r.get(f"backup.{kind}") is not None and not pitr:
+            raise r.error(f"backup.{kind}", "a second pgBackRest repository needs backup.pitr = true")
+    offsite = _offsite(r)
     return Backup(
+        offsite=offsite,
         dir=r.host_folder("backup.dir"),
         schedule=schedule,
         before_release=r.boolean("backup.before_release", default=Backup.before_release),
         webhook=webhook,
         webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
-        drill_schedule=drill,
+        **crons,
+        pitr=pitr,
+        max_lag=r.number("backup.max_lag", default=Backup.max_lag, low=60, high=7 * 86400),
+        pitr_full_keep=r.integer("backup.pitr_full_keep", default=Backup.pitr_full_keep, low=1, high=1000),
         **keep,
     )
+
+
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
+REPO_PATH = re.compile(r"^/[A-Za-z0-9._/-]{0,254}$")
+USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+def _offsite(r: Reader) -> Offsite | None:
+    """[backup.sftp] or [backup.s3]: pgBackRest's second repository, off the host."""
+    kinds = [k for k in ("sftp", "s3") if r.get(f"backup.{k}") is not None]
+    if not kinds:
+        return None
+    if len(kinds) > 1:
+        raise r.error("backup.s3", "one second repository: [backup.sftp] or [backup.s3], not both")
+    kind = kinds[0]
+    r.table(f"backup.{kind}")
+    path = r.matching(f"backup.{kind}.path", REPO_PATH, "an absolute path", default=Offsite.path)
+    if kind == "sftp":
+        return Offsite(
+            kind=kind,
+            path=path,
+            host=r.matching("backup.sftp.host", HOST, "a host name or address", required=True),
+            port=r.port("backup.sftp.port", default=Offsite.port, allow_zero=False),
+            user=r.matching("backup.sftp.user", USER, "a user name", default=Offsite.user),
+            key_file=_secret_file(r, "backup.sftp.key_file"),
+            known_hosts=_secret_file(r, "backup.sftp.known_hosts"),
+        )
+    return Offsite(
+        kind=kind,
+        path=path,
+        host=r.matching("backup.s3.endpoint", HOST, "a host name", required=True),
+        bucket=r.matching("backup.s3.bucket", HOST, "a bucket name", required=True),
+        region=r.matching("backup.s3.region", HOST, "a region name", required=True),
+        credentials_file=_secret_file(r, "backup.s3.credentials_file"),
+    )
+
+
+def _secret_file(r: Reader, key: str) -> Path:
+    found = r.path(key, must_exist=True, kind="file")
+    if found is None:
+        raise r.error(key, "missing: a file (chmod 600)")
+    return found

@@ -141,6 +141,24 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class Offsite:
+    """[backup.sftp] or [backup.s3]: pgBackRest's second repository, off this host. Its
+    secrets stay in files (`key_file`, `known_hosts`; for S3 `credentials_file`), each
+    given to the database container as a secret, never in its environment."""
+
+    kind: str  # "sftp" or "s3"
+    path: str = "/var/lib/pgbackrest"
+    host: str = ""  # sftp: the host; s3: the endpoint (s3.eu-west-1.amazonaws.com)
+    port: int = 22
+    user: str = "pgbackrest"
+    key_file: Path | None = None  # sftp: the private key (chmod 600)
+    known_hosts: Path | None = None  # sftp: the host's key lines, as ~/.ssh/known_hosts has them
+    bucket: str = ""  # s3
+    region: str = ""  # s3
+    credentials_file: Path | None = None  # s3: repo2-s3-key=... and repo2-s3-key-secret=... (chmod 600)
+
+
+@dataclass(frozen=True)
 class Backup:
     """[backup]: where the dumps go, their schedule and their retention."""
 
@@ -159,6 +177,16 @@ class Backup:
     drill_schedule: str = "0 4 * * 0"
     webhook: str | None = None
     webhook_timeout: float = 5.0
+    # Point-in-time recovery: WAL archived continuously with pgBackRest (docs/database.md).
+    pitr: bool = False
+    pitr_full_keep: int = 2
+    offsite: Offsite | None = None  # [backup.sftp] or [backup.s3]
+    max_lag: float = 600.0  # seconds a finished WAL segment may wait for a repository
+    # The backup service's pgBackRest base backups (cron, UTC; "" for none): weekly full,
+    # daily differential, no incremental.
+    pitr_full_schedule: str = "0 1 * * 0"
+    pitr_diff_schedule: str = "0 1 * * 1-6"
+    pitr_incr_schedule: str = ""
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ class AgentConfig:
     db_sslmode: str = ""  # libpq's sslmode towards an external database ('' for the bundled one)
     external: bool = False  # the database is not a container of the deployment ([database] url_file)
     drill_schedule: str = ""  # cron (UTC) of the restore drills; '' for none
+    max_lag: float = 0  # with [backup] pitr: seconds WAL archiving may lag (core/pitr.py lag); 0: not watched
+    pitr_repos: int = 0  # with [backup] pitr: how many pgBackRest repositories (1, or 2 with one off the host)
+    pitr_schedules: tuple[tuple[str, str], ...] = ()  # (kind, cron) of the base backups (agent/basebackup.py)
 
     def render(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -41,7 +44,10 @@ class AgentConfig:
     @classmethod
     def parse(cls, text: str) -> AgentConfig:
         data = json.loads(text)
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        found = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "pitr_schedules" in found:  # JSON has lists
+            found["pitr_schedules"] = tuple(tuple(pair) for pair in found["pitr_schedules"])
+        return cls(**found)
 
 
 def for_config(config, db_user: str, url=None) -> AgentConfig:
@@ -62,4 +68,15 @@ def for_config(config, db_user: str, url=None) -> AgentConfig:
         keep_monthly=b.keep_monthly,
         webhook_timeout=b.webhook_timeout,
         drill_schedule=b.drill_schedule,
+        max_lag=b.max_lag if b.pitr and url is None else 0,
+        pitr_repos=(2 if b.offsite else 1) if b.pitr and url is None else 0,
+        pitr_schedules=tuple(
+            (kind, cron)
+            for kind, cron in (
+                ("full", b.pitr_full_schedule),
+                ("diff", b.pitr_diff_schedule),
+                ("incr", b.pitr_incr_schedule),
+            )
+            if cron and b.pitr and url is None
+        ),
     )

@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from deployer.core import names
+from deployer.core import names, pitr
 from deployer.core import volumes as ownership
 from deployer.core.edgelayout import HTTPS_PORT, MOUNT, PREVIEW_PORT, PUBLIC_PORT
 
@@ -326,25 +326,23 @@ def infra(
         },
     }
     services["edge"]["labels"][EDGE_SPEC] = _spec_hash(services["edge"], edge_image_id)
-    # External: the deployer creates them, labelled (core/volumes.py; flows/volumes.py). Compose would
-    # ask to recreate, data lost, a volume it made whose labels then change.
+    # External: made labelled by the deployer (flows/volumes.py): compose would recreate one whose labels change.
     external_db = config.database.external
     if external_db:
         # No database container: the backup agent reaches the external server over the edge
         # network, which (unlike the internal data network) has a route out.
         del services["db"]
         services["backup"]["networks"] = ["edge"]
-    volumes = ownership.volumes(project, dumps_on_host, db=not external_db)
-    declared = {k: {"name": name, "external": True} for k, name in volumes.items()}
-    return escape(
-        {
-            "services": services,
-            "volumes": declared,
-            "networks": _networks(project),
-            "secrets": {
-                "db_password": {"environment": f"{SECRET_ENV_PREFIX}DB_PASSWORD"},
-                "webhook": {"environment": f"{SECRET_ENV_PREFIX}WEBHOOK"},
-            },
-            "configs": {"agent": {"content": agent_config}},
-        }
-    )
+    pitr_on = config.backup.pitr and not external_db  # WAL archived with pgBackRest (core/pitr.py)
+    volumes = ownership.volumes(project, dumps_on_host, db=not external_db, pitr=pitr_on)
+    secrets = {"db_password": "DB_PASSWORD", "webhook": "WEBHOOK"}
+    doc = {
+        "services": services,
+        "volumes": {k: {"name": name, "external": True} for k, name in volumes.items()},
+        "networks": _networks(project),
+        "secrets": {k: {"environment": f"{SECRET_ENV_PREFIX}{v}"} for k, v in secrets.items()},
+        "configs": {"agent": {"content": agent_config}},
+    }
+    if pitr_on:
+        pitr.apply(doc, config.backup, db_env.get("POSTGRES_USER", "postgres"), project, SECRET_ENV_PREFIX)
+    return escape(doc)

@@ -74,6 +74,11 @@ def data_network(project: str) -> str:
     return f"{project}-data"
 
 
+def backup_out_network(project: str) -> str:
+    """The database's route out to a pgBackRest repository off the host (core/pitr.py)."""
+    return f"{project}-backup-out"
+
+
 def volume(project: str, what: str) -> str:
     """edge-state, db-data, dumps."""
     return f"{project}-{what}"

@@ -9,11 +9,13 @@ from typing import Any
 from deployer.core import names
 
 
-def volumes(project: str, dumps_on_host: str | None = None, *, db: bool = True) -> dict[str, str]:
+def volumes(project: str, dumps_on_host: str | None = None, *, db: bool = True, pitr: bool = False) -> dict[str, str]:
     """The infrastructure's volumes, by their key in the compose file: edge-state (route
-    state, lock, history), db-data (unless the database is external: `db` False) and, unless
-    the dumps live in a host folder, dumps."""
+    state, lock, history), db-data (unless the database is external: `db` False), unless
+    the dumps live in a host folder, dumps, and with `[backup] pitr` the pgBackRest
+    repository (pgbackrest)."""
     keys = ("edge-state",) + (("db-data",) if db else ()) + (() if dumps_on_host else ("dumps",))
+    keys += ("pgbackrest",) if pitr else ()
     return {k: names.volume(project, k) for k in keys}
 
 

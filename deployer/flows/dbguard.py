@@ -148,7 +148,13 @@ def what_changed(current: dict[str, Any], spec: dict[str, Any]) -> str:
     have = dict(e.split("=", 1) for e in conf.get("Env") or [] if "=" in e)
     want = {k: _plain(v) for k, v in (spec.get("environment") or {}).items()}
     keys = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k) and (k in want or not _image_env(k)))
-    if keys:
+    archiving = [k for k in keys if k.startswith("PGBACKREST_")]  # [backup] pitr, core/pitr.py
+    if "PGBACKREST_STANZA" in archiving:
+        turned = "on" if "PGBACKREST_STANZA" in want else "off"
+        found.append(f"WAL archiving with pgBackRest ([backup] pitr) is turned {turned}, so its command line")
+    elif archiving:
+        found.append("pgBackRest settings ([backup] pitr_full_keep, [backup.sftp] or [backup.s3])")
+    if keys := [k for k in keys if k not in archiving]:
         found.append(f"environment ({', '.join(keys)})")
     limits = ((spec.get("deploy") or {}).get("resources") or {}).get("limits") or {}
     cpus = round(float(limits["cpus"]) * 1e9) if limits.get("cpus") else 0

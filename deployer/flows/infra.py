@@ -21,7 +21,7 @@ from deployer.core import agentconfig, compose, edgelayout, names, oneoffs, site
 from deployer.core.state import Record, Target
 from deployer.core.steps import Step
 from deployer.errors import ConfigError, EngineError, InputError
-from deployer.flows import agent_call, dbguard, edge_roll, images, tls
+from deployer.flows import agent_call, dbguard, edge_roll, images, pitr, tls
 from deployer.flows import volumes as ownership
 from deployer.flows.context import Context, host_folder
 from deployer.flows.lock import held
@@ -66,7 +66,7 @@ def spec(
         migrate_requests=migrate_requests,
     )
     secrets = {SECRET_DB_PASSWORD: db_env.get("POSTGRES_PASSWORD", ""), SECRET_WEBHOOK: config.backup.webhook or ""}
-    return data, secrets
+    return data, {**secrets, **pitr.compose_secrets(ctx, compose.SECRET_ENV_PREFIX)}
 
 
 def db_login(config) -> tuple[dict[str, str], Any]:
@@ -190,11 +190,17 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         replacing = shape == "pod" and edge_roll.stale(ctx, data)
         if replacing:
             edge_roll.check(ctx, rendered)  # refuses a site without reuseport, and a running watch
+        pitr.probe(ctx)  # the pgBackRest repository off the host answers (exit 2 otherwise)
         with_db = dbguard.before_up(ctx, data, secrets, recreate=recreate_db)  # refuses, keeps or dumps first
-        for name, internal in ((names.edge_network(config.name), False), (names.data_network(config.name), True)):
+        networks = [(names.edge_network(config.name), False), (names.data_network(config.name), True)]
+        if "backup-out" in data.get("networks", {}):  # a route out to the pgBackRest repository off the host
+            networks.append((data["networks"]["backup-out"]["name"], False))
+        for name, internal in networks:
             engine.ensure_network(name, internal=internal, labels={names.LABEL_PROJECT: config.name}, step=Step.UP)
         ownership.create(ctx, data, step=Step.UP)  # labelled: whose they are (flows/volumes.py)
         _converge(ctx, data, secrets, shape=shape, replacing=replacing, with_db=with_db, site=rendered)
+        if config.backup.pitr and not external:  # the pgBackRest stanza, and a first full backup
+            say(f"point-in-time recovery: {pitr.setup(ctx) or 'WAL archived continuously'}")
         ctx.edge.mark_deployment(step=Step.UP)
         if ctx.edge.apply_site(rendered, step=Step.UP):
             say("edge: site config applied and reloaded")

@@ -117,6 +117,13 @@ def left_after_down(ctx: Context, *, dumps: str) -> list[str]:
     tags = sum(len(i.tags) for s in config.services.values() for i in disk.images(ctx.engine, s.image))
     removal = f"delete the folder {dumps}" if config.backup.dir else f"`docker volume rm {dumps}`"
     lines = [f"left: the dumps in {dumps} (`deployer backup fetch` copies them off this host first; {removal})"]
+    if config.backup.pitr:
+        repository = names.volume(config.name, "pgbackrest")
+        lines.append(f"left: the pgBackRest repository in {repository} (`docker volume rm {repository}`)")
+        lines.append(
+            f"left: the data volumes kept by restores to a moment, {config.name}-db-before-* "
+            "(`deployer backup restore --drop-old --yes` before `down`, or `docker volume rm`)"
+        )
     if tags:
         lines.append(f"left: {tags} release image tag(s) of the services (`deployer prune --keep 0` removes them)")
     lines.append(

@@ -37,7 +37,7 @@ from deployer.core.steps import Step
 from deployer.core.versions import check_version
 from deployer.core.watch import Marker
 from deployer.errors import DeployerError, EdgeError
-from deployer.flows import agent_call, artifacts, backups, checks, dbguard, migrate, notify, oneoffs, prune
+from deployer.flows import agent_call, artifacts, backups, checks, dbguard, migrate, notify, oneoffs, pitr, prune
 from deployer.flows import watch as watch_flow
 from deployer.flows.cleanup import cleared, settle
 from deployer.flows.context import Context, now_text, who
@@ -71,6 +71,7 @@ class Attempt:
     artifacts: dict[str, Any] = field(default_factory=dict)  # the image IDs (and digests) it runs
     pins: dict[str, str] = field(default_factory=dict)  # the runtime's references (a swarm's digests)
     backup: str = ""
+    restore_point: str = ""  # with [backup] pitr: where the release began, in the WAL
     release: str = ""  # its id, from the migrate step on
     migrated: list[str] = field(default_factory=list)  # the services whose migration ran
     healthy_after: float | None = None
@@ -91,6 +92,7 @@ class Attempt:
             **self.artifacts,
             "swarm_images": self.pins or None,
             "backup": self.backup or None,
+            "restore_point": self.restore_point or None,
             "release": self.release or None,
             "migrated": self.migrated or None,
             "healthy_after": self.healthy_after,
@@ -123,6 +125,9 @@ def release(
             a.pins = ctx.runtime.pin(version, pinned)  # on a swarm, the digest each node pulls
         with run.step(Step.BACKUP):
             a.backup = _backup(ctx, version, backup)
+            if ctx.config.backup.pitr:  # instant: `backup restore --to-time` reaches the moment before it
+                a.restore_point = pitr.restore_point(ctx, f"pre-release-{version}")
+                ctx.say(f"backup: restore point {a.restore_point} made")
         a.release = names.new_release_id()
         with run.step(Step.MIGRATE):
             a.migrated = migrate.run(ctx, version, a.release, a.colour, dump=a.backup, env=a.env)

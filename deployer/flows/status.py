@@ -11,6 +11,7 @@ from typing import Any
 from deployer.core import exposure, freshness, lockrecord, names
 from deployer.core import metrics as metrics_rule
 from deployer.core.steps import Step
+from deployer.flows import pitr
 from deployer.flows.context import Context
 from deployer.flows.images import ages
 
@@ -55,6 +56,7 @@ def gather(ctx: Context, *, history: int = 8) -> dict[str, Any]:
     database = _external(ctx, seen.backup_running) if ctx.config.database.external else seen.part("db")
     result.update(colours=colours, edge=seen.part("edge"), database=database)
     result["backup_service"] = seen.part("backup")
+    result["pitr"] = pitr.status(ctx) if ctx.config.backup.pitr and database.get("status") == "running" else None
     return result
 
 

@@ -76,7 +76,9 @@ def down(ctx: Context, *, volumes: bool, backup: bool = True, typed: bool = Fals
     with held(ctx, "down") as lease:
         teardown(ctx, lease, final_dump=bool(volumes and backup and db and db.running))
         compose_adapter.down(engine, names.infra_project(config.name), data, step=Step.DOWN, secrets=secrets)
-        for name in (names.edge_network(config.name), names.data_network(config.name)):
+        for name in (names.edge_network(config.name), names.data_network(config.name)) + (
+            (names.backup_out_network(config.name),) if config.backup.offsite else ()
+        ):
             if why := engine.remove_network(name):
                 say(f"network {name} kept ({why}); `docker network rm {name}` once nothing uses it")
         if volumes:

@@ -125,7 +125,7 @@ def test_shell_completion_completes_commands_and_prints_its_script():
     env = {**os.environ, "COMP_WORDS": "deployer backup ", "COMP_CWORD": "2", "_DEPLOYER_COMPLETE": "complete_bash"}
     completed = subprocess.run([exe], env=env, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.split() == ["now", "list", "verify", "drill", "fetch", "restore", "prune"]
+    assert completed.stdout.split() == ["now", "list", "verify", "drill", "fetch", "base", "restore", "prune"]
     # the shell is detected from the parent processes: a bash that runs it (and does not exec it)
     script = subprocess.run(
         ["bash", "-c", f"'{exe}' --show-completion; exit $?"], capture_output=True, text=True, timeout=60

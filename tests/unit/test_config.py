@@ -223,6 +223,13 @@ def test_bad_values_name_the_file_and_key(tmp_path, change, key, words):
         ('[smoke]\npaths = ["nope"]', "smoke.paths", "plain URL path"),
         ('[edge]\ndomains = ["a.example", "a.example"]', "edge.domains", "twice"),
         ('[edge.headers]\nX-Note = "a"\nx-note = "b"', "edge.headers.x-note", "ignore case"),
+        ('[backup]\npitr = "yes"', "backup.pitr", "true or false"),
+        ("[backup]\npitr = true\npitr_full_keep = 0", "backup.pitr_full_keep", "between"),
+        ('[backup.sftp]\nhost = "vault"', "backup.sftp", "needs backup.pitr = true"),
+        ("[backup]\npitr = true\n[backup.sftp]\nport = 22", "backup.sftp.host", "missing"),
+        ('[backup]\npitr = true\n[backup.sftp]\nhost = "-x"', "backup.sftp.host", "host name"),
+        ('[backup]\npitr = true\n[backup.sftp]\nhost = "vault"', "backup.sftp.key_file", "missing"),
+        ('[backup]\npitr = true\n[backup.s3]\nendpoint = "s3"\nbucket = "b"', "backup.s3.region", "missing"),
     ],
 )
 def test_bad_sections_name_their_key(tmp_path, extra, key, words):
@@ -417,3 +424,34 @@ def test_the_build_cache_settings_are_read(tmp_path):
     cfg = config.load(write(tmp_path, MINIMAL + '[build]\ncache_from = "type=gha,scope=s"\ncache_to = "type=inline"\n'))
     assert cfg.build.cache_from == ("type=gha,scope=s",) and cfg.build.cache_to == "type=inline"
     assert config.load(write(tmp_path, MINIMAL)).build.cache_from == ()
+
+
+def test_a_repository_off_the_host_is_read_with_its_secret_files(tmp_path):
+    secret_file(tmp_path / "key", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    secret_file(tmp_path / "known", "vault ssh-ed25519 AAAA\n")
+    sftp = '[backup]\npitr = true\n[backup.sftp]\nhost = "vault"\nkey_file = "key"\nknown_hosts = "known"\n'
+    off = config.load(write(tmp_path, MINIMAL + sftp)).backup.offsite
+    assert (off.kind, off.host, off.port, off.user, off.path) == (
+        "sftp",
+        "vault",
+        22,
+        "pgbackrest",
+        "/var/lib/pgbackrest",
+    )
+    assert off.key_file == tmp_path / "key" and off.known_hosts == tmp_path / "known"
+    secret_file(tmp_path / "s3.conf", "[global]\nrepo2-s3-key=k\nrepo2-s3-key-secret=s\n")
+    s3 = (
+        '[backup]\npitr = true\n[backup.s3]\nendpoint = "s3.eu-west-1.amazonaws.com"\nbucket = "shop-pgbackrest"\n'
+        'region = "eu-west-1"\npath = "/shop"\ncredentials_file = "s3.conf"\n'
+    )
+    off = config.load(write(tmp_path, MINIMAL + s3)).backup.offsite
+    assert (off.kind, off.host, off.bucket, off.region, off.path) == (
+        "s3",
+        "s3.eu-west-1.amazonaws.com",
+        "shop-pgbackrest",
+        "eu-west-1",
+        "/shop",
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, MINIMAL + sftp + s3.replace("[backup]\npitr = true\n", "")))
+    assert caught.value.key == "backup.s3" and "not both" in str(caught.value)

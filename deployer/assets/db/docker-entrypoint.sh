@@ -43,6 +43,8 @@ prepare_dirs_as_root() {
 		chown -R postgres:postgres "$PGDATA"
 	fi
 	chmod 700 "$PGDATA"
+	# pgBackRest's secret files, for a repository off the host (compose secrets, root's own)
+	for f in /run/secrets/pgbackrest_*; do [ -f "$f" ] || continue; install -D -o postgres -g postgres -m 600 "$f" "/var/lib/postgresql/.pgbackrest/${f##*/}"; done
 }
 
 # psql against the temporary (socket-only) server; SQL comes on stdin or via -f.
