@@ -16,6 +16,7 @@ pgBackRest repository (flows/pitr.py; the commands as data: core/pitr.py).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shlex
 from datetime import UTC, datetime
@@ -135,7 +136,13 @@ def _replace_data(ctx: Context, when: datetime, repo: int | None, step: str) -> 
         kept = pitr.kept_volume(ctx.config.name, datetime.now(UTC))
         volumes.ensure(ctx.engine, kept, ours, step=step)
         ctx.say(f"database: copying its data volume to {kept}")
-        _copy(ctx, image, data, kept, step)
+        try:
+            _copy(ctx, image, data, kept, step)
+        except BaseException:  # failed or cancelled before its data changed: it runs again as it was
+            lifecycle.start(ctx.engine, db, step=step)
+            with contextlib.suppress(Exception):  # a partial copy, worth nothing
+                volumes.remove(ctx.engine, kept, step=step)
+            raise
     volumes.ensure(ctx.engine, data, ours, step=step)
     ctx.say(f"database: restoring to {pitr.show(when)}" + (f" from repository {repo}" if repo else ""))
     mounts = {data: ("/var/lib/postgresql/data", "rw"), repo_.repository(ctx): (pitr.REPO, "rw")}

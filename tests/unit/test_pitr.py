@@ -179,3 +179,33 @@ def test_the_database_guard_names_pitr_when_archiving_is_turned_on_or_off():
         "Config": {"Image": "db:1", "Env": [f"{k}={v}" for k, v in doc["services"]["db"]["environment"].items()]}
     }
     assert "is turned off" in what_changed(archiving, {"image": "db:1", "environment": {"POSTGRES_DB": "app"}})
+
+
+def test_a_failed_copy_of_the_data_volume_starts_the_database_again_and_drops_the_partial_copy(monkeypatch):
+    """The in-place restore's copy of the data volume fails (or is cancelled) before the data
+    changed: the database runs again as it was, and the partial copy goes."""
+    from types import SimpleNamespace
+
+    from deployer.adapters import lifecycle, volumes
+    from deployer.errors import BackupError
+    from deployer.flows import pitr_restore, scratch
+
+    done: list[tuple[str, str]] = []
+    monkeypatch.setattr(scratch, "db_image", lambda ctx, step: "db-image")
+    monkeypatch.setattr(lifecycle, "stop", lambda engine, name, seconds, step: done.append(("stop", name)))
+    monkeypatch.setattr(lifecycle, "start", lambda engine, name, step: done.append(("start", name)) or True)
+    monkeypatch.setattr(volumes, "labels", lambda engine, name: {})
+    monkeypatch.setattr(volumes, "ensure", lambda engine, name, labels, step: done.append(("ensure", name)))
+    monkeypatch.setattr(volumes, "remove", lambda engine, name, step: done.append(("remove", name)) or True)
+
+    def copy(*args, **kwargs):
+        raise BackupError("copying the data volume failed: no space left on device", step="restore")
+
+    monkeypatch.setattr(pitr_restore, "_copy", copy)
+    ctx = SimpleNamespace(config=SimpleNamespace(name="shop", deployment="d1"), engine=None, say=lambda text: None)
+    with pytest.raises(BackupError, match="no space left"):
+        pitr_restore._replace_data(ctx, datetime(2026, 12, 6, 17, 4, 59, tzinfo=UTC), None, "restore")
+    kept = next(name for what, name in done if what == "ensure")
+    assert kept.startswith("shop-db-before-")
+    assert done[-2:] == [("start", "shop-infra-db-1"), ("remove", kept)], done
+    assert not any(what == "ensure" and name == "shop-db-data" for what, name in done), "the data volume untouched"
