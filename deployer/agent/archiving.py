@@ -1,5 +1,5 @@
-"""The watch on WAL archiving ([backup] pitr): every minute the schedule asks the database
-how far its archiver lags (core/pitr.py lag). Behind by more than [backup] max_lag, it
+"""The watch on WAL archiving ([backup] pitr): twice per max_lag (at most a minute apart)
+the schedule asks the database how far its archiver lags (core/pitr.py lag). Behind by more than [backup] max_lag, it
 writes the marker `.deployer-archive-behind` (which fails the container's healthcheck:
 deployer/agent/probe.py) and reports the failure once (log, status, webhook); caught up,
 it removes the marker."""
@@ -14,7 +14,12 @@ from deployer.agent.postgres import Postgres
 from deployer.core import pitr
 
 STEP = "archive"
-EVERY = 60  # seconds between two looks
+EVERY = 60  # seconds between two looks, at most
+
+
+def every(max_lag: float) -> float:
+    """Seconds between two looks: twice per max_lag, at most a minute apart."""
+    return max(5.0, min(EVERY, max_lag / 2))
 
 
 def check(agent: Agent) -> None:

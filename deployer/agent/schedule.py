@@ -155,7 +155,9 @@ def run(agent: Agent) -> int:
             report.update_status(agent.folder, next_run=dumps.iso(due))
             rounded = now()
             while (left := (due - now()).total_seconds()) > 0:
-                watch = archiving.EVERY if agent.config.max_lag else WAKE  # [backup] pitr: archiving's lag
+                watch = (
+                    archiving.every(agent.config.max_lag) if agent.config.max_lag else WAKE
+                )  # [backup] pitr: archiving's lag
                 time.sleep(max(0.0, min(left, watch, drill_in(agent), basebackup.wait(agent, now(), began))))
                 archiving.check(agent)
                 basebackup.if_due(agent, now(), began)

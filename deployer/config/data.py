@@ -130,7 +130,7 @@ def backup(r: Reader, mode: str = "compose", *, external: bool = False) -> Backu
         webhook_timeout=r.number("backup.webhook_timeout", default=Backup.webhook_timeout, low=0.1, high=60),
         **crons,
         pitr=pitr,
-        max_lag=r.number("backup.max_lag", default=Backup.max_lag, low=60, high=7 * 86400),
+        max_lag=r.number("backup.max_lag", default=Backup.max_lag, low=10, high=7 * 86400),
         pitr_full_keep=r.integer("backup.pitr_full_keep", default=Backup.pitr_full_keep, low=1, high=1000),
         **keep,
     )

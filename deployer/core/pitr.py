@@ -264,13 +264,15 @@ def segment_number(name: str) -> int | None:
 
 def lag(row: str, now: float, max_lag: float) -> str:
     """Why archiving is behind ('' when it is not), from ARCHIVER's row: a finished segment
-    is not in every repository yet (the archive command failed for one of them), and the
-    last success is older than max_lag seconds. An idle server that writes nothing new is
+    is not in every repository yet (the archive command's newest attempt failed for one of
+    them), and the last success is older than max_lag seconds. An idle server that writes nothing new is
     never behind."""
     current, last, archived_at, failed_at = (row.strip().split("|") + ["", "", "", ""])[:4]
     now_at, last_at = segment_number(current), segment_number(last)
     if now_at is None or not failed_at:
         return ""
+    if archived_at and float(archived_at) >= float(failed_at):
+        return ""  # the archiver's newest attempt succeeded: a segment that waits is only queued
     waiting = now_at - last_at - 1 if last_at is not None else now_at
     since = now - float(archived_at) if archived_at else None
     if waiting < 1 or (since is not None and since <= max_lag):

@@ -234,3 +234,48 @@ def test_with_the_data_volume_and_the_local_repository_lost_the_sftp_copy_brings
     db = _db(stack)
     assert psql(db, "select count(*) || ':' || max(id) from kept") == "500:500"
     assert psql(db, "select count(*) from ticks") == expected
+
+
+def test_a_repository_that_falls_behind_is_posted_and_fails_the_backup_services_health(stack):
+    """The repository off the host stops taking WAL (its folder moved away): once a finished
+    segment has waited longer than max_lag, the backup service POSTs the failure once, turns
+    unhealthy and `status` says why; the repository back, archiving catches up and the
+    service is healthy again."""
+    from backup_data import wait
+    from webhook_sink import Sink
+
+    edge = stack.docker.networks.get(f"{stack.name}-edge")  # the backup service reaches this machine there
+    sink = Sink(host=edge.attrs["IPAM"]["Config"][0]["Gateway"])
+    host, db = stack.sftp.container, _db(stack)
+    backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
+
+    def health() -> str:
+        backup.reload()
+        return (backup.attrs["State"].get("Health") or {}).get("Status", "")
+
+    def posted() -> list[dict]:
+        return [b for b in list(sink.bodies) if b.get("step") == "archive"]
+
+    try:
+        lagging = f'pitr = true\nmax_lag = 10\nwebhook = "{sink.url("/ok/lag")}"\nwebhook_timeout = 2'
+        stack.write_config(extra=PITR.replace("pitr = true", lagging) + _sftp(stack))
+        stack.ok("up")  # the backup service is made again with the new settings; the database is not
+        backup = stack.docker.containers.get(f"{stack.name}-infra-backup-1")
+        assert host.exec_run(["mv", "/srv/pgbackrest", "/srv/pgbackrest.away"]).exit_code == 0
+        try:
+            psql(db, "create table lagging (id int); insert into lagging values (1)")
+            psql(db, "select pg_switch_wal()")  # a finished segment, that repository 2 cannot take
+            [body] = wait(posted, 60, "a POST about archiving that fell behind")
+            assert body["event"] == "backup_failed" and "WAL archiving is behind" in body["error"], body
+            wait(lambda: health() == "unhealthy", 30, "the backup service unhealthy")
+            shown = " ".join(stack.ok("status").stdout.split())  # as one line: rich folds long ones
+            assert "WAL archiving is behind" in shown and "WAL in repository 2 (sftp)" in shown, shown
+        finally:
+            host.exec_run(["mv", "/srv/pgbackrest.away", "/srv/pgbackrest"])
+        psql(db, "insert into lagging values (2)")
+        psql(db, "select pg_switch_wal()")  # wakes the archiver, which retries the waiting segments
+        wait(lambda: health() == "healthy", 60, "the backup service healthy again once archiving caught up")
+        assert len(posted()) == 1, "reported once"
+    finally:
+        sink.close()
+        stack.write_config(extra=PITR + _sftp(stack))

@@ -140,6 +140,8 @@ def test_archiving_is_behind_when_a_finished_segment_waits_longer_than_max_lag()
     assert pitr.lag("000000010000000000000011|000000010000000000000010|9000|9990", now, 600) == ""  # in progress
     assert pitr.lag("000000010000000000000012|000000010000000000000010|9000|", now, 600) == ""  # no failure
     assert pitr.lag("000000020000000000000012|00000002.history|9000|9990", now, 600) != ""
+    # the newest attempt succeeded (a failure before it): a waiting segment is only queued
+    assert pitr.lag("000000010000000000000012|000000010000000000000010|9000|8990", now, 600) == ""
     assert pitr.segment_number("00000001000000020000000A") == 0x20A
 
 
