@@ -148,22 +148,51 @@ def _replace_data(ctx: Context, when: datetime, repo: int | None, step: str) -> 
     mounts = {data: ("/var/lib/postgresql/data", "rw"), repo_.repository(ctx): (pitr.REPO, "rw")}
     argv = pitr.restore_argv(when, delta=True, repo=repo)
     first = f"install -d -o postgres -g postgres -m 700 {pitr.PGDATA}"  # a new data volume has none
-    done = repo_.one_off(ctx, argv, step=step, mounts=mounts, first=first, timeout=COPY_SECONDS)
-    if not done.ok:
-        where = f"; its data before the restore is in volume {kept}" if kept else ""
-        detail = done.stdout.strip()[-600:]
-        raise BackupError(f"pgbackrest restore failed: {detail}. The database is stopped{where}", step=step)
-    if not lifecycle.start(ctx.engine, db, step=step):
-        return kept, False
-    repo_.wait_promoted(ctx, db, step)
+    try:
+        done = repo_.one_off(ctx, argv, step=step, mounts=mounts, first=first, timeout=COPY_SECONDS)
+        if not done.ok:
+            raise BackupError(f"pgbackrest restore failed: {done.stdout.strip()[-600:]}", step=step)
+        if not lifecycle.start(ctx.engine, db, step=step):
+            return kept, False
+        repo_.wait_promoted(ctx, db, step)
+    except BackupError as exc:
+        if not kept:
+            raise BackupError(f"{exc}. The database is stopped", step=step) from None
+        _put_back(ctx, image, kept, data, db, step, why=str(exc))
+        raise BackupError(
+            f"{exc}. The database runs again on its data from before the restore (kept in volume {kept} as well)",
+            step=step,
+        ) from None
+    except BaseException:  # cancelled: the database goes back to its data from before as well
+        if kept:
+            _put_back(ctx, image, kept, data, db, step, why="cancelled")
+        raise
     return kept, True
 
 
-def _copy(ctx: Context, image: str, source: str, target: str, step: str) -> None:
+def _put_back(ctx: Context, image: str, kept: str, data: str, db: str, step: str, *, why: str) -> None:
+    """A restore that failed or was cancelled: the data volume gets the kept copy back, and
+    the database starts on it. Failing that, the message names the kept volume."""
+    ctx.say(f"database: the restore did not finish ({why[:200]}); putting its data back from {kept}")
+    try:
+        lifecycle.stop(ctx.engine, db, 60, step=step)  # it may run on half-restored data
+        _copy(ctx, image, kept, data, step, wipe=True)
+        lifecycle.start(ctx.engine, db, step=step)
+    except Exception as exc:
+        raise BackupError(
+            f"{why}; putting the data back failed too ({exc}): the database is stopped, and its data from "
+            f"before the restore is in volume {kept}",
+            step=step,
+        ) from None
+
+
+def _copy(ctx: Context, image: str, source: str, target: str, step: str, *, wipe: bool = False) -> None:
+    """Copy a volume's files into another (`wipe`: what the target held goes first)."""
+    copy = "cp -a /from/. /to/"
     done = oneoff.run_once(
         ctx.engine,
         image,
-        ["cp", "-a", "/from/.", "/to/"],
+        ["sh", "-c", f"find /to -mindepth 1 -delete && {copy}" if wipe else copy],
         step=step,
         name=f"{ctx.config.name}-pitr-{secrets.token_hex(4)}",
         labels=leftovers.oneoff_labels(ctx, oneoffs.SCRATCH, command="backup restore", timeout=repo_.ONEOFF_LIFETIME),

@@ -211,3 +211,44 @@ def test_a_failed_copy_of_the_data_volume_starts_the_database_again_and_drops_th
     assert kept.startswith("shop-db-before-")
     assert done[-2:] == [("start", "shop-infra-db-1"), ("remove", kept)], done
     assert not any(what == "ensure" and name == "shop-db-data" for what, name in done), "the data volume untouched"
+
+
+def test_a_failed_restore_puts_the_kept_data_back_and_starts_the_database_on_it(monkeypatch):
+    """pgBackRest's restore fails after the data volume was copied: the data volume gets the
+    copy back (what the failed restore left goes first), the database starts on it, and the
+    error says so, naming the kept volume."""
+    from types import SimpleNamespace
+
+    from deployer.adapters import lifecycle, volumes
+    from deployer.errors import BackupError
+    from deployer.flows import pitr as flows_pitr
+    from deployer.flows import pitr_restore, scratch
+
+    done: list[tuple] = []
+    monkeypatch.setattr(scratch, "db_image", lambda ctx, step: "db-image")
+    monkeypatch.setattr(lifecycle, "stop", lambda engine, name, seconds, step: done.append(("stop", name)))
+    monkeypatch.setattr(lifecycle, "start", lambda engine, name, step: done.append(("start", name)) or True)
+    monkeypatch.setattr(volumes, "labels", lambda engine, name: {})
+    monkeypatch.setattr(volumes, "ensure", lambda engine, name, labels, step: None)
+    monkeypatch.setattr(
+        pitr_restore,
+        "_copy",
+        lambda ctx, image, source, target, step, wipe=False: done.append(("copy", source, target, wipe)),
+    )
+    failed = SimpleNamespace(ok=False, stdout="ERROR: [075]: no backup set found to restore")
+    monkeypatch.setattr(flows_pitr, "one_off", lambda ctx, argv, **kw: done.append(("restore",)) or failed)
+    ctx = SimpleNamespace(config=SimpleNamespace(name="shop", deployment="d1"), engine=None, say=lambda text: None)
+    with pytest.raises(BackupError) as raised:
+        pitr_restore._replace_data(ctx, datetime(2026, 12, 6, 17, 4, 59, tzinfo=UTC), None, "restore")
+    kept = done[1][2]
+    assert kept.startswith("shop-db-before-")
+    assert done == [
+        ("stop", "shop-infra-db-1"),
+        ("copy", "shop-db-data", kept, False),
+        ("restore",),
+        ("stop", "shop-infra-db-1"),
+        ("copy", kept, "shop-db-data", True),
+        ("start", "shop-infra-db-1"),
+    ]
+    message = str(raised.value)
+    assert "no backup set found" in message and "runs again on its data from before" in message and kept in message
