@@ -137,13 +137,18 @@ def test_a_new_base_image_and_refresh_images_replace_the_edge_under_load(project
     try:
         # A newer base image: new own images (built first, as `up` would: a build takes minutes
         # here); the edge is replaced under load, the database kept.
+        from concurrent.futures import ThreadPoolExecutor
+
         from deployer.adapters.engine import Engine
         from deployer.flows import images
 
         engine = Engine()
-        try:
-            for part in ("edge", "db", "agent"):
-                images.own_image(engine, part, base_image=ref, say=print)
+        try:  # side by side (the test's own shortcut: 41 s against 53 s one after another here)
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                built = [pool.submit(images.own_image, engine, part, base_image=ref, say=print) for part in
+                         ("edge", "db", "agent")]  # fmt: skip
+                for future in built:
+                    future.result()
         finally:
             engine.close()
         result, counts, _, _ = under_load(project)
