@@ -229,12 +229,14 @@ def wait_promoted(ctx: Context, name: str, step: str) -> None:
     """Until a server (restored, or started on restored data) has replayed up to its target
     and takes writes."""
 
+    argv = ["psql", "-X", "-A", "-t", "-q", "-h", pitr.SOCKET, "-U", db_user(ctx), "-d", "postgres"]
+    argv += ["-c", "select pg_is_in_recovery()"]  # the env file read once, not at every poll
+
     def promoted() -> bool:
         found = ctx.engine.container(name)
         if found is None or not found.running:
             raise BackupError(f"{name} stopped during its recovery: {ctx.engine.logs(name, 15)}", step=step)
-        argv = ["psql", "-X", "-A", "-t", "-q", "-h", pitr.SOCKET, "-U", db_user(ctx), "-d", "postgres"]
-        out = ctx.engine.exec(name, [*argv, "-c", "select pg_is_in_recovery()"], step=step)
+        out = ctx.engine.exec(name, argv, step=step)
         return out.ok and out.stdout.strip() == "f"
 
     # PostgreSQL says nothing when its recovery ends: it is asked.
@@ -262,9 +264,13 @@ def push(ctx: Context, *, step: str) -> None:
 
 def window(ctx: Context, *, step: str, repo: int = 1) -> tuple[float, float] | None:
     """The recoverable window of one repository (core/pitr.py window)."""
+    return pitr.window(info(ctx, step=step, repo=repo), archive_listing(ctx, repo, step=step))
+
+
+def archive_listing(ctx: Context, repo: int, *, step: str) -> str:
+    """The repository's WAL archive, as `pgbackrest repo-ls --output=json` lists it."""
     argv = ["pgbackrest", f"--repo={repo}", "repo-ls", "--recurse", "--output=json", f"archive/{pitr.STANZA}"]
-    listing = checked(run(ctx, argv, step=step), "pgbackrest repo-ls", step)
-    return pitr.window(info(ctx, step=step, repo=repo), listing)
+    return checked(run(ctx, argv, step=step), "pgbackrest repo-ls", step)
 
 
 def status(ctx: Context) -> dict[str, Any]:
@@ -278,8 +284,7 @@ def status(ctx: Context) -> dict[str, Any]:
     for repo in pitr.repos(ctx.config.backup):
         row: dict[str, Any] = {"repository": repo, "kind": kinds[repo]}
         try:
-            argv = ["pgbackrest", f"--repo={repo}", "repo-ls", "--recurse", "--output=json", f"archive/{pitr.STANZA}"]
-            newest = pitr.newest_segment(checked(run(ctx, argv, step=Step.STATUS), "pgbackrest repo-ls", Step.STATUS))
+            newest = pitr.newest_segment(archive_listing(ctx, repo, step=Step.STATUS))
         except Exception as exc:  # an unreachable repository is what status must show
             row["error"] = str(exc)[-300:]
         else:
