@@ -10,7 +10,8 @@ calls these). The same parts as on one host, placed on the cluster (docs/scale-o
 
 Before anything changes: the engine must be a swarm manager, and every placement must be
 satisfiable by the cluster's ready nodes (exit 2 otherwise). The deployer's own images are
-built (or found) on the manager and pushed to [registry], because the nodes pull.
+built (or found) on the manager and pushed to [registry], because the nodes pull
+(swarm_images.py).
 """
 
 from __future__ import annotations
@@ -34,27 +35,10 @@ from deployer.flows.lock import held
 from deployer.flows.oneoffs import clear
 from deployer.flows.teardown import teardown
 from deployer.runtime import swarm_dbguard
+from deployer.runtime.swarm_images import OwnImages
 from deployer.runtime.swarm_release import preflight, registry_auth, release_stacks, wait_tasks
 
 SYNC_HEADER = "X-Deployer-Sync-Token"
-
-
-def own_image(ctx: Context, name: str, *, refresh: bool = False) -> tuple[str, str]:
-    """(tag on the manager, pinned reference in the registry) of one of the deployer's images;
-    `refresh`: built again without the cache, and pushed over the registry's tag."""
-    local = images.own_image(ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say, refresh=refresh)
-    registry = ctx.config.registry
-    assert registry is not None
-    target = f"{registry.url}/{local}"
-    cluster, auth = Swarm(ctx.engine), registry_auth(ctx)
-    digest = None if refresh else cluster.digest(target, auth)
-    if digest is None:
-        ctx.say(f"pushing {target}")
-        cluster.push(local, target, auth=auth, step=Step.UP)
-        digest = cluster.digest(target, auth)
-        if digest is None:
-            raise EngineError(f"{target} was pushed, but the registry does not show it", step=Step.UP)
-    return local, f"{target}@{digest}"
 
 
 def _sync_token(cluster: Swarm, project: str) -> str:
@@ -81,10 +65,15 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
         say(f"images: edge, database and backup agent, from {engine.where} to {config.registry.url}{without}")  # type: ignore[union-attr]
         if refresh:
             images.pull_base(engine, config.base_image, say, step=Step.UP)
-        edge_local, edge_image = own_image(ctx, "edge", refresh=refresh)
-        infra.check_site(ctx, rendered, edge_local)
-        db_image = config.database.image or own_image(ctx, "db", refresh=refresh)[1]
-        backup_image = own_image(ctx, "agent", refresh=refresh)[1]
+        own = OwnImages(ctx, refresh=refresh)  # each pushed while the next builds
+        infra.check_site(ctx, rendered, own.build("edge", push=False))
+        own.push("edge")
+        if not config.database.image:
+            own.build("db")
+        own.build("agent")
+        refs = own.refs()
+        edge_image, backup_image = refs["edge"], refs["agent"]
+        db_image = config.database.image or refs["db"]
         data, values = infra.spec(ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image)
         db_env = envfile.read(config.database.env_file, where=config.path, key="database.env_file").values
         agent = agentconfig.for_config(config, db_env.get("POSTGRES_USER", "postgres")).render()
