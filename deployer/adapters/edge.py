@@ -8,12 +8,13 @@ deployer.core.scripts, through the engine's one exec path.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from typing import Any
 
 from deployer.adapters.engine import Engine, ExecResult
+from deployer.core import adminpage, lockrecord, names, scripts, switchscript
 from deployer.core import history as history_rule
-from deployer.core import lockrecord, names, scripts, switchscript
 from deployer.core import probe as probe_rule
 from deployer.core.state import EdgeState, Pending, Record, parse_dump
 from deployer.core.steps import Step
@@ -319,6 +320,18 @@ class Edge:
         url = f"{probe_rule.PREVIEW}/_deployer/metrics" + (f"?window={int(window)}" if window else "")
         result = self.run(f"curl -sf --max-time 5 '{url}'", step=Step.METRICS)
         return result.stdout if result.ok else ""
+
+    def admin_get(self, path: str) -> tuple[int, str, str]:
+        """GET one of core/adminpage.py's paths from the admin port: status, content type, body."""
+        if adminpage.admin_path(path) is None:
+            raise InputError(f"not a path of the status page or the metrics: {path[:80]!r}")
+        url = shlex.quote(probe_rule.PREVIEW + path)
+        out = self.run(f"curl -s --max-time 10 -w '\\n%{{http_code}} %{{content_type}}' {url}", step=Step.PAGE)
+        body, _, tail = out.stdout.rpartition("\n")
+        status, _, kind = tail.partition(" ")
+        if not out.ok or not status.isdigit() or status == "000":
+            raise EdgeError(f"the edge's admin port did not answer {path}", step=Step.PAGE, logs=out.stderr)
+        return int(status), kind.strip() or "application/octet-stream", body
 
     def forget_metrics(self, *, step: str) -> list[str]:
         """Drop the counters of every release that no colour holds; returns those releases."""

@@ -236,6 +236,7 @@ def _register_groups() -> None:
     from deployer.cli.lock import app as lock_app
     from deployer.cli.operate import exec as exec_command
     from deployer.cli.operate import logs
+    from deployer.cli.page import page
     from deployer.cli.safety import register
     from deployer.cli.scaffold import init
     from deployer.cli.ship import promote, push
@@ -247,6 +248,7 @@ def _register_groups() -> None:
     app.command()(logs)
     app.command("exec")(exec_command)
     app.command()(top)
+    app.command()(page)
     app.add_typer(lock_app, name="lock")
     app.add_typer(backup_app, name="backup")
     app.add_typer(edge_app, name="edge")

@@ -42,6 +42,7 @@ class Step(StrEnum):
     LOGS = "logs"
     MAINTENANCE = "maintenance"
     METRICS = "metrics"
+    PAGE = "page"
     PRUNE = "prune"
     PUSH = "push"
     READ_HISTORY = "read history"

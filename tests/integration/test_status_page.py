@@ -15,6 +15,8 @@ import io
 import json
 import os
 import re
+import signal
+import socket
 import tarfile
 import threading
 import time
@@ -68,6 +70,46 @@ def _wait_for_a_row(project, since: float) -> None:
         time.sleep(1)
 
 
+def _through_deployer_page(project, sent: int) -> None:
+    """`deployer page` brings the admin port to this machine's 127.0.0.1 through the engine:
+    the page, its series and the metrics, with counts this test's own traffic moved; nothing
+    else. Ctrl-C ends it cleanly, and a port in use is bad input."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.monotonic()
+    page = project.popen("page", "--port", str(port))
+    try:
+        line = page.stdout.readline()
+        assert line.startswith(f"http://127.0.0.1:{port}/_deployer/page/ "), (line, page.poll())
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+            html = client.get("/_deployer/page/")
+            assert html.status_code == 200 and html.headers["content-type"].startswith("text/html"), html
+            assert "<title>deployer: status</title>" in html.text and '<table id="colours">' in html.text
+            rows = client.get("/_deployer/page/series.json").json()["services"]["backend"]
+            assert any(r[1] and r[1] > 0 for r in rows), rows
+            metrics = client.get("/_deployer/metrics").text
+            backend_5xx = sum(
+                int(n) for n in re.findall(r'^deployer_service_requests_total\{service="backend",[^}]*class="5xx"\} (\d+)$',
+                                          metrics, re.M)
+            )  # fmt: skip
+            assert backend_5xx >= sent // 40 > 0, (backend_5xx, sent)  # every 40th request was a 503 of the backend
+            assert "deployer_window_requests_total" in client.get("/_deployer/metrics?window=60").text
+            for path in ("/_deployer/sync", "/api/version", "/_deployer/health/blue", "/_deployer/page/x'y"):
+                assert client.get(path).status_code == 404, path
+    finally:
+        page.send_signal(signal.SIGINT)
+        out, err = page.communicate(timeout=30)
+    assert page.returncode == 0 and "Traceback" not in err, (page.returncode, out, err)
+    print(f"deployer page: {time.monotonic() - t:.1f}s")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen()
+        refused = project.cli("page", "--port", str(port))
+    lines = [x for x in refused.stderr.splitlines() if x.strip()]
+    assert refused.returncode == 2 and len(lines) == 1 and f"127.0.0.1:{port}" in lines[0], refused.stderr
+
+
 def _chart(dom: str, chart: str) -> str:
     found = re.search(rf'<svg id="{chart}"[^>]*>(.*?)</svg>', dom, re.S)
     assert found, f"no {chart} in the page"
@@ -97,6 +139,7 @@ def test_the_status_page_draws_the_last_hour_with_a_mark_at_a_release_and_a_swit
         stop.set()
         load.join(timeout=10)
     assert sent[0] > 100
+    _through_deployer_page(project, sent[0])
 
     # The page's weight on a first load, as a browser asks for it (gzip): under 200 KB.
     weight = 0

@@ -1,6 +1,7 @@
 """Swarm mode on a real three-node cluster (dockerd-in-container nodes and a registry,
 tests/hosts): bad input, `up` with the database pinned by a label to a worker (the backup
-agent on the manager), a release and a switch back under load, scaling by a release, the
+agent on the manager), a release and a switch back under load (which the control's status
+page, through `deployer page`, counts from both public replicas), scaling by a release, the
 data and the backups across them, the edges' port 8081 closed to an app's task (the
 edges' own sync and metrics pass, with the token), an edge replica that cannot take a switch (also
 when the control's own reading of the files met the write first), a volume
@@ -18,8 +19,11 @@ prints what it measured.
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
 
+import httpx
 import pytest
 from swarm_project import PORT, SwarmProject
 from test_guards import wait_for_line
@@ -150,6 +154,41 @@ def test_up_release_under_load_switch_back_and_scale(swarm: SwarmProject):
     text = swarm.ok("status").stdout
     print(text)
     assert swarm.edge_worker.name in text and swarm.manager.name in text, "status says where the database runs"
+    page_sums_both_replicas(swarm, seen["by_path"]["/api/version"][0])
+
+
+def page_sums_both_replicas(swarm: SwarmProject, sent: int) -> None:
+    """`deployer page` on the operator's machine reaches the control's admin port through the
+    manager's engine, and the page's hour counts the backend requests the load sent to both
+    public replicas (half to each): the control's sampler sums every replica's figures."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.monotonic()
+    page = swarm.popen({}, "page", "--port", str(port))
+    try:
+        line = page.stdout.readline()
+        assert line.startswith(f"http://127.0.0.1:{port}/_deployer/page/ "), (line, page.poll())
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 15  # the sampler's 10 s: long past the load here
+            while True:
+                series = client.get("/_deployer/page/series.json").json()
+                counted = sum(r[1] * series["interval"] for r in series["services"].get("backend", []) if r[1])
+                if counted >= 0.9 * sent or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
+            metrics = client.get("/_deployer/metrics").text
+            assert "<title>deployer: status</title>" in client.get("/_deployer/page/").text
+            assert client.get("/_deployer/sync").status_code == 404
+    finally:
+        page.terminate()
+        out, err = page.communicate(timeout=30)
+    summed = sum(int(n) for n in re.findall(r'^deployer_service_requests_total\{service="backend",.*\} (\d+)$',
+                                           metrics, re.M))  # fmt: skip
+    print(f"deployer page: the load sent {sent} backend requests, half to each replica; the page's hour counts"
+          f" {counted:.0f}, the summed metrics {summed} ({time.monotonic() - t:.1f}s)")  # fmt: skip
+    assert page.returncode == 0 and "Traceback" not in err, (page.returncode, out, err)
+    assert counted >= 0.9 * sent and summed >= sent, (counted, summed, sent)
 
 
 # From a container on the overlay: each address's answer on port 8081, or "closed".
@@ -157,7 +196,7 @@ PROBE = """
 import http.client, json, sys
 out = {}
 for ip in sys.argv[1:]:
-    for path in ("/", "/_deployer/health/blue", "/_deployer/metrics", "/_deployer/sync"):
+    for path in ("/", "/_deployer/health/blue", "/_deployer/metrics", "/_deployer/sync", "/_deployer/page/figures"):
         conn = http.client.HTTPConnection(ip, 8081, timeout=5)
         try:
             conn.request("GET", path)
@@ -177,7 +216,7 @@ def live_requests(text: str) -> float:
 
 def test_the_edges_port_8081_answers_the_other_edges_only(swarm: SwarmProject):
     """An app's task on the overlay gets no answer from any edge's port 8081, but a 403 on the
-    two paths the edges use (they need the token); the control still sums the public replicas'
+    three paths the edges use (they need the token); the control still sums the public replicas'
     metrics there (with the token)."""
     edges = swarm.resolve(f"{swarm.name}-infra_edge") | swarm.resolve(f"{swarm.name}-infra_control")
     assert len(edges) == 3, edges
@@ -188,7 +227,8 @@ def test_the_edges_port_8081_answers_the_other_edges_only(swarm: SwarmProject):
     seen = json.loads(out.strip().splitlines()[-1])
     for ip in edges:
         assert [seen[ip + p] for p in ("/", "/_deployer/health/blue")] == ["closed", "closed"], seen
-        assert [seen[ip + p] for p in ("/_deployer/metrics", "/_deployer/sync")] == [403, 403], seen
+        guarded = ("/_deployer/metrics", "/_deployer/sync", "/_deployer/page/figures")
+        assert [seen[ip + p] for p in guarded] == [403, 403, 403], seen
     swarm.serving()  # live requests reach the public replicas only
     control = swarm.manager.client.containers.get(swarm.control())
     metrics = "curl -s --max-time 5 http://127.0.0.1:8081/_deployer/metrics"

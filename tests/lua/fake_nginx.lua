@@ -256,6 +256,15 @@ function M.load(name)
     return require("deployer." .. name)
 end
 
+-- A fresh edge started with `conf` as /etc/deployer/sync.conf and `token` as the sync token's
+-- secret (nil: none), and a fresh copy of deployer.<name>.
+function M.swarm_edge(name, conf, token)
+    M.reset()
+    M.files["/etc/deployer/sync.conf"] = conf
+    M.files["/run/secrets/deployer_sync"] = token
+    return M.load(name)
+end
+
 -- The route state's files, as core/state.py writes them; those `files` does not name do not exist.
 function M.state(files)
     for _, name in ipairs({ "live", "blue", "green", "maintenance" }) do

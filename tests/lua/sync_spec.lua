@@ -20,10 +20,7 @@ describe("swarm mode", function()
 
     -- This edge, started with `conf` as /etc/deployer/sync.conf and the token secret (or none).
     local function start(conf, token)
-        edge.reset()
-        edge.files["/etc/deployer/sync.conf"] = conf
-        edge.files["/run/secrets/deployer_sync"] = token
-        sync = edge.load("sync")
+        sync = edge.swarm_edge("sync", conf, token)
         state = require("deployer.state")
         seen = {}
     end

@@ -179,9 +179,9 @@ def test_the_preview_server_answers_only_the_deployers_own_paths():
     preview = text[text.index("listen 8081 reuseport;") :]
     assert "if ($deployer_admin_refused) {\n        return 444;" in preview  # closed, no answer
     assert "    127.0.0.1 1;\n    include /run/deployer/gateways.geo;" in text  # execs, and the host
-    assert "/_deployer/(sync|metrics)" not in text  # one host: no other edge talks to it
+    assert "/_deployer/(sync|metrics" not in text  # one host: no other edge talks to it
     swarm = site.render(SimpleNamespace(name="shop", edge=Edge(), swarm=object()), asset("edge", "site.conf.j2"))
-    assert '"~^0 /_deployer/(sync|metrics)$" 0;' in swarm  # the replicas' sync, with the token
+    assert '"~^0 /_deployer/(sync|metrics|page/figures)$" 0;' in swarm  # the replicas' sync, with the token
 
 
 def test_a_cap_of_requests_per_client_on_the_public_servers_only():

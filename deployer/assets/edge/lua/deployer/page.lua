@@ -6,11 +6,12 @@
 --                                auto-rollbacks: the page's marks) and the last dumps the CLI noted
 -- The page itself (page/index.html, page.js) is static, served from the image.
 --
--- The history: worker 0 samples service_metrics.lua's cumulative counters every INTERVAL
--- seconds into a ring of POINTS strings in the shared dict deployer_page (keys "p<slot>" and
--- "seq": bounded whatever the traffic; a service name comes from the route state, never from a
--- request). The series are the differences of consecutive points. The ring lives in memory: a
--- new or restarted edge starts an empty hour.
+-- The history: worker 0 samples service_metrics.lua's cumulative counters (on a swarm's
+-- control, summed over every public replica: page_sum.lua) every INTERVAL seconds into a
+-- ring of POINTS strings in the shared dict deployer_page (keys "p<slot>" and "seq": bounded
+-- whatever the traffic; a service name comes from the route state, never from a request).
+-- The series are the differences of consecutive points. The ring lives in memory: a new or
+-- restarted edge starts an empty hour.
 
 local services = require("deployer.service_metrics")
 local metrics = require("deployer.metrics")
@@ -102,11 +103,14 @@ function M.figures()
     return out
 end
 
--- One point into the ring (the oldest goes).
+-- One point into the ring (the oldest goes). On a swarm's control edge, the running sum of
+-- its own and every public replica's figures (page_sum.lua).
 function M.sample()
+    local control = require("deployer.sync").role == "control"
+    local figures = control and require("deployer.page_sum").gather() or M.figures()
     ngx.update_time()
     local seq = dict:incr("seq", 1, 0)
-    local ok, err = dict:set("p" .. (seq % POINTS), M.encode(ngx.now(), M.figures()))
+    local ok, err = dict:set("p" .. (seq % POINTS), M.encode(ngx.now(), figures))
     if not ok then
         ngx.log(ngx.WARN, "page: cannot keep a point: ", err)
     end

@@ -16,10 +16,11 @@
 --
 -- Both directions go through /_deployer/sync on the internal server (port 8081, never
 -- published in swarm mode), authenticated by a token that swarm gives both as a secret
--- (a file whose one line is the HTTP header); so does the control's sum of the replicas'
--- metrics. From the network, that server answers these two paths alone, and only with
--- the token (the site's $deployer_admin). The state travels as state.lua's blob: the
--- files' texts joined by NUL bytes, with a sequence number.
+-- (a file whose one line is the HTTP header); so do the control's sum of the replicas'
+-- metrics and its status page's samples of their figures (page_sum.lua). From the network,
+-- that server answers these paths alone, and only with the token (the site's
+-- $deployer_admin). The state travels as state.lua's blob: the files' texts joined by NUL
+-- bytes, with a sequence number.
 
 local dns = require("deployer.dns")
 
@@ -223,13 +224,37 @@ function M.pull()
     return true
 end
 
+-- From another edge (not 127.0.0.1 nor the host: $deployer_admin of the site), an admin
+-- path answers only with the token: the site lets such requests through in swarm mode alone.
+function M.allowed()
+    return ngx.var.deployer_admin ~= "0" or (token ~= nil and ngx.req.get_headers()[HEADER] == token)
+end
+
+-- GET `path` from every public replica at once (their addresses from Docker's DNS now), and
+-- from this edge first with `with_self`: a list of { ip, body } of those that answered 200.
+function M.ask(path, with_self)
+    local sources = with_self and { "127.0.0.1" } or {}
+    for _, ip in ipairs(dns.query(conf.replicas) or {}) do
+        sources[#sources + 1] = ip
+    end
+    local threads, answers = {}, {}
+    for i, ip in ipairs(sources) do
+        threads[i] = ngx.thread.spawn(http, ip, "GET", nil, {}, PULL_TIMEOUT_MS, path)
+    end
+    for i, thread in ipairs(threads) do
+        local _, status, body = ngx.thread.wait(thread)
+        if status == 200 then
+            answers[#answers + 1] = { ip = sources[i], body = body }
+        end
+    end
+    return answers
+end
+
 -- /_deployer/metrics: on the control, its own counters (its probes) plus every public
 -- replica's (the users' requests), summed line by line: counters and cumulative histogram
 -- buckets add up across edges. A replica that does not answer is left out.
 function M.metrics()
-    -- From another edge (not 127.0.0.1 nor the host: $deployer_admin of the site), only
-    -- with the token: the site lets such requests through in swarm mode alone.
-    if ngx.var.deployer_admin == "0" and (not token or ngx.req.get_headers()[HEADER] ~= token) then
+    if not M.allowed() then
         return ngx.exit(403)
     end
     local metrics = require("deployer.metrics")
@@ -237,30 +262,18 @@ function M.metrics()
         return metrics.render()
     end
     local args = ngx.var.args and ("?" .. ngx.var.args .. "&") or "?"
-    local sources = { "127.0.0.1" }
-    for _, ip in ipairs(dns.query(conf.replicas) or {}) do
-        sources[#sources + 1] = ip
-    end
-    local threads = {}
-    for i, ip in ipairs(sources) do
-        local path = "/_deployer/metrics" .. args .. "edge_only=1"
-        threads[i] = ngx.thread.spawn(http, ip, "GET", nil, {}, PULL_TIMEOUT_MS, path)
-    end
     local keys, sums, comments, types = {}, {}, {}, {}
-    for _, thread in ipairs(threads) do
-        local _, status, body = ngx.thread.wait(thread)
-        if status == 200 then
-            for line in body:gmatch("[^\n]+") do
-                local key, value = line:match("^([^#].-) (%S+)$")
-                if key and tonumber(value) then
-                    if not sums[key] then
-                        keys[#keys + 1] = key
-                    end
-                    sums[key] = (sums[key] or 0) + tonumber(value)
-                elseif line:sub(1, 1) == "#" and not comments[line] then
-                    comments[line] = true
-                    types[#types + 1] = { line = line, family = line:match("^# TYPE (%S+) ") }
+    for _, answer in ipairs(M.ask("/_deployer/metrics" .. args .. "edge_only=1", true)) do
+        for line in answer.body:gmatch("[^\n]+") do
+            local key, value = line:match("^([^#].-) (%S+)$")
+            if key and tonumber(value) then
+                if not sums[key] then
+                    keys[#keys + 1] = key
                 end
+                sums[key] = (sums[key] or 0) + tonumber(value)
+            elseif line:sub(1, 1) == "#" and not comments[line] then
+                comments[line] = true
+                types[#types + 1] = { line = line, family = line:match("^# TYPE (%S+) ") }
             end
         end
     end
