@@ -2,7 +2,8 @@
 the schedule asks the database how far its archiver lags (core/pitr.py lag). Behind by more than [backup] max_lag, it
 writes the marker `.deployer-archive-behind` (which fails the container's healthcheck:
 deployer/agent/probe.py) and reports the failure once (log, status, webhook); caught up,
-it removes the marker."""
+it removes the marker. A new container judges at once, and never keeps the marker an earlier
+one wrote under its own settings."""
 
 from __future__ import annotations
 
@@ -43,3 +44,13 @@ def check(agent: Agent) -> None:
             report.log("WAL archiving has caught up")
     except OSError as exc:
         report.log(f"cannot write the archiving marker: {exc}")
+
+
+def start(agent: Agent) -> None:
+    """At the schedule's start: an earlier container's marker is removed (the healthcheck
+    already ignores it), and archiving is judged at once under this container's settings."""
+    try:
+        (agent.folder.path / pitr.BEHIND_MARKER).unlink(missing_ok=True)
+    except OSError as exc:
+        report.log(f"cannot remove an earlier archiving marker: {exc}")
+    check(agent)

@@ -15,13 +15,11 @@ that the check judges from the folder itself.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from deployer.agent import dump as dumping
-from deployer.agent import report
+from deployer.agent import pid1, report
 from deployer.agent.boot import Agent
 from deployer.core import dumps, dumpstate
 from deployer.core import schedule as timing
@@ -34,19 +32,9 @@ def now() -> datetime:
 
 
 def container_started() -> datetime | None:
-    """When this container's PID 1 (the schedule's init) started, from /proc: a fact that
-    needs no file of ours. None when /proc does not say."""
-    try:
-        after_name = Path("/proc/1/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
-        ticks = int(after_name[19])  # field 22, starttime: clock ticks after boot
-        booted = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
-            if line.startswith("btime ")
-        )
-        return datetime.fromtimestamp(booted + ticks / os.sysconf("SC_CLK_TCK"), UTC)
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
+    """When this container's PID 1 started (read from /proc)."""
+    began = pid1.container_started()
+    return datetime.fromtimestamp(began, UTC) if began is not None else None
 
 
 def started(agent: Agent, at: datetime) -> datetime:

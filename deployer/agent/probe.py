@@ -1,4 +1,4 @@
-"""The container's healthcheck, fast: one small file read, no third-party import.
+"""The container's healthcheck, fast: a few small file reads, no third-party import.
 
 `.deployer-deadline` holds the epoch second by which a newer good dump must exist (see
 deployer/agent/health.py). Without it (the schedule has not started yet), the full
@@ -12,7 +12,22 @@ import os
 import sys
 import time
 
+from deployer.agent.pid1 import container_started
+
 FOLDER = os.environ.get("DEPLOYER_AGENT_DUMPS", "/backups")
+
+
+def archive_behind() -> str:
+    """[backup] pitr: why WAL archiving is behind by more than max_lag, from the marker this
+    container's schedule writes (deployer/agent/archiving.py); '' when it is not. A marker an
+    earlier container left was judged under that container's settings, and does not count."""
+    try:
+        with open(os.path.join(FOLDER, ".deployer-archive-behind"), encoding="utf-8") as fh:
+            written, why = os.fstat(fh.fileno()).st_mtime, fh.read().strip()
+    except OSError:
+        return ""
+    began = container_started()
+    return "" if began is not None and written < began else why
 
 
 def main() -> int:
@@ -25,12 +40,10 @@ def main() -> int:
 
         return full(["health"])
     if time.time() <= due:
-        try:  # [backup] pitr: WAL archiving behind by more than max_lag (deployer/agent/archiving.py)
-            with open(os.path.join(FOLDER, ".deployer-archive-behind"), encoding="utf-8") as fh:
-                print(fh.read().strip(), flush=True)
+        behind = archive_behind()
+        if behind:
+            print(behind, flush=True)
             return 1
-        except OSError:
-            pass
         print(f"ok: the next good dump is due by {text}", flush=True)
         return 0
     why = ""

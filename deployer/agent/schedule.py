@@ -135,6 +135,7 @@ def run(agent: Agent) -> int:
         report.log(
             f"backup schedule {agent.config.schedule!r} (UTC) for {agent.config.database}; dumps in {agent.folder.path}"
         )
+        archiving.start(agent)
         try:
             for removed in agent.folder.clean():
                 report.log(f"removed a leftover of an interrupted command: {removed}")

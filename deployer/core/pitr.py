@@ -248,7 +248,8 @@ def is_kept_volume(project: str, name: str) -> bool:
 ARCHIVER = (
     "select pg_walfile_name(pg_current_wal_lsn()) || '|' || coalesce(last_archived_wal, '') || '|' || "
     "coalesce(extract(epoch from last_archived_time)::bigint::text, '') || '|' || "
-    "coalesce(extract(epoch from last_failed_time)::bigint::text, '') from pg_stat_archiver"
+    "coalesce(extract(epoch from last_failed_time)::bigint::text, '') || '|' || "
+    "coalesce(extract(epoch from stats_reset)::bigint::text, '') from pg_stat_archiver"
 )
 BEHIND_MARKER = ".deployer-archive-behind"
 
@@ -265,21 +266,29 @@ def segment_number(name: str) -> int | None:
 def lag(row: str, now: float, max_lag: float) -> str:
     """Why archiving is behind ('' when it is not), from ARCHIVER's row: a finished segment
     is not in every repository yet (the archive command's newest attempt failed for one of
-    them), and the last success is older than max_lag seconds. An idle server that writes nothing new is
-    never behind."""
-    current, last, archived_at, failed_at = (row.strip().split("|") + ["", "", "", ""])[:4]
+    them), and the last success is older than max_lag seconds. With no success since the
+    archiver's counters were reset (a start after a restore or a crash resets them), the lag
+    counts from that reset: a server restored a moment ago is not behind yet. An idle server
+    that writes nothing new is never behind."""
+    current, last, archived_at, failed_at, reset_at = (row.strip().split("|") + [""] * 5)[:5]
     now_at, last_at = segment_number(current), segment_number(last)
     if now_at is None or not failed_at:
         return ""
     if archived_at and float(archived_at) >= float(failed_at):
         return ""  # the archiver's newest attempt succeeded: a segment that waits is only queued
-    waiting = now_at - last_at - 1 if last_at is not None else now_at
-    since = now - float(archived_at) if archived_at else None
-    if waiting < 1 or (since is not None and since <= max_lag):
+    waiting = now_at - last_at - 1 if last_at is not None else None
+    since = archived_at or reset_at
+    late = now - float(since) if since else None
+    if (waiting is not None and waiting < 1) or (late is not None and late <= max_lag):
         return ""
-    age = f"{since:.0f} s ago" if since is not None else "never"
+    if archived_at:
+        last_success = f"last archived {last}, {late:.0f} s ago"
+    elif late is not None:
+        last_success = f"nothing archived in the {late:.0f} s since the archiver's counters were reset"
+    else:
+        last_success = "nothing archived yet"
+    count = f"{waiting} finished segment(s) wait" if waiting is not None else f"the segments before {current} wait"
     return (
-        f"WAL archiving is behind: {waiting} finished segment(s) wait for a repository (last archived "
-        f"{last or 'none'}, {age}; max_lag {max_lag:g} s): check `deployer exec db pgbackrest info` and the "
-        "repository off the host"
+        f"WAL archiving is behind: {count} for a repository ({last_success}; max_lag {max_lag:g} s): "
+        "check `deployer exec db pgbackrest info` and the repository off the host"
     )

@@ -16,6 +16,8 @@ import pytest
 from backup_data import psql
 from hosts import RemoteHost
 
+from deployer.core import pitr
+
 pytestmark = pytest.mark.docker
 PITR = "\n[backup]\npitr = true\npitr_full_keep = 1\n"
 SFTP = """
@@ -234,6 +236,10 @@ def test_with_the_data_volume_and_the_local_repository_lost_the_sftp_copy_brings
     db = _db(stack)
     assert psql(db, "select count(*) || ':' || max(id) from kept") == "500:500"
     assert psql(db, "select count(*) from ticks") == expected
+    # The restored server's archiver counters start again, and archiving failed while the
+    # local repository was being made again: that is no lag yet (a new max_lag from the reset).
+    row = psql(db, pitr.ARCHIVER)
+    assert row.split("|")[4] and pitr.lag(row, time.time(), 600) == "", row
 
 
 def test_a_repository_that_falls_behind_is_posted_and_fails_the_backup_services_health(stack):

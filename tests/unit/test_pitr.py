@@ -142,6 +142,21 @@ def test_archiving_is_behind_when_a_finished_segment_waits_longer_than_max_lag()
     assert pitr.lag("000000020000000000000012|00000002.history|9000|9990", now, 600) != ""
     # the newest attempt succeeded (a failure before it): a waiting segment is only queued
     assert pitr.lag("000000010000000000000012|000000010000000000000010|9000|8990", now, 600) == ""
+
+
+def test_with_nothing_archived_since_a_reset_the_lag_counts_from_the_reset():
+    """A server started on restored data (or after a crash) has its archiver's counters reset:
+    nothing archived yet, and a failure while a repository is being made, is not behind
+    before max_lag has passed since that reset."""
+    now = 10_000.0
+    fresh = "00000003000000000000000A|||9990|9950"  # reset 50 s ago, a failure 10 s ago
+    assert pitr.lag(fresh, now, 600) == ""
+    assert pitr.lag(fresh, now, 10) != ""
+    why = pitr.lag("00000003000000000000000A|||9990|9000", now, 600)  # reset 1000 s ago
+    assert "the segments before 00000003000000000000000A wait" in why, why
+    assert "nothing archived in the 1000 s since the archiver's counters were reset" in why, why
+    assert "nothing archived yet" in pitr.lag("00000003000000000000000A|||9990|", now, 600)
+    assert "1000 s ago" in pitr.lag("000000010000000000000012|000000010000000000000010|9000|9990|100", now, 600)
     assert pitr.segment_number("00000001000000020000000A") == 0x20A
 
 
