@@ -57,18 +57,15 @@ def build(
     step: str,
     say: Callable[[str], object],
     labels: dict[str, str] | None = None,
-    nocache: bool = False,
     cache_from: tuple[str, ...] = (),
     cache_to: str | None = None,
 ) -> str:
-    """Build `tag` from `context`; returns the image ID. `labels` go on the image; `nocache`
-    runs every step again (apt then fetches today's packages). `cache_from`/`cache_to`:
+    """Build `tag` from `context`; returns the image ID. `labels` go on the image. `cache_from`/`cache_to`:
     [build] of the config; DEPLOYER_CACHE_FROM/DEPLOYER_CACHE_TO, when set, take their place
     (a CI job's own cache)."""
     if builder() == "classic":
         _say_classic_once(say)
-        return _classic(engine, context, tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels,
-                        nocache=nocache)  # fmt: skip
+        return _classic(engine, context, tag, dockerfile=dockerfile, buildargs=buildargs, step=step, labels=labels)
     docker = docker_cli.client(engine)
     imports = cache_specs("DEPLOYER_CACHE_FROM") or list(cache_from)
     exports = cache_specs("DEPLOYER_CACHE_TO") or ([cache_to] if cache_to else [])
@@ -83,7 +80,6 @@ def build(
             tags=[tag],
             build_args=buildargs,
             labels=labels or {},
-            cache=not nocache,
             # a list is python-on-whales's form for several imports, of dicts only
             cache_from=[_as_dict(spec) for spec in imports] or None,
             cache_to=exports[0] if exports else None,
@@ -116,12 +112,12 @@ def _say_classic_once(say: Callable[[str], object]) -> None:
         )
 
 
-def _classic(engine: Engine, context: str, tag: str, *, dockerfile, buildargs, step: str, labels, nocache: bool) -> str:
+def _classic(engine: Engine, context: str, tag: str, *, dockerfile, buildargs, step: str, labels) -> str:
     from docker.errors import APIError, BuildError
 
     with _without_cache_mounts(context, dockerfile) as dockerfile:
         try:
-            options = {"rm": True, "forcerm": True, "labels": labels, "nocache": nocache}
+            options = {"rm": True, "forcerm": True, "labels": labels}
             image, _ = engine.sdk.images.build(
                 path=context, dockerfile=dockerfile, tag=tag, buildargs=buildargs, **options
             )

@@ -4,7 +4,10 @@ An own image is tagged `<hash of the files it is built from>-<base image ID>` (d
 templates do not count): `deployer up` builds a new one when a build input changed or when
 the base image (project.base_image) is another image than at the last build, for example a
 newer debian:trixie-slim with security fixes. `deployer up --refresh-images` builds them
-again without the build cache (apt fetches today's packages) under the same tags. Each
+again without the build cache of earlier builds (apt fetches today's packages) under the
+same tags: their Dockerfiles' DEPLOYER_FRESH argument gets a value no build had (`fresh_token`),
+so every RUN step runs again, and the images of that one `up` still share the steps they
+have in common (the database image's and the agent's PostgreSQL layer). Each
 carries labels (core/names.py LABEL_OWN...) that say what it was built from; its build
 date is the image's own creation time (`deployer status` shows its age).
 """
@@ -12,6 +15,7 @@ date is the image's own creation time (`deployer status` shows its age).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +35,7 @@ from deployer.flows.context import Context
 PACKAGE = ASSETS.parent
 NOT_INPUTS = (".md", ".j2", ".pyc")
 OWN = {"edge": "deployer-edge", "db": "deployer-pgvector", "agent": "deployer-agent"}
+FRESH_ARG = "DEPLOYER_FRESH"  # the own Dockerfiles' argument that `--refresh-images` sets
 
 
 def _inputs(folder: Path, *, skip: tuple[str, ...] = ()) -> list[Path]:
@@ -85,6 +90,11 @@ def pull_base(engine: Engine, base_image: str, say: Callable[[str], object], *, 
         say(f"base image {base_image}: not pulled ({exc}); " + ("using the local one" if have else "none here"))
 
 
+def fresh_token() -> str:
+    """A value of DEPLOYER_FRESH for one `up --refresh-images`, that no build had before."""
+    return secrets.token_hex(8)
+
+
 def own_image(
     engine: Engine,
     name: str,
@@ -92,10 +102,10 @@ def own_image(
     base_image: str,
     say: Callable[[str], object] = print,
     step: str = Step.UP,
-    refresh: bool = False,
+    fresh: str = "",
 ) -> str:
-    """Build `<deployer-name>:<inputs>-<base>` on the engine unless it is there (`refresh`:
-    build it again without the cache); returns the tag."""
+    """Build `<deployer-name>:<inputs>-<base>` on the engine unless it is there (`fresh`: one
+    `--refresh-images`'s `fresh_token`, build it again with every step run anew); returns the tag."""
     folder, files, root = _context(name)
     inputs = content_tag(files, root)
     base_id = engine.image_id(base_image)
@@ -105,9 +115,9 @@ def own_image(
     if base_id is None:
         return _without_base(engine, name, inputs, base_image, say, step=step)
     tag = own_tag(name, inputs, base_id)
-    if not refresh and engine.image_id(tag):
+    if not fresh and engine.image_id(tag):
         return tag
-    say(f"rebuilding {tag} without the build cache" if refresh else f"building {tag}")
+    say(f"rebuilding {tag} without the build cache of earlier builds" if fresh else f"building {tag}")
     labels = {
         names.LABEL_OWN: name,
         names.LABEL_INPUTS: inputs,
@@ -121,11 +131,10 @@ def own_image(
             tmp,
             tag,
             dockerfile=str(Path(tmp) / "assets/agent/Dockerfile") if name == "agent" else None,
-            buildargs={"BASE_IMAGE": base_image},
+            buildargs={"BASE_IMAGE": base_image, **({FRESH_ARG: fresh} if fresh else {})},
             step=step,
             say=say,
             labels=labels,
-            nocache=refresh,
         )
     return tag
 

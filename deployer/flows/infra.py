@@ -165,9 +165,10 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             + (", without the cache" if refresh else "")
         )
         base = config.base_image
+        fresh = images.fresh_token() if refresh else ""
         if refresh:
             images.pull_base(engine, base, say, step=Step.UP)
-        edge_image = images.own_image(engine, "edge", base_image=base, say=say, refresh=refresh)
+        edge_image = images.own_image(engine, "edge", base_image=base, say=say, fresh=fresh)
         check_site(ctx, rendered, edge_image)
         if external:
             db_image = "none"  # no database container (compose.infra leaves it out)
@@ -176,8 +177,8 @@ def up(ctx: Context, *, recreate_db: bool = False, refresh: bool = False) -> Non
             if not engine.image_id(db_image):
                 raise EngineError(f"database image {db_image} does not exist on {engine.where}", step=Step.UP)
         else:
-            db_image = images.own_image(engine, "db", base_image=base, say=say, refresh=refresh)
-        backup_image = images.own_image(engine, "agent", base_image=base, say=say, refresh=refresh)
+            db_image = images.own_image(engine, "db", base_image=base, say=say, fresh=fresh)
+        backup_image = images.own_image(engine, "agent", base_image=base, say=say, fresh=fresh)
         edge_id = engine.image_id(edge_image) or ""
         data, secrets = spec(
             ctx, edge_image=edge_image, db_image=db_image, backup_image=backup_image,

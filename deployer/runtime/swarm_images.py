@@ -29,6 +29,7 @@ class OwnImages:
     def __init__(self, ctx: Context, *, refresh: bool = False) -> None:
         assert ctx.config.registry is not None
         self.ctx, self.refresh = ctx, refresh
+        self.fresh = images.fresh_token() if refresh else ""  # one for the three images: they share layers
         self.cluster, self.auth = Swarm(ctx.engine), registry_auth(ctx)
         self.registry = ctx.config.registry.url
         self.local: dict[str, str] = {}
@@ -39,7 +40,7 @@ class OwnImages:
     def build(self, name: str, *, push: bool = True) -> str:
         ctx = self.ctx
         self.local[name] = images.own_image(
-            ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say, refresh=self.refresh
+            ctx.engine, name, base_image=ctx.config.base_image, say=ctx.say, fresh=self.fresh
         )
         if push:
             self.push(name)

@@ -485,9 +485,16 @@ def test_refresh_images_rebuilds_rolls_the_edge_and_keeps_the_database(swarm: Sw
         specs = {p: swarm.manager.client.api.inspect_service(f"{name}-{p}")["Spec"] for p in parts}
         return {p: spec["TaskTemplate"]["ContainerSpec"]["Image"] for p, spec in specs.items()}
 
+    def layers(ref: str) -> list[str]:
+        """The layers of the manager's own build behind a service's `registry/name:tag@digest`."""
+        local = "deployer-" + ref.partition("@")[0].rpartition("/deployer-")[2]
+        return swarm.manager.client.images.get(local).attrs["RootFS"]["Layers"]
+
     before, db_task = images(), {t["ID"] for t in swarm.tasks(f"{name}-db_db")}
+    built_before = {part: layers(before[part]) for part in ("db_db", "db_backup")}
     live = swarm.serving()
     swarm.manager.load_image(DEFAULT_BASE_IMAGE)
+    first_run = len(swarm.manager.client.images.get(DEFAULT_BASE_IMAGE).attrs["RootFS"]["Layers"])
     t = time.monotonic()
     result = swarm.cli("up", "--refresh-images", timeout=1200)
     took = time.monotonic() - t
@@ -499,6 +506,11 @@ def test_refresh_images_rebuilds_rolls_the_edge_and_keeps_the_database(swarm: Sw
         old, new = before[part].partition("@"), after[part].partition("@")
         assert old[0] == new[0] and old[2] != new[2], (part, before[part], after[part])  # same tag, another build
     assert after["db_db"] == before["db_db"] and {t["ID"] for t in swarm.tasks(f"{name}-db_db")} == db_task
+    # Every RUN step ran again, and the database image and the agent built by this one refresh
+    # still share their PostgreSQL layer (the registry and the nodes hold it once).
+    db, agent = layers(after["db_db"]), layers(after["db_backup"])
+    assert db[first_run] == agent[first_run] != built_before["db_db"][first_run]
+    assert agent[first_run + 1] != built_before["db_backup"][first_run + 1]
     assert swarm.serving() == live, "every edge replica, on its new image, serves the same release"
     print(f"up --refresh-images on the swarm: {took:.1f}s")
 

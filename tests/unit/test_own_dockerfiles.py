@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from deployer.flows import images
+
 ASSETS = Path(__file__).resolve().parents[2] / "deployer" / "assets"
 OWN = {name: ASSETS / name / "Dockerfile" for name in ("edge", "db", "agent")}
 
@@ -31,6 +33,16 @@ def test_the_database_image_and_the_agent_begin_with_the_same_instructions_up_to
     db, agent = instructions(OWN["db"]), instructions(OWN["agent"])
     shared = next(i for i, line in enumerate(db) if line.startswith("RUN"))
     assert db[: shared + 1] == agent[: shared + 1]
-    assert [line.split()[0] for line in db[:shared]] == ["ARG", "FROM"]
+    assert db[:shared] == ["ARG BASE_IMAGE=debian:trixie-slim", "FROM ${BASE_IMAGE}", f"ARG {images.FRESH_ARG}="]
     assert "postgresql-17 postgresql-17-pgvector" in db[shared] and "pgbackrest" in db[shared]
     assert not any("python3" in line for line in db), "the database image has no Python"
+
+
+def test_refresh_images_reaches_every_run_step_of_every_own_image():
+    """`--refresh-images` sets DEPLOYER_FRESH (deployer/flows/images.py): it must be declared
+    before the first RUN, or that step would come from the cache with last month's packages."""
+    for name, path in OWN.items():
+        lines = instructions(path)
+        first_run = next(i for i, line in enumerate(lines) if line.startswith("RUN"))
+        assert f"ARG {images.FRESH_ARG}=" in lines[:first_run], name
+    assert images.fresh_token() != images.fresh_token() and len(images.fresh_token()) == 16

@@ -37,6 +37,7 @@ class FakeCluster:
 def own(monkeypatch):
     said: list[str] = []
     built: list[str] = []
+    tokens: list[str] = []
     ctx = SimpleNamespace(
         config=SimpleNamespace(registry=SimpleNamespace(url=REGISTRY), base_image="debian:trixie-slim"),
         engine=object(),
@@ -44,17 +45,18 @@ def own(monkeypatch):
     )
 
     def make(cluster: FakeCluster, *, refresh: bool = False) -> swarm_images.OwnImages:
-        def own_image(engine, name, *, base_image, say, refresh):
+        def own_image(engine, name, *, base_image, say, fresh):
             if name == "db":  # the second build starts only once the first push is under way
                 assert cluster.started.wait(5), "the edge's push did not start before the next build"
             built.append(name)
+            tokens.append(fresh)
             return f"{name}:tag"
 
         monkeypatch.setattr(swarm_images, "Swarm", lambda engine: cluster)
         monkeypatch.setattr(swarm_images, "registry_auth", lambda ctx: None)
         monkeypatch.setattr(swarm_images.images, "own_image", own_image)
         images = swarm_images.OwnImages(ctx, refresh=refresh)  # type: ignore[arg-type]
-        images.said, images.built = said, built  # type: ignore[attr-defined]
+        images.said, images.built, images.tokens = said, built, tokens  # type: ignore[attr-defined]
         return images
 
     return make
@@ -86,8 +88,12 @@ def test_a_copy_the_registry_has_is_kept_unless_refreshed(own):
     assert cluster.pushed == ["db:tag"]
     again = own(cluster, refresh=True)
     again.build("edge")
+    again.build("db")
     again.refs()
-    assert cluster.pushed == ["db:tag", "edge:tag"], "refresh pushes over the registry's tag"
+    assert cluster.pushed == ["db:tag", "edge:tag", "db:tag"], "refresh pushes over the registry's tag"
+    fresh = again.tokens[-2:]
+    assert fresh[0] == fresh[1] and len(fresh[0]) == 16, "one refresh, one DEPLOYER_FRESH: the images share layers"
+    assert images.tokens[:2] == ["", ""], "without a refresh the cache is used"
 
 
 def test_a_failed_push_is_raised_after_every_push_ended_the_first_built_first(own):
