@@ -162,7 +162,9 @@ def test_each_request_has_one_id_from_the_client_through_the_app_to_the_access_l
         line = logged[path]
         assert line["request_id"] == request_id and (line["route"], line["prefix"]) == ("live", "/api/"), line
         connect, header, upstream = (float(line[k]) for k in ("connect_time", "header_time", "upstream_time"))
-        assert 0 <= connect <= header <= upstream <= line["time_total"] + 0.001, line
+        # one clock for the upstream times (monotonic), another for the total (the wall clock,
+        # which the host may set back a few ms while the request runs: 0.010 against 0.005 seen)
+        assert 0 <= connect <= header <= upstream <= line["time_total"] + 0.05, line
     for path, request_id in (("/_deployer/x", "own-404"), ("/api/reqid/maintenance", page.headers["x-request-id"])):
         line = logged[path]
         assert line["request_id"] == request_id and line["prefix"] == "", line

@@ -71,3 +71,27 @@ def test_an_unreachable_engine_says_what_to_check_not_the_transports_repr():
             engine.close()
         assert f"cannot reach the Docker engine at {host}: {why}; check that Docker runs there" in text
         assert "DOCKER_HOST or engine.host" in text and "(" not in text.split(": ", 1)[1]
+
+
+def test_a_network_the_engine_lost_count_of_says_so_and_how_to_free_it():
+    """dockerd 20.10 can keep counting an endpoint on a network after its container is gone:
+    the network then lists no container, and every removal is refused until dockerd restarts."""
+    from types import SimpleNamespace
+
+    from deployer.adapters.engine import Engine
+
+    def refuse(name):
+        raise refused(
+            "DELETE", f"http+docker://localhost/v1.41/networks/{name}", f"network {name} has active endpoints"
+        )
+
+    def engine(containers: dict) -> Engine:
+        made = Engine("unix:///nonexistent/docker.sock")
+        api = SimpleNamespace(remove_network=refuse, inspect_network=lambda name: {"Containers": containers})
+        made._client = SimpleNamespace(api=api)
+        return made
+
+    lost = engine({}).remove_network("shop-edge", wait=0.3)
+    assert lost.startswith("network shop-edge has active endpoints") and "restarting dockerd frees it" in lost, lost
+    used = engine({"abc": {"Name": "other-app-1"}}).remove_network("shop-edge", wait=0.3)
+    assert used == "still used by other-app-1"
