@@ -206,7 +206,8 @@ def _lost_by_the_engine(networks: list[str]) -> dict[str, str]:
     """The leftover networks that no test can remove: dockerd 20.10 sometimes keeps counting an
     endpoint after its container is gone, and refuses every removal of that network (listing
     no container on it) until it restarts. A test's teardown tried; that is the engine's fault,
-    said, not failed. Any other leftover network is a test's, and fails the run."""
+    said, not failed. Any other leftover network is a test's, and fails the run (removed here
+    when it can be, so that it does not stay on the machine)."""
     from deployer.adapters.engine import Engine
 
     engine, lost = Engine(), {}
