@@ -194,7 +194,11 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     lost = _lost_by_the_engine([x.split(" ", 1)[1] for x in left if x.startswith("network ")])
     left = [x for x in left if x.removeprefix("network ") not in lost]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    say = (lambda text, **how: reporter.write_line(text, **how)) if reporter else (lambda text, **how: print(text))
+    say = (
+        (lambda text, **how: reporter.write_line(text, **how))
+        if reporter
+        else (lambda text, **how: print(text, file=sys.stderr))
+    )
     for name, why in lost.items():
         say(f"kept by the engine, not by a test: network {name}: {why}", yellow=True)
     if left:
@@ -208,13 +212,13 @@ def _lost_by_the_engine(networks: list[str]) -> dict[str, str]:
     no container on it) until it restarts. A test's teardown tried; that is the engine's fault,
     said, not failed. Any other leftover network is a test's, and fails the run (removed here
     when it can be, so that it does not stay on the machine)."""
-    from deployer.adapters.engine import Engine
+    from deployer.adapters.engine import LOST_COUNT, Engine
 
     engine, lost = Engine(), {}
     try:
         for name in networks:
             why = engine.remove_network(name, wait=5)
-            if "the engine lost count" in why:
+            if LOST_COUNT in why:
                 lost[name] = why
     finally:
         engine.close()

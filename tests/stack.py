@@ -299,9 +299,7 @@ class Stack:
         engine = Engine()  # its remove_network waits out an endpoint that outlives its container
         try:
             mine_networks = [n.name for n in self.docker.networks.list() if n.name.startswith(f"{self.name}-")]
-            # 30 s: on a loaded engine a removed container's endpoint once took longer than 10 s
-            # to leave (a clean-clone run left an edge network with no container on it)
-            each(lambda name: _stays(name, engine.remove_network(name, wait=30)), mine_networks)
+            each(lambda name: _stays(name, engine.remove_network(name, wait=10)), mine_networks)
         finally:
             engine.close()
         for ref in self.images:  # one at a time: tags of one image, removed side by side, race

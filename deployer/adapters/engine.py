@@ -28,6 +28,11 @@ def debug(what: str) -> None:
         print(f"[engine] {masking.mask(what)}", file=sys.stderr, flush=True)
 
 
+# Why a network with no container on it is refused ("has active endpoints"): Docker 20.10
+# can keep counting an endpoint after its container is gone (remove_network, tests/conftest.py)
+LOST_COUNT = "the engine lost count; restarting dockerd frees it"
+
+
 class Engine:
     def __init__(self, host: str | None = None, *, timeout: float = 120, connect_timeout: float = 10) -> None:
         self.host = host or os.environ.get("DOCKER_HOST") or None
@@ -328,7 +333,7 @@ class Engine:
         if users:
             return f"still used by {', '.join(users)}"
         if "active endpoints" in why[0]:  # yet none is listed: the engine lost count of one
-            return f"{why[0]}, with no container on it: the engine lost count; restarting dockerd frees it"
+            return f"{why[0]}, with no container on it: {LOST_COUNT}"
         return why[0]
 
     def version(self) -> str:  # `docker version`'s Server.Version
